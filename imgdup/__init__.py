@@ -1,0 +1,1 @@
+"""imgdup: streaming duplicate and near-duplicate photo detection for classified-ad portals."""

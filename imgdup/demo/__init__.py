@@ -1,0 +1,17 @@
+"""Consumes bundled real photos and produces a demo ad feed, a loopback server, pair scores."""
+
+from imgdup.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
+from imgdup.demo.feed import DemoAd, DemoFeed, DemoImage, build_demo_feed, load_demo_feed
+from imgdup.demo.image_server import LoopbackImageServer
+
+__all__ = [
+    "DemoAd",
+    "DemoFeed",
+    "DemoImage",
+    "LoopbackImageServer",
+    "PairScore",
+    "build_demo_feed",
+    "load_demo_feed",
+    "pairs_from_clusters",
+    "score_pairs",
+]
