@@ -1,0 +1,54 @@
+"""Postgres DSN -> connection pools and schema migrations (SQL files under infra/sql)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "infra" / "sql"
+# Any constant works; it only has to be the same for every process that migrates.
+_MIGRATION_LOCK = 0x1D6D_0001
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
+    return sorted(directory.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every migration not applied yet, each in its own transaction; returns those applied.
+
+    Safe to run from several processes at once: an advisory lock serialises them.
+    """
+    applied: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for path in migration_files(directory):
+                if path.stem in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,)
+                    )
+                log.info("applied migration %s", path.stem)
+                applied.append(path.stem)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied
+
+
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False)
+    await pool.open(wait=True, timeout=30)
+    return pool

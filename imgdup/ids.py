@@ -1,0 +1,40 @@
+"""Stable inputs -> deterministic UUIDs for images, pairs, clusters and events (replays are no-ops)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+NAMESPACE = uuid.UUID("6f1c3a52-3f5e-4c0e-9f3b-2d8e1f0a7b11")
+
+
+def image_id(ad_id: int, url: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"image:{ad_id}:{url}"))
+
+
+def ordered_pair(image_x: str, image_y: str) -> tuple[str, str]:
+    if image_x == image_y:
+        raise ValueError("an image cannot pair with itself")
+    return (image_x, image_y) if image_x < image_y else (image_y, image_x)
+
+
+def pair_id(image_x: str, image_y: str) -> str:
+    a, b = ordered_pair(image_x, image_y)
+    return str(uuid.uuid5(NAMESPACE, f"pair:{a}:{b}"))
+
+
+def cluster_id_for_pair(pair: str) -> str:
+    """A new cluster is named after the pair that created it."""
+    return str(uuid.uuid5(NAMESPACE, f"cluster:{pair}"))
+
+
+def duplicate_event_id(pair: str, verifier_version: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"duplicate-event:{pair}:{verifier_version}"))
+
+
+def ingest_event_id(payload: Mapping[str, Any]) -> str:
+    """Event id for an API ingest: the same payload posted twice is the same event."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return str(uuid.uuid5(NAMESPACE, f"ingest:{canonical}"))

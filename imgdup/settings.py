@@ -1,0 +1,103 @@
+"""Environment and secret files -> one typed `Settings` object that every process reads once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
+WorkerRole = Literal["images", "verifier", "clusterer"]
+ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both the conventional bare name (DATABASE_URL) and the prefixed one."""
+    return AliasChoices(name, f"IMGDUP_{name}")
+
+
+class Settings(BaseSettings):
+    """All configuration. Environment variables are prefixed `IMGDUP_`; the three endpoints also
+    accept their conventional bare names (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `QDRANT_URL`).
+    When an endpoint is unset, `imgdup up` starts an embedded one in `data_dir`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMGDUP_",
+        secrets_dir=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".imgdup")
+
+    # Endpoints. None -> embedded part started by `imgdup up`.
+    kafka_bootstrap_servers: str | None = Field(None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"))
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
+    qdrant_collection: str = "imgdup_images"
+
+    # Streams.
+    app_id: str = "imgdup"
+    topic_partitions: int = Field(4, ge=1, le=256)
+    worker_roles: Annotated[list[WorkerRole], NoDecode] = Field(default_factory=lambda: list(ALL_ROLES))
+    worker_metrics_port: int = 0  # 0 = no separate metrics endpoint for the worker
+    images_concurrency: int = Field(2, ge=1, le=64)
+    verifier_concurrency: int = Field(2, ge=1, le=64)
+    cpu_threads: int = Field(2, ge=1, le=64)
+
+    # Detection.
+    embedder: EmbedderKind = "sscd"
+    clip_model_path: str | None = None
+    ann_top_k: int = Field(10, ge=1, le=100)
+    # Candidates below this cosine are not worth a geometric check: edited copies of the same
+    # photo score far above it with SSCD, unrelated photos far below (see tests/core).
+    ann_min_score: float = Field(0.3, ge=-1.0, le=1.0)
+
+    # Downloads (untrusted URLs).
+    download_timeout_s: float = Field(10.0, gt=0)
+    download_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    download_max_redirects: int = Field(3, ge=0)
+    decode_max_pixels: int = Field(40_000_000, gt=0)
+    # CIDR ranges that image URLs may resolve to even though they are private/loopback.
+    # Empty by default (SSRF guard); the demo allows its own loopback server explicitly.
+    allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_token: SecretStr | None = None
+
+    @field_validator("worker_roles", "allow_private_networks", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def embedded_pg_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def vector_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    def database_dsn(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("DATABASE_URL is not set and no embedded Postgres was started")
+        return self.database_url.get_secret_value()
+
+    def bootstrap_servers(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set and no embedded broker was started")
+        return self.kafka_bootstrap_servers
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,107 @@
+"""Verified pair + snapshots of the clusters it touches -> the cluster change to apply (pure, networkx).
+
+Incremental: only the (at most two) clusters that hold the pair's images are read and changed.
+A cluster keeps its id while it grows; when a pair joins two clusters the older one survives
+and the younger one is recorded as absorbed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import networkx as nx
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    cluster_id: str
+    created_at: datetime
+    members: Mapping[str, int]  # image_id -> ad_id
+    edges: Sequence[tuple[str, str, float]]  # (image_a, image_b, confidence)
+
+
+@dataclass(frozen=True)
+class ClusterPair:
+    pair_id: str
+    image_a: str
+    ad_a: int
+    image_b: str
+    ad_b: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    cluster_id: str
+    created: bool  # a new cluster was started by this pair
+    absorbed: tuple[str, ...]  # clusters merged into cluster_id by this pair
+    moved_members: Mapping[str, int]  # images whose cluster becomes cluster_id
+    size: int
+    ad_count: int
+    edge_count: int
+    confidence: float
+    changed: bool  # False when the pair was already inside the cluster (replay)
+
+
+def _survivor(a: ClusterSnapshot, b: ClusterSnapshot) -> tuple[ClusterSnapshot, ClusterSnapshot]:
+    older_first = sorted((a, b), key=lambda c: (c.created_at, c.cluster_id))
+    return older_first[0], older_first[1]
+
+
+def plan_pair(
+    pair: ClusterPair,
+    cluster_a: ClusterSnapshot | None,
+    cluster_b: ClusterSnapshot | None,
+    *,
+    new_cluster_id: str,
+) -> ClusterPlan:
+    """Decide what adding `pair` does. `cluster_a`/`cluster_b` hold image_a/image_b (or None)."""
+    graph = nx.Graph()
+    touched = [c for c in (cluster_a, cluster_b) if c is not None]
+    if cluster_a is not None and cluster_b is not None and cluster_a.cluster_id == cluster_b.cluster_id:
+        touched = [cluster_a]
+    for cluster in touched:
+        for image, ad in cluster.members.items():
+            graph.add_node(image, ad_id=ad)
+        for left, right, confidence in cluster.edges:
+            graph.add_edge(left, right, confidence=confidence)
+    already_linked = graph.has_edge(pair.image_a, pair.image_b)
+    graph.add_node(pair.image_a, ad_id=pair.ad_a)
+    graph.add_node(pair.image_b, ad_id=pair.ad_b)
+    if not already_linked:
+        graph.add_edge(pair.image_a, pair.image_b, confidence=pair.confidence)
+    if not nx.is_connected(graph):
+        raise ValueError("cluster snapshot is not connected: its edges are incomplete")
+
+    absorbed: tuple[str, ...] = ()
+    if not touched:
+        cluster_id, created = new_cluster_id, True
+        moved = {pair.image_a: pair.ad_a, pair.image_b: pair.ad_b}
+    elif len(touched) == 1:
+        cluster_id, created = touched[0].cluster_id, False
+        moved = {
+            image: int(graph.nodes[image]["ad_id"])
+            for image in (pair.image_a, pair.image_b)
+            if image not in touched[0].members
+        }
+    else:
+        survivor, younger = _survivor(touched[0], touched[1])
+        cluster_id, created = survivor.cluster_id, False
+        absorbed = (younger.cluster_id,)
+        moved = dict(younger.members)
+
+    weights = [float(data["confidence"]) for _, _, data in graph.edges(data=True)]
+    ads = {int(data["ad_id"]) for _, data in graph.nodes(data=True)}
+    return ClusterPlan(
+        cluster_id=cluster_id,
+        created=created,
+        absorbed=absorbed,
+        moved_members=moved,
+        size=graph.number_of_nodes(),
+        ad_count=len(ads),
+        edge_count=graph.number_of_edges(),
+        confidence=sum(weights) / len(weights),
+        changed=created or bool(absorbed) or bool(moved) or not already_linked,
+    )

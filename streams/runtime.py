@@ -1,0 +1,132 @@
+"""Settings -> the worker's shared resources (DB pool, HTTP client, thread pool, embedder, vector store)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+import psycopg
+import psycopg_pool
+
+from imgdup import metrics
+from imgdup.db import open_pool
+from imgdup.fetch import FetchPolicy
+from imgdup.settings import Settings
+from imgdup.vectorstore import VectorStore, open_vector_store
+from imgdup_core.embedding import Embedder, build_embedder
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors that say "the database or network is briefly unavailable", never "this message is bad".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    ConnectionError,
+)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: psycopg_pool.AsyncConnectionPool
+    http: httpx.AsyncClient
+    # CPU-heavy work (decode, hashing, embedding, SIFT) runs here, never on the event loop.
+    cpu: ThreadPoolExecutor
+    fetch_policy: FetchPolicy
+    _embedder: Embedder | None = None
+    _store: VectorStore | None = None
+    _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def embedder(self) -> Embedder:
+        async with self._init_lock:
+            if self._embedder is None:
+                options = {"model_name_or_path": self.settings.clip_model_path} if (
+                    self.settings.embedder == "clip"
+                ) else {}
+                self._embedder = await asyncio.get_running_loop().run_in_executor(
+                    self.cpu, lambda: build_embedder(self.settings.embedder, **options)
+                )
+            return self._embedder
+
+    async def store(self) -> VectorStore:
+        embedder = await self.embedder()
+        async with self._init_lock:
+            if self._store is None:
+                s = self.settings
+                self._store = open_vector_store(
+                    qdrant_url=s.qdrant_url,
+                    qdrant_api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
+                    edge_path=s.vector_dir,
+                    collection=s.qdrant_collection,
+                    dim=embedder.dim,
+                )
+            return self._store
+
+    async def run_cpu(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.pool.close()
+        if self._store is not None:
+            self._store.close()
+        self.cpu.shutdown(wait=True)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = asyncio.Lock()
+
+
+async def get_runtime(settings: Settings) -> Runtime:
+    global _runtime
+    async with _runtime_lock:
+        if _runtime is None:
+            pool = await retry_transient("startup", lambda: open_pool(settings.database_dsn()))
+            _runtime = Runtime(
+                settings=settings,
+                pool=pool,
+                http=httpx.AsyncClient(
+                    trust_env=False,
+                    timeout=httpx.Timeout(settings.download_timeout_s),
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                    headers={"User-Agent": "imgdup/0.1 (+duplicate photo detection)"},
+                ),
+                cpu=ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="imgdup-cpu"),
+                fetch_policy=FetchPolicy.from_cidrs(
+                    settings.allow_private_networks,
+                    timeout_s=settings.download_timeout_s,
+                    max_bytes=settings.download_max_bytes,
+                    max_redirects=settings.download_max_redirects,
+                ),
+            )
+        return _runtime
+
+
+async def close_runtime() -> None:
+    global _runtime
+    async with _runtime_lock:
+        if _runtime is not None:
+            await _runtime.close()
+            _runtime = None
+
+
+async def retry_transient(stage: str, fn: Callable[[], Awaitable[T]], *, max_delay: float = 30.0) -> T:
+    """Retry `fn` while it fails with a transient error; the message stays un-acked meanwhile.
+
+    Nothing is dead-lettered for an outage: when the database comes back the work goes on.
+    """
+    delay = 0.5
+    while True:
+        try:
+            return await fn()
+        except TRANSIENT_ERRORS as exc:
+            metrics.TRANSIENT_RETRIES.labels(stage).inc()
+            log.warning("%s: transient error, retrying in %.1fs: %s", stage, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
