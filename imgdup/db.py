@@ -38,9 +38,7 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(path.read_text())  # type: ignore[call-overload]
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,)
-                    )
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
                 log.info("applied migration %s", path.stem)
                 applied.append(path.stem)
         finally:

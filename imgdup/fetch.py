@@ -89,9 +89,7 @@ async def fetch_image(
         raise FetchError("timeout", f"no complete response within {policy.timeout_s}s") from exc
 
 
-async def _fetch(
-    client: httpx.AsyncClient, url: str, policy: FetchPolicy, resolver: Resolver
-) -> bytes:
+async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy, resolver: Resolver) -> bytes:
     current = url
     for _ in range(policy.max_redirects + 1):
         await check_url(current, policy, resolver)

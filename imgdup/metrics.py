@@ -17,7 +17,9 @@ IMAGES_FAILED = Counter(
 )
 # Seed name ann query latency -> imgdup_ann_query_seconds (histogram).
 ANN_QUERY_SECONDS = Histogram(
-    "imgdup_ann_query_seconds", "Vector store top-K query latency", registry=REGISTRY,
+    "imgdup_ann_query_seconds",
+    "Vector store top-K query latency",
+    registry=REGISTRY,
     buckets=_LATENCY_BUCKETS,
 )
 STAGE_SECONDS = Histogram(
@@ -30,19 +32,21 @@ STAGE_SECONDS = Histogram(
 CANDIDATES_FOUND = Counter(
     "imgdup_candidates_found_total", "ANN candidate pairs sent to verification", registry=REGISTRY
 )
-VERDICTS = Counter(
-    "imgdup_verdicts_total", "Verification verdicts", ["decision"], registry=REGISTRY
-)
+VERDICTS = Counter("imgdup_verdicts_total", "Verification verdicts", ["decision"], registry=REGISTRY)
 # Seed name duplicates_found -> imgdup_duplicates_found_total.
 DUPLICATES_FOUND = Counter(
     "imgdup_duplicates_found_total", "Public duplicate events published", registry=REGISTRY
 )
 DEAD_LETTERS = Counter(
-    "imgdup_dead_letters_total", "Messages sent to the dead-letter topic", ["reason", "topic"],
+    "imgdup_dead_letters_total",
+    "Messages sent to the dead-letter topic",
+    ["reason", "topic"],
     registry=REGISTRY,
 )
 TRANSIENT_RETRIES = Counter(
-    "imgdup_transient_retries_total", "Retries after a transient error", ["stage"],
+    "imgdup_transient_retries_total",
+    "Retries after a transient error",
+    ["stage"],
     registry=REGISTRY,
 )
 # Seed name api_ingest_requests -> imgdup_api_ingest_requests_total.

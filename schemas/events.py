@@ -65,7 +65,10 @@ class CandidatePairV1(_Event):
 class EvidenceV1(_Event):
     """What each method measured for a pair; kept with every verdict."""
 
-    phash_distance: Annotated[int, Field(ge=0, le=64, description="Hamming distance of 64-bit pHashes, min over the mirror")]
+    phash_distance: Annotated[
+        int,
+        Field(ge=0, le=64, description="Hamming distance of 64-bit pHashes, min over the mirror"),
+    ]
     phash_mirrored: bool
     embedding_cosine: float
     sift_inliers: Annotated[int, Field(ge=0, description="RANSAC homography inliers of SIFT matches")]

@@ -46,9 +46,11 @@ class Runtime:
     async def embedder(self) -> Embedder:
         async with self._init_lock:
             if self._embedder is None:
-                options = {"model_name_or_path": self.settings.clip_model_path} if (
-                    self.settings.embedder == "clip"
-                ) else {}
+                options = (
+                    {"model_name_or_path": self.settings.clip_model_path}
+                    if (self.settings.embedder == "clip")
+                    else {}
+                )
                 self._embedder = await asyncio.get_running_loop().run_in_executor(
                     self.cpu, lambda: build_embedder(self.settings.embedder, **options)
                 )

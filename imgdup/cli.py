@@ -1,0 +1,187 @@
+"""Command line -> `imgdup up | demo | wait | worker | api | migrate | topics`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from imgdup.settings import ALL_ROLES, Settings
+from imgdup.stack import StackError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "data_dir", None):
+        os.environ["IMGDUP_DATA_DIR"] = str(args.data_dir)
+    if getattr(args, "api_port", None):
+        os.environ["IMGDUP_API_PORT"] = str(args.api_port)
+    return Settings()
+
+
+def _with_stack_endpoints(settings: Settings) -> Settings:
+    """Fill unset endpoints from the stack file that a running `imgdup up` wrote."""
+    from imgdup.supervisor import read_stack_file
+
+    known = read_stack_file(settings.data_dir)
+    updates: dict[str, object] = {}
+    if settings.database_url is None and known.get("database_url"):
+        from pydantic import SecretStr
+
+        updates["database_url"] = SecretStr(known["database_url"])
+    if settings.kafka_bootstrap_servers is None and known.get("kafka"):
+        updates["kafka_bootstrap_servers"] = known["kafka"]
+    return settings.model_copy(update=updates)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from imgdup.supervisor import Stack
+
+    stack = Stack(_settings(args))
+    try:
+        stack.start()
+        print("Ctrl-C to stop.")
+        stack.serve_forever()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping ...")
+        stack.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from imgdup.demo.run import run_demo
+
+    return run_demo(_settings(args), exit_when_done=args.exit, timeout=args.timeout)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from imgdup.db import open_pool
+    from imgdup.repository import progress
+
+    settings = _with_stack_endpoints(_settings(args))
+    if settings.database_url is None:
+        print("error: no DATABASE_URL and no running `imgdup up` in this data dir", file=sys.stderr)
+        return 2
+
+    async def poll() -> int:
+        pool = await open_pool(settings.database_dsn(), max_size=1)
+        deadline = time.monotonic() + args.timeout
+        try:
+            while True:
+                p = await progress(pool)
+                if p.unfinished == 0:
+                    print(
+                        f"done: {p.events_indexed} events processed, {p.events_dead} dead-lettered,"
+                        f" {p.pairs_clustered} duplicate pairs, {p.pairs_rejected} rejected"
+                    )
+                    return 0
+                if time.monotonic() > deadline:
+                    print(f"timeout: {p.unfinished} items unfinished ({p})", file=sys.stderr)
+                    return 1
+                await asyncio.sleep(0.5)
+        finally:
+            await pool.close()
+
+    return asyncio.run(poll())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    settings = Settings()
+    roles = args.roles.split(",") if args.roles else list(settings.worker_roles)
+    unknown = set(roles) - set(ALL_ROLES)
+    if unknown:
+        print(f"error: unknown roles {sorted(unknown)}; known: {list(ALL_ROLES)}", file=sys.stderr)
+        return 2
+    sys.argv = [sys.argv[0], "worker"]  # Faust parses argv itself
+    run_worker(roles, loglevel=args.loglevel)  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from imgdup.api import create_api
+
+    settings = _settings(args)
+    uvicorn.run(
+        create_api(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from imgdup.db import migrate
+
+    applied = migrate(_with_stack_endpoints(_settings(args)).database_dsn())
+    print(f"applied: {', '.join(applied) or 'nothing to do'}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.admin import ensure_topics
+
+    settings = _with_stack_endpoints(_settings(args))
+    created = ensure_topics(settings.bootstrap_servers(), settings.topic_partitions)
+    print(f"created: {', '.join(created) or 'nothing to do'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgdup", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", type=Path, help="state folder (default ./.imgdup)")
+        return p
+
+    up = with_data_dir(sub.add_parser("up", help="run the whole stack in the foreground"))
+    up.add_argument("--api-port", type=int)
+    up.set_defaults(func=cmd_up)
+
+    demo = with_data_dir(sub.add_parser("demo", help="run the stack on a sample feed of real photos"))
+    demo.add_argument("--exit", action="store_true", help="stop once the summary is printed")
+    demo.add_argument("--api-port", type=int)
+    demo.add_argument("--timeout", type=float, default=600.0)
+    demo.set_defaults(func=cmd_demo)
+
+    wait = with_data_dir(sub.add_parser("wait", help="wait until every accepted event is processed"))
+    wait.add_argument("--timeout", type=float, default=300.0)
+    wait.set_defaults(func=cmd_wait)
+
+    worker = sub.add_parser("worker", help="run a Faust worker (endpoints from the environment)")
+    worker.add_argument("--roles", help=f"comma-separated subset of {','.join(ALL_ROLES)}")
+    worker.add_argument("--loglevel", default="warning")
+    worker.set_defaults(func=cmd_worker)
+
+    api = with_data_dir(sub.add_parser("api", help="run the HTTP API (endpoints from the environment)"))
+    api.add_argument("--api-port", type=int)
+    api.set_defaults(func=cmd_api)
+
+    for name, func, text in (
+        ("migrate", cmd_migrate, "apply SQL migrations"),
+        ("topics", cmd_topics, "create the Kafka topics"),
+    ):
+        with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

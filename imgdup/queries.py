@@ -1,0 +1,167 @@
+"""Postgres rows -> the read models the API serves (duplicates of an ad, clusters, ad state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+Row = dict[str, Any]
+
+
+def _evidence(row: Row) -> dict[str, Any]:
+    return {
+        "phash_distance": row["phash_distance"],
+        "phash_mirrored": row["phash_mirrored"],
+        "embedding_cosine": row["cosine"],
+        "sift_inliers": row["sift_inliers"],
+        "sift_mirrored": row["sift_mirrored"],
+        "ssim": row["ssim"],
+        "exact": row["exact"],
+    }
+
+
+async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[str, Any]]:
+    """Other ads sharing duplicate images with `ad_id`, best match first, with per-pair evidence."""
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT d.*, ia.url AS url_a, ib.url AS url_b, ao.source AS other_source,"
+            " ao.seller_id AS other_seller_id, ao.category AS other_category,"
+            " m.cluster_id::text AS cluster_id"
+            " FROM duplicates d"
+            " JOIN images ia ON ia.image_id = d.image_a"
+            " JOIN images ib ON ib.image_id = d.image_b"
+            " JOIN ads ao ON ao.ad_id = CASE WHEN d.ad_a = %(ad)s THEN d.ad_b ELSE d.ad_a END"
+            " LEFT JOIN cluster_members m ON m.image_id = d.image_a"
+            " WHERE d.is_duplicate AND (d.ad_a = %(ad)s OR d.ad_b = %(ad)s)"
+            " ORDER BY d.confidence DESC, d.pair_id",
+            {"ad": ad_id},
+        )
+        rows = await cur.fetchall()
+    by_ad: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        mine_is_a = row["ad_a"] == ad_id
+        other = row["ad_b"] if mine_is_a else row["ad_a"]
+        entry = by_ad.setdefault(
+            other,
+            {
+                "ad_id": other,
+                "source": row["other_source"],
+                "seller_id": row["other_seller_id"],
+                "category": row["other_category"],
+                "similarity": 0.0,
+                "pairs": [],
+            },
+        )
+        entry["similarity"] = max(entry["similarity"], float(row["confidence"]))
+        entry["pairs"].append(
+            {
+                "pair_id": str(row["pair_id"]),
+                "image_id": str(row["image_a"] if mine_is_a else row["image_b"]),
+                "image_url": row["url_a"] if mine_is_a else row["url_b"],
+                "other_image_id": str(row["image_b"] if mine_is_a else row["image_a"]),
+                "other_image_url": row["url_b"] if mine_is_a else row["url_a"],
+                "confidence": row["confidence"],
+                "status": row["status"],
+                "cluster_id": row["cluster_id"],
+                "evidence": _evidence(row),
+                "versions": {
+                    "embedding_model": row["embedding_model"],
+                    "verifier": row["verifier_version"],
+                },
+                "decided_at": row["decided_at"],
+            }
+        )
+    return sorted(by_ad.values(), key=lambda e: (-e["similarity"], e["ad_id"]))
+
+
+async def clusters_page(
+    pool: AsyncConnectionPool, *, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL")
+        total_row = await cur.fetchone()
+        total = int(total_row[0]) if total_row else 0
+        dcur = conn.cursor(row_factory=dict_row)
+        await dcur.execute(
+            "SELECT cluster_id::text AS cluster_id, size, ad_count, edge_count, confidence,"
+            " created_at, updated_at FROM duplicate_clusters WHERE merged_into IS NULL"
+            " ORDER BY updated_at DESC, cluster_id LIMIT %s OFFSET %s",
+            (limit, offset),
+        )
+        clusters = await dcur.fetchall()
+        ids = [c["cluster_id"] for c in clusters]
+        await dcur.execute(
+            "SELECT m.cluster_id::text AS cluster_id, i.image_id::text AS image_id, i.url,"
+            " i.ad_id, a.source, a.category, a.seller_id, i.first_seen_at"
+            " FROM cluster_members m JOIN images i USING (image_id) JOIN ads a ON a.ad_id = i.ad_id"
+            " WHERE m.cluster_id = ANY(%s::uuid[]) ORDER BY i.first_seen_at, i.image_id",
+            (ids,),
+        )
+        members = await dcur.fetchall()
+        await dcur.execute(
+            "SELECT absorbed::text AS absorbed, survivor::text AS survivor, merged_at"
+            " FROM cluster_merges WHERE survivor = ANY(%s::uuid[]) ORDER BY merged_at",
+            (ids,),
+        )
+        merges = await dcur.fetchall()
+    for cluster in clusters:
+        cid = cluster["cluster_id"]
+        images = [
+            {k: v for k, v in m.items() if k != "cluster_id"} for m in members if m["cluster_id"] == cid
+        ]
+        cluster["images"] = images
+        cluster["ads"] = sorted({m["ad_id"] for m in images})
+        cluster["merged"] = [
+            {"cluster_id": m["absorbed"], "merged_at": m["merged_at"]} for m in merges if m["survivor"] == cid
+        ]
+    return total, clusters
+
+
+async def ad_state(pool: AsyncConnectionPool, ad_id: int) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        dcur = conn.cursor(row_factory=dict_row)
+        await dcur.execute(
+            "SELECT ad_id, source, category, seller_id, first_seen_at FROM ads WHERE ad_id = %s",
+            (ad_id,),
+        )
+        ad = await dcur.fetchone()
+        await dcur.execute(
+            "SELECT event_id, status, replay, dead_reason, accepted_at, updated_at"
+            " FROM ingest_events WHERE ad_id = %s ORDER BY accepted_at",
+            (ad_id,),
+        )
+        events = await dcur.fetchall()
+        if ad is None and not events:
+            return None
+        await dcur.execute(
+            "SELECT image_id::text AS image_id, url, position, status, error_reason, error_detail,"
+            " width, height, format, embedding_model, indexed_at"
+            " FROM images WHERE ad_id = %s ORDER BY position, url",
+            (ad_id,),
+        )
+        images = await dcur.fetchall()
+        await dcur.execute(
+            "SELECT status, count(*) AS n FROM duplicates WHERE ad_a = %s OR ad_b = %s GROUP BY status",
+            (ad_id, ad_id),
+        )
+        pairs = {r["status"]: r["n"] for r in await dcur.fetchall()}
+    unfinished = any(e["status"] in ("accepted", "processing") for e in events) or bool(
+        pairs.get("candidate") or pairs.get("verified")
+    )
+    return {
+        "ad_id": ad_id,
+        "ad": ad,
+        "state": "processing" if unfinished else "done",
+        "events": events,
+        "images": images,
+        "pairs": pairs,
+    }
+
+
+async def image_jpeg(pool: AsyncConnectionPool, image_id: str) -> bytes | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT jpeg FROM image_blobs WHERE image_id = %s", (image_id,))
+        row = await cur.fetchone()
+    return bytes(row[0]) if row else None

