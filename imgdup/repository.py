@@ -304,12 +304,12 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
                 verdict.pair_id,
             ),
         )
-        conn.row_factory = dict_row  # type: ignore[assignment]
-        cur = await conn.execute(
+        # A cursor-level row factory: setting it on the connection would leak into the pool.
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT * FROM duplicates WHERE pair_id = %s AND status = 'verified'",
             (verdict.pair_id,),
         )
-        row: Row | None = await cur.fetchone()  # type: ignore[assignment]
+        row = await cur.fetchone()
     return verified_pair_from_row(row) if row else None
 
 

@@ -1,0 +1,372 @@
+"""End to end on the real stack: API -> tansu -> Faust worker -> Postgres, no mocks of either server."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from confluent_kafka import Consumer, Producer
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from pydantic import SecretStr
+from skimage import data as skdata
+
+from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.settings import Settings
+from imgdup.stack import free_port
+from imgdup.supervisor import Stack
+from schemas import DeadLetterV1, DuplicateEventV1
+from streams import topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def _photo(name: str) -> Image.Image:
+    if name.startswith("motorcycle_"):  # only reachable as files (stereo_motorcycle() loads both)
+        image = Image.open(Path(skdata.__file__).parent / f"{name}.png").convert("RGB")
+    else:
+        array = getattr(skdata, name)()
+        if array.ndim == 2:
+            array = np.stack([array] * 3, axis=-1)
+        image = Image.fromarray(array[..., :3].astype(np.uint8))
+    if max(image.size) > 640:
+        image.thumbnail((640, 640))
+    return image
+
+
+def _watermark(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(16, image.height // 12))
+    draw.text((10, image.height // 2), "CALL 912 345 678", font=font, fill=(255, 255, 255))
+    return out
+
+
+def _crop(image: Image.Image, fraction: float = 0.1) -> Image.Image:
+    dx, dy = int(image.width * fraction), int(image.height * fraction)
+    return image.crop((dx, dy, image.width - dx, image.height - dy))
+
+
+@dataclass(frozen=True)
+class FeedAd:
+    ad_id: int
+    category: str | None
+    images: tuple[str, ...]
+
+
+# Three photos re-posted with edits in other ads, and three distinct photos (one a stereo
+# pair: same scene, different shot) that must stay apart.
+FILES: dict[str, Any] = {
+    "coffee.jpg": lambda: _photo("coffee"),
+    "coffee_flip.jpg": lambda: ImageOps.mirror(_photo("coffee")),
+    "coffee_crop.jpg": lambda: _crop(_photo("coffee")),
+    "astronaut.jpg": lambda: _photo("astronaut"),
+    "astronaut_wm.jpg": lambda: _watermark(_photo("astronaut")),
+    "astronaut_small.jpg": lambda: _photo("astronaut").resize((256, 256)),
+    "chelsea.jpg": lambda: _photo("chelsea"),
+    "chelsea_bright.jpg": lambda: Image.eval(_photo("chelsea"), lambda v: min(255, int(v * 1.25))),
+    "moto_left.jpg": lambda: _photo("motorcycle_left"),
+    "moto_right.jpg": lambda: _photo("motorcycle_right"),
+    "rocket.jpg": lambda: _photo("rocket"),
+}
+FEED = (
+    FeedAd(9001, "electronics", ("coffee.jpg", "rocket.jpg")),
+    FeedAd(9002, "electronics", ("coffee_flip.jpg",)),
+    FeedAd(9003, "electronics", ("coffee_crop.jpg", "moto_left.jpg")),
+    FeedAd(9004, None, ("astronaut.jpg",)),
+    FeedAd(9005, None, ("astronaut_wm.jpg", "moto_right.jpg")),
+    FeedAd(9006, None, ("astronaut_small.jpg",)),
+    FeedAd(9007, "pets", ("chelsea.jpg",)),
+    FeedAd(9008, "pets", ("chelsea_bright.jpg",)),
+)
+EXPECTED_CLUSTERS = {
+    frozenset({"coffee.jpg", "coffee_flip.jpg", "coffee_crop.jpg"}),
+    frozenset({"astronaut.jpg", "astronaut_wm.jpg", "astronaut_small.jpg"}),
+    frozenset({"chelsea.jpg", "chelsea_bright.jpg"}),
+}
+EXPECTED_PAIRS = {
+    frozenset({a, b}) for cluster in EXPECTED_CLUSTERS for a in cluster for b in cluster if a < b
+}
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackImageServer]:
+    root = tmp_path_factory.mktemp("images")
+    for name, make in FILES.items():
+        (root / name).write_bytes(_jpeg(make()))
+    with LoopbackImageServer(root) as server:
+        yield server
+
+
+@dataclass
+class Running:
+    stack: Stack
+    api: str
+    dsn: str
+    kafka: str
+    server: LoopbackImageServer
+
+
+@pytest.fixture(scope="module")
+def running(
+    pg_dsn: str,
+    kafka: str,
+    image_server: LoopbackImageServer,
+    truncate_db: Callable[[], None],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    truncate_db()
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("stack")),
+        database_url=SecretStr(pg_dsn),
+        kafka_bootstrap_servers=kafka,
+        api_port=free_port(),
+        app_id=f"imgdup-test-{uuid.uuid4().hex[:8]}",
+    )
+    stack = Stack(
+        settings,
+        say=lambda _line: None,
+        extra_env={
+            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "IMGDUP_APP_ID": settings.app_id,
+            "IMGDUP_API_PORT": str(settings.api_port),
+        },
+    )
+    try:
+        stack.start()
+        yield Running(stack, stack.api_url, pg_dsn, kafka, image_server)
+    finally:
+        stack.stop()
+
+
+def _wait_idle(api: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = httpx.get(f"{api}/api/v1/progress").json()
+        if progress["unfinished"] == 0:
+            return progress
+        time.sleep(0.3)
+    raise AssertionError(f"pipeline not idle after {timeout}s: {progress}")
+
+
+def _wait_event(dsn: str, event_id: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT status FROM ingest_events WHERE event_id = %s", (event_id,)
+            ).fetchone()
+        if row and row[0] in ("indexed", "dead"):
+            return str(row[0])
+        time.sleep(0.2)
+    raise AssertionError(f"event {event_id} not finished after {timeout}s")
+
+
+def _post(running: Running, ad: FeedAd) -> httpx.Response:
+    body = {
+        "ad_id": ad.ad_id,
+        "source": "olx.pt",
+        "category": ad.category,
+        "seller_id": f"seller-{ad.ad_id}",
+        "images": [running.server.url_for(name) for name in ad.images],
+    }
+    return httpx.post(f"{running.api}/api/v1/image/ingest", json=body, timeout=30)
+
+
+def _name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+def _db_state(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn) as conn:
+        pairs = conn.execute(
+            "SELECT ia.url, ib.url, d.status, d.is_duplicate, d.confidence FROM duplicates d"
+            " JOIN images ia ON ia.image_id = d.image_a JOIN images ib ON ib.image_id = d.image_b"
+            " ORDER BY d.pair_id"
+        ).fetchall()
+        clusters = conn.execute(
+            "SELECT c.cluster_id, c.size, c.merged_into, array_agg(i.url ORDER BY i.url)"
+            " FROM duplicate_clusters c LEFT JOIN cluster_members m USING (cluster_id)"
+            " LEFT JOIN images i USING (image_id) GROUP BY c.cluster_id ORDER BY c.cluster_id"
+        ).fetchall()
+        images = conn.execute(
+            "SELECT image_id, status, phash, pixel_sha256 FROM images ORDER BY image_id"
+        ).fetchall()
+    return {"pairs": pairs, "clusters": clusters, "images": images}
+
+
+def _consume(kafka: str, topic: str, want: int, timeout: float = 30.0) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(messages) < want:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
+    for ad in FEED:
+        response = _post(running, ad)
+        assert response.status_code == 202, response.text
+        assert response.json()["already_accepted"] is False
+    _wait_idle(running.api)
+
+    state = _db_state(running.dsn)
+    duplicate_pairs = {frozenset({_name(a), _name(b)}) for a, b, _s, dup, _c in state["pairs"] if dup}
+    assert duplicate_pairs == EXPECTED_PAIRS
+    assert all(status == "clustered" for _a, _b, status, dup, _c in state["pairs"] if dup)
+    live = {frozenset(_name(u) for u in urls) for _id, _size, merged, urls in state["clusters"] if not merged}
+    assert live == EXPECTED_CLUSTERS
+
+    # Through the API: the same clusters, and each ad's duplicates with evidence.
+    page = httpx.get(f"{running.api}/api/v1/clusters", params={"limit": 10}).json()
+    assert page["total"] == len(EXPECTED_CLUSTERS)
+    assert {frozenset(_name(i["url"]) for i in c["images"]) for c in page["clusters"]} == EXPECTED_CLUSTERS
+
+    dups = httpx.get(f"{running.api}/api/v1/duplicates/9002").json()["duplicates"]
+    assert sorted(d["ad_id"] for d in dups) == [9001, 9003]
+    flip_pair = next(d for d in dups if d["ad_id"] == 9001)["pairs"][0]
+    assert flip_pair["evidence"]["phash_mirrored"] or flip_pair["evidence"]["sift_mirrored"]
+    assert flip_pair["evidence"]["embedding_cosine"] > 0.3
+    assert httpx.get(f"{running.api}/api/v1/duplicates/9005").json()["duplicates"][0]["ad_id"] in (9004, 9006)
+
+    ad = httpx.get(f"{running.api}/api/v1/ads/9003").json()
+    assert ad["state"] == "done"
+    assert [i["status"] for i in ad["images"]] == ["indexed", "indexed"]
+    assert httpx.get(f"{running.api}/api/v1/ads/424242").status_code == 404
+
+    # The public events: one per duplicate pair (consumers dedupe by event_id), schema-valid.
+    events = _consume(running.kafka, topics.DUPLICATES.name, want=len(EXPECTED_PAIRS))
+    parsed = {DuplicateEventV1.model_validate_json(m.value()).event_id: m for m in events}
+    assert len(parsed) == len(EXPECTED_PAIRS)
+    sample = DuplicateEventV1.model_validate_json(events[0].value())
+    assert sample.original.first_seen_at <= sample.duplicate.first_seen_at
+    assert sample.cluster.size >= 2 and sample.replay is False
+
+
+def test_publishing_the_same_events_again_changes_nothing(running: Running) -> None:
+    before = _db_state(running.dsn)
+    # Re-post through the API: the same payload is the same event, not published again.
+    for ad in FEED:
+        response = _post(running, ad)
+        assert response.status_code == 202
+        assert response.json()["already_accepted"] is True
+    # Redeliver the stored events straight onto the topic, as a replay or a rebalance would.
+    with psycopg.connect(running.dsn) as conn:
+        payloads = [row[0] for row in conn.execute("SELECT payload::text FROM ingest_events")]
+    producer = Producer({"bootstrap.servers": running.kafka, "partitioner": "murmur2_random"})
+    for payload in payloads:
+        ad_id = json.loads(payload)["ad_id"]
+        producer.produce(topics.AD_IMAGES_CREATED.name, key=str(ad_id).encode(), value=payload.encode())
+    # A fresh event per ad behind them (same partition) tells us when they have been consumed.
+    sentinels = []
+    for ad in FEED:
+        event_id = f"sentinel-{ad.ad_id}"
+        sentinels.append(event_id)
+        value = {
+            "schema_version": 1,
+            "event_id": event_id,
+            "ad_id": ad.ad_id,
+            "source": "olx.pt",
+            "category": ad.category,
+            "seller_id": f"seller-{ad.ad_id}",
+            "images": [running.server.url_for(name) for name in ad.images],
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        producer.produce(topics.AD_IMAGES_CREATED.name, key=str(ad.ad_id).encode(), value=json.dumps(value))
+    assert producer.flush(10) == 0
+    for event_id in sentinels:
+        assert _wait_event(running.dsn, event_id) == "indexed"
+    _wait_idle(running.api)
+    assert _db_state(running.dsn) == before
+
+
+def test_malformed_event_is_dead_lettered_and_the_next_one_processed(running: Running) -> None:
+    producer = Producer({"bootstrap.servers": running.kafka, "partitioner": "murmur2_random"})
+    key = b"9100"
+    producer.produce(topics.AD_IMAGES_CREATED.name, key=key, value=b"{not json")
+    producer.produce(
+        topics.AD_IMAGES_CREATED.name,
+        key=key,
+        value=json.dumps({"schema_version": 7, "event_id": "v7", "ad_id": 9100}).encode(),
+    )
+    valid = {
+        "schema_version": 1,
+        "event_id": "after-the-bad-ones",
+        "ad_id": 9100,
+        "source": "olx.pl",
+        "category": "pets",
+        "seller_id": None,
+        "images": [running.server.url_for("chelsea.jpg"), running.server.url_for("missing.jpg")],
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    producer.produce(topics.AD_IMAGES_CREATED.name, key=key, value=json.dumps(valid).encode())
+    assert producer.flush(10) == 0
+
+    assert _wait_event(running.dsn, "after-the-bad-ones") == "indexed"
+    _wait_idle(running.api)
+    ad = httpx.get(f"{running.api}/api/v1/ads/9100").json()
+    by_url = {_name(i["url"]): i for i in ad["images"]}
+    assert by_url["chelsea.jpg"]["status"] == "indexed"
+    assert by_url["missing.jpg"]["status"] == "failed"
+    assert by_url["missing.jpg"]["error_reason"] == "http_404"
+    # The valid event's chelsea copy joined the chelsea cluster.
+    dups = httpx.get(f"{running.api}/api/v1/duplicates/9100").json()["duplicates"]
+    assert sorted(d["ad_id"] for d in dups) == [9007, 9008]
+
+    letters = _consume(running.kafka, topics.DEAD_LETTERS.name, want=3)
+    records = [DeadLetterV1.model_validate_json(m.value()) for m in letters]
+    reasons = sorted(r.reason for r in records)
+    assert reasons == ["http_404", "invalid_json", "unsupported_schema_version"]
+    bad_json = next(m for m in letters if DeadLetterV1.model_validate_json(m.value()).reason == "invalid_json")
+    headers = dict(bad_json.headers() or [])
+    assert headers["imgdup-reason"] == b"invalid_json"
+    assert headers["imgdup-source-topic"] == topics.AD_IMAGES_CREATED.name.encode()
+    assert DeadLetterV1.model_validate_json(bad_json.value()).original_value == "{not json"
+    with psycopg.connect(running.dsn) as conn:
+        row = conn.execute("SELECT status, dead_reason FROM ingest_events WHERE event_id = 'v7'").fetchone()
+    assert row == ("dead", "unsupported_schema_version")
+
+
+def test_invalid_ingest_payload_is_422_with_a_clear_message(running: Running) -> None:
+    response = httpx.post(
+        f"{running.api}/api/v1/image/ingest",
+        json={"ad_id": "abc", "source": "olx.pt", "images": []},
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert "ad_id" in body["message"] and "images" in body["message"]
+    assert httpx.get(f"{running.api}/healthz").json() == {"status": "ok"}
+    metrics = httpx.get(f"{running.api}/metrics").text
+    assert 'imgdup_api_ingest_requests_total{status="422"}' in metrics
+    assert "imgdup_work_items" in metrics

@@ -1,0 +1,322 @@
+"""Consumes imgdup.vectorstore (both adapters) and checks the VectorStore contract."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from imgdup import vectorstore
+from imgdup.vectorstore import (
+    EdgeVectorStore,
+    QdrantServerStore,
+    VectorPoint,
+    VectorStore,
+    open_vector_store,
+)
+
+DIM = 32
+
+
+def pid(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"imgdup-test/{name}"))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (v / np.linalg.norm(v)).astype(np.float32)
+    return out
+
+
+def random_unit(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+    if n is None:
+        return unit(rng.standard_normal(DIM))
+    m = rng.standard_normal((n, DIM))
+    out: np.ndarray = (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def at_cosine(v: np.ndarray, cos: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector whose cosine with unit vector v is exactly `cos`."""
+    r = rng.standard_normal(DIM)
+    ortho = unit(r - (r @ v) * v)
+    return unit(cos * v + np.sqrt(1.0 - cos**2) * ortho)
+
+
+def point(name: str, vec: np.ndarray, ad_id: int, category: str | None = None) -> VectorPoint:
+    return VectorPoint(image_id=pid(name), vector=vec, ad_id=ad_id, category=category, source="t")
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    s: VectorStore
+    if request.param == "edge":
+        s = EdgeVectorStore(tmp_path / "edge", dim=DIM)
+    else:
+        s = QdrantServerStore(QdrantClient(location=":memory:"), collection="images", dim=DIM)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def fill(store: VectorStore, rng: np.random.Generator, n: int = 60) -> tuple[list[str], np.ndarray]:
+    """n points; ad_id = i // 3 (three images per ad); categories cycle cars/flats/None."""
+    vecs = random_unit(rng, n)
+    cats = ["cars", "flats", None]
+    names = [f"p{i}" for i in range(n)]
+    store.upsert([point(names[i], vecs[i], i // 3, cats[i % 3]) for i in range(n)])
+    return [pid(x) for x in names], vecs
+
+
+def brute_force(vecs: np.ndarray, q: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+    scores = np.where(mask, vecs @ q, -np.inf)
+    order = np.argsort(-scores, kind="stable")
+    return [int(i) for i in order[:k] if mask[i]]
+
+
+def test_upsert_same_id_overwrites(store: VectorStore, rng: np.random.Generator) -> None:
+    a, b = random_unit(rng), random_unit(rng)
+    store.upsert([point("x", a, 1, "cars")])
+    store.upsert([point("x", a, 1, "cars")])
+    assert store.count() == 1
+    store.upsert([point("x", b, 2, "flats")])  # same image_id: overwrite, not a second point
+    assert store.count() == 1
+    (hit,) = store.search(b, limit=5)
+    assert hit.image_id == pid("x")
+    assert hit.ad_id == 2
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    assert store.search(b, limit=5, category="cars") == []
+    store.upsert([])
+    assert store.count() == 1
+
+
+def test_nearest_neighbour_matches_brute_force(store: VectorStore, rng: np.random.Generator) -> None:
+    ids, vecs = fill(store, rng)
+    assert store.count() == len(ids)
+    everything = np.ones(len(ids), dtype=bool)
+    for i in (0, 7, 31, 59):
+        q = unit(vecs[i] + 0.05 * rng.standard_normal(DIM))
+        hits = store.search(q, limit=5)
+        expected = brute_force(vecs, q, everything, 5)
+        assert expected[0] == i
+        assert [h.image_id for h in hits] == [ids[j] for j in expected]
+        assert [h.ad_id for h in hits] == [j // 3 for j in expected]
+        assert [h.score for h in hits] == pytest.approx([float(vecs[j] @ q) for j in expected], abs=1e-4)
+
+
+def test_exclude_ad_id(store: VectorStore, rng: np.random.Generator) -> None:
+    ids, vecs = fill(store, rng)
+    ad_ids = np.arange(len(ids)) // 3
+    q = vecs[4]  # image of ad 1
+    assert store.search(q, limit=1)[0].ad_id == 1
+    hits = store.search(q, limit=10, exclude_ad_id=1)
+    assert len(hits) == 10
+    assert all(h.ad_id != 1 for h in hits)
+    expected = brute_force(vecs, q, ad_ids != 1, 10)
+    assert [h.image_id for h in hits] == [ids[j] for j in expected]
+    # Excluding an ad that has no points changes nothing.
+    unfiltered = store.search(q, limit=10)
+    noop = store.search(q, limit=10, exclude_ad_id=10**12)
+    assert [h.image_id for h in noop] == [h.image_id for h in unfiltered]
+    assert [h.score for h in noop] == pytest.approx([h.score for h in unfiltered], abs=1e-6)
+
+
+def test_category_filter(store: VectorStore, rng: np.random.Generator) -> None:
+    ids, vecs = fill(store, rng)
+    cats = np.array([["cars", "flats", None][i % 3] for i in range(len(ids))], dtype=object)
+    q = random_unit(rng)
+    hits = store.search(q, limit=100, category="flats")
+    assert {h.image_id for h in hits} == {ids[i] for i in np.flatnonzero(cats == "flats")}
+    expected = brute_force(vecs, q, cats == "flats", 5)
+    assert [h.image_id for h in store.search(q, limit=5, category="flats")] == [ids[j] for j in expected]
+    assert store.search(q, limit=5, category="boats") == []
+    assert len(store.search(q, limit=100)) == len(ids)  # no category: everything, None too
+    # Both filters at once.
+    both = store.search(q, limit=100, category="cars", exclude_ad_id=0)
+    assert {h.image_id for h in both} == {ids[i] for i in np.flatnonzero(cats == "cars") if i // 3 != 0}
+
+
+def test_min_score(store: VectorStore, rng: np.random.Generator) -> None:
+    v = random_unit(rng)
+    store.upsert(
+        [
+            point("same", v, 1),
+            point("near", at_cosine(v, 0.95, rng), 2),
+            point("mid", at_cosine(v, 0.70, rng), 3),
+            point("far", at_cosine(v, 0.20, rng), 4),
+        ]
+    )
+    assert [h.ad_id for h in store.search(v, limit=10)] == [1, 2, 3, 4]
+    assert [h.ad_id for h in store.search(v, limit=10, min_score=0.9)] == [1, 2]
+    assert [h.ad_id for h in store.search(v, limit=10, min_score=0.6)] == [1, 2, 3]
+    assert [h.ad_id for h in store.search(v, limit=10, min_score=0.99)] == [1]
+    hits = store.search(v, limit=10, min_score=0.6, exclude_ad_id=1)
+    assert [h.ad_id for h in hits] == [2, 3]
+    assert hits[0].score == pytest.approx(0.95, abs=1e-4)
+    assert hits[1].score == pytest.approx(0.70, abs=1e-4)
+
+
+def test_search_batch_equals_search(store: VectorStore, rng: np.random.Generator) -> None:
+    _, vecs = fill(store, rng)
+    queries = np.stack([vecs[0], vecs[10], random_unit(rng), vecs[33], vecs[59]])
+    excludes: list[int | None] = [0, None, 5, 11, None]
+    categories: list[str | None] = [None, "cars", "flats", None, "flats"]
+    for min_score in (None, 0.1):
+        batch = store.search_batch(
+            queries,
+            limit=7,
+            exclude_ad_ids=excludes,
+            categories=categories,
+            min_score=min_score,
+        )
+        assert len(batch) == len(queries)
+        for q, ex, cat, got in zip(queries, excludes, categories, batch, strict=True):
+            single = store.search(q, limit=7, exclude_ad_id=ex, category=cat, min_score=min_score)
+            assert [h.image_id for h in got] == [h.image_id for h in single]
+            assert [h.ad_id for h in got] == [h.ad_id for h in single]
+            assert [h.score for h in got] == pytest.approx([h.score for h in single], abs=1e-6)
+            assert got, "every query in this batch has matches"
+    empty = np.zeros((0, DIM), dtype=np.float32)
+    assert store.search_batch(empty, limit=3, exclude_ad_ids=[], categories=[]) == []
+
+
+def test_bad_input_is_refused(store: VectorStore, rng: np.random.Generator) -> None:
+    v = random_unit(rng)
+    with pytest.raises(ValueError, match="UUID"):
+        store.upsert([VectorPoint("not-a-uuid", v, 1, None, "t")])
+    with pytest.raises(ValueError, match="shape"):
+        store.upsert([point("short", v[:-1], 1)])
+    with pytest.raises(ValueError, match="64-bit"):
+        store.upsert([point("huge", v, 2**63)])
+    with pytest.raises(ValueError, match="shape"):
+        store.search(v[:-1], limit=3)
+    with pytest.raises(ValueError, match="limit"):
+        store.search(v, limit=0)
+    with pytest.raises(ValueError, match="one exclude_ad_id"):
+        store.search_batch(np.stack([v, v]), limit=3, exclude_ad_ids=[None], categories=[None, None])
+    assert store.count() == 0
+    # Extremes of the signed 64-bit range round-trip and filter exactly.
+    store.upsert([point("max", v, 2**63 - 1), point("max-1", v, 2**63 - 2)])
+    assert {h.ad_id for h in store.search(v, limit=5)} == {2**63 - 1, 2**63 - 2}
+    assert [h.ad_id for h in store.search(v, limit=5, exclude_ad_id=2**63 - 1)] == [2**63 - 2]
+
+
+def test_closed_store_refuses_calls(store: VectorStore, rng: np.random.Generator) -> None:
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        store.search(random_unit(rng), limit=1)
+
+
+def test_edge_reopen_keeps_points(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "edge"
+    first = EdgeVectorStore(path, dim=DIM)
+    ids, vecs = fill(first, rng, n=30)
+    before = first.search(vecs[5], limit=5, exclude_ad_id=0, category="flats")
+    first.close()
+
+    second = EdgeVectorStore(path, dim=DIM)
+    try:
+        assert second.count() == 30
+        assert second.search(vecs[5], limit=5, exclude_ad_id=0, category="flats") == before
+        assert second.search(vecs[5], limit=1)[0].image_id == ids[5]
+        second.upsert([point("p0", vecs[0], 0, "cars"), point("new", random_unit(rng), 99)])
+        assert second.count() == 31
+    finally:
+        second.close()
+
+    with pytest.raises(Exception, match="vector size"):
+        EdgeVectorStore(path, dim=DIM * 2)
+
+
+def test_edge_folder_is_single_owner(tmp_path: Path) -> None:
+    first = EdgeVectorStore(tmp_path / "edge", dim=DIM)
+    try:
+        with pytest.raises(Exception, match="WAL"):
+            EdgeVectorStore(tmp_path / "edge", dim=DIM)
+    finally:
+        first.close()
+    EdgeVectorStore(tmp_path / "edge", dim=DIM).close()  # free again once closed
+
+
+def test_edge_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = EdgeVectorStore(tmp_path / "edge", dim=DIM)
+    vecs = random_unit(rng, 400)
+    start = threading.Barrier(8)
+
+    def writer(k: int) -> None:
+        start.wait()
+        for s in range(k * 100, (k + 1) * 100, 10):
+            store.upsert([point(f"c{i}", vecs[i], i) for i in range(s, s + 10)])
+
+    def reader(k: int) -> int:
+        start.wait()
+        seen = 0
+        for i in range(k, 400, 4):
+            hits = store.search(vecs[i], limit=3, exclude_ad_id=i)
+            assert all(h.ad_id != i for h in hits)
+            seen += len(hits)
+        return seen
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures: list[Future[object]] = [pool.submit(writer, k) for k in range(4)]
+            futures += [pool.submit(reader, k) for k in range(4)]
+            for f in futures:
+                f.result()
+        assert store.count() == 400
+        for i in (0, 123, 399):
+            assert store.search(vecs[i], limit=1)[0].image_id == pid(f"c{i}")
+    finally:
+        store.close()
+
+
+def test_open_vector_store_picks_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edge = open_vector_store(
+        qdrant_url=None, qdrant_api_key=None, edge_path=tmp_path / "e", collection="c", dim=DIM
+    )
+    try:
+        assert isinstance(edge, EdgeVectorStore)
+        assert edge.dim == DIM
+    finally:
+        edge.close()
+
+    calls: list[tuple[str, str | None, str, int]] = []
+
+    def fake_from_url(url: str, *, api_key: str | None, collection: str, dim: int) -> QdrantServerStore:
+        calls.append((url, api_key, collection, dim))
+        return QdrantServerStore(QdrantClient(location=":memory:"), collection=collection, dim=dim)
+
+    monkeypatch.setattr(vectorstore.QdrantServerStore, "from_url", fake_from_url)
+    server = open_vector_store(
+        qdrant_url="http://qdrant:6333",
+        qdrant_api_key="k",
+        edge_path=tmp_path / "unused",
+        collection="images",
+        dim=DIM,
+    )
+    try:
+        assert isinstance(server, QdrantServerStore)
+        assert calls == [("http://qdrant:6333", "k", "images", DIM)]
+        assert not (tmp_path / "unused").exists()
+    finally:
+        server.close()
+
+
+def test_server_store_rejects_mismatched_collection() -> None:
+    client = QdrantClient(location=":memory:")
+    QdrantServerStore(client, collection="images", dim=DIM)  # creates it
+    with pytest.raises(ValueError, match="size=32"):
+        QdrantServerStore(client, collection="images", dim=DIM + 1)
+    again = QdrantServerStore(client, collection="images", dim=DIM)  # reuses it
+    assert again.count() == 0
+    again.close()
