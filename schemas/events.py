@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, UrlConstraints
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    field_validator,
+)
 
 AdId = Annotated[int, Field(ge=1, le=2**63 - 1, description="64-bit ad identifier")]
 ImageUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
@@ -33,9 +41,10 @@ class AdImagesCreatedV1(_Event):
         json_schema_extra={"$id": "https://imgdup.dev/schemas/ad.images.created.v1.json"},
     )
 
+    # Strict: JSON `true` must not pass as version 1 or ad 1, as the published schema says.
     schema_version: Literal[1]
     event_id: Annotated[str, Field(min_length=1, max_length=200)]
-    ad_id: AdId
+    ad_id: Annotated[AdId, Field(strict=True)]
     source: Annotated[str, Field(min_length=1, max_length=200, examples=["olx.pt"])]
     category: Annotated[str | None, Field(max_length=200, examples=["real_estate"])] = None
     seller_id: Annotated[str | None, Field(max_length=200)] = None
@@ -43,6 +52,13 @@ class AdImagesCreatedV1(_Event):
     created_at: AwareDatetime
     # Set by `imgdup replay`; the portal never sets it.
     replay: bool = False
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # True == 1 in Python, not in JSON Schema
+            raise ValueError("schema_version must be the integer 1")
+        return value
 
 
 class ImageRef(_Event):

@@ -15,6 +15,27 @@ from imgdup.settings import Settings
 from imgdup.stack import StackError
 
 
+class StatusLine:
+    """One updating line on a terminal; on a pipe or a log, a new line only when it changes."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last = ""
+
+    def show(self, text: str) -> None:
+        if text == self.last:
+            return
+        self.last = text
+        if self.tty:
+            print(f"\r{text}   ", end="", flush=True)
+        else:
+            print(text, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print()
+
+
 def _bar(done: int, total: int, width: int = 30) -> str:
     filled = int(width * done / max(1, total))
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
@@ -22,6 +43,7 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 
 def post_feed(client: httpx.Client, api_url: str, feed: DemoFeed, server: LoopbackImageServer) -> list[str]:
     event_ids: list[str] = []
+    line = StatusLine()
     for number, ad in enumerate(feed.ads, start=1):
         body: dict[str, Any] = {
             "ad_id": ad.ad_id,
@@ -34,13 +56,15 @@ def post_feed(client: httpx.Client, api_url: str, feed: DemoFeed, server: Loopba
         if response.status_code != 202:
             raise RuntimeError(f"ingest of ad {ad.ad_id} failed: {response.status_code} {response.text}")
         event_ids.append(response.json()["event_id"])
-        print(f"\r  posting ads {_bar(number, len(feed.ads))}", end="", flush=True)
-    print()
+        if line.tty or number == len(feed.ads):
+            line.show(f"  posting ads {_bar(number, len(feed.ads))}")
+    line.done()
     return event_ids
 
 
 def wait_until_processed(client: httpx.Client, api_url: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
+    line = StatusLine()
     while True:
         progress: dict[str, Any] = client.get(f"{api_url}/api/v1/progress").json()
         total = sum(
@@ -48,16 +72,12 @@ def wait_until_processed(client: httpx.Client, api_url: str, timeout: float) -> 
         )
         finished = progress["events_indexed"] + progress["events_dead"]
         pairs_open = progress["pairs_candidate"] + progress["pairs_verified"]
-        print(
-            f"\r  processing  {_bar(finished, total)} events, {pairs_open} pairs in verification   ",
-            end="",
-            flush=True,
-        )
+        line.show(f"  processing  {_bar(finished, total)} events, {pairs_open} pairs in verification")
         if progress["unfinished"] == 0:
-            print()
+            line.done()
             return progress
         if time.monotonic() > deadline:
-            print()
+            line.done()
             raise TimeoutError(f"not processed within {timeout}s: {progress}")
         time.sleep(0.5)
 

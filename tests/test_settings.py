@@ -1,0 +1,116 @@
+"""Consumes imgdup.settings.Settings: environment names, CSV lists and secret handling."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from imgdup.settings import ALL_ROLES, Settings
+
+ENDPOINTS = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka_bootstrap_servers",
+    "DATABASE_URL": "database_url",
+    "QDRANT_URL": "qdrant_url",
+}
+PASSWORD = "s3cr3t-pw-do-not-log"
+DSN = f"postgresql://imgdup:{PASSWORD}@db.internal:5432/imgdup"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Settings read the process environment: start every test without any imgdup variable."""
+    for name in list(os.environ):
+        if name.startswith("IMGDUP_") or name in ENDPOINTS or name == "QDRANT_API_KEY":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env or secrets in the working directory
+
+
+def _value(settings: Settings, attribute: str) -> str | None:
+    value = getattr(settings, attribute)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def test_endpoints_default_to_none() -> None:
+    settings = Settings()
+    for attribute in ENDPOINTS.values():
+        assert getattr(settings, attribute) is None
+    with pytest.raises(RuntimeError, match="DATABASE_URL"):
+        settings.database_dsn()
+    with pytest.raises(RuntimeError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        settings.bootstrap_servers()
+
+
+@pytest.mark.parametrize("prefix", ["", "IMGDUP_"], ids=["bare", "prefixed"])
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_endpoint_names(monkeypatch: pytest.MonkeyPatch, name: str, prefix: str) -> None:
+    value = "postgresql://u:p@h/db" if name == "DATABASE_URL" else "host-a:9092,host-b:9092"
+    monkeypatch.setenv(prefix + name, value)
+    settings = Settings()
+    assert _value(settings, ENDPOINTS[name]) == value
+    others = [a for n, a in ENDPOINTS.items() if n != name]
+    assert all(getattr(settings, a) is None for a in others)
+
+
+def test_endpoint_accessors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("IMGDUP_DATABASE_URL", DSN)
+    settings = Settings()
+    assert settings.bootstrap_servers() == "k1:9092,k2:9092"
+    assert settings.database_dsn() == DSN
+
+
+def test_worker_roles_default_to_all() -> None:
+    assert Settings().worker_roles == list(ALL_ROLES)
+
+
+@pytest.mark.parametrize("raw", ["images,verifier", " images , verifier ,", "images,,verifier"])
+def test_worker_roles_csv(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("IMGDUP_WORKER_ROLES", raw)
+    assert Settings().worker_roles == ["images", "verifier"]
+
+
+def test_single_worker_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_WORKER_ROLES", "clusterer")
+    assert Settings().worker_roles == ["clusterer"]
+
+
+def test_unknown_worker_role_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_WORKER_ROLES", "images,bogus")
+    with pytest.raises(ValidationError, match="worker_roles"):
+        Settings()
+
+
+def test_allow_private_networks_csv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8, 10.0.0.0/8,::1/128")
+    assert Settings().allow_private_networks == ["127.0.0.0/8", "10.0.0.0/8", "::1/128"]
+
+
+def test_allow_private_networks_default_empty() -> None:
+    assert Settings().allow_private_networks == []
+
+
+def test_database_url_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", DSN)
+    monkeypatch.setenv("IMGDUP_API_TOKEN", "token-do-not-log")
+    settings = Settings()
+    assert isinstance(settings.database_url, SecretStr)
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())):
+        assert PASSWORD not in shown
+        assert "token-do-not-log" not in shown
+    assert settings.database_url.get_secret_value() == DSN
+
+
+def test_prefixed_plain_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_TOPIC_PARTITIONS", "8")
+    monkeypatch.setenv("IMGDUP_DOWNLOAD_TIMEOUT_S", "2.5")
+    settings = Settings()
+    assert settings.topic_partitions == 8
+    assert settings.download_timeout_s == 2.5
+
+
+def test_out_of_range_setting_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_TOPIC_PARTITIONS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
