@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -106,8 +107,7 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
 
     for image_id, url, reason, detail in failures:
         await retry_transient(
-            "images.fail",
-            lambda i=image_id, r=reason, d=detail: repository.save_failed_image(rt.pool, i, r, d),
+            "images.fail", partial(repository.save_failed_image, rt.pool, image_id, reason, detail)
         )
         metrics.IMAGES_FAILED.labels(reason).inc()
         await dead_letter(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from imgdup import ids, metrics, queries, repository
+from imgdup.auth import token_guard
 from imgdup.db import open_pool
 from imgdup.publisher import EventPublisher, PublishError
 from imgdup.settings import Settings
@@ -99,14 +99,9 @@ def create_api(settings: Settings) -> FastAPI:
             content=jsonable_encoder({"error": "invalid_request", "message": message, "problems": problems}),
         )
 
-    def require_token(request: Request) -> None:
-        expected = settings.api_token
-        if expected is None:
-            return
-        supplied = request.headers.get("authorization", "")
-        token = supplied.removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong API token")
+    require_token = token_guard(settings)
+    app.state.settings = settings
+    app.state.require_token = require_token
 
     @app.post(
         "/api/v1/image/ingest",
@@ -195,4 +190,5 @@ def create_api(settings: Settings) -> FastAPI:
             await conn.execute("SELECT 1")
         return {"status": "ok"}
 
+    # Routers of later features are included here.
     return app

@@ -101,7 +101,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"error: unknown roles {sorted(unknown)}; known: {list(ALL_ROLES)}", file=sys.stderr)
         return 2
     sys.argv = [sys.argv[0], "worker"]  # Faust parses argv itself
-    run_worker(roles, loglevel=args.loglevel)  # type: ignore[arg-type]
+    run_worker(roles, loglevel=args.loglevel)
     return 0
 
 

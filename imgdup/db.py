@@ -37,7 +37,7 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 if path.stem in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute(path.read_text())
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
                 log.info("applied migration %s", path.stem)
                 applied.append(path.stem)

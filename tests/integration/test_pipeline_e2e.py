@@ -169,9 +169,7 @@ def _wait_event(dsn: str, event_id: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT status FROM ingest_events WHERE event_id = %s", (event_id,)
-            ).fetchone()
+            row = conn.execute("SELECT status FROM ingest_events WHERE event_id = %s", (event_id,)).fetchone()
         if row and row[0] in ("indexed", "dead"):
             return str(row[0])
         time.sleep(0.2)
@@ -347,7 +345,9 @@ def test_malformed_event_is_dead_lettered_and_the_next_one_processed(running: Ru
     records = [DeadLetterV1.model_validate_json(m.value()) for m in letters]
     reasons = sorted(r.reason for r in records)
     assert reasons == ["http_404", "invalid_json", "unsupported_schema_version"]
-    bad_json = next(m for m in letters if DeadLetterV1.model_validate_json(m.value()).reason == "invalid_json")
+    bad_json = next(
+        m for m in letters if DeadLetterV1.model_validate_json(m.value()).reason == "invalid_json"
+    )
     headers = dict(bad_json.headers() or [])
     assert headers["imgdup-reason"] == b"invalid_json"
     assert headers["imgdup-source-topic"] == topics.AD_IMAGES_CREATED.name.encode()
