@@ -20,6 +20,7 @@ from imgdup.fetch import FetchError, fetch_image
 from imgdup.processing import AnalysedImage, analyse_images, vector_from_bytes, vector_to_bytes
 from imgdup.vectorstore import VectorPoint
 from imgdup_core.decode import ImageRejected
+from imgdup_core.verify import DEFAULT_VERIFIER
 from schemas import AdImagesCreatedV1, CandidatePairV1, ImageRef
 from schemas.events import MAX_IMAGES_PER_AD
 from streams import app as streams_app
@@ -162,7 +163,10 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
                 pair, a, ad_of[a], b, ad_of[b], float(hit.score), event.replay
             )
     pending = await retry_transient(
-        "images.candidates", lambda: repository.add_candidates(rt.pool, list(candidates.values()))
+        "images.candidates",
+        lambda: repository.add_candidates(
+            rt.pool, list(candidates.values()), verifier_version=DEFAULT_VERIFIER.version
+        ),
     )
     now = datetime.now(UTC)
     for pair in sorted(pending):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from imgdup import ids, metrics, queries, repository
 from imgdup.auth import token_guard
 from imgdup.db import open_pool
+from imgdup.limits import BodySizeLimit, RateLimiter, retry_after_header
 from imgdup.publisher import EventPublisher, PublishError
 from imgdup.settings import Settings
 from schemas import AdImagesCreatedV1
@@ -99,7 +101,28 @@ def create_api(settings: Settings) -> FastAPI:
             content=jsonable_encoder({"error": "invalid_request", "message": message, "problems": problems}),
         )
 
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    ingest_limiter = RateLimiter(rate_per_s=settings.api_ingest_rate_per_s, burst=settings.api_ingest_burst)
     require_token = token_guard(settings)
+
+    def ingest_rate_limit(request: Request) -> None:
+        """A dependency, so it runs before the body is validated: bad requests count too."""
+        # Per client: the token when there is one, else the peer address.
+        token = request.headers.get("authorization")
+        client = (
+            "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+            if token
+            else (request.client.host if request.client else "?")
+        )
+        wait = ingest_limiter.acquire(client)
+        if wait > 0:
+            metrics.API_INGEST_REQUESTS.labels("429").inc()
+            raise HTTPException(
+                status_code=429,
+                detail="ingest rate limit exceeded",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+
     app.state.settings = settings
     app.state.require_token = require_token
 
@@ -107,7 +130,7 @@ def create_api(settings: Settings) -> FastAPI:
         "/api/v1/image/ingest",
         status_code=202,
         response_model=IngestAccepted,
-        dependencies=[Depends(require_token)],
+        dependencies=[Depends(require_token), Depends(ingest_rate_limit)],
         summary="Publish an ad.images.created event for an ad",
     )
     async def ingest(body: IngestRequest, request: Request) -> IngestAccepted:
@@ -191,4 +214,8 @@ def create_api(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     # Routers of later features are included here.
+    from imgdup import admin, stats
+
+    app.include_router(stats.router)  # GET /api/v1/stats
+    app.include_router(admin.router)  # verdicts, pair detail, admin clusters, /admin page
     return app

@@ -91,6 +91,54 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return asyncio.run(poll())
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from imgdup.db import open_pool
+    from imgdup.publisher import EventPublisher
+    from imgdup.replay import ReplayRange, load_events, replay
+
+    settings = _with_stack_endpoints(_settings(args))
+    if not (args.all or args.since or args.until or args.ad_ids):
+        print("error: say what to replay: --all, --since/--until, or --ad-ids", file=sys.stderr)
+        return 2
+    selection = ReplayRange(
+        since=datetime.fromisoformat(args.since) if args.since else None,
+        until=datetime.fromisoformat(args.until) if args.until else None,
+        ad_ids=[int(a) for a in args.ad_ids.split(",")] if args.ad_ids else None,
+    )
+    target_dsn = settings.database_dsn()
+    events = load_events(args.from_database_url or target_dsn, selection)
+    print(f"replaying {len(events)} events onto the replay topic ...")
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            print(f"  {done}/{total}")
+
+    async def go() -> int:
+        pool = await open_pool(target_dsn, max_size=2)
+        publisher = EventPublisher(settings.bootstrap_servers(), client_id="imgdup-replay")
+        try:
+            return await replay(events, target=pool, publisher=publisher, on_progress=show)
+        finally:
+            publisher.close()
+            await pool.close()
+
+    count = asyncio.run(go())
+    print(f"published {count} replay events; `imgdup wait` tells when they are processed")
+    return 0
+
+
+def cmd_bad_inputs(args: argparse.Namespace) -> int:
+    from imgdup.hostile import corpus_table
+
+    rows, table = corpus_table(progress=lambda line: print(f"  {line}", file=sys.stderr))
+    print(table)
+    if args.write:
+        Path(args.write).write_text(table + "\n")
+    return 0 if all(r["expected"] == r["observed"] for r in rows) else 1
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
@@ -159,6 +207,20 @@ def build_parser() -> argparse.ArgumentParser:
     wait = with_data_dir(sub.add_parser("wait", help="wait until every accepted event is processed"))
     wait.add_argument("--timeout", type=float, default=300.0)
     wait.set_defaults(func=cmd_wait)
+
+    rep = with_data_dir(sub.add_parser("replay", help="re-publish stored events to backfill or re-process"))
+    rep.add_argument("--all", action="store_true", help="every event known in the source database")
+    rep.add_argument("--since", help="accepted at or after (ISO 8601)")
+    rep.add_argument("--until", help="accepted before (ISO 8601)")
+    rep.add_argument("--ad-ids", help="comma-separated ad ids")
+    rep.add_argument(
+        "--from-database-url", help="read events from this database (default: the target itself)"
+    )
+    rep.set_defaults(func=cmd_replay)
+
+    bad = sub.add_parser("bad-inputs", help="run the hostile-input corpus and print the outcome table")
+    bad.add_argument("--write", help="also write the markdown table to this file")
+    bad.set_defaults(func=cmd_bad_inputs)
 
     worker = sub.add_parser("worker", help="run a Faust worker (endpoints from the environment)")
     worker.add_argument("--roles", help=f"comma-separated subset of {','.join(ALL_ROLES)}")

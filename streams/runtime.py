@@ -61,11 +61,13 @@ class Runtime:
         async with self._init_lock:
             if self._store is None:
                 s = self.settings
+                # One collection per embedding model: vectors of two models never share a space,
+                # so re-processing with a new model can run beside the old index.
                 self._store = open_vector_store(
                     qdrant_url=s.qdrant_url,
                     qdrant_api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-                    edge_path=s.vector_dir,
-                    collection=s.qdrant_collection,
+                    edge_path=s.vector_dir / embedder.name,
+                    collection=f"{s.qdrant_collection}_{embedder.name}",
                     dim=embedder.dim,
                 )
             return self._store

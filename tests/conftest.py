@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from imgdup.stack import Postgres
+
 # Imported modules read settings at import time; tests never reach a broker through these.
 os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
 
@@ -27,7 +29,7 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[Postgres]:
     """A real PostgreSQL server for the whole run; migrated once, truncated between uses."""
     from imgdup.db import migrate
     from imgdup.stack import start_postgres
@@ -37,9 +39,14 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root.chmod(0o755)
     server = start_postgres(root / "data")
     migrate(server.dsn)
-    yield server.dsn
+    yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_server: Postgres) -> str:
+    return pg_server.dsn
 
 
 @pytest.fixture

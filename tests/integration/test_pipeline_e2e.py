@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -370,3 +373,79 @@ def test_invalid_ingest_payload_is_422_with_a_clear_message(running: Running) ->
     metrics = httpx.get(f"{running.api}/metrics").text
     assert 'imgdup_api_ingest_requests_total{status="422"}' in metrics
     assert "imgdup_work_items" in metrics
+
+
+def _replay_cli(dsn: str, kafka: str, *args: str) -> None:
+    env = {**os.environ, "DATABASE_URL": dsn, "KAFKA_BOOTSTRAP_SERVERS": kafka}
+    result = subprocess.run(
+        [sys.executable, "-m", "imgdup", "replay", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _membership(dsn: str) -> tuple[set[frozenset[str]], dict[str, tuple[str, bool]]]:
+    with psycopg.connect(dsn) as conn:
+        clusters = conn.execute(
+            "SELECT array_agg(m.image_id::text) FROM cluster_members m JOIN duplicate_clusters c"
+            " USING (cluster_id) WHERE c.merged_into IS NULL GROUP BY c.cluster_id"
+        ).fetchall()
+        pairs = conn.execute("SELECT pair_id::text, status, is_duplicate FROM duplicates").fetchall()
+    return {frozenset(row[0]) for row in clusters}, {p: (s, d) for p, s, d in pairs}
+
+
+def test_replaying_onto_the_same_database_changes_nothing(running: Running) -> None:
+    before = _db_state(running.dsn)
+    _replay_cli(running.dsn, running.kafka, "--all")
+    _wait_idle(running.api)
+    assert _db_state(running.dsn) == before
+    with psycopg.connect(running.dsn) as conn:
+        replayed = conn.execute("SELECT count(*) FROM ingest_events WHERE replay").fetchone()
+    assert replayed is not None and replayed[0] > 0
+
+
+def test_backfill_of_a_fresh_database_from_a_replay_gives_the_same_clusters(
+    running: Running, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from imgdup.db import migrate
+    from imgdup.stack import start_broker
+
+    with psycopg.connect(running.dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'imgdup_backfill'").fetchone()
+        if not exists:
+            conn.execute("CREATE DATABASE imgdup_backfill")
+    target = running.dsn.replace("/postgres?", "/imgdup_backfill?")
+    migrate(target)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE cluster_merges, cluster_members, duplicate_clusters, duplicates, image_blobs,"
+            " images, ads, ingest_events CASCADE"
+        )
+    broker = start_broker(tmp_path_factory.mktemp("backfill-broker"))
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("backfill"),
+        database_url=SecretStr(target),
+        kafka_bootstrap_servers=broker.bootstrap,
+        api_port=free_port(),
+    )
+    stack = Stack(
+        settings,
+        say=lambda _line: None,
+        extra_env={
+            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "IMGDUP_API_PORT": str(settings.api_port),
+        },
+    )
+    try:
+        stack.start()
+        _replay_cli(target, broker.bootstrap, "--all", "--from-database-url", running.dsn)
+        _wait_idle(stack.api_url)
+        assert _membership(target) == _membership(running.dsn)
+        events = _consume(broker.bootstrap, topics.DUPLICATES.name, want=1)
+        assert events and all(DuplicateEventV1.model_validate_json(m.value()).replay for m in events)
+    finally:
+        stack.stop()
+        broker.stop()

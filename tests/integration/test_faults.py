@@ -1,0 +1,269 @@
+"""Crash safety on the real stack: SIGKILL each worker role, the broker, Postgres mid-feed; the
+final Postgres state must equal that of an undisturbed run of the same feed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from pydantic import SecretStr
+
+from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.demo.synthetic import SyntheticAd, build_synthetic_feed
+from imgdup.settings import Settings
+from imgdup.stack import Postgres, free_port, start_broker
+from imgdup.supervisor import Stack
+from schemas import DuplicateEventV1
+from streams import topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROLE_GROUPS = [["images"], ["verifier"], ["clusterer"]]
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[SyntheticAd], LoopbackImageServer]]:
+    root = tmp_path_factory.mktemp("synthetic")
+    ads, _truth = build_synthetic_feed(root, originals=140, copies=60)
+    with LoopbackImageServer(root) as server:
+        yield ads, server
+
+
+@dataclass
+class Run:
+    stack: Stack
+    dsn: str
+    kafka: str
+
+
+def _start(dsn: str, data_dir: Path) -> Run:
+    broker = start_broker(data_dir / "tansu")
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=SecretStr(dsn),
+        kafka_bootstrap_servers=broker.bootstrap,
+        api_port=free_port(),
+    )
+    stack = Stack(
+        settings,
+        say=lambda _line: None,
+        worker_groups=ROLE_GROUPS,
+        extra_env={
+            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "IMGDUP_APP_ID": f"imgdup-fault-{uuid.uuid4().hex[:8]}",
+            "IMGDUP_API_PORT": str(settings.api_port),
+            "IMGDUP_EMBEDDER": "sscd_distilled",
+            # Candidates are every neighbour above the cut-off, never a top-K cut: the pair set is
+            # then independent of the order in which images arrive, which a crash changes.
+            "IMGDUP_ANN_TOP_K": "50",
+            "IMGDUP_ANN_MIN_SCORE": "0.8",
+        },
+    )
+    # The test owns this broker: Stack treats it as external, we restart it ourselves.
+    stack.broker = broker
+    stack.start()
+    return Run(stack, dsn, broker.bootstrap)
+
+
+def _post_all(run: Run, ads: list[SyntheticAd], server: LoopbackImageServer) -> None:
+    with httpx.Client(timeout=30) as client:
+        for ad in ads:
+            response = client.post(
+                f"{run.stack.api_url}/api/v1/image/ingest",
+                json={
+                    "ad_id": ad.ad_id,
+                    "source": "olx.pt",
+                    "category": ad.category,
+                    "seller_id": f"s{ad.ad_id % 17}",
+                    "images": [server.url_for(name) for name in ad.images],
+                },
+            )
+            assert response.status_code == 202, response.text
+
+
+def _progress(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn, connect_timeout=2) as conn:
+        events = dict(conn.execute("SELECT status, count(*) FROM ingest_events GROUP BY status").fetchall())
+        pairs = dict(conn.execute("SELECT status, count(*) FROM duplicates GROUP BY status").fetchall())
+    return {**{f"events_{k}": v for k, v in events.items()}, **{f"pairs_{k}": v for k, v in pairs.items()}}
+
+
+def _wait_for(dsn: str, predicate: Callable[[dict[str, int]], bool], timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    progress: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        try:
+            progress = _progress(dsn)
+        except psycopg.OperationalError:
+            progress = {}
+        else:
+            if predicate(progress):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"condition not reached in {timeout}s: {progress}")
+
+
+def _idle(p: dict[str, int]) -> bool:
+    unfinished = sum(
+        p.get(k, 0) for k in ("events_accepted", "events_processing", "pairs_candidate", "pairs_verified")
+    )
+    return unfinished == 0 and p.get("events_indexed", 0) + p.get("events_dead", 0) > 0
+
+
+def _state(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn) as conn:
+        pairs = {
+            str(pair): (status, dup, None if conf is None else round(conf, 4))
+            for pair, status, dup, conf in conn.execute(
+                "SELECT pair_id, status, is_duplicate, confidence FROM duplicates"
+            )
+        }
+        members = conn.execute(
+            "SELECT c.cluster_id, array_agg(m.image_id::text ORDER BY m.image_id) FROM duplicate_clusters c"
+            " JOIN cluster_members m USING (cluster_id) WHERE c.merged_into IS NULL GROUP BY c.cluster_id"
+        ).fetchall()
+        sizes = conn.execute("SELECT sum(size) FROM duplicate_clusters WHERE merged_into IS NULL").fetchone()
+        images = dict(conn.execute("SELECT image_id::text, status FROM images").fetchall())
+        events = dict(conn.execute("SELECT event_id, status FROM ingest_events").fetchall())
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("images", "image_blobs", "duplicates", "cluster_members", "ingest_events", "ads")
+        }
+    return {
+        "pairs": pairs,
+        "clusters": sorted(tuple(m) for _id, m in members),
+        "cluster_size_total": sizes[0] if sizes else None,
+        "images": images,
+        "events": events,
+        "counts": counts,
+    }
+
+
+def _public_events(kafka: str) -> list[DuplicateEventV1]:
+    # assign(), not subscribe(): no group join to wait for. End offsets are unreliable on tansu,
+    # so read until the topic has been quiet for a few seconds.
+    consumer = Consumer(
+        {"bootstrap.servers": kafka, "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
+    )
+    metadata = consumer.list_topics(topics.DUPLICATES.name, timeout=10)
+    partitions = metadata.topics[topics.DUPLICATES.name].partitions
+    consumer.assign([TopicPartition(topics.DUPLICATES.name, p, OFFSET_BEGINNING) for p in partitions])
+    out: list[DuplicateEventV1] = []
+    started = last = time.monotonic()
+    try:
+        while time.monotonic() - last < 4 and time.monotonic() - started < 60:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                out.append(DuplicateEventV1.model_validate_json(message.value()))
+                last = time.monotonic()
+    finally:
+        consumer.close()
+    return out
+
+
+Disturb = Callable[[Run, Postgres], None]
+
+
+def _run(
+    feed: tuple[list[SyntheticAd], LoopbackImageServer],
+    pg: Postgres,
+    truncate: Callable[[], None],
+    tmp: Path,
+    disturb: Disturb | None,
+) -> dict[str, Any]:
+    ads, server = feed
+    truncate()
+    run = _start(pg.dsn, tmp)
+    try:
+        _post_all(run, ads, server)
+        if disturb is not None:
+            disturb(run, pg)
+        _wait_for(pg.dsn, _idle)
+        state = _state(pg.dsn)
+        if disturb is None or disturb.__name__ != "_restart_broker":
+            # Nothing lost: every clustered pair reached the public topic (repeats allowed, by id).
+            published = {e.event_id for e in _public_events(run.kafka)}
+            clustered = sum(1 for status, _d, _c in state["pairs"].values() if status == "clustered")
+            assert len(published) == clustered
+        return state
+    finally:
+        run.stack.stop()
+        assert run.stack.broker is not None
+        run.stack.broker.stop()
+
+
+@pytest.fixture(scope="module")
+def baseline(
+    feed: tuple[list[SyntheticAd], LoopbackImageServer],
+    pg_server: Postgres,
+    truncate_db: Callable[[], None],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    state = _run(feed, pg_server, truncate_db, tmp_path_factory.mktemp("baseline"), None)
+    assert state["counts"]["ingest_events"] == len(feed[0])
+    assert len(state["clusters"]) > 10, "the feed should produce clusters"
+    assert any(status == "rejected" for status, _d, _c in state["pairs"].values())
+    return state
+
+
+def _kill_role(role: str, after: Callable[[dict[str, int]], bool]) -> Disturb:
+    def disturb(run: Run, pg: Postgres) -> None:
+        _wait_for(pg.dsn, after, timeout=120)
+        name = f"worker-{role}"
+        run.stack.kill_process(name)
+        run.stack.start_process(name)
+
+    disturb.__name__ = f"_kill_{role}"
+    return disturb
+
+
+def _restart_broker(run: Run, pg: Postgres) -> None:
+    _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 60, timeout=120)
+    assert run.stack.broker is not None
+    run.stack.broker.process.kill()  # tansu keeps topics in memory: they are gone now
+    run.stack.broker.process.wait()
+    run.stack.restart_broker()
+
+
+def _restart_postgres(run: Run, pg: Postgres) -> None:
+    _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 60, timeout=120)
+    pg.stop()
+    time.sleep(2)  # workers see connection errors and retry; nothing is dead-lettered
+    pg.start()
+
+
+DISTURBANCES: dict[str, Disturb] = {
+    "kill-images": _kill_role("images", lambda p: p.get("events_indexed", 0) >= 50),
+    "kill-verifier": _kill_role(
+        "verifier",
+        lambda p: p.get("pairs_rejected", 0) + p.get("pairs_verified", 0) + p.get("pairs_clustered", 0) >= 10,
+    ),
+    "kill-clusterer": _kill_role("clusterer", lambda p: p.get("pairs_clustered", 0) >= 5),
+    "broker-restart": _restart_broker,
+    "postgres-restart": _restart_postgres,
+}
+
+
+@pytest.mark.parametrize("name", list(DISTURBANCES))
+def test_disturbed_run_ends_in_the_same_state(
+    name: str,
+    baseline: dict[str, Any],
+    feed: tuple[list[SyntheticAd], LoopbackImageServer],
+    pg_server: Postgres,
+    truncate_db: Callable[[], None],
+    tmp_path: Path,
+) -> None:
+    state = _run(feed, pg_server, truncate_db, tmp_path, DISTURBANCES[name])
+    assert state["counts"] == baseline["counts"]
+    assert state["events"] == baseline["events"]
+    assert state["images"] == baseline["images"]
+    assert state["pairs"] == baseline["pairs"]
+    assert state["clusters"] == baseline["clusters"]
