@@ -139,6 +139,17 @@ def cmd_bad_inputs(args: argparse.Namespace) -> int:
     return 0 if all(r["expected"] == r["observed"] for r in rows) else 1
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from streams.liveness import check_health, health_file
+
+    settings = _settings(args)
+    healthy, reason = check_health(
+        health_file(settings.data_dir, args.roles.split(",")), max_age_s=args.max_age
+    )
+    print(reason)
+    return 0 if healthy else 1
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
@@ -221,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     bad = sub.add_parser("bad-inputs", help="run the hostile-input corpus and print the outcome table")
     bad.add_argument("--write", help="also write the markdown table to this file")
     bad.set_defaults(func=cmd_bad_inputs)
+
+    health = with_data_dir(sub.add_parser("health", help="liveness probe of a worker (exit 0 when live)"))
+    health.add_argument("--roles", default=",".join(ALL_ROLES), help="the worker's roles, as started")
+    health.add_argument("--max-age", type=float, default=30.0, help="heartbeat older than this is dead")
+    health.set_defaults(func=cmd_health)
 
     worker = sub.add_parser("worker", help="run a Faust worker (endpoints from the environment)")
     worker.add_argument("--roles", help=f"comma-separated subset of {','.join(ALL_ROLES)}")

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     images_concurrency: int = Field(2, ge=1, le=64)
     verifier_concurrency: int = Field(2, ge=1, le=64)
     cpu_threads: int = Field(2, ge=1, le=64)
+    # A worker that received messages but committed nothing for this long reports itself unhealthy.
+    worker_stall_after_s: float = Field(120.0, gt=0)
 
     # Detection.
     embedder: EmbedderKind = "sscd"

@@ -8,6 +8,9 @@ from typing import Any
 
 from imgdup.metrics import REGISTRY
 from imgdup.settings import WorkerRole
+from streams.liveness import CommitProgress, health_file, write_health
+
+HEARTBEAT_INTERVAL_S = 5.0
 
 ROLE_MODULES: dict[WorkerRole, str] = {
     "images": "agents.images",
@@ -32,6 +35,14 @@ def run_worker(roles: list[WorkerRole], *, loglevel: str = "warning") -> None:
         await close_runtime()
 
     streams_app.app.on_before_shutdown.connect(_close)  # type: ignore[arg-type]
+
+    progress = CommitProgress()
+    streams_app.app.sensors.add(progress)
+    heartbeat = health_file(streams_app.settings.data_dir, list(roles))
+
+    @streams_app.app.timer(HEARTBEAT_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def _heartbeat() -> None:
+        write_health(heartbeat, progress.snapshot(streams_app.settings.worker_stall_after_s))
 
     logging.getLogger("imgdup").setLevel(logging.INFO)
     worker = faust.Worker(streams_app.app, loglevel=loglevel, redirect_stdouts=False)

@@ -23,6 +23,7 @@ from imgdup.stack import Postgres, free_port, start_broker
 from imgdup.supervisor import Stack
 from schemas import DuplicateEventV1
 from streams import topics
+from streams.liveness import check_health, write_health
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -188,6 +189,10 @@ def _run(
             disturb(run, pg)
         _wait_for(pg.dsn, _idle)
         state = _state(pg.dsn)
+        time.sleep(6)  # one heartbeat interval after the last commit
+        state["health"] = {
+            path.name: check_health(path, max_age_s=30) for path in (tmp / "health").glob("*.json")
+        }
         if disturb is None or disturb.__name__ != "_restart_broker":
             # Nothing lost: every clustered pair reached the public topic (repeats allowed, by id).
             published = {e.event_id for e in _public_events(run.kafka)}
@@ -212,6 +217,19 @@ def baseline(
     assert len(state["clusters"]) > 10, "the feed should produce clusters"
     assert any(status == "rejected" for status, _d, _c in state["pairs"].values())
     return state
+
+
+def test_workers_report_live_after_a_run(baseline: dict[str, Any], tmp_path: Path) -> None:
+    # The baseline's heartbeat files were written while it ran; a stale one is reported dead.
+    stale = tmp_path / "health.json"
+    write_health(
+        stale, {"pid": 1, "at": time.time() - 100, "last_commit": 0, "last_message_in": 0, "healthy": True}
+    )
+    healthy, reason = check_health(stale, max_age_s=30)
+    assert not healthy and "old" in reason
+    assert baseline["health"], "no heartbeat file was written"
+    for name, (healthy, reason) in baseline["health"].items():
+        assert healthy, f"{name}: {reason}"
 
 
 def _kill_role(role: str, after: Callable[[dict[str, int]], bool]) -> Disturb:
@@ -240,6 +258,21 @@ def _restart_postgres(run: Run, pg: Postgres) -> None:
     pg.start()
 
 
+def _graceful_stop(role: str) -> Disturb:
+    def disturb(run: Run, pg: Postgres) -> None:
+        _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 40, timeout=120)
+        name = f"worker-{role}"
+        started = time.monotonic()
+        run.stack.stop_process(name, timeout=30)  # SIGTERM; SIGKILL only after 30 s
+        elapsed = time.monotonic() - started
+        assert run.stack.processes[name].returncode != -9, "the worker had to be killed"
+        assert elapsed < 25, f"SIGTERM took {elapsed:.1f}s"
+        run.stack.start_process(name)
+
+    disturb.__name__ = f"_graceful_{role}"
+    return disturb
+
+
 DISTURBANCES: dict[str, Disturb] = {
     "kill-images": _kill_role("images", lambda p: p.get("events_indexed", 0) >= 50),
     "kill-verifier": _kill_role(
@@ -247,6 +280,7 @@ DISTURBANCES: dict[str, Disturb] = {
         lambda p: p.get("pairs_rejected", 0) + p.get("pairs_verified", 0) + p.get("pairs_clustered", 0) >= 10,
     ),
     "kill-clusterer": _kill_role("clusterer", lambda p: p.get("pairs_clustered", 0) >= 5),
+    "sigterm-images": _graceful_stop("images"),
     "broker-restart": _restart_broker,
     "postgres-restart": _restart_postgres,
 }
@@ -262,6 +296,7 @@ def test_disturbed_run_ends_in_the_same_state(
     tmp_path: Path,
 ) -> None:
     state = _run(feed, pg_server, truncate_db, tmp_path, DISTURBANCES[name])
+    assert all(healthy for healthy, _reason in state["health"].values()), state["health"]
     assert state["counts"] == baseline["counts"]
     assert state["events"] == baseline["events"]
     assert state["images"] == baseline["images"]
