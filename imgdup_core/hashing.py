@@ -1,0 +1,48 @@
+"""HxWx3 uint8 RGB arrays in, 64-bit perceptual hashes (signed, Postgres-bigint-safe) out."""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+__all__ = ["hamming64", "phash64", "phash_distance", "phash_pair"]
+
+_MASK64 = (1 << 64) - 1
+_SIGN_BIT = 1 << 63
+
+
+def phash64(rgb: np.ndarray) -> int:
+    """imagehash.phash (hash_size 8) packed MSB-first, as a signed 64-bit integer."""
+    bits = imagehash.phash(Image.fromarray(_as_rgb(rgb), "RGB"), hash_size=8).hash
+    value = 0
+    for bit in np.asarray(bits, dtype=bool).ravel():
+        value = (value << 1) | int(bit)
+    # Two's complement so the value fits a signed bigint column unchanged.
+    return value - (1 << 64) if value & _SIGN_BIT else value
+
+
+def phash_pair(rgb: np.ndarray) -> tuple[int, int]:
+    """(phash of the image, phash of its horizontal mirror)."""
+    rgb = _as_rgb(rgb)
+    return phash64(rgb), phash64(np.ascontiguousarray(rgb[:, ::-1]))
+
+
+def hamming64(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes (signed or unsigned)."""
+    return ((a ^ b) & _MASK64).bit_count()
+
+
+def phash_distance(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, bool]:
+    """Smallest distance of a's plain hash to b's plain or mirrored hash; True if mirrored won."""
+    plain = hamming64(a[0], b[0])
+    mirrored = hamming64(a[0], b[1])
+    if mirrored < plain:
+        return mirrored, True
+    return plain, False
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+    return np.ascontiguousarray(rgb)

@@ -1,0 +1,478 @@
+"""Two stored RGB copies plus their pHashes and embedding cosine in, a fused duplicate Verdict out."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from imgdup_core.hashing import phash_distance
+
+__all__ = [
+    "DEFAULT_VERIFIER",
+    "Evidence",
+    "Verdict",
+    "VerifierConfig",
+    "verify_pair",
+]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the verifier measured; ``ssim`` is None when no plausible homography was found."""
+
+    phash_distance: int
+    phash_mirrored: bool
+    cosine: float
+    sift_inliers: int
+    sift_mirrored: bool
+    ssim: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``confidence`` (0.5..1) is how sure the verifier is of ``is_duplicate`` as stated."""
+
+    is_duplicate: bool
+    confidence: float
+    evidence: Evidence
+    verifier_version: str
+
+
+_DEFAULT_VERSION = "fused-v1"
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Thresholds of the fused verifier. Change ``version`` whenever any threshold changes:
+    stored verdicts are only comparable within one version (enforced in __post_init__)."""
+
+    version: str = _DEFAULT_VERSION
+
+    # Local features. Inputs are the stored copies (longer side <= 512); SIFT runs on a
+    # 384-pixel working copy: about a third cheaper than 512 and no loss on the tested edits.
+    sift_features: int = 1000
+    sift_max_side: int = 384
+    ratio_test: float = 0.75
+    ransac_reproj_px: float = 3.0
+    min_matches: int = 8
+    # A first orientation with this many inliers is conclusive; the mirrored try is skipped.
+    conclusive_inliers: int = 60
+
+    # Homography plausibility (maps b onto a).
+    min_scale: float = 0.2
+    max_scale: float = 5.0
+    max_anisotropy: float = 2.0
+    max_perspective: float = 3.0
+    min_overlap: float = 0.05
+    min_inlier_spread: float = 0.08
+
+    # Aligned SSIM, over the textured part of the overlap (flat backdrops prove nothing).
+    ssim_max_side: int = 384
+    texture_min_std: float = 4.0
+
+    # Decision routes.
+    geo_min_inliers: int = 8
+    geo_min_ssim: float = 0.65
+    geo_min_cosine: float = 0.3
+    strong_cosine: float = 0.95
+    phash_max_distance: int = 10
+    phash_min_cosine: float = 0.8
+    # With aligned SSIM below geo_min_ssim, a strong cosine still counts unless fewer than
+    # this share of the ratio-test matches fit the homography (the "other shot" signature).
+    shot_max_inlier_ratio: float = 0.7
+
+    def __post_init__(self) -> None:
+        if self.version == _DEFAULT_VERSION:
+            changed = [
+                field.name
+                for field in dataclasses.fields(self)
+                if field.name != "version" and getattr(self, field.name) != field.default
+            ]
+            if changed:
+                raise ValueError(f"thresholds {changed} differ from {_DEFAULT_VERSION!r}; give a new version")
+
+
+DEFAULT_VERIFIER = VerifierConfig()
+
+# scikit-image ships no annotations for it.
+_structural_similarity: Callable[..., Any] = structural_similarity
+
+
+@dataclass(frozen=True)
+class _Features:
+    points: np.ndarray  # [N, 2] float32, working-size pixel coordinates
+    descriptors: np.ndarray  # [N, 128] float32
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    homography: np.ndarray  # maps (possibly mirrored) b onto a, working-size coordinates
+    matches: int
+    inliers: int
+    mirrored: bool
+    plausible: bool
+
+
+# About 0.5 MB per entry (1000 SIFT descriptors).
+_FEATURE_CACHE_SIZE = 32
+_FEATURE_CACHE: OrderedDict[bytes, _Features] = OrderedDict()
+_FEATURE_CACHE_LOCK = threading.Lock()
+
+
+def verify_pair(
+    a_rgb: np.ndarray,
+    b_rgb: np.ndarray,
+    *,
+    phash_a: tuple[int, int],
+    phash_b: tuple[int, int],
+    cosine: float,
+    config: VerifierConfig = DEFAULT_VERIFIER,
+) -> Verdict:
+    """Decide whether b is a (possibly edited or mirrored) copy of a.
+
+    a_rgb/b_rgb are the stored reduced copies; phash_a/phash_b come from phash_pair and cosine
+    from the embedder. Raises ValueError for malformed arrays or a non-finite cosine.
+    """
+    if not math.isfinite(cosine):
+        raise ValueError(f"cosine must be finite, got {cosine!r}")
+    gray_a = _working_gray(a_rgb, config.sift_max_side)
+    gray_b = _working_gray(b_rgb, config.sift_max_side)
+    distance, phash_mirrored = phash_distance(phash_a, phash_b)
+
+    geometry = _best_geometry(gray_a, gray_b, prefer_mirrored=phash_mirrored, config=config)
+    ssim: float | None = None
+    if geometry is not None and geometry.plausible:
+        b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
+        ssim = _aligned_ssim(gray_a, b_aligned, geometry.homography, config)
+
+    plausible = geometry is not None and geometry.plausible
+    evidence = Evidence(
+        phash_distance=distance,
+        phash_mirrored=phash_mirrored,
+        cosine=float(cosine),
+        sift_inliers=geometry.inliers if geometry is not None and plausible else 0,
+        sift_mirrored=geometry.mirrored if geometry is not None and plausible else False,
+        ssim=ssim,
+    )
+    inlier_ratio = geometry.inliers / geometry.matches if geometry is not None else 0.0
+    is_duplicate, confidence = _decide(evidence, inlier_ratio, config)
+    return Verdict(
+        is_duplicate=is_duplicate,
+        confidence=confidence,
+        evidence=evidence,
+        verifier_version=config.version,
+    )
+
+
+def _decide(evidence: Evidence, inlier_ratio: float, config: VerifierConfig) -> tuple[bool, float]:
+    cosine = evidence.cosine
+    ssim = evidence.ssim
+    inliers = evidence.sift_inliers
+    aligned = ssim is not None and inliers >= config.geo_min_inliers
+
+    # Route 1: pixels that line up after a plausible homography. Crops, rotations and heavy
+    # watermarks push the cosine down but leave this intact.
+    geo_strength = 0.0
+    geometric = False
+    if aligned and ssim is not None:
+        geometric = ssim >= config.geo_min_ssim and cosine >= config.geo_min_cosine
+        geo_strength = 0.5 * _ramp(inliers, config.geo_min_inliers, 5 * config.geo_min_inliers)
+        geo_strength += 0.5 * _ramp(ssim, config.geo_min_ssim, 0.9)
+    # Pixels that disagree after a plausible alignment: the same scene, but another shot
+    # (a stereo pair, a burst) or a different object on the same backdrop.
+    misaligned = aligned and ssim is not None and ssim < config.geo_min_ssim
+    # Route 2: the embedding alone, beyond what different shots of one scene reach. Only a
+    # clear "other shot" signature vetoes it: one homography explains just part of the matches.
+    semantic = cosine >= config.strong_cosine and not (
+        misaligned and inlier_ratio < config.shot_max_inlier_ratio
+    )
+    # Route 3: near-identical global layout (pHash) backed by a moderate cosine; weaker, so
+    # any pixel disagreement vetoes it.
+    hashed = (
+        evidence.phash_distance <= config.phash_max_distance
+        and cosine >= config.phash_min_cosine
+        and not misaligned
+    )
+    other_shot = misaligned and not (geometric or semantic or hashed)
+
+    if geometric or semantic or hashed:
+        strengths = [geo_strength if geometric else 0.0]
+        if semantic:
+            strengths.append(_ramp(cosine, config.strong_cosine, 1.0))
+        if hashed:
+            hash_closeness = 1.0 - evidence.phash_distance / max(config.phash_max_distance, 1)
+            strengths.append(
+                0.5 * _ramp(cosine, config.phash_min_cosine, config.strong_cosine) + 0.5 * hash_closeness
+            )
+        return True, round(0.55 + 0.45 * max(strengths), 4)
+
+    if other_shot and ssim is not None:
+        return False, round(0.55 + 0.45 * _ramp(config.geo_min_ssim - ssim, 0.0, 0.3), 4)
+    # How close the pair came to any route; the further, the surer the "no".
+    nearness = _ramp(cosine, config.geo_min_cosine, config.strong_cosine)
+    if aligned and ssim is not None:
+        nearness = max(nearness, _ramp(ssim, 0.3, config.geo_min_ssim))
+    return False, round(1.0 - 0.45 * nearness, 4)
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    if high <= low:
+        return 1.0 if value >= high else 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def _working_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        raise ValueError(f"expected an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return _fit(gray, max_side)
+
+
+def _fit(gray: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = gray.shape
+    if max(h, w) <= max_side:
+        return gray
+    ratio = max_side / max(h, w)
+    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def _features(gray: np.ndarray, config: VerifierConfig) -> _Features:
+    # A new listing photo is usually verified against several candidates in a row, so its
+    # features are worth keeping for a moment; SIFT dominates the cost of a verification.
+    digest = hashlib.blake2b(gray.tobytes(), digest_size=16)
+    digest.update(f"{gray.shape}:{config.sift_features}".encode())
+    key = digest.digest()
+    with _FEATURE_CACHE_LOCK:
+        cached = _FEATURE_CACHE.get(key)
+        if cached is not None:
+            _FEATURE_CACHE.move_to_end(key)
+            return cached
+    features = _extract_features(gray, config)
+    with _FEATURE_CACHE_LOCK:
+        _FEATURE_CACHE[key] = features
+        while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
+            _FEATURE_CACHE.popitem(last=False)
+    return features
+
+
+def _extract_features(gray: np.ndarray, config: VerifierConfig) -> _Features:
+    sift = cv2.SIFT.create(nfeatures=config.sift_features)
+    keypoints, descriptors = sift.detectAndCompute(gray, None)
+    h, w = gray.shape
+    if descriptors is None or not keypoints:
+        return _Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), w, h)
+    points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+    descriptors = np.asarray(descriptors, dtype=np.float32)
+    # Shared through the cache, so nobody may edit them in place.
+    points.setflags(write=False)
+    descriptors.setflags(write=False)
+    return _Features(points, descriptors, w, h)
+
+
+def _mirror_permutation() -> np.ndarray:
+    # OpenCV lays a SIFT descriptor out as 4x4 spatial cells x 8 orientation bins, in the
+    # keypoint's own rotated frame. Mirroring the image flips that frame's rows and reflects
+    # the orientation bins, so the mirrored image's descriptors are a fixed permutation of
+    # the original ones (measured: ~91 % of keypoints re-match exactly). This saves a second
+    # SIFT pass over b.
+    perm = np.empty(128, dtype=np.intp)
+    for row in range(4):
+        for col in range(4):
+            for ori in range(8):
+                perm[((3 - row) * 4 + col) * 8 + (8 - ori) % 8] = (row * 4 + col) * 8 + ori
+    return perm
+
+
+_MIRROR_PERMUTATION = _mirror_permutation()
+
+
+def _mirrored(features: _Features) -> _Features:
+    points = features.points.copy()
+    points[:, 0] = (features.width - 1) - points[:, 0]
+    descriptors = np.ascontiguousarray(features.descriptors[:, _MIRROR_PERMUTATION])
+    return _Features(points, descriptors, features.width, features.height)
+
+
+def _best_geometry(
+    gray_a: np.ndarray, gray_b: np.ndarray, *, prefer_mirrored: bool, config: VerifierConfig
+) -> _Geometry | None:
+    feats_a = _features(gray_a, config)
+    feats_b = _features(gray_b, config)
+    if len(feats_a.points) < config.min_matches or len(feats_b.points) < config.min_matches:
+        return None
+    best: _Geometry | None = None
+    for mirrored in (prefer_mirrored, not prefer_mirrored):
+        candidate = _fit_homography(
+            feats_a, _mirrored(feats_b) if mirrored else feats_b, mirrored, gray_a.shape, config
+        )
+        if candidate is None:
+            continue
+        if best is None or (candidate.plausible, candidate.inliers) > (best.plausible, best.inliers):
+            best = candidate
+        if best.plausible and best.inliers >= config.conclusive_inliers:
+            break
+    return best
+
+
+def _fit_homography(
+    feats_a: _Features,
+    feats_b: _Features,
+    mirrored: bool,
+    shape_a: tuple[int, ...],
+    config: VerifierConfig,
+) -> _Geometry | None:
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(feats_b.descriptors, feats_a.descriptors, k=2)
+    good = [
+        pair[0]
+        for pair in pairs
+        if len(pair) == 2 and pair[0].distance < config.ratio_test * pair[1].distance
+    ]
+    if len(good) < config.min_matches:
+        return None
+    src = feats_b.points[[m.queryIdx for m in good]]
+    dst = feats_a.points[[m.trainIdx for m in good]]
+    homography, mask = cv2.findHomography(
+        src, dst, cv2.RANSAC, config.ransac_reproj_px, maxIters=2000, confidence=0.995
+    )
+    if homography is None or mask is None:
+        return None
+    inlier_mask = mask.ravel().astype(bool)
+    inliers = int(inlier_mask.sum())
+    plausible = _plausible(homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config)
+    return _Geometry(homography, len(good), inliers, mirrored, plausible)
+
+
+def _plausible(
+    homography: np.ndarray,
+    shape_b: tuple[int, int],
+    shape_a: tuple[int, ...],
+    inlier_points_a: np.ndarray,
+    config: VerifierConfig,
+) -> bool:
+    if not np.all(np.isfinite(homography)) or abs(homography[2, 2]) < 1e-12:
+        return False
+    h = homography / homography[2, 2]
+    hb, wb = shape_b
+    ha, wa = int(shape_a[0]), int(shape_a[1])
+    corners = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], dtype=np.float64)
+    denominators = corners @ h[2, :2] + h[2, 2]
+    if np.any(denominators <= 1e-6):
+        return False  # part of b would land beyond the horizon: not a copy-edit
+    projected = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), h).reshape(-1, 2)
+    quad = projected.astype(np.float32)
+    if not cv2.isContourConvex(quad):
+        return False
+
+    # Local scale (Jacobian determinant) at each corner: sign flips mean a reflection, a wide
+    # spread means strong perspective, and either bound catches collapsed (tiny-area) fits.
+    jacobians = []
+    for (x, y), w in zip(corners, denominators, strict=True):
+        u, v = h[0, 0] * x + h[0, 1] * y + h[0, 2], h[1, 0] * x + h[1, 1] * y + h[1, 2]
+        jac = np.array(
+            [
+                [(h[0, 0] * w - u * h[2, 0]) / w**2, (h[0, 1] * w - u * h[2, 1]) / w**2],
+                [(h[1, 0] * w - v * h[2, 0]) / w**2, (h[1, 1] * w - v * h[2, 1]) / w**2],
+            ]
+        )
+        jacobians.append(jac)
+    dets = np.array([np.linalg.det(j) for j in jacobians])
+    if np.any(dets <= 0):
+        return False
+    scales = np.sqrt(dets)
+    if scales.min() < config.min_scale or scales.max() > config.max_scale:
+        return False
+    if scales.max() / scales.min() > config.max_perspective:
+        return False
+    for jac in jacobians:
+        singular = np.linalg.svd(jac, compute_uv=False)
+        if singular[0] / max(singular[1], 1e-12) > config.max_anisotropy:
+            return False
+
+    rect_a = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], dtype=np.float32)
+    overlap, _ = cv2.intersectConvexConvex(rect_a, quad)
+    smaller = min(float(wa * ha), abs(float(cv2.contourArea(quad))))
+    if smaller <= 0 or overlap < config.min_overlap * smaller:
+        return False
+    if len(inlier_points_a) < 3:
+        return False
+    # Inliers bunched in one spot (a shared logo, a repeated texture) prove nothing about the
+    # rest of the picture.
+    hull = cv2.convexHull(inlier_points_a.astype(np.float32))
+    spread = float(cv2.contourArea(hull)) / float(overlap)
+    return spread >= config.min_inlier_spread
+
+
+def _aligned_ssim(
+    gray_a: np.ndarray, gray_b: np.ndarray, homography: np.ndarray, config: VerifierConfig
+) -> float | None:
+    small_a = _fit(gray_a, config.ssim_max_side)
+    small_b = _fit(gray_b, config.ssim_max_side)
+    scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
+    scale_b = np.diag([small_b.shape[1] / gray_b.shape[1], small_b.shape[0] / gray_b.shape[0], 1.0])
+    h = scale_a @ homography @ np.linalg.inv(scale_b)
+    h = h / h[2, 2]
+
+    # Band-limit whichever side is finer so that resampling alone does not cost SSIM: a crop
+    # blown up to full size carries less detail per pixel than the original it came from.
+    magnification = math.sqrt(abs(float(np.linalg.det(h[:2, :2]))))
+    src_b: np.ndarray = small_b.astype(np.float32)
+    ref_a: np.ndarray = small_a.astype(np.float32)
+    if magnification < 1.0:
+        src_b = cv2.GaussianBlur(src_b, (0, 0), 0.5 * math.sqrt(1.0 / magnification**2 - 1.0))
+    elif magnification > 1.0:
+        ref_a = cv2.GaussianBlur(ref_a, (0, 0), 0.5 * math.sqrt(magnification**2 - 1.0))
+
+    height, width = small_a.shape
+    if min(height, width) < 7:
+        return None
+    warped = cv2.warpPerspective(
+        src_b, h, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    footprint = cv2.warpPerspective(
+        np.full(small_b.shape, 255, np.uint8), h, (width, height), flags=cv2.INTER_NEAREST
+    )
+    # Drop a margin the size of the SSIM window so that border pixels never enter the score.
+    valid: np.ndarray = cv2.erode(footprint, np.ones((11, 11), np.uint8)) > 0
+    if valid.sum() < 0.02 * valid.size:
+        return None
+    _, ssim_map = _structural_similarity(
+        ref_a,
+        warped,
+        data_range=255.0,
+        full=True,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
+    # Flat areas (white studio backdrops, sky) score ~1 against any other flat photo, and text
+    # overlaid on them adds texture to one side only; content that both sides show textured
+    # is what says whether the pictures line up.
+    textured_a = _local_std(ref_a) > config.texture_min_std
+    textured_b = _local_std(warped) > config.texture_min_std
+    region = valid & textured_a & textured_b
+    if region.sum() < 0.05 * valid.sum():
+        region = valid & (textured_a | textured_b)
+    if region.sum() < 0.05 * valid.sum():
+        region = valid
+    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0))
+
+
+def _local_std(image: np.ndarray) -> np.ndarray:
+    mean = cv2.GaussianBlur(image, (0, 0), 1.5)
+    mean_sq = cv2.GaussianBlur(image * image, (0, 0), 1.5)
+    std: np.ndarray = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    return std

@@ -1,0 +1,147 @@
+"""Test helpers: numpy photos in; encoded bytes, hand-made PNGs and reposters' edits out."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+
+Edit = Callable[[np.ndarray], np.ndarray]
+
+
+# --- encoding helpers -------------------------------------------------------------------------
+
+
+def encode(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", **options: Any) -> bytes:
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def png_chunks(width: int, height: int, bit_depth: int, color_type: int, idat: bytes) -> bytes:
+    """A PNG written by hand, so tests can declare any size or bit depth PIL would not write."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zlib_stream(rows: Iterable[bytes]) -> bytes:
+    compressor = zlib.compressobj(9)
+    parts = [compressor.compress(row) for row in rows]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def pipeline_copy(rgb: np.ndarray, *, quality: int = 90) -> np.ndarray:
+    """What the service keeps for an uploaded photo: decode the upload, store a reduced JPEG."""
+    decoded = decode_image(encode(rgb, "JPEG", quality=quality))
+    return load_rgb(storage_jpeg(decoded.rgb))
+
+
+# --- edits ------------------------------------------------------------------------------------
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(encode(rgb, "JPEG", quality=quality))).convert("RGB"))
+
+
+def resize(rgb: np.ndarray, factor: float) -> np.ndarray:
+    image = Image.fromarray(rgb)
+    size = (round(image.width * factor), round(image.height * factor))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+def brightness(rgb: np.ndarray, factor: float) -> np.ndarray:
+    return np.asarray(ImageEnhance.Brightness(Image.fromarray(rgb)).enhance(factor))
+
+
+def contrast(rgb: np.ndarray, factor: float) -> np.ndarray:
+    return np.asarray(ImageEnhance.Contrast(Image.fromarray(rgb)).enhance(factor))
+
+
+def mirror(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+def crop(rgb: np.ndarray, fraction: float) -> np.ndarray:
+    """Cut `fraction` of the width and height from every side."""
+    h, w = rgb.shape[:2]
+    dy, dx = round(h * fraction), round(w * fraction)
+    return np.ascontiguousarray(rgb[dy : h - dy, dx : w - dx])
+
+
+def rotate(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    image = Image.fromarray(rgb)
+    turned = image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    return np.asarray(turned)
+
+
+def watermark(rgb: np.ndarray, text: str = "SUPER-AUTO.example  +48 600 100 200") -> np.ndarray:
+    """A dealer's caption along the bottom, white with a dark outline."""
+    image = Image.fromarray(rgb).convert("RGBA")
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    font = ImageFont.load_default(size=max(12, image.height // 16))
+    draw.text(
+        (image.width * 0.05, image.height * 0.85),
+        text,
+        font=font,
+        fill=(255, 255, 255, 200),
+        stroke_width=2,
+        stroke_fill=(0, 0, 0, 200),
+    )
+    return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
+
+
+def heavy_watermark(rgb: np.ndarray, text: str = "AUTO-KOMIS  www.example.pl") -> np.ndarray:
+    """Semi-transparent text tiled over the whole picture at a slant."""
+    image = Image.fromarray(rgb).convert("RGBA")
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    font = ImageFont.load_default(size=max(12, image.height // 14))
+    for row, y in enumerate(range(0, image.height, image.height // 6)):
+        draw.text(((row % 2) * -80, y), (text + "   ") * 4, font=font, fill=(255, 255, 255, 110))
+    overlay = overlay.rotate(20, resample=Image.Resampling.BICUBIC)
+    return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
+
+
+def agency_logo(rgb: np.ndarray) -> np.ndarray:
+    """The same fixed-size logo box in the corner, as an agency stamps on all its photos."""
+    image = Image.fromarray(rgb).convert("RGBA")
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((10, 10, 330, 80), fill=(255, 255, 255, 230))
+    draw.text((20, 20), "AUTO-KOMIS 24h", font=ImageFont.load_default(size=28), fill="#c80000")
+    draw.text((20, 50), "www.example.pl", font=ImageFont.load_default(size=20), fill="black")
+    return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
+
+
+# The photos every edit is applied to in the tests.
+EDITED_BASES = ("astronaut", "coffee", "chelsea", "rocket")
+
+EDITS: dict[str, Edit] = {
+    "resize50": lambda x: resize(x, 0.5),
+    "jpeg40": lambda x: jpeg(x, 40),
+    "brightness130": lambda x: brightness(x, 1.3),
+    "contrast140": lambda x: contrast(x, 1.4),
+    "mirror": mirror,
+    "crop10": lambda x: crop(x, 0.10),
+    "crop25": lambda x: crop(x, 0.25),
+    "watermark": watermark,
+    "heavy_watermark": heavy_watermark,
+    "rotate5": lambda x: rotate(x, 5),
+    "rotate10": lambda x: rotate(x, -10),
+    "combo": lambda x: jpeg(mirror(watermark(crop(brightness(x, 1.2), 0.08))), 60),
+}

@@ -1,0 +1,60 @@
+"""Tests for imgdup_core.hashing: photos and edited copies in, 64-bit pHashes and distances out."""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+import pytest
+from core_images import EDITS, mirror
+from PIL import Image
+
+from imgdup_core.hashing import hamming64, phash64, phash_distance, phash_pair
+
+DISTINCT = ["astronaut", "coffee", "chelsea", "rocket", "camera", "ihc", "hubble", "retina"]
+
+
+def test_phash64_is_imagehash_phash_as_signed_bigint(photos: dict[str, np.ndarray]) -> None:
+    for name in DISTINCT:
+        value = phash64(photos[name])
+        reference = int(str(imagehash.phash(Image.fromarray(photos[name]), hash_size=8)), 16)
+        assert -(2**63) <= value < 2**63
+        assert value % 2**64 == reference
+
+
+def test_hamming64_handles_signed_values() -> None:
+    assert hamming64(-1, 0) == 64
+    assert hamming64(-(2**63), 2**63 - 1) == 64
+    assert hamming64(0x0F0F, 0x0F0F) == 0
+    assert hamming64(-2, -1) == 1
+
+
+def test_mirror_is_caught_by_the_mirrored_hash(stored: dict[str, np.ndarray]) -> None:
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        original = phash_pair(stored[name])
+        flipped = phash_pair(mirror(stored[name]))
+        plain = hamming64(original[0], flipped[0])
+        distance, mirrored = phash_distance(original, flipped)
+        assert mirrored, name
+        assert distance <= 4, (name, distance)
+        assert plain >= 16, (name, plain)
+
+
+@pytest.mark.parametrize("edit", ["resize50", "jpeg40", "brightness130", "contrast140", "watermark"])
+def test_mild_edits_stay_close(photos: dict[str, np.ndarray], edit: str) -> None:
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        distance, mirrored = phash_distance(phash_pair(photos[name]), phash_pair(EDITS[edit](photos[name])))
+        assert distance <= 8, (name, edit, distance)
+        assert not mirrored
+
+
+def test_distinct_photos_are_far_apart(photos: dict[str, np.ndarray]) -> None:
+    pairs = {name: phash_pair(photos[name]) for name in DISTINCT}
+    distances = [
+        phash_distance(pairs[a], pairs[b])[0] for i, a in enumerate(DISTINCT) for b in DISTINCT[i + 1 :]
+    ]
+    assert min(distances) >= 16, distances
+
+
+def test_rejects_non_rgb() -> None:
+    with pytest.raises(ValueError):
+        phash64(np.zeros((8, 8), np.uint8))
