@@ -159,6 +159,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown roles {sorted(unknown)}; known: {list(ALL_ROLES)}", file=sys.stderr)
         return 2
+    # Read by the Faust app's settings when it is imported: it names the consumer group.
+    os.environ["IMGDUP_WORKER_ROLES"] = ",".join(roles)
     sys.argv = [sys.argv[0], "worker"]  # Faust parses argv itself
     run_worker(roles, loglevel=args.loglevel)
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,11 +36,11 @@ def stack_file(data_dir: Path) -> Path:
     return data_dir / "stack.json"
 
 
-def read_stack_file(data_dir: Path) -> dict[str, str]:
+def read_stack_file(data_dir: Path) -> dict[str, Any]:
     path = stack_file(data_dir)
     if not path.exists():
         return {}
-    data: dict[str, str] = json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
@@ -95,10 +96,21 @@ class Stack:
         self._spawn("api", [sys.executable, "-m", "imgdup", "api"])
         self.api_url = f"http://{s.api_host}:{s.api_port}"
         self._wait_for_api()
-        stack_file(s.data_dir).write_text(
-            json.dumps({"kafka": self.kafka, "database_url": self.dsn, "api_url": self.api_url})
-        )
+        self.write_stack_file()
         self.say(f"stack ready in {time.monotonic() - t0:.1f}s: API {self.api_url}/docs")
+
+    def write_stack_file(self) -> None:
+        """Endpoints and child PIDs of the running stack, for `imgdup wait` and operators."""
+        stack_file(self.settings.data_dir).write_text(
+            json.dumps(
+                {
+                    "kafka": self.kafka,
+                    "database_url": self.dsn,
+                    "api_url": self.api_url,
+                    "pids": {name: p.pid for name, p in self.processes.items()},
+                }
+            )
+        )
 
     def workers(self) -> dict[str, list[str]]:
         if len(self.worker_groups) == 1:
@@ -190,9 +202,11 @@ class Stack:
             self.postgres.stop()
         stack_file(self.settings.data_dir).unlink(missing_ok=True)
 
-    def serve_forever(self) -> None:
-        """Block until SIGINT/SIGTERM or a child dies."""
+    def serve_forever(self, *, max_restarts_per_hour: int = 10) -> None:
+        """Block until SIGINT/SIGTERM. A crashed worker or API is restarted (its work is
+        redelivered); one that keeps crashing stops the stack with an error."""
         stop = False
+        restarts: list[float] = []
 
         def on_signal(signum: int, frame: object) -> None:
             nonlocal stop
@@ -204,7 +218,20 @@ class Stack:
             if self.broker is not None and self.broker.process.poll() is not None:
                 self.say("the embedded broker died; restarting it and re-driving unfinished work")
                 self.restart_broker()
-            self.check_children()
+            for name, process in list(self.processes.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 3600] + [now]
+                if len(restarts) > max_restarts_per_hour:
+                    raise StackError(
+                        f"{name} keeps exiting (last code {code}); see "
+                        f"{self.settings.data_dir / (name + '.log')}"
+                    )
+                self.say(f"{name} exited with {code}; restarting it")
+                self.start_process(name)
+                self.write_stack_file()
             time.sleep(0.5)
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import faust
 
-from imgdup.settings import Settings, get_settings
+from imgdup.settings import ALL_ROLES, Settings, get_settings
 from streams import topics
+
+
+def consumer_group(settings: Settings) -> str:
+    """One consumer group per set of roles: restarting or scaling the verifiers never makes the
+    image workers rebalance. All roles in one process share the base id."""
+    roles = sorted(settings.worker_roles)
+    if roles == sorted(ALL_ROLES):
+        return settings.app_id
+    return f"{settings.app_id}.{'+'.join(roles)}"
 
 
 def create_app(settings: Settings) -> faust.App:
     return faust.App(
-        settings.app_id,
+        consumer_group(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers().split(",")],
         # The local broker (tansu) supports neither idempotent producers nor transactions, so
         # delivery is at-least-once and every sink is idempotent (see README "Guarantees").

@@ -1,0 +1,360 @@
+// imgdup admin page: clusters as thumbnail grids, per-pair evidence, moderator verdicts.
+// Plain DOM; every value from the API goes through textContent or a checked attribute.
+"use strict";
+
+const PAGE_SIZE = 20;
+const STORE = { token: "imgdup.apiToken", moderator: "imgdup.moderator" };
+const $ = (id) => document.getElementById(id);
+
+const state = { offset: 0, total: 0 };
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, String(value));
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fmt(value, digits) {
+  if (value === null || value === undefined) return "–";
+  return Number(value).toFixed(digits);
+}
+
+function pct(ratio) {
+  return `${(100 * ratio).toFixed(1)}%`;
+}
+
+function day(iso) {
+  return iso ? String(iso).slice(0, 10) : "";
+}
+
+function when(iso) {
+  return iso ? String(iso).slice(0, 16).replace("T", " ") : "";
+}
+
+let toastTimer = null;
+function toast(message, isError) {
+  const box = $("toast");
+  box.textContent = message;
+  box.className = isError ? "toast error" : "toast";
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, isError ? 6000 : 2500);
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { headers: { accept: "application/json" } });
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+// ------------------------------------------------------------------------------- filters & URL
+
+function filtersFromForm() {
+  return {
+    ad_id: $("f-ad").value.trim(),
+    category: $("f-category").value.trim(),
+    source: $("f-source").value.trim(),
+    since: $("f-since").value,
+    until: $("f-until").value,
+    include_rejected: $("f-rejected").checked,
+  };
+}
+
+function filtersToForm(params) {
+  $("f-ad").value = params.get("ad_id") || "";
+  $("f-category").value = params.get("category") || "";
+  $("f-source").value = params.get("source") || "";
+  $("f-since").value = params.get("since") || "";
+  $("f-until").value = params.get("until") || "";
+  $("f-rejected").checked = params.get("include_rejected") !== "false";
+  state.offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
+}
+
+function queryFor(filters, offset) {
+  const params = new URLSearchParams();
+  for (const key of ["ad_id", "category", "source", "since", "until"]) {
+    if (filters[key]) params.set(key, filters[key]);
+  }
+  if (!filters.include_rejected) params.set("include_rejected", "false");
+  if (offset) params.set("offset", String(offset));
+  return params;
+}
+
+// ------------------------------------------------------------------------------- statistics
+
+function ratioBar(ratio) {
+  const fill = el("span");
+  fill.style.width = `${Math.round(100 * Math.min(1, ratio))}%`;
+  return el("span", { class: "ratio", title: pct(ratio) }, fill);
+}
+
+function sparkline(daily, since, days) {
+  const byDay = new Map(daily.map((b) => [b.day, b]));
+  const spark = el("span", { class: "spark", title: "daily ratio of images in clusters" });
+  const start = new Date(`${since}T00:00:00Z`);
+  for (let i = 0; i < days; i += 1) {
+    const key = new Date(start.getTime() + i * 86400000).toISOString().slice(0, 10);
+    const bucket = byDay.get(key);
+    const bar = el("span", {
+      class: bucket ? "" : "empty",
+      title: bucket ? `${key}: ${bucket.images_in_clusters}/${bucket.images_indexed}` : `${key}: no images`,
+    });
+    bar.style.height = bucket ? `${Math.max(6, Math.round(100 * bucket.ratio))}%` : "6%";
+    spark.append(bar);
+  }
+  return spark;
+}
+
+function groupTable(title, rows, label, stats) {
+  const days = Math.min(stats.days, 60);
+  const since = new Date(Date.parse(`${stats.since}T00:00:00Z`) + (stats.days - days) * 86400000)
+    .toISOString().slice(0, 10);
+  return el("div", {},
+    el("h3", { text: title }),
+    el("table", {},
+      el("thead", {}, el("tr", {},
+        el("th", { text: label }), el("th", { class: "num", text: "images" }),
+        el("th", { class: "num", text: "clustered" }), el("th", { text: "ratio" }),
+        el("th", { text: `last ${days} days` }))),
+      el("tbody", {}, rows.map((row) => el("tr", {},
+        el("td", { text: row.key }),
+        el("td", { class: "num", text: row.images_indexed }),
+        el("td", { class: "num", text: row.images_in_clusters }),
+        el("td", {}, ratioBar(row.ratio), ` ${pct(row.ratio)}`),
+        el("td", {}, sparkline(row.daily, since, days)))))));
+}
+
+function topTable(title, head, rows) {
+  return el("div", {},
+    el("h3", { text: title }),
+    rows.length === 0 ? el("p", { class: "muted", text: "none" }) :
+      el("table", {},
+        el("thead", {}, el("tr", {}, head.map((h, i) => el("th", { class: i ? "num" : "", text: h })))),
+        el("tbody", {}, rows.map((cells) => el("tr", {},
+          cells.map((c, i) => el("td", { class: i ? "num" : "mono", text: c })))))));
+}
+
+async function loadStats() {
+  const body = $("stats-body");
+  try {
+    const stats = await getJSON("/api/v1/stats?days=30");
+    $("stats-window").textContent = `· last ${stats.days} days (since ${stats.since})`;
+    body.replaceChildren(
+      el("div", { class: "totals" },
+        el("h3", { text: "Overall" }),
+        el("div", {}, el("strong", { text: pct(stats.totals.ratio) }), " of images are in a duplicate cluster"),
+        el("div", { class: "muted", text:
+          `${stats.totals.images_in_clusters} of ${stats.totals.images_indexed} images indexed · ` +
+          `${stats.totals.clusters} clusters` })),
+      groupTable("By source", stats.by_source.map((s) => ({ ...s, key: s.source })), "source", stats),
+      groupTable("By category", stats.by_category.map((s) => ({ ...s, key: s.category ?? "(none)" })),
+        "category", stats),
+      topTable("Top image hosts", ["host", "images", "clusters", "ads"],
+        stats.top_image_domains.map((d) => [d.domain, d.images, d.clusters, d.ads])),
+      topTable("Top sellers in clusters", ["seller", "clusters", "images", "copies"],
+        stats.top_sellers.map((s) => [s.seller_id, s.clusters, s.images, s.copies])));
+    $("categories").replaceChildren(...stats.by_category.filter((c) => c.category !== null)
+      .map((c) => el("option", { value: c.category })));
+    $("sources").replaceChildren(...stats.by_source.map((s) => el("option", { value: s.source })));
+  } catch (error) {
+    body.replaceChildren(el("p", { class: "muted", text: `statistics unavailable: ${error.message}` }));
+  }
+}
+
+// ------------------------------------------------------------------------------- clusters
+
+function imageCard(image, searchedAd) {
+  const classes = ["thumb"];
+  if (image.detached) classes.push("detached");
+  if (searchedAd && String(image.ad_id) === searchedAd) classes.push("match");
+  const img = el("img", {
+    src: image.thumbnail_url,
+    alt: `image of ad ${image.ad_id}`,
+    title: image.url,
+    decoding: "async",
+  });
+  const adLink = el("a", { href: `?ad_id=${encodeURIComponent(image.ad_id)}`, text: `ad ${image.ad_id}` });
+  adLink.addEventListener("click", (event) => {
+    event.preventDefault();
+    searchAd(String(image.ad_id));
+  });
+  return el("figure", { class: classes.join(" "), "data-image-id": image.image_id, "data-ad-id": image.ad_id },
+    el("a", { href: image.thumbnail_url, target: "_blank", rel: "noopener noreferrer" }, img),
+    el("figcaption", {},
+      adLink, ` · ${image.source}`, image.category ? ` · ${image.category}` : "",
+      image.detached ? el("span", { class: "flag", text: "detached" }) : null,
+      el("span", { class: "seller", text: `${image.seller_id || "no seller"} · ${day(image.first_seen_at)}` })));
+}
+
+function verdictCell(pair) {
+  const verdict = pair.moderator_verdict;
+  if (!verdict) return el("td", { class: "verdict muted", text: "pending" });
+  const label = verdict.verdict === "confirmed" ? "confirmed" : "not a duplicate";
+  return el("td", { class: "verdict", title: verdict.note || "" },
+    el("span", { class: `pill ${verdict.verdict === "confirmed" ? "ok" : "bad"}`, text: label }),
+    el("div", { class: "muted", text: `${verdict.moderator} · ${when(verdict.decided_at)}` }));
+}
+
+function pairRow(pair, imagesById) {
+  const ev = pair.evidence;
+  const verdict = pair.moderator_verdict ? pair.moderator_verdict.verdict : null;
+  const thumbs = [pair.image_a, pair.image_b].map((id) => {
+    const image = imagesById.get(id);
+    return el("img", { src: `/api/v1/images/${id}/thumbnail`, alt: image ? `ad ${image.ad_id}` : "" });
+  });
+  const confirm = el("button", { type: "button", class: "confirm", text: "Confirm", disabled: verdict === "confirmed" });
+  const reject = el("button", {
+    type: "button", class: "reject", text: "Not a duplicate", disabled: verdict === "not_duplicate",
+  });
+  confirm.addEventListener("click", () => sendVerdict(pair.pair_id, "confirmed", [confirm, reject]));
+  reject.addEventListener("click", () => sendVerdict(pair.pair_id, "not_duplicate", [confirm, reject]));
+  return el("tr", {
+    class: verdict === "not_duplicate" ? "rejected" : verdict === "confirmed" ? "confirmed" : "",
+    "data-pair-id": pair.pair_id,
+  },
+    el("td", { class: "pair-ads" }, el("span", { class: "mini" }, thumbs), `ad ${pair.ad_a} ↔ ad ${pair.ad_b}`),
+    el("td", { class: "num", text: fmt(pair.confidence, 3) }),
+    el("td", { class: "num" }, ev.phash_distance ?? "–", ev.phash_mirrored ? el("span", { class: "flag", text: "mirror", title: "matched the mirrored image" }) : null),
+    el("td", { class: "num", text: fmt(ev.embedding_cosine, 3) }),
+    el("td", { class: "num" }, ev.sift_inliers ?? "–", ev.sift_mirrored ? el("span", { class: "flag", text: "mirror", title: "matched the mirrored image" }) : null),
+    el("td", { class: "num", text: fmt(ev.ssim, 3) }),
+    el("td", {}, ev.exact ? el("span", { class: "flag", text: "exact copy" }) : null),
+    verdictCell(pair),
+    el("td", { class: "actions" }, confirm, " ", reject));
+}
+
+function clusterCard(cluster, searchedAd) {
+  const imagesById = new Map(cluster.images.map((i) => [i.image_id, i]));
+  const counts = cluster.verdicts;
+  return el("article", { class: "cluster", "data-cluster-id": cluster.cluster_id },
+    el("header", {},
+      el("h2", { text: `cluster ${cluster.cluster_id.slice(0, 8)}`, title: cluster.cluster_id }),
+      el("span", { class: "muted", text:
+        `${cluster.images.length} images · ${cluster.ads.length} ads · confidence ${fmt(cluster.confidence, 3)}` +
+        ` · updated ${when(cluster.updated_at)}` }),
+      el("span", { class: "counts" },
+        counts.confirmed ? el("span", { class: "pill ok", text: `${counts.confirmed} confirmed` }) : null,
+        counts.not_duplicate ? el("span", { class: "pill bad", text: `${counts.not_duplicate} rejected` }) : null,
+        counts.pending ? el("span", { class: "pill warn", text: `${counts.pending} to review` }) : null)),
+    el("div", { class: "grid" }, cluster.images.map((image) => imageCard(image, searchedAd))),
+    el("table", { class: "pairs" },
+      el("thead", {}, el("tr", {},
+        ["pair", "confidence", "pHash dist", "cosine", "SIFT inliers", "SSIM", "", "moderator", ""]
+          .map((h) => el("th", { text: h })))),
+      el("tbody", {}, cluster.pairs.map((pair) => pairRow(pair, imagesById)))));
+}
+
+async function loadClusters() {
+  const filters = filtersFromForm();
+  const params = queryFor(filters, state.offset);
+  history.replaceState(null, "", `${location.pathname}${params.toString() ? `?${params}` : ""}`);
+  params.set("limit", String(PAGE_SIZE));
+  const main = $("clusters");
+  try {
+    const page = await getJSON(`/api/v1/admin/clusters?${params}`);
+    state.total = page.total;
+    const first = page.total ? state.offset + 1 : 0;
+    const last = state.offset + page.clusters.length;
+    const scope = filters.ad_id ? ` with ad ${filters.ad_id}` : "";
+    const noun = page.total === 1 ? "cluster" : "clusters";
+    $("summary").textContent = `${page.total} ${noun}${scope} · showing ${first}–${last}`;
+    $("prev").disabled = state.offset === 0;
+    $("next").disabled = last >= page.total;
+    if (page.clusters.length === 0) {
+      main.replaceChildren(el("div", { class: "empty-state", text:
+        filters.ad_id ? `No duplicate clusters contain ad ${filters.ad_id}.` : "No clusters match these filters." }));
+      return;
+    }
+    main.replaceChildren(...page.clusters.map((c) => clusterCard(c, filters.ad_id)));
+  } catch (error) {
+    $("summary").textContent = "";
+    main.replaceChildren(el("div", { class: "empty-state", text: `Could not load clusters: ${error.message}` }));
+  }
+}
+
+function searchAd(adId) {
+  $("f-ad").value = adId;
+  state.offset = 0;
+  loadClusters();
+}
+
+// ------------------------------------------------------------------------------- verdicts
+
+async function sendVerdict(pairId, verdict, buttons) {
+  const moderator = $("moderator").value.trim() || localStorage.getItem(STORE.moderator) || "";
+  if (!moderator) {
+    toast("Enter your moderator name first.", true);
+    $("moderator").focus();
+    return;
+  }
+  const token = $("token").value.trim() || localStorage.getItem(STORE.token) || "";
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const headers = { "content-type": "application/json", accept: "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const response = await fetch(`/api/v1/pairs/${encodeURIComponent(pairId)}/verdict`, {
+      method: "POST", headers, body: JSON.stringify({ verdict, moderator }),
+    });
+    if (response.status === 401) {
+      toast("The API token is missing or wrong: enter it at the top right.", true);
+      $("token").focus();
+      buttons.forEach((b) => { b.disabled = false; });
+      return;
+    }
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    toast(verdict === "confirmed" ? "Confirmed as a duplicate." : "Marked as not a duplicate.");
+    await loadClusters();
+    loadStats();
+  } catch (error) {
+    toast(`Could not save the verdict: ${error.message}`, true);
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+function saveIdentity() {
+  localStorage.setItem(STORE.moderator, $("moderator").value.trim());
+  localStorage.setItem(STORE.token, $("token").value.trim());
+  toast("Saved in this browser.");
+}
+
+// ------------------------------------------------------------------------------- wiring
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("moderator").value = localStorage.getItem(STORE.moderator) || "";
+  $("token").value = localStorage.getItem(STORE.token) || "";
+  $("save-identity").addEventListener("click", saveIdentity);
+  $("moderator").addEventListener("change", () => localStorage.setItem(STORE.moderator, $("moderator").value.trim()));
+  $("token").addEventListener("change", () => localStorage.setItem(STORE.token, $("token").value.trim()));
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.offset = 0;
+    loadClusters();
+  });
+  $("clear").addEventListener("click", () => {
+    $("filters").reset();
+    state.offset = 0;
+    loadClusters();
+  });
+  $("prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - PAGE_SIZE);
+    loadClusters();
+  });
+  $("next").addEventListener("click", () => {
+    state.offset += PAGE_SIZE;
+    loadClusters();
+  });
+  filtersToForm(new URLSearchParams(location.search));
+  loadStats();
+  loadClusters();
+});

@@ -1,0 +1,82 @@
+"""`imgdup up` as a user runs it: starts everything, restarts a crashed worker, stops cleanly on
+SIGTERM, and keeps its Postgres data across restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imgdup.stack import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _wait_stack(data_dir: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    path = data_dir / "stack.json"
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (data_dir / "up.log").read_text()[-3000:]
+        if path.exists():
+            return json.loads(path.read_text())
+        time.sleep(0.3)
+    raise AssertionError("imgdup up did not become ready")
+
+
+def _up(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env.update({"IMGDUP_API_PORT": str(port), "IMGDUP_EMBEDDER": "sscd_distilled"})
+    log = (data_dir / "up.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "imgdup", "up", "--data-dir", str(data_dir)], env=env, stdout=log, stderr=log
+    )
+
+
+def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "state"
+    data_dir.mkdir()
+    data_dir.chmod(0o755)
+    port = free_port()
+    process = _up(data_dir, port)
+    try:
+        stack = _wait_stack(data_dir, process)
+        api = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{api}/healthz").json() == {"status": "ok"}
+        accepted = httpx.post(
+            f"{api}/api/v1/image/ingest",
+            json={"ad_id": 31337, "source": "olx.pt", "images": ["https://cdn.invalid/x.jpg"]},
+        )
+        assert accepted.status_code == 202
+
+        # A crashed worker is restarted by `up`.
+        old_pid = stack["pids"]["worker"]
+        os.kill(old_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while json.loads((data_dir / "stack.json").read_text())["pids"]["worker"] == old_pid:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.3)
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(90)
+    assert code == 0, (data_dir / "up.log").read_text()[-3000:]
+    assert time.monotonic() - started < 60
+    assert not (data_dir / "stack.json").exists()
+
+    # Postgres data lives in the data dir and survives the restart.
+    process = _up(data_dir, port)
+    try:
+        _wait_stack(data_dir, process)
+        state = httpx.get(f"http://127.0.0.1:{port}/api/v1/ads/31337")
+        assert state.status_code == 200
+        assert state.json()["events"], "the accepted event survived the restart"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(90) == 0
