@@ -160,7 +160,7 @@ async def record_verdict(
     """
     async with pool.connection() as conn, conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT 1 FROM duplicates WHERE pair_id = %s FOR SHARE", (pair_id,))
+        await cur.execute("SELECT 1 FROM duplicates WHERE pair_id = %s", (pair_id,))
         if await cur.fetchone() is None:
             return None
         await cur.execute(

@@ -70,6 +70,8 @@ class IngestAccepted(BaseModel):
 
 
 def create_api(settings: Settings) -> FastAPI:
+    settings.check_production_ready()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(settings.database_dsn(), max_size=10)
@@ -206,6 +208,12 @@ def create_api(settings: Settings) -> FastAPI:
         for state in ("candidate", "verified", "rejected", "clustered"):
             PROGRESS.labels("pair", state).set(getattr(p, f"pairs_{state}"))
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        """Liveness: the process answers. Unlike /healthz it does not depend on Postgres, so a
+        database outage does not make Kubernetes restart every API pod."""
+        return {"status": "ok"}
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> dict[str, str]:

@@ -194,7 +194,11 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from streams.admin import ensure_topics
 
     settings = _with_stack_endpoints(_settings(args))
-    created = ensure_topics(settings.bootstrap_servers(), settings.topic_partitions)
+    created = ensure_topics(
+        settings.bootstrap_servers(),
+        settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
     print(f"created: {', '.join(created) or 'nothing to do'}")
     return 0
 

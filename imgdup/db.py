@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import psycopg
@@ -10,7 +11,11 @@ from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "infra" / "sql"
+# The SQL lives under infra/sql (the repository's layout); images copy it there too. An
+# installation elsewhere points IMGDUP_MIGRATIONS_DIR at it.
+MIGRATIONS_DIR = Path(
+    os.environ.get("IMGDUP_MIGRATIONS_DIR", Path(__file__).resolve().parent.parent / "infra" / "sql")
+)
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 0x1D6D_0001
 
@@ -24,6 +29,10 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
 
     Safe to run from several processes at once: an advisory lock serialises them.
     """
+    files = migration_files(directory)
+    if not files:
+        # A packaging mistake must not look like "nothing to do" on an empty database.
+        raise RuntimeError(f"no migrations found in {directory}")
     applied: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
@@ -33,7 +42,7 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for path in migration_files(directory):
+            for path in files:
                 if path.stem in done:
                     continue
                 with conn.transaction():

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # Streams.
     app_id: str = "imgdup"
     topic_partitions: int = Field(4, ge=1, le=256)
+    topic_replication_factor: int = Field(1, ge=1, le=7)
     worker_roles: Annotated[list[WorkerRole], NoDecode] = Field(default_factory=lambda: list(ALL_ROLES))
     worker_metrics_port: int = 0  # 0 = no separate metrics endpoint for the worker
     images_concurrency: int = Field(2, ge=1, le=64)
@@ -79,15 +80,14 @@ class Settings(BaseSettings):
     api_ingest_rate_per_s: float = Field(50.0, gt=0)
     api_ingest_burst: int = Field(200, ge=1)
 
-    @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:
+    def check_production_ready(self) -> None:
+        """The API refuses to start in production without a real token (workers need none)."""
         if self.environment == "production":
             token = self.api_token.get_secret_value() if self.api_token else ""
             if len(token) < 16 or token.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "IMGDUP_API_TOKEN must be set to a real secret (16+ characters) in production"
                 )
-        return self
 
     @field_validator("worker_roles", "allow_private_networks", mode="before")
     @classmethod

@@ -82,7 +82,7 @@ class Stack:
         else:
             self.kafka = s.kafka_bootstrap_servers
             self.say(f"[2/5] using KAFKA_BOOTSTRAP_SERVERS={self.kafka}")
-        created = ensure_topics(self.kafka, s.topic_partitions)
+        created = ensure_topics(self.kafka, s.topic_partitions, replication_factor=s.topic_replication_factor)
         self.say(f"      topics created: {len(created)} (of {len(topics.ALL_TOPICS)})")
         self.say("[3/5] re-driving unfinished work from Postgres ...")
         events, pairs = asyncio.run(redrive(self.dsn, self.kafka))
@@ -188,7 +188,11 @@ class Stack:
             self.stop_process(name, timeout=15)
         self.broker.stop()
         self.broker = start_broker(self.settings.data_dir, port=self.broker.port)
-        ensure_topics(self.kafka, self.settings.topic_partitions)
+        ensure_topics(
+            self.kafka,
+            self.settings.topic_partitions,
+            replication_factor=self.settings.topic_replication_factor,
+        )
         asyncio.run(redrive(self.dsn, self.kafka))
         for name in self.workers():
             self.start_process(name)

@@ -13,7 +13,9 @@ from streams.topics import ALL_TOPICS, partitions_of
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, default_partitions: int, *, timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: str, default_partitions: int, *, replication_factor: int = 1, timeout: float = 30.0
+) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left as they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
     deadline = time.monotonic() + timeout
@@ -26,7 +28,7 @@ def ensure_topics(bootstrap: str, default_partitions: int, *, timeout: float = 3
                 raise RuntimeError(f"Kafka broker at {bootstrap} is unreachable: {exc}") from exc
             time.sleep(0.5)
     wanted = [
-        NewTopic(spec.name, partitions_of(spec, default_partitions), 1)
+        NewTopic(spec.name, partitions_of(spec, default_partitions), replication_factor)
         for spec in ALL_TOPICS
         if spec.name not in existing
     ]

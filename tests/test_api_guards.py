@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from imgdup.api import create_api
 from imgdup.limits import RateLimiter
@@ -77,9 +77,10 @@ def test_rate_limiter_refills_and_forgets_old_clients() -> None:
 
 
 @pytest.mark.parametrize("token", [None, "changeme", "short"])
-def test_production_refuses_missing_or_placeholder_tokens(token: str | None) -> None:
-    with pytest.raises(ValidationError, match="IMGDUP_API_TOKEN"):
-        Settings(environment="production", api_token=SecretStr(token) if token else None)
+def test_production_api_refuses_missing_or_placeholder_tokens(token: str | None) -> None:
+    settings = Settings(environment="production", api_token=SecretStr(token) if token else None)
+    with pytest.raises(ValueError, match="IMGDUP_API_TOKEN"):
+        create_api(settings)
 
 
 def test_secrets_never_show_in_repr() -> None:

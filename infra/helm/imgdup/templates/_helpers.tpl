@@ -1,0 +1,284 @@
+{{/* Names and labels. */}}
+{{- define "imgdup.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "imgdup.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "imgdup.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "imgdup.labels" -}}
+helm.sh/chart: {{ include "imgdup.chart" . }}
+{{ include "imgdup.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "imgdup.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "imgdup.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "imgdup.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Name of the Secret with DATABASE_URL, IMGDUP_API_TOKEN (and optionally the Qdrant key). */}}
+{{- define "imgdup.secretName" -}}
+{{- default (include "imgdup.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* Checks that fail the render early with a readable message. */}}
+{{- define "imgdup.validate" -}}
+{{- if not .Values.kafka.bootstrapServers }}
+{{- fail "kafka.bootstrapServers is required" }}
+{{- end }}
+{{- if not .Values.qdrant.url }}
+{{- fail "qdrant.url is required (the embedded vector store is single-process)" }}
+{{- end }}
+{{- if not .Values.secrets.existingSecret }}
+{{- if not .Values.secrets.databaseUrl }}
+{{- fail "set secrets.existingSecret, or secrets.databaseUrl and secrets.apiToken" }}
+{{- end }}
+{{- if not .Values.secrets.apiToken }}
+{{- fail "set secrets.existingSecret, or secrets.databaseUrl and secrets.apiToken" }}
+{{- end }}
+{{- if lt (len .Values.secrets.apiToken) 16 }}
+{{- fail "secrets.apiToken must be 16+ characters: production settings refuse a shorter token" }}
+{{- end }}
+{{- end }}
+{{- range $key, $value := .Values.settings }}
+{{- if regexMatch "(?i)(DATABASE_URL|TOKEN|PASSWORD|SECRET|API_KEY)" $key }}
+{{- fail (printf "settings.%s looks like a secret: put it in the Secret (secrets.*), not the ConfigMap" $key) }}
+{{- end }}
+{{- end }}
+{{- if hasKey .Values.clusterer "replicas" }}
+{{- if ne (int .Values.clusterer.replicas) 1 }}
+{{- fail "clusterer.replicas must be 1: the clusterer is the single writer of clusters" }}
+{{- end }}
+{{- end }}
+{{- $partitions := int (default "4" .Values.settings.IMGDUP_TOPIC_PARTITIONS) }}
+{{- range $role := list "worker" "verifier" }}
+{{- $v := index $.Values $role }}
+{{- $most := ternary $v.autoscaling.maxReplicas $v.replicas $v.autoscaling.enabled | int }}
+{{- if gt $most $partitions }}
+{{- fail (printf "%s: %d pods but only %d partitions (settings.IMGDUP_TOPIC_PARTITIONS); the extra pods would idle" $role $most $partitions) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Non-secret environment, the same for every role. The ConfigMap holds it for the Deployments;
+the migration hook Job, which runs before the ConfigMap exists, gets it inline.
+*/}}
+{{- define "imgdup.settings" -}}
+KAFKA_BOOTSTRAP_SERVERS: {{ .Values.kafka.bootstrapServers | quote }}
+QDRANT_URL: {{ .Values.qdrant.url | quote }}
+IMGDUP_API_HOST: "0.0.0.0"
+IMGDUP_API_PORT: {{ .Values.api.port | quote }}
+IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
+{{- range $key, $value := .Values.settings }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secret environment: references into a Secret, never values. Called with (dict "root" $ "secret" NAME).
+Every process gets IMGDUP_API_TOKEN: in production mode the settings of every imgdup process
+(workers, migrate, `imgdup health`) refuse to load without it.
+*/}}
+{{- define "imgdup.secretEnv" -}}
+{{- $keys := .root.Values.secrets.keys -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.databaseUrl }}
+- name: IMGDUP_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.apiToken }}
+- name: IMGDUP_QDRANT_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.qdrantApiKey }}
+      optional: true
+{{- end }}
+
+{{/* Pod-level settings shared by every Deployment and the Job. */}}
+{{- define "imgdup.podCommon" -}}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Writable folders under a read-only root: the working directory (Faust's data) and /tmp. */}}
+{{- define "imgdup.volumes" -}}
+volumes:
+  - name: work
+    emptyDir: {}
+  - name: tmp
+    emptyDir: {}
+{{- end }}
+
+{{- define "imgdup.volumeMounts" -}}
+volumeMounts:
+  - name: work
+    mountPath: /var/lib/imgdup
+  - name: tmp
+    mountPath: /tmp
+{{- end }}
+
+{{/* Prometheus scrape annotations for a pod serving /metrics on `port`. */}}
+{{- define "imgdup.scrapeAnnotations" -}}
+{{- if .root.Values.metrics.podAnnotations -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
+{{/*
+A worker Deployment. Called with (dict "root" $ "component" "worker" "role" "images" "values" .Values.worker).
+The clusterer passes "single" true: one replica, Recreate, and no HPA.
+*/}}
+{{- define "imgdup.workerDeployment" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "imgdup.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "imgdup.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+    imgdup.io/role: {{ .role }}
+spec:
+  {{- if .single }}
+  replicas: 1
+  strategy:
+    type: Recreate
+  {{- else if not $v.autoscaling.enabled }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "imgdup.selectorLabels" $root | nindent 6 }}
+      app.kubernetes.io/component: {{ .component }}
+  template:
+    metadata:
+      labels:
+        {{- include "imgdup.selectorLabels" $root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+        imgdup.io/role: {{ .role }}
+      annotations:
+        checksum/config: {{ include "imgdup.settings" $root | sha256sum }}
+        {{- include "imgdup.scrapeAnnotations" (dict "root" $root "port" $root.Values.metrics.workerPort) | nindent 8 }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      {{- include "imgdup.podCommon" $root | nindent 6 }}
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "imgdup.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args: ["worker", "--roles", {{ .role | quote }}]
+          envFrom:
+            - configMapRef:
+                name: {{ include "imgdup.fullname" $root }}
+          env:
+            {{- include "imgdup.secretEnv" (dict "root" $root "secret" (include "imgdup.secretName" $root)) | nindent 12 }}
+          ports:
+            - name: metrics
+              containerPort: {{ $root.Values.metrics.workerPort }}
+              protocol: TCP
+          # `imgdup health` reads the worker's heartbeat file: it fails while the worker has not
+          # started its agents yet (startup: up to 5 min for the model and the group join), when
+          # the event loop is stuck, or when messages arrive but offsets stop being committed.
+          startupProbe:
+            exec:
+              command: ["imgdup", "health", "--roles", {{ .role | quote }}]
+            periodSeconds: 10
+            timeoutSeconds: 10
+            failureThreshold: 30
+          livenessProbe:
+            exec:
+              command: ["imgdup", "health", "--roles", {{ .role | quote }}]
+            periodSeconds: 30
+            timeoutSeconds: 10
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /metrics
+              port: metrics
+            periodSeconds: 10
+            timeoutSeconds: 5
+            failureThreshold: 3
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          {{- include "imgdup.volumeMounts" $root | nindent 10 }}
+      {{- include "imgdup.volumes" $root | nindent 6 }}
+{{- end }}
+
+{{/* A CPU HorizontalPodAutoscaler for the Deployment named by `component`. */}}
+{{- define "imgdup.hpa" -}}
+{{- $root := .root -}}
+{{- $a := .values.autoscaling -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "imgdup.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "imgdup.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "imgdup.fullname" $root }}-{{ .component }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $a.targetCPUUtilizationPercentage }}
+{{- end }}
