@@ -63,6 +63,10 @@ class Stack:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
+        if port_open(s.api_host, s.api_port):
+            raise StackError(
+                f"port {s.api_port} is in use: pass --api-port, set IMGDUP_API_PORT, or stop that process"
+            )
         if s.database_url is None:
             self.say(f"[1/5] starting embedded Postgres in {s.embedded_pg_dir} ...")
             self.postgres = start_postgres(s.embedded_pg_dir)
@@ -82,7 +86,12 @@ class Stack:
         else:
             self.kafka = s.kafka_bootstrap_servers
             self.say(f"[2/5] using KAFKA_BOOTSTRAP_SERVERS={self.kafka}")
-        created = ensure_topics(self.kafka, s.topic_partitions, replication_factor=s.topic_replication_factor)
+        try:
+            created = ensure_topics(
+                self.kafka, s.topic_partitions, replication_factor=s.topic_replication_factor, timeout=15
+            )
+        except RuntimeError as exc:
+            raise StackError(f"{exc} (check KAFKA_BOOTSTRAP_SERVERS)") from exc
         self.say(f"      topics created: {len(created)} (of {len(topics.ALL_TOPICS)})")
         self.say("[3/5] re-driving unfinished work from Postgres ...")
         events, pairs = asyncio.run(redrive(self.dsn, self.kafka))
@@ -90,8 +99,6 @@ class Stack:
         self.say(f"[4/5] starting {len(self.worker_groups)} Faust worker process(es) ...")
         for name, roles in self.workers().items():
             self._spawn(name, [sys.executable, "-m", "imgdup", "worker", "--roles", ",".join(roles)])
-        if port_open(s.api_host, s.api_port):
-            raise StackError(f"port {s.api_port} is in use: set IMGDUP_API_PORT or stop that process")
         self.say(f"[5/5] starting the API on http://{s.api_host}:{s.api_port} ...")
         self._spawn("api", [sys.executable, "-m", "imgdup", "api"])
         self.api_url = f"http://{s.api_host}:{s.api_port}"

@@ -17,7 +17,8 @@ def ensure_topics(
     bootstrap: str, default_partitions: int, *, replication_factor: int = 1, timeout: float = 30.0
 ) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left as they are."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+    # log_level 0: an unreachable broker is reported once by us, not by librdkafka every 50 ms.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000, "log_level": 0})
     deadline = time.monotonic() + timeout
     while True:
         try:
