@@ -1,0 +1,493 @@
+"""The admin side on the real stack: statistics, moderator verdicts and the admin page in a real
+browser (Debian's chromium driven by Playwright), over real photos clustered by the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from pydantic import SecretStr
+from skimage import data as skdata
+
+from imgdup.admin import moderated_truth
+from imgdup.db import open_pool
+from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.settings import Settings
+from imgdup.stack import free_port
+from imgdup.supervisor import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "admin-e2e-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Every <img> on the page decoded (a broken or missing thumbnail has naturalWidth 0).
+IMAGES_LOADED = (
+    "() => { const imgs = [...document.querySelectorAll('img')];"
+    " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }"
+)
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+# `IMGDUP_UPDATE_DOCS_SCREENSHOT=1 pytest tests/integration/test_admin_browser.py` refreshes the
+# README's screenshot; a plain run leaves tracked files alone.
+DOCS_SCREENSHOT = REPO / "docs" / "admin.png"
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def _photo(name: str) -> Image.Image:
+    if name.startswith("motorcycle_"):  # only reachable as files (stereo_motorcycle() loads both)
+        image = Image.open(Path(skdata.__file__).parent / f"{name}.png").convert("RGB")
+    else:
+        array = getattr(skdata, name)()
+        if array.ndim == 2:
+            array = np.stack([array] * 3, axis=-1)
+        image = Image.fromarray(array[..., :3].astype(np.uint8))
+    if max(image.size) > 640:
+        image.thumbnail((640, 640))
+    return image
+
+
+def _watermark(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(16, image.height // 12))
+    draw.text((10, image.height // 2), "CALL 912 345 678", font=font, fill=(255, 255, 255))
+    return out
+
+
+def _crop(image: Image.Image, fraction: float = 0.1) -> Image.Image:
+    dx, dy = int(image.width * fraction), int(image.height * fraction)
+    return image.crop((dx, dy, image.width - dx, image.height - dy))
+
+
+FILES: dict[str, Callable[[], Image.Image]] = {
+    "coffee.jpg": lambda: _photo("coffee"),
+    "coffee_flip.jpg": lambda: ImageOps.mirror(_photo("coffee")),
+    "coffee_crop.jpg": lambda: _crop(_photo("coffee")),
+    "astronaut.jpg": lambda: _photo("astronaut"),
+    "astronaut_wm.jpg": lambda: _watermark(_photo("astronaut")),
+    "astronaut_small.jpg": lambda: _photo("astronaut").resize((256, 256)),
+    "chelsea.jpg": lambda: _photo("chelsea"),
+    "chelsea_bright.jpg": lambda: Image.eval(_photo("chelsea"), lambda v: min(255, int(v * 1.25))),
+    "moto_left.jpg": lambda: _photo("motorcycle_left"),
+    "moto_right.jpg": lambda: _photo("motorcycle_right"),
+    "rocket.jpg": lambda: _photo("rocket"),
+}
+
+
+@dataclass(frozen=True)
+class Ad:
+    ad_id: int
+    source: str
+    category: str | None
+    seller_id: str
+    images: tuple[str, ...]
+
+
+# Originals first; the copies are posted once the originals are in, so "first seen" is known.
+# seller-b re-posts two other sellers' photos (coffee and astronaut).
+ORIGINALS = (
+    Ad(9101, "olx.pt", "electronics", "seller-a", ("coffee.jpg", "rocket.jpg")),
+    Ad(9104, "olx.pt", None, "seller-d", ("astronaut.jpg",)),
+    Ad(9107, "olx.pt", "pets", "seller-f", ("chelsea.jpg",)),
+)
+COPIES = (
+    Ad(9102, "olx.pl", "electronics", "seller-b", ("coffee_flip.jpg",)),
+    Ad(9103, "olx.pt", "electronics", "seller-c", ("coffee_crop.jpg", "moto_left.jpg")),
+    Ad(9105, "olx.pl", None, "seller-b", ("astronaut_wm.jpg", "moto_right.jpg")),
+    Ad(9106, "olx.pl", None, "seller-e", ("astronaut_small.jpg",)),
+    Ad(9108, "olx.pl", "pets", "seller-g", ("chelsea_bright.jpg",)),
+)
+
+
+@dataclass
+class Running:
+    api: str
+    dsn: str
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackImageServer]:
+    root = tmp_path_factory.mktemp("admin-images")
+    for name, make in FILES.items():
+        (root / name).write_bytes(_jpeg(make()))
+    with LoopbackImageServer(root) as server:
+        yield server
+
+
+def _wait_idle(api: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    progress: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        progress = httpx.get(f"{api}/api/v1/progress").json()
+        if progress["unfinished"] == 0:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"pipeline not idle after {timeout}s: {progress}")
+
+
+@pytest.fixture(scope="module")
+def running(
+    pg_dsn: str,
+    kafka: str,
+    image_server: LoopbackImageServer,
+    truncate_db: Callable[[], None],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    truncate_db()
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("admin-stack")),
+        database_url=SecretStr(pg_dsn),
+        kafka_bootstrap_servers=kafka,
+        api_port=free_port(),
+        app_id=f"imgdup-admin-{uuid.uuid4().hex[:8]}",
+    )
+    stack = Stack(
+        settings,
+        say=lambda _line: None,
+        extra_env={
+            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+            "IMGDUP_APP_ID": settings.app_id,
+            "IMGDUP_API_PORT": str(settings.api_port),
+            "IMGDUP_API_TOKEN": TOKEN,
+        },
+    )
+    try:
+        stack.start()
+        for batch in (ORIGINALS, COPIES):
+            for ad in batch:
+                body = {
+                    "ad_id": ad.ad_id,
+                    "source": ad.source,
+                    "category": ad.category,
+                    "seller_id": ad.seller_id,
+                    "images": [image_server.url_for(name) for name in ad.images],
+                }
+                response = httpx.post(
+                    f"{stack.api_url}/api/v1/image/ingest", json=body, headers=AUTH, timeout=30
+                )
+                assert response.status_code == 202, response.text
+            _wait_idle(stack.api_url)
+        yield Running(stack.api_url, pg_dsn)
+    finally:
+        stack.stop()
+
+
+def _name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+def _admin_clusters(api: str, **params: Any) -> dict[str, Any]:
+    response = httpx.get(f"{api}/api/v1/admin/clusters", params=params)
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+def _pair_between(api: str, name_x: str, name_y: str) -> dict[str, Any]:
+    for cluster in _admin_clusters(api)["clusters"]:
+        names = {image["image_id"]: _name(image["url"]) for image in cluster["images"]}
+        for pair in cluster["pairs"]:
+            if {names[pair["image_a"]], names[pair["image_b"]]} == {name_x, name_y}:
+                found: dict[str, Any] = pair
+                return found
+    raise AssertionError(f"no pair {name_x} - {name_y}")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_stats_give_ratios_by_source_and_category_hosts_and_sellers(running: Running) -> None:
+    stats = httpx.get(f"{running.api}/api/v1/stats").json()
+    assert stats["days"] == 30
+    # 11 images indexed; the coffee (3), astronaut (3) and chelsea (2) copies are in clusters.
+    assert stats["totals"] == {"images_indexed": 11, "images_in_clusters": 8, "ratio": 0.7273, "clusters": 3}
+    assert len(stats["daily"]) == 1 and stats["daily"][0]["images_indexed"] == 11
+
+    by_source = {s["source"]: (s["images_indexed"], s["images_in_clusters"]) for s in stats["by_source"]}
+    assert by_source == {"olx.pt": (6, 4), "olx.pl": (5, 4)}
+    assert stats["by_source"][0]["source"] == "olx.pl"  # highest ratio first
+    assert stats["by_source"][0]["daily"][0]["ratio"] == 0.8
+    by_category = {
+        c["category"]: (c["images_indexed"], c["images_in_clusters"]) for c in stats["by_category"]
+    }
+    assert by_category == {"electronics": (5, 3), None: (4, 3), "pets": (2, 2)}
+
+    assert stats["top_image_domains"] == [{"domain": "127.0.0.1", "images": 8, "clusters": 3, "ads": 8}]
+    sellers = {s["seller_id"]: s for s in stats["top_sellers"]}
+    assert stats["top_sellers"][0]["seller_id"] == "seller-b"
+    assert sellers["seller-b"] == {"seller_id": "seller-b", "clusters": 2, "images": 2, "ads": 2, "copies": 2}
+    assert sellers["seller-a"]["copies"] == 0 and sellers["seller-c"]["copies"] == 1
+    assert "seller-x" not in sellers
+
+    narrow = httpx.get(f"{running.api}/api/v1/stats", params={"days": 1, "top": 1}).json()
+    assert narrow["totals"]["images_indexed"] == 11 and len(narrow["top_sellers"]) == 1
+    for bad in ({"days": 0}, {"days": 10_000}, {"days": "x"}, {"top": 0}):
+        response = httpx.get(f"{running.api}/api/v1/stats", params=bad)
+        assert response.status_code == 422, bad
+        assert response.json()["error"] == "invalid_request"
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_verdicts_need_the_token(running: Running) -> None:
+    pair = _pair_between(running.api, "chelsea.jpg", "chelsea_bright.jpg")
+    url = f"{running.api}/api/v1/pairs/{pair['pair_id']}/verdict"
+    body = {"verdict": "confirmed", "moderator": "ana"}
+    assert httpx.post(url, json=body).status_code == 401
+    wrong = httpx.post(url, json=body, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert httpx.get(f"{running.api}/api/v1/pairs/{pair['pair_id']}").json()["moderator_verdict"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"verdict": "maybe", "moderator": "ana"},
+        {"verdict": "confirmed"},
+        {"verdict": "confirmed", "moderator": "   "},
+        {"verdict": "confirmed", "moderator": "ana", "note": "x" * 2001},
+        {"verdict": "confirmed", "moderator": "ana", "extra": 1},
+    ],
+)
+def test_a_bad_verdict_is_422(running: Running, body: dict[str, Any]) -> None:
+    pair = _pair_between(running.api, "chelsea.jpg", "chelsea_bright.jpg")
+    response = httpx.post(f"{running.api}/api/v1/pairs/{pair['pair_id']}/verdict", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_unknown_or_malformed_pair_ids(running: Running) -> None:
+    body = {"verdict": "confirmed", "moderator": "ana"}
+    unknown = uuid.uuid4()
+    assert (
+        httpx.post(f"{running.api}/api/v1/pairs/{unknown}/verdict", json=body, headers=AUTH).status_code
+        == 404
+    )
+    assert httpx.get(f"{running.api}/api/v1/pairs/{unknown}").status_code == 404
+    assert httpx.post(f"{running.api}/api/v1/pairs/nope/verdict", json=body, headers=AUTH).status_code == 422
+    assert httpx.get(f"{running.api}/api/v1/pairs/nope").status_code == 422
+
+
+def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(running: Running) -> None:
+    api = running.api
+    pair = _pair_between(api, "chelsea.jpg", "chelsea_bright.jpg")
+    url = f"{api}/api/v1/pairs/{pair['pair_id']}/verdict"
+
+    first = httpx.post(url, json={"verdict": "confirmed", "moderator": "ana"}, headers=AUTH).json()
+    assert first["changed"] is True and first["verdict"] == "confirmed" and first["note"] is None
+    again = httpx.post(url, json={"verdict": "confirmed", "moderator": " ana "}, headers=AUTH).json()
+    assert again["changed"] is False and again["decided_at"] == first["decided_at"]
+    latest = httpx.post(
+        url, json={"verdict": "not_duplicate", "moderator": "rui", "note": "two different cats"}, headers=AUTH
+    ).json()
+    assert latest["changed"] is True and latest["verdict"] == "not_duplicate"
+
+    detail = httpx.get(f"{api}/api/v1/pairs/{pair['pair_id']}").json()
+    assert detail["moderator_verdict"]["verdict"] == "not_duplicate"
+    assert detail["moderator_verdict"]["moderator"] == "rui"
+    assert detail["moderator_verdict"]["note"] == "two different cats"
+    assert [h["verdict"] for h in detail["history"]] == ["confirmed", "not_duplicate"]
+    assert detail["verifier_duplicate"] is True and detail["duplicate"] is False
+    assert detail["status"] == "clustered" and detail["cluster_id"]
+    assert {_name(i["url"]) for i in detail["images"]} == {"chelsea.jpg", "chelsea_bright.jpg"}
+    assert detail["evidence"]["embedding_cosine"] > 0.3 and detail["evidence"]["sift_inliers"] is not None
+    thumb = httpx.get(f"{api}{detail['images'][0]['thumbnail_url']}")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+    # The admin clusters mark the rejected pair and detach both cats (their only pair) ...
+    page = _admin_clusters(api, ad_id=9107)
+    assert page["total"] == 1
+    cats = page["clusters"][0]
+    assert [p["duplicate"] for p in cats["pairs"]] == [False]
+    assert cats["pairs"][0]["moderator_verdict"]["verdict"] == "not_duplicate"
+    assert all(image["detached"] for image in cats["images"]) and cats["groups"] == []
+    assert cats["verdicts"] == {"confirmed": 0, "not_duplicate": 1, "pending": 0}
+    # ... or leave the cluster out, as the moderated duplicates of the ad do.
+    assert _admin_clusters(api, ad_id=9107, include_rejected="false")["total"] == 0
+    assert _admin_clusters(api, include_rejected="false")["total"] == 2
+    moderated = httpx.get(f"{api}/api/v1/admin/duplicates/9107").json()
+    assert moderated == {"ad_id": 9107, "duplicates": []}
+    coffee = httpx.get(f"{api}/api/v1/admin/duplicates/9102").json()["duplicates"]
+    assert sorted(d["ad_id"] for d in coffee) == [9101, 9103]
+    assert coffee[0]["pairs"][0]["moderator_verdict"] is None
+    # The statistics stop counting the cats as duplicates.
+    stats = httpx.get(f"{api}/api/v1/stats").json()
+    assert stats["totals"]["images_in_clusters"] == 6
+    assert {c["category"]: c["images_in_clusters"] for c in stats["by_category"]}["pets"] == 0
+
+    async def truth() -> list[tuple[str, str]]:
+        pool = await open_pool(running.dsn, max_size=1)
+        try:
+            return await moderated_truth(pool)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(truth()) == [(pair["pair_id"], "not_duplicate")]
+
+
+def test_admin_clusters_filters(running: Running) -> None:
+    api = running.api
+    everything = _admin_clusters(api)
+    assert everything["total"] == 3
+    for cluster in everything["clusters"]:
+        assert cluster["pairs"] and all(p["evidence"]["embedding_cosine"] > 0 for p in cluster["pairs"])
+        assert all(image["thumbnail_url"].endswith("/thumbnail") for image in cluster["images"])
+
+    def names(page: dict[str, Any]) -> set[frozenset[str]]:
+        return {frozenset(_name(i["url"]) for i in c["images"]) for c in page["clusters"]}
+
+    coffee = frozenset({"coffee.jpg", "coffee_flip.jpg", "coffee_crop.jpg"})
+    astronaut = frozenset({"astronaut.jpg", "astronaut_wm.jpg", "astronaut_small.jpg"})
+    assert names(_admin_clusters(api, ad_id=9103)) == {coffee}
+    assert _admin_clusters(api, ad_id=9999)["total"] == 0
+    assert names(_admin_clusters(api, category="electronics")) == {coffee}
+    assert names(_admin_clusters(api, source="olx.pl", category="electronics")) == {coffee}
+    assert _admin_clusters(api, source="olx.pt", category="pets")["total"] == 1
+    assert _admin_clusters(api, source="avito.ma")["total"] == 0
+    today = httpx.get(f"{api}/api/v1/stats").json()["daily"][0]["day"]
+    assert _admin_clusters(api, since=today, until=today)["total"] == 3
+    assert _admin_clusters(api, until="2001-01-01")["total"] == 0
+    first = _admin_clusters(api, limit=2)
+    second = _admin_clusters(api, limit=2, offset=2)
+    assert first["total"] == second["total"] == 3 and len(first["clusters"]) == 2
+    assert len(second["clusters"]) == 1
+    assert astronaut in names(first) | names(second)
+    assert httpx.get(f"{api}/api/v1/admin/clusters", params={"since": "yesterday"}).status_code == 422
+
+
+# --------------------------------------------------------------------------- the page in a browser
+
+
+def _browser_or_skip() -> None:
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"browser test needs {' and '.join(missing)}")
+    assert not missing, f"CI must run the browser test; missing: {', '.join(missing)}"
+
+
+def test_admin_page_shows_clusters_and_records_a_verdict(running: Running) -> None:
+    _browser_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    api = running.api
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(message.text) if "Content Security Policy" in message.text else None
+                ),
+            )
+            page.goto(f"{api}/admin")
+
+            # Real clusters, every thumbnail actually decoded, the evidence and the statistics.
+            clusters = page.locator("article.cluster")
+            expect(clusters).to_have_count(3)
+            page.wait_for_function(IMAGES_LOADED)
+            assert page.locator(".grid img").count() == 8
+            widths = page.eval_on_selector_all(".grid img", "imgs => imgs.map(i => i.naturalWidth)")
+            assert all(width > 0 for width in widths)
+            expect(page.locator("table.pairs tbody tr")).to_have_count(3 + 3 + 1)
+            expect(page.locator("tr.rejected")).to_have_count(1)  # the cats, rejected through the API
+            expect(page.locator(".thumb.detached")).to_have_count(2)
+            expect(page.locator("#stats-body")).to_contain_text("olx.pl")
+            expect(page.locator("#stats-body")).to_contain_text("seller-b")
+            page.screenshot(path=str(SCREENSHOTS / "admin-clusters.png"), full_page=True)
+
+            # Search by ad id: only the coffee cluster, the searched ad highlighted, in the URL.
+            page.fill("#f-ad", "9102")
+            page.click("#search")
+            expect(page.locator("#summary")).to_contain_text("1 cluster with ad 9102")
+            expect(clusters).to_have_count(1)
+            ads = page.eval_on_selector_all(".grid figure", "fs => fs.map(f => f.dataset.adId)")
+            assert sorted(ads) == ["9101", "9102", "9103"]
+            expect(page.locator(".thumb.match")).to_have_count(1)
+            assert "ad_id=9102" in page.url
+            page.wait_for_function(IMAGES_LOADED)
+            page.screenshot(path=str(SCREENSHOTS / "admin-search.png"), full_page=True)
+
+            row = page.locator("tr[data-pair-id]", has_text="ad 9101").filter(has_text="ad 9102")
+            expect(row).to_have_count(1)
+            pair_id = row.get_attribute("data-pair-id")
+            assert pair_id
+
+            # Without a token the API refuses, and the page says so.
+            page.fill("#moderator", "e2e-moderator")
+            row.get_by_role("button", name="Not a duplicate").click()
+            expect(page.locator("#toast")).to_contain_text("token is missing or wrong")
+            verdict = httpx.get(f"{api}/api/v1/pairs/{pair_id}").json()["moderator_verdict"]
+            assert verdict is None
+
+            # With the token (kept in localStorage) the verdict is stored and shown.
+            page.fill("#token", TOKEN)
+            page.click("#save-identity")
+            row.get_by_role("button", name="Not a duplicate").click()
+            expect(page.locator(f'tr[data-pair-id="{pair_id}"].rejected')).to_have_count(1)
+            assert page.evaluate("localStorage.getItem('imgdup.apiToken')") == TOKEN
+            page.wait_for_function(IMAGES_LOADED)
+            page.screenshot(path=str(SCREENSHOTS / "admin-verdict.png"), full_page=True)
+
+            detail = httpx.get(f"{api}/api/v1/pairs/{pair_id}").json()
+            assert detail["moderator_verdict"]["verdict"] == "not_duplicate"
+            assert detail["moderator_verdict"]["moderator"] == "e2e-moderator"
+            assert detail["duplicate"] is False
+
+            # A reload keeps the token; confirm another pair from the full list.
+            page.goto(f"{api}/admin")
+            expect(clusters).to_have_count(3)
+            assert page.input_value("#token") == TOKEN
+            astronaut_row = page.locator("tr[data-pair-id]", has_text="ad 9104").first
+            astronaut_pair = astronaut_row.get_attribute("data-pair-id")
+            astronaut_row.get_by_role("button", name="Confirm").click()
+            expect(page.locator(f'tr[data-pair-id="{astronaut_pair}"].confirmed')).to_have_count(1)
+            page.wait_for_function(IMAGES_LOADED)
+            expect(page.locator("#toast")).to_be_hidden()
+            page.screenshot(path=str(SCREENSHOTS / "admin-overview.png"), full_page=True)
+            if os.environ.get("IMGDUP_UPDATE_DOCS_SCREENSHOT"):
+                DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SCREENSHOTS / "admin-overview.png", DOCS_SCREENSHOT)
+        finally:
+            browser.close()
+    assert problems == []
+    confirmed = httpx.get(f"{api}/api/v1/pairs/{astronaut_pair}").json()["moderator_verdict"]
+    assert confirmed["verdict"] == "confirmed" and confirmed["moderator"] == "e2e-moderator"
