@@ -13,6 +13,7 @@ lint: setup
 	.venv/bin/mypy
 
 test: setup lint
+	@bash scripts/setup-system.sh
 	.venv/bin/python -m pytest $(ARGS)
 
 schemas: setup
