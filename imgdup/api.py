@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from imgdup import ids, metrics, queries, repository
+from imgdup import admin, ids, metrics, queries, repository, stats
 from imgdup.auth import token_guard
 from imgdup.db import open_pool
 from imgdup.limits import BodySizeLimit, RateLimiter, retry_after_header
@@ -166,7 +166,8 @@ def create_api(settings: Settings) -> FastAPI:
 
     @app.get("/api/v1/duplicates/{ad_id}", summary="Ads sharing duplicate images with this ad")
     async def duplicates(ad_id: int, request: Request) -> dict[str, Any]:
-        others = await queries.duplicates_of_ad(request.app.state.pool, ad_id)
+        # Moderators' verdicts apply: a pair marked "not a duplicate" is not presented as one.
+        others = await admin.moderated_duplicates_of_ad(request.app.state.pool, ad_id)
         return {"ad_id": ad_id, "duplicates": others}
 
     @app.get("/api/v1/clusters", summary="Duplicate clusters, most recently changed first")
@@ -222,8 +223,6 @@ def create_api(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     # Routers of later features are included here.
-    from imgdup import admin, stats
-
     app.include_router(stats.router)  # GET /api/v1/stats
     app.include_router(admin.router)  # verdicts, pair detail, admin clusters, /admin page
     return app
