@@ -60,6 +60,14 @@ class Stack:
     api_url: str = ""
 
     def start(self) -> None:
+        """Start every part; on any failure, stop what was started and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()

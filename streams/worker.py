@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
 
 from imgdup.metrics import REGISTRY
 from imgdup.settings import WorkerRole
@@ -24,17 +23,15 @@ def run_worker(roles: list[WorkerRole], *, loglevel: str = "warning") -> None:
     from prometheus_client import start_http_server
 
     from streams import app as streams_app
-    from streams.runtime import close_runtime
 
     for role in roles:
         importlib.import_module(ROLE_MODULES[role])
     if streams_app.settings.worker_metrics_port:
         start_http_server(streams_app.settings.worker_metrics_port, registry=REGISTRY)
 
-    async def _close(app: Any, **kwargs: Any) -> None:
-        await close_runtime()
-
-    streams_app.app.on_before_shutdown.connect(_close)  # type: ignore[arg-type]
+    # Nothing is closed in on_before_shutdown: Faust sends it while agents may still be inside a
+    # step, and a closed pool would turn a clean stop into retries. Un-acked messages are handed
+    # back (redelivered); the process exit closes sockets; the vector store's WAL makes it safe.
 
     progress = CommitProgress()
     streams_app.app.sensors.add(progress)

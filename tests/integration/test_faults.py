@@ -70,7 +70,7 @@ def _start(dsn: str, data_dir: Path) -> Run:
     )
     # The test owns this broker: Stack treats it as external, we restart it ourselves.
     stack.broker = broker
-    stack.start()
+    stack.start()  # on failure it stops its processes and this broker
     return Run(stack, dsn, broker.bootstrap)
 
 
@@ -182,7 +182,7 @@ def _run(
 ) -> dict[str, Any]:
     ads, server = feed
     truncate()
-    run = _start(pg.dsn, tmp)
+    run = _start(pg.dsn, tmp)  # stops what it started when it fails
     try:
         _post_all(run, ads, server)
         if disturb is not None:
