@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from imgdup import metrics, repository
 from schemas import VerifiedPairV1
 from streams import app as streams_app
 from streams.deadletter import dead_letter
-from streams.runtime import Runtime, get_runtime, retry_transient
+from streams.runtime import Runtime, for_each_message, get_runtime, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -47,5 +48,4 @@ async def handle_message(rt: Runtime, message: Any) -> None:
 @streams_app.app.agent(streams_app.pairs_verified, concurrency=1)
 async def cluster_verified_pairs(stream: Any) -> None:
     rt = await get_runtime(streams_app.settings)
-    async for event in stream.events():
-        await handle_message(rt, event.message)
+    await for_each_message(stream, partial(handle_message, rt))

@@ -25,7 +25,7 @@ from schemas import AdImagesCreatedV1, CandidatePairV1, ImageRef
 from schemas.events import MAX_IMAGES_PER_AD
 from streams import app as streams_app
 from streams.deadletter import dead_letter
-from streams.runtime import Runtime, get_runtime, retry_transient
+from streams.runtime import Runtime, for_each_message, get_runtime, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -260,5 +260,4 @@ def _text(value: bytes | None) -> str:
 @streams_app.app.agent(streams_app.ad_images_in, concurrency=streams_app.settings.images_concurrency)
 async def index_ad_images(stream: Any) -> None:
     rt = await get_runtime(streams_app.settings)
-    async for event in stream.events():
-        await handle_message(rt, event.message)
+    await for_each_message(stream, partial(handle_message, rt))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,7 +17,7 @@ from imgdup_core.verify import DEFAULT_VERIFIER, Verdict, verify_pair
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 from streams import app as streams_app
 from streams.deadletter import dead_letter
-from streams.runtime import Runtime, get_runtime, retry_transient
+from streams.runtime import Runtime, for_each_message, get_runtime, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -110,5 +111,4 @@ async def handle_message(rt: Runtime, message: Any) -> None:
 @streams_app.app.agent(streams_app.image_candidates, concurrency=streams_app.settings.verifier_concurrency)
 async def verify_candidates(stream: Any) -> None:
     rt = await get_runtime(streams_app.settings)
-    async for event in stream.events():
-        await handle_message(rt, event.message)
+    await for_each_message(stream, partial(handle_message, rt))

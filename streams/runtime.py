@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -134,3 +134,16 @@ async def retry_transient(stage: str, fn: Callable[[], Awaitable[T]], *, max_del
             log.warning("%s: transient error, retrying in %.1fs: %s", stage, delay, exc)
             await asyncio.sleep(delay)
             delay = min(max_delay, delay * 2)
+
+
+async def for_each_message(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Run `handle` on each message and ack it only once `handle` returned.
+
+    Faust's default iteration acks the current event in a `finally` block, so a step cancelled
+    half-way (SIGTERM, rebalance) would have its offset committed and its work lost. With acks
+    taken over here, a cancelled step leaves its message un-acked and it is delivered again.
+    """
+    acking = stream.noack()
+    async for event in acking.events():
+        await handle(event.message)
+        await acking.ack(event)
