@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from imgdup.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
 from imgdup.demo.feed import DemoFeed, build_demo_feed
 from imgdup.demo.image_server import LoopbackImageServer
 from imgdup.settings import Settings
-from imgdup.stack import StackError
+from imgdup.stack import StackError, port_open
 
 
 class StatusLine:
@@ -95,6 +96,18 @@ def score_demo(client: httpx.Client, api_url: str, feed: DemoFeed) -> tuple[Pair
     return score_pairs(feed.truth_pairs(), pairs_from_clusters(clusters)), clusters
 
 
+# The image URLs include the server's port; a stable port keeps them the same from one run to the
+# next, so re-running the demo on the same data dir finds its events already accepted.
+DEMO_IMAGE_PORT = 8765
+
+
+def _image_server(root: Path) -> LoopbackImageServer:
+    port = DEMO_IMAGE_PORT if not port_open("127.0.0.1", DEMO_IMAGE_PORT) else 0
+    if port == 0:
+        print(f"  port {DEMO_IMAGE_PORT} is busy: serving the photos on another port (new URLs)")
+    return LoopbackImageServer(root, port=port)
+
+
 def run_demo(settings: Settings, *, exit_when_done: bool, timeout: float) -> int:
     from imgdup.supervisor import Stack
 
@@ -106,7 +119,7 @@ def run_demo(settings: Settings, *, exit_when_done: bool, timeout: float) -> int
     # The demo's image server is on loopback, which the SSRF guard refuses unless allowed.
     stack = Stack(settings, extra_env={"IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32"})
     try:
-        with LoopbackImageServer(demo_dir) as server:
+        with _image_server(demo_dir) as server:
             stack.start()
             with httpx.Client(timeout=30) as client:
                 started = time.monotonic()
