@@ -16,8 +16,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from imgdup import ids, metrics, repository
+from imgdup.batching import analyse_with_batcher
 from imgdup.fetch import FetchError, fetch_image
-from imgdup.processing import AnalysedImage, analyse_images, vector_from_bytes, vector_to_bytes
+from imgdup.processing import AnalysedImage, vector_from_bytes, vector_to_bytes
 from imgdup.vectorstore import VectorPoint
 from imgdup_core.decode import ImageRejected
 from imgdup_core.verify import DEFAULT_VERIFIER
@@ -88,10 +89,11 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
         if isinstance(data, FetchError)
     ]
     started = time.perf_counter()
-    analysed = await rt.run_cpu(
-        lambda: analyse_images(
-            [data for _, data in blobs], embedder, max_pixels=rt.settings.decode_max_pixels
-        )
+    analysed = await analyse_with_batcher(
+        [data for _, data in blobs],
+        await rt.batcher(),
+        rt.run_cpu,
+        max_pixels=rt.settings.decode_max_pixels,
     )
     metrics.STAGE_SECONDS.labels("analyse").observe(time.perf_counter() - started)
 
@@ -169,6 +171,7 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
         ),
     )
     now = datetime.now(UTC)
+    sent = []
     for pair in sorted(pending):
         row = candidates[pair]
         out = CandidatePairV1(
@@ -179,10 +182,13 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
             replay=event.replay,
             found_at=now,
         )
-        fut = await streams_app.image_candidates.send(
-            key=str(event.ad_id).encode(), value=out.model_dump_json().encode()
+        sent.append(
+            await streams_app.image_candidates.send(
+                key=str(event.ad_id).encode(), value=out.model_dump_json().encode()
+            )
         )
-        await fut
+    # Every delivery confirmed before the event is marked done; one round trip, not one each.
+    await asyncio.gather(*sent)
     metrics.CANDIDATES_FOUND.inc(len(pending))
     await retry_transient("images.finish", lambda: repository.finish_event(rt.pool, event.event_id))
     return len(pending)

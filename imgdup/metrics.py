@@ -53,3 +53,9 @@ TRANSIENT_RETRIES = Counter(
 API_INGEST_REQUESTS = Counter(
     "imgdup_api_ingest_requests_total", "Ingest API requests", ["status"], registry=REGISTRY
 )
+EMBED_BATCH_IMAGES = Histogram(
+    "imgdup_embed_batch_images",
+    "Images per embedder call (micro-batches across concurrent events)",
+    registry=REGISTRY,
+    buckets=(1, 2, 4, 8, 16, 32),
+)

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
 
     # Detection.
     embedder: EmbedderKind = "sscd"
+    # The model runs on a thread of its own, one micro-batch (across concurrent events) at a time,
+    # with this many ONNX Runtime threads and spin-waiting off: spinning threads burn the cores that
+    # decoding, hashing and SIFT need (bench/results/throughput-*.md: -15% CPU per image).
+    embed_threads: int = Field(2, ge=1, le=64)
+    embed_max_batch: int = Field(8, ge=1, le=64)
+    embed_max_wait_ms: float = Field(5.0, ge=0)
+    # Embedded vector store when QDRANT_URL is unset: "edge" (qdrant-edge plain segments, exact,
+    # cost linear in the collection) or "numpy" (imgdup.vector_index: sign-sketch scan + exact
+    # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
+    vector_index: Literal["edge", "numpy"] = "edge"
     clip_model_path: str | None = None
     ann_top_k: int = Field(10, ge=1, le=100)
     # Candidates below this cosine are not worth a geometric check: edited copies of the same

@@ -39,6 +39,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,8 @@ class NumpyVectorIndex:
 
     bits: sketch length (multiple of 64). rerank: candidates scored exactly per query (raised
     to `limit` when smaller). exact_below: shards up to this size are searched exactly.
+    scan_threads: threads that scan the blocks of one query in parallel (numpy releases the
+    GIL in the scan); 1 scans in the calling thread.
     Thread-safe: searches run concurrently with each other (numpy releases the GIL in the scan);
     upserts take a lock that searches also take while they read a block list, so a search
     sees each row either before or after an upsert.
@@ -110,6 +113,7 @@ class NumpyVectorIndex:
         exact_below: int = 2048,
         seed: int = 20240611,
         fsync: bool = False,
+        scan_threads: int = 1,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
@@ -122,6 +126,12 @@ class NumpyVectorIndex:
         self.rerank = rerank
         self.exact_below = exact_below
         self._fsync = fsync
+        self._scan_threads = scan_threads
+        self._scan_pool = (
+            ThreadPoolExecutor(scan_threads, thread_name_prefix="imgdup-index-scan")
+            if scan_threads > 1
+            else None
+        )
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -329,26 +339,46 @@ class NumpyVectorIndex:
         want: int,
     ) -> list[tuple[_Block, npt.NDArray[np.intp]]]:
         """The `want` rows nearest by sketch distance (ties at the cut-off may add a few more)."""
+        items = [
+            (block, n) for _, blocks, sizes in scope for block, n in zip(blocks, sizes, strict=True) if n
+        ]
+        if self._scan_pool is not None and len(items) > 1:
+            k = self._scan_threads
+            parts = [self._scan_pool.submit(self._scan, code, items[i::k], want) for i in range(k)]
+            found = [entry for part in parts for entry in part.result()]
+        else:
+            found = self._scan(code, items, want)
+        if sum(len(rows) for _, rows, _ in found) > want:
+            found, _, _ = _tighten(found, want)
+        return [(block, rows) for block, rows, _ in found]
+
+    def _scan(
+        self, code: npt.NDArray[np.uint64], items: list[tuple[_Block, int]], want: int
+    ) -> list[tuple[_Block, npt.NDArray[np.intp], npt.NDArray[np.uint16]]]:
         found: list[tuple[_Block, npt.NDArray[np.intp], npt.NDArray[np.uint16]]] = []
         pooled = 0
         threshold = int(_DIST_MAX)  # rows farther than this can no longer make the cut
-        for _, blocks, sizes in scope:
-            for block, n in zip(blocks, sizes, strict=True):
-                if n == 0:
-                    continue
-                dist = np.bitwise_count(block.codes[0, :n] ^ code[0]).astype(np.uint16)
-                for w in range(1, self._words):
-                    dist += np.bitwise_count(block.codes[w, :n] ^ code[w])
-                rows = np.flatnonzero(dist <= threshold)
-                if len(rows) == 0:
-                    continue
-                found.append((block, rows, dist[rows]))
-                pooled += len(rows)
-                if pooled >= 2 * want:
-                    found, pooled, threshold = _tighten(found, want)
-        if pooled > want:
-            found, pooled, threshold = _tighten(found, want)
-        return [(block, rows) for block, rows, _ in found]
+        longest = max((n for _, n in items), default=0)
+        xor = np.empty(longest, dtype=np.uint64)  # scratch, reused for every block and word
+        bits = np.empty(longest, dtype=np.uint8)
+        dist = np.empty(longest, dtype=np.uint16)
+        for block, n in items:
+            x, c, d = xor[:n], bits[:n], dist[:n]
+            np.bitwise_xor(block.codes[0, :n], code[0], out=x)
+            np.bitwise_count(x, out=c)
+            d[:] = c
+            for w in range(1, self._words):
+                np.bitwise_xor(block.codes[w, :n], code[w], out=x)
+                np.bitwise_count(x, out=c)
+                np.add(d, c, out=d)
+            rows = np.flatnonzero(d <= threshold)
+            if len(rows) == 0:
+                continue
+            found.append((block, rows, d[rows]))
+            pooled += len(rows)
+            if pooled >= 2 * want:
+                found, pooled, threshold = _tighten(found, want)
+        return found
 
     # ------------------------------------------------------------------ the rest
 
@@ -400,6 +430,8 @@ class NumpyVectorIndex:
             os.fsync(self._log.fileno())
             self._log.close()
             os.close(self._lock_fd)
+            if self._scan_pool is not None:
+                self._scan_pool.shutdown(wait=True)
 
     def _check_open(self) -> None:
         if self._closed:

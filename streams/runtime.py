@@ -14,9 +14,11 @@ import psycopg
 import psycopg_pool
 
 from imgdup import metrics
+from imgdup.batching import EmbeddingBatcher
 from imgdup.db import open_pool
 from imgdup.fetch import FetchPolicy
 from imgdup.settings import Settings
+from imgdup.vector_index import NumpyVectorIndex
 from imgdup.vectorstore import VectorStore, open_vector_store
 from imgdup_core.embedding import Embedder, build_embedder
 
@@ -39,6 +41,12 @@ class Runtime:
     # CPU-heavy work (decode, hashing, embedding, SIFT) runs here, never on the event loop.
     cpu: ThreadPoolExecutor
     fetch_policy: FetchPolicy
+    # The model's own thread: one batch at a time, so its ONNX threads never compete with each
+    # other; decoding, hashing and SIFT stay in `cpu`.
+    model: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="imgdup-model")
+    )
+    _batcher: EmbeddingBatcher | None = None
     _embedder: Embedder | None = None
     _store: VectorStore | None = None
     _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -49,12 +57,25 @@ class Runtime:
                 options = (
                     {"model_name_or_path": self.settings.clip_model_path}
                     if (self.settings.embedder == "clip")
-                    else {}
+                    else {"intra_op_threads": self.settings.embed_threads, "allow_spinning": False}
                 )
                 self._embedder = await asyncio.get_running_loop().run_in_executor(
                     self.cpu, lambda: build_embedder(self.settings.embedder, **options)
                 )
             return self._embedder
+
+    async def batcher(self) -> EmbeddingBatcher:
+        embedder = await self.embedder()
+        async with self._init_lock:
+            if self._batcher is None:
+                self._batcher = EmbeddingBatcher(
+                    embedder.embed,
+                    executor=self.model,
+                    max_batch=self.settings.embed_max_batch,
+                    max_wait_ms=self.settings.embed_max_wait_ms,
+                    on_batch=lambda images, _callers, _s: metrics.EMBED_BATCH_IMAGES.observe(images),
+                )
+            return self._batcher
 
     async def store(self) -> VectorStore:
         embedder = await self.embedder()
@@ -63,13 +84,16 @@ class Runtime:
                 s = self.settings
                 # One collection per embedding model: vectors of two models never share a space,
                 # so re-processing with a new model can run beside the old index.
-                self._store = open_vector_store(
-                    qdrant_url=s.qdrant_url,
-                    qdrant_api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-                    edge_path=s.vector_dir / embedder.name,
-                    collection=f"{s.qdrant_collection}_{embedder.name}",
-                    dim=embedder.dim,
-                )
+                if not s.qdrant_url and s.vector_index == "numpy":
+                    self._store = NumpyVectorIndex(s.vector_dir / f"{embedder.name}-numpy", dim=embedder.dim)
+                else:
+                    self._store = open_vector_store(
+                        qdrant_url=s.qdrant_url,
+                        qdrant_api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
+                        edge_path=s.vector_dir / embedder.name,
+                        collection=f"{s.qdrant_collection}_{embedder.name}",
+                        dim=embedder.dim,
+                    )
             return self._store
 
     async def run_cpu(self, fn: Callable[[], T]) -> T:
@@ -78,9 +102,12 @@ class Runtime:
     async def close(self) -> None:
         await self.http.aclose()
         await self.pool.close()
+        if self._batcher is not None:
+            await self._batcher.close()
         if self._store is not None:
             self._store.close()
         self.cpu.shutdown(wait=True)
+        self.model.shutdown(wait=True)
 
 
 _runtime: Runtime | None = None

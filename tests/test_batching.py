@@ -1,0 +1,176 @@
+"""Consumes imgdup.batching: concurrent callers share embedder calls and each gets its own rows."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+import skimage
+from PIL import Image
+
+from imgdup.batching import EmbeddingBatcher, analyse_with_batcher
+from imgdup.processing import analyse_images
+from imgdup_core.decode import ImageRejected
+
+T = TypeVar("T")
+
+
+def image(value: int) -> np.ndarray:
+    return np.full((4, 4, 3), value, dtype=np.uint8)
+
+
+class FakeModel:
+    """Row i = [pixel value of image i, batch number]; can be held to force queueing."""
+
+    def __init__(self, *, hold_first: bool = False) -> None:
+        self.calls: list[int] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        self.entered.set()
+        self.release.wait(10)
+        if any(int(im[0, 0, 0]) == 255 for im in images):
+            raise ValueError("bad image")
+        self.calls.append(len(images))
+        batch = len(self.calls)
+        return np.array([[float(im[0, 0, 0]), float(batch)] for im in images], dtype=np.float32).reshape(
+            -1, 2
+        )
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as executor:
+        yield executor
+
+
+async def test_concurrent_callers_share_calls_and_get_their_own_rows(pool: ThreadPoolExecutor) -> None:
+    model = FakeModel(hold_first=True)
+    batcher = EmbeddingBatcher(model.embed, executor=pool, max_batch=8, max_wait_ms=0)
+    first = asyncio.create_task(batcher.embed([image(1)]))
+    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+    # The model is busy with the first call: these five callers queue up meanwhile.
+    others = [asyncio.create_task(batcher.embed([image(10 + i), image(20 + i)])) for i in range(5)]
+    await asyncio.sleep(0)
+    model.release.set()
+    assert (await first)[:, 0].tolist() == [1.0]
+    results = await asyncio.gather(*others)
+    for i, rows in enumerate(results):
+        assert rows[:, 0].tolist() == [10.0 + i, 20.0 + i]
+    # 1 + 10 images in 1 + 2 calls: the queued callers were batched, never above max_batch.
+    assert model.calls == [1, 8, 2]
+    assert batcher.stats.batches == 3 and batcher.stats.images == 11 and batcher.stats.requests == 6
+    await batcher.close()
+
+
+async def test_a_caller_larger_than_max_batch_gets_one_call(pool: ThreadPoolExecutor) -> None:
+    model = FakeModel()
+    batcher = EmbeddingBatcher(model.embed, executor=pool, max_batch=2, max_wait_ms=1)
+    rows = await batcher.embed([image(v) for v in range(5)])
+    assert rows[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert model.calls == [5]
+    empty = await batcher.embed([])
+    assert empty.shape[0] == 0
+
+
+async def test_wait_lets_concurrent_callers_join(pool: ThreadPoolExecutor) -> None:
+    model = FakeModel()
+    # A long wait that ends early once max_batch images are waiting.
+    batcher = EmbeddingBatcher(model.embed, executor=pool, max_batch=4, max_wait_ms=60_000)
+    results = await asyncio.gather(*(batcher.embed([image(v)]) for v in range(4)))
+    assert [r[0, 0] for r in results] == [0.0, 1.0, 2.0, 3.0]
+    assert model.calls == [4]
+    assert {float(r[0, 1]) for r in results} == {1.0}
+
+
+async def test_one_bad_caller_does_not_fail_the_others(pool: ThreadPoolExecutor) -> None:
+    model = FakeModel(hold_first=True)
+    batcher = EmbeddingBatcher(model.embed, executor=pool, max_batch=16, max_wait_ms=0)
+    first = asyncio.create_task(batcher.embed([image(1)]))
+    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+    good = asyncio.create_task(batcher.embed([image(2)]))
+    bad = asyncio.create_task(batcher.embed([image(255)]))
+    also_good = asyncio.create_task(batcher.embed([image(3)]))
+    await asyncio.sleep(0)
+    model.release.set()
+    await first
+    assert (await good)[0, 0] == 2.0
+    assert (await also_good)[0, 0] == 3.0
+    with pytest.raises(ValueError, match="bad image"):
+        await bad
+
+
+async def test_a_cancelled_caller_is_skipped(pool: ThreadPoolExecutor) -> None:
+    model = FakeModel(hold_first=True)
+    batcher = EmbeddingBatcher(model.embed, executor=pool, max_batch=16, max_wait_ms=0)
+    first = asyncio.create_task(batcher.embed([image(1)]))
+    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+    gone = asyncio.create_task(batcher.embed([image(7)]))
+    kept = asyncio.create_task(batcher.embed([image(8)]))
+    await asyncio.sleep(0)
+    gone.cancel()
+    model.release.set()
+    await first
+    assert (await kept)[:, 0].tolist() == [8.0]
+    assert model.calls == [1, 1]
+    await batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await batcher.embed([image(1)])
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        EmbeddingBatcher(FakeModel().embed, max_batch=0)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        EmbeddingBatcher(FakeModel().embed, max_wait_ms=-1)
+
+
+class MeanEmbedder:
+    name = "mean"
+    version = "mean@1"
+    dim = 3
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        rows = np.array([im.reshape(-1, 3).mean(axis=0) + 1.0 for im in images], dtype=np.float32)
+        out: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        return out
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+async def test_analyse_with_batcher_equals_analyse_images(pool: ThreadPoolExecutor) -> None:
+    photos = Path(skimage.__file__).parent / "data"
+    astronaut = np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
+    coffee = np.asarray(Image.open(photos / "coffee.png").convert("RGB"))
+    blobs = [jpeg(astronaut), b"not an image", jpeg(coffee)]
+    embedder = MeanEmbedder()
+    expected = analyse_images(blobs, embedder, max_pixels=40_000_000)
+    batcher = EmbeddingBatcher(embedder.embed, executor=pool)
+    loop = asyncio.get_running_loop()
+
+    async def run_cpu(fn: Callable[[], T]) -> T:
+        return await loop.run_in_executor(pool, fn)
+
+    got = await analyse_with_batcher(blobs, batcher, run_cpu, max_pixels=40_000_000)
+    assert len(got) == len(expected)
+    assert isinstance(got[1], ImageRejected) and isinstance(expected[1], ImageRejected)
+    assert got[1].reason == expected[1].reason
+    for a, b in ((got[0], expected[0]), (got[2], expected[2])):
+        assert not isinstance(a, ImageRejected) and not isinstance(b, ImageRejected)
+        assert a.phash == b.phash and a.pixel_sha256 == b.pixel_sha256 and a.jpeg == b.jpeg
+        np.testing.assert_allclose(a.vector, b.vector, rtol=1e-6)
+    await batcher.close()
