@@ -449,3 +449,27 @@ def test_backfill_of_a_fresh_database_from_a_replay_gives_the_same_clusters(
     finally:
         stack.stop()
         broker.stop()
+
+
+def test_reprocessing_with_a_new_embedding_model_updates_rows_in_place(running: Running) -> None:
+    def counts() -> dict[str, int]:
+        with psycopg.connect(running.dsn) as conn:
+            return {
+                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+                for table in ("images", "image_blobs", "duplicates", "cluster_members", "ingest_events")
+            }
+
+    before, clusters_before = counts(), _membership(running.dsn)[0]
+    running.stack.stop_process("worker")
+    running.stack.extra_env["IMGDUP_EMBEDDER"] = "sscd_distilled"
+    running.stack.start_process("worker")
+    _replay_cli(running.dsn, running.kafka, "--all")
+    _wait_idle(running.api)
+    with psycopg.connect(running.dsn) as conn:
+        models = {
+            row[0]
+            for row in conn.execute("SELECT DISTINCT embedding_model FROM images WHERE status = 'indexed'")
+        }
+    assert models and all(model.startswith("sscd-distilled") for model in models), models
+    assert counts() == before  # same rows, updated in place
+    assert _membership(running.dsn)[0] == clusters_before

@@ -54,6 +54,17 @@ def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
             json={"ad_id": 31337, "source": "olx.pt", "images": ["https://cdn.invalid/x.jpg"]},
         )
         assert accepted.status_code == 202
+        # `imgdup wait` finds the endpoints in the data dir and returns once the event is done
+        # (its only image fails to resolve: dead-lettered image, processed event).
+        waited = subprocess.run(
+            [sys.executable, "-m", "imgdup", "wait", "--data-dir", str(data_dir), "--timeout", "90"],
+            env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert waited.stdout.startswith("done: 1 events processed")
 
         # A crashed worker is restarted by `up`.
         old_pid = stack["pids"]["worker"]
