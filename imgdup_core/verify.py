@@ -19,9 +19,15 @@ from imgdup_core.hashing import phash_distance
 
 __all__ = [
     "DEFAULT_VERIFIER",
+    "FUSED_V2",
+    "FUSION_FEATURES",
     "Evidence",
+    "FusionModel",
     "Verdict",
     "VerifierConfig",
+    "decide",
+    "fusion_features",
+    "measure_pair",
     "verify_pair",
 ]
 
@@ -36,25 +42,106 @@ class Evidence:
     sift_inliers: int
     sift_mirrored: bool
     ssim: float | None
+    # Added in fused-v2 (defaults keep older constructors valid).
+    exact: bool = False  # identical stored pixels: decided without the heavy methods
+    sift_matches: int = 0  # ratio-test matches of the orientation that won (inliers are a part)
+    overlap: float = 0.0  # share of the smaller picture that the other covers once aligned
+    mismatch: float | None = None  # share of the aligned textured overlap that disagrees
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``confidence`` (0.5..1) is how sure the verifier is of ``is_duplicate`` as stated."""
+    """``confidence`` (0.5..1) is how sure the verifier is of ``is_duplicate`` as stated;
+    ``score`` is the fused probability of a duplicate (0..1) the decision thresholds."""
 
     is_duplicate: bool
     confidence: float
     evidence: Evidence
     verifier_version: str
+    score: float = 0.0
 
 
-_DEFAULT_VERSION = "fused-v1"
+_DEFAULT_VERSION = "fused-v2"
+
+
+@dataclass(frozen=True)
+class FusionModel:
+    """Logistic fusion of the evidence: p(duplicate) = sigmoid(bias + sum(weight * feature)),
+    a duplicate when p >= threshold. Fitted on the benchmark's training split only
+    (`python -m bench.quality calibrate`); see imgdup_core/fused_v2.py."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(FUSION_FEATURES)
+        if unknown or len(self.features) != len(self.weights):
+            raise ValueError(f"bad fusion model: unknown features {sorted(unknown)} or weight count")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"fusion threshold must be in (0, 1), got {self.threshold}")
+
+    def probability(self, evidence: Evidence) -> float:
+        values = fusion_features(evidence)
+        logit = self.bias + sum(w * values[name] for name, w in zip(self.features, self.weights, strict=True))
+        return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, logit))))
+
+
+# What the fusion may weigh, all derived from Evidence (so stored evidence can be re-scored).
+FUSION_FEATURES: tuple[str, ...] = (
+    "cosine",
+    "cosine_strong",
+    "phash_close",
+    "log_inliers",
+    "inlier_ratio",
+    "ssim",
+    "ssim_strong",
+    "no_alignment",
+    "overlap",
+    "mismatch",
+)
+
+
+def fusion_features(evidence: Evidence) -> dict[str, float]:
+    """Evidence -> the fusion's inputs, each roughly in 0..1 (hinges let a linear model say
+    "this alone is enough" for a strong cosine or a strong aligned SSIM)."""
+    aligned = evidence.ssim is not None and evidence.sift_inliers > 0
+    ssim = max(0.0, evidence.ssim) if evidence.ssim is not None and aligned else 0.0
+    ratio = evidence.sift_inliers / evidence.sift_matches if evidence.sift_matches else 0.0
+    return {
+        "cosine": evidence.cosine,
+        "cosine_strong": max(0.0, evidence.cosine - 0.8) / 0.2,
+        "phash_close": max(0.0, 16 - evidence.phash_distance) / 16,
+        "log_inliers": math.log1p(evidence.sift_inliers) / math.log1p(500),
+        "inlier_ratio": ratio if aligned else 0.0,
+        "ssim": ssim,
+        "ssim_strong": max(0.0, ssim - 0.6) / 0.4,
+        "no_alignment": 0.0 if aligned else 1.0,
+        "overlap": evidence.overlap if aligned else 0.0,
+        "mismatch": evidence.mismatch if aligned and evidence.mismatch is not None else 0.0,
+    }
+
+
+def _calibrated() -> FusionModel:
+    from imgdup_core import fused_v2
+
+    return FusionModel(
+        features=tuple(fused_v2.FEATURES),
+        weights=tuple(fused_v2.WEIGHTS),
+        bias=fused_v2.BIAS,
+        threshold=fused_v2.THRESHOLD,
+    )
+
+
+FUSED_V2 = _calibrated()
 
 
 @dataclass(frozen=True)
 class VerifierConfig:
-    """Thresholds of the fused verifier. Change ``version`` whenever any threshold changes:
-    stored verdicts are only comparable within one version (enforced in __post_init__)."""
+    """Measurement settings and the calibrated fusion of the verifier. Change ``version``
+    whenever anything changes: stored verdicts are only comparable within one version
+    (enforced in __post_init__)."""
 
     version: str = _DEFAULT_VERSION
 
@@ -62,6 +149,9 @@ class VerifierConfig:
     # 384-pixel working copy: about a third cheaper than 512 and no loss on the tested edits.
     sift_features: int = 1000
     sift_max_side: int = 384
+    # Smaller pictures (thumbnails, tight crops) are enlarged to this first: SIFT finds too
+    # few keypoints on a 150-pixel crop to align it.
+    sift_min_side: int = 384
     ratio_test: float = 0.75
     ransac_reproj_px: float = 3.0
     min_matches: int = 8
@@ -79,17 +169,10 @@ class VerifierConfig:
     # Aligned SSIM, over the textured part of the overlap (flat backdrops prove nothing).
     ssim_max_side: int = 384
     texture_min_std: float = 4.0
+    mismatch_ssim: float = 0.3
 
-    # Decision routes.
-    geo_min_inliers: int = 8
-    geo_min_ssim: float = 0.65
-    geo_min_cosine: float = 0.3
-    strong_cosine: float = 0.95
-    phash_max_distance: int = 10
-    phash_min_cosine: float = 0.8
-    # With aligned SSIM below geo_min_ssim, a strong cosine still counts unless fewer than
-    # this share of the ratio-test matches fit the homography (the "other shot" signature).
-    shot_max_inlier_ratio: float = 0.7
+    # The decision: a logistic fusion of all the evidence, calibrated on training data.
+    fusion: FusionModel = FUSED_V2
 
     def __post_init__(self) -> None:
         if self.version == _DEFAULT_VERSION:
@@ -99,7 +182,7 @@ class VerifierConfig:
                 if field.name != "version" and getattr(self, field.name) != field.default
             ]
             if changed:
-                raise ValueError(f"thresholds {changed} differ from {_DEFAULT_VERSION!r}; give a new version")
+                raise ValueError(f"settings {changed} differ from {_DEFAULT_VERSION!r}; give a new version")
 
 
 DEFAULT_VERIFIER = VerifierConfig()
@@ -123,6 +206,7 @@ class _Geometry:
     inliers: int
     mirrored: bool
     plausible: bool
+    overlap: float  # intersection / the smaller of (a, b projected), 0 when implausible
 
 
 # About 0.5 MB per entry (1000 SIFT descriptors).
@@ -145,99 +229,80 @@ def verify_pair(
     a_rgb/b_rgb are the stored reduced copies; phash_a/phash_b come from phash_pair and cosine
     from the embedder. Raises ValueError for malformed arrays or a non-finite cosine.
     """
+    evidence = measure_pair(a_rgb, b_rgb, phash_a=phash_a, phash_b=phash_b, cosine=cosine, config=config)
+    return decide(evidence, config)
+
+
+def measure_pair(
+    a_rgb: np.ndarray,
+    b_rgb: np.ndarray,
+    *,
+    phash_a: tuple[int, int],
+    phash_b: tuple[int, int],
+    cosine: float,
+    config: VerifierConfig = DEFAULT_VERIFIER,
+) -> Evidence:
+    """Every method's measurement for the pair, without a decision."""
     if not math.isfinite(cosine):
         raise ValueError(f"cosine must be finite, got {cosine!r}")
-    gray_a = _working_gray(a_rgb, config.sift_max_side)
-    gray_b = _working_gray(b_rgb, config.sift_max_side)
+    gray_a = _working_gray(a_rgb, config)
+    gray_b = _working_gray(b_rgb, config)
     distance, phash_mirrored = phash_distance(phash_a, phash_b)
+    if a_rgb.shape == b_rgb.shape and np.array_equal(a_rgb, b_rgb):
+        # The same stored pixels (a re-upload): nothing to align.
+        return Evidence(
+            distance, phash_mirrored, float(cosine), 0, False, 1.0, exact=True, overlap=1.0, mismatch=0.0
+        )
 
     geometry = _best_geometry(gray_a, gray_b, prefer_mirrored=phash_mirrored, config=config)
-    ssim: float | None = None
-    if geometry is not None and geometry.plausible:
-        b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
-        ssim = _aligned_ssim(gray_a, b_aligned, geometry.homography, config)
-
-    plausible = geometry is not None and geometry.plausible
-    evidence = Evidence(
+    if geometry is None or not geometry.plausible:
+        return Evidence(
+            phash_distance=distance,
+            phash_mirrored=phash_mirrored,
+            cosine=float(cosine),
+            sift_inliers=0,
+            sift_mirrored=False,
+            ssim=None,
+            sift_matches=geometry.matches if geometry is not None else 0,
+        )
+    b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
+    aligned = _aligned_ssim(gray_a, b_aligned, geometry.homography, config)
+    return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,
         cosine=float(cosine),
-        sift_inliers=geometry.inliers if geometry is not None and plausible else 0,
-        sift_mirrored=geometry.mirrored if geometry is not None and plausible else False,
-        ssim=ssim,
-    )
-    inlier_ratio = geometry.inliers / geometry.matches if geometry is not None else 0.0
-    is_duplicate, confidence = _decide(evidence, inlier_ratio, config)
-    return Verdict(
-        is_duplicate=is_duplicate,
-        confidence=confidence,
-        evidence=evidence,
-        verifier_version=config.version,
+        sift_inliers=geometry.inliers,
+        sift_mirrored=geometry.mirrored,
+        ssim=aligned[0] if aligned is not None else None,
+        sift_matches=geometry.matches,
+        overlap=round(geometry.overlap, 4),
+        mismatch=round(aligned[1], 4) if aligned is not None else None,
     )
 
 
-def _decide(evidence: Evidence, inlier_ratio: float, config: VerifierConfig) -> tuple[bool, float]:
-    cosine = evidence.cosine
-    ssim = evidence.ssim
-    inliers = evidence.sift_inliers
-    aligned = ssim is not None and inliers >= config.geo_min_inliers
-
-    # Route 1: pixels that line up after a plausible homography. Crops, rotations and heavy
-    # watermarks push the cosine down but leave this intact.
-    geo_strength = 0.0
-    geometric = False
-    if aligned and ssim is not None:
-        geometric = ssim >= config.geo_min_ssim and cosine >= config.geo_min_cosine
-        geo_strength = 0.5 * _ramp(inliers, config.geo_min_inliers, 5 * config.geo_min_inliers)
-        geo_strength += 0.5 * _ramp(ssim, config.geo_min_ssim, 0.9)
-    # Pixels that disagree after a plausible alignment: the same scene, but another shot
-    # (a stereo pair, a burst) or a different object on the same backdrop.
-    misaligned = aligned and ssim is not None and ssim < config.geo_min_ssim
-    # Route 2: the embedding alone, beyond what different shots of one scene reach. Only a
-    # clear "other shot" signature vetoes it: one homography explains just part of the matches.
-    semantic = cosine >= config.strong_cosine and not (
-        misaligned and inlier_ratio < config.shot_max_inlier_ratio
-    )
-    # Route 3: near-identical global layout (pHash) backed by a moderate cosine; weaker, so
-    # any pixel disagreement vetoes it.
-    hashed = (
-        evidence.phash_distance <= config.phash_max_distance
-        and cosine >= config.phash_min_cosine
-        and not misaligned
-    )
-    other_shot = misaligned and not (geometric or semantic or hashed)
-
-    if geometric or semantic or hashed:
-        strengths = [geo_strength if geometric else 0.0]
-        if semantic:
-            strengths.append(_ramp(cosine, config.strong_cosine, 1.0))
-        if hashed:
-            hash_closeness = 1.0 - evidence.phash_distance / max(config.phash_max_distance, 1)
-            strengths.append(
-                0.5 * _ramp(cosine, config.phash_min_cosine, config.strong_cosine) + 0.5 * hash_closeness
-            )
-        return True, round(0.55 + 0.45 * max(strengths), 4)
-
-    if other_shot and ssim is not None:
-        return False, round(0.55 + 0.45 * _ramp(config.geo_min_ssim - ssim, 0.0, 0.3), 4)
-    # How close the pair came to any route; the further, the surer the "no".
-    nearness = _ramp(cosine, config.geo_min_cosine, config.strong_cosine)
-    if aligned and ssim is not None:
-        nearness = max(nearness, _ramp(ssim, 0.3, config.geo_min_ssim))
-    return False, round(1.0 - 0.45 * nearness, 4)
+def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
+    """The calibrated fusion's verdict on measured evidence."""
+    if evidence.exact:
+        return Verdict(True, 1.0, evidence, config.version, 1.0)
+    model = config.fusion
+    p = model.probability(evidence)
+    t = model.threshold
+    is_duplicate = p >= t
+    # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.
+    margin = (p - t) / (1.0 - t) if is_duplicate else (t - p) / t
+    return Verdict(is_duplicate, round(0.5 + 0.5 * margin, 4), evidence, config.version, round(p, 6))
 
 
-def _ramp(value: float, low: float, high: float) -> float:
-    if high <= low:
-        return 1.0 if value >= high else 0.0
-    return min(1.0, max(0.0, (value - low) / (high - low)))
-
-
-def _working_gray(rgb: np.ndarray, max_side: int) -> np.ndarray:
+def _working_gray(rgb: np.ndarray, config: VerifierConfig) -> np.ndarray:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
         raise ValueError(f"expected an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    return _fit(gray, max_side)
+    h, w = gray.shape
+    if 0 < max(h, w) < config.sift_min_side:
+        ratio = config.sift_min_side / max(h, w)
+        size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
+        return cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC)
+    return _fit(gray, config.sift_max_side)
 
 
 def _fit(gray: np.ndarray, max_side: int) -> np.ndarray:
@@ -352,8 +417,10 @@ def _fit_homography(
         return None
     inlier_mask = mask.ravel().astype(bool)
     inliers = int(inlier_mask.sum())
-    plausible = _plausible(homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config)
-    return _Geometry(homography, len(good), inliers, mirrored, plausible)
+    overlap = _plausible_overlap(
+        homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config
+    )
+    return _Geometry(homography, len(good), inliers, mirrored, overlap is not None, overlap or 0.0)
 
 
 def _plausible(
@@ -363,19 +430,31 @@ def _plausible(
     inlier_points_a: np.ndarray,
     config: VerifierConfig,
 ) -> bool:
+    return _plausible_overlap(homography, shape_b, shape_a, inlier_points_a, config) is not None
+
+
+def _plausible_overlap(
+    homography: np.ndarray,
+    shape_b: tuple[int, int],
+    shape_a: tuple[int, ...],
+    inlier_points_a: np.ndarray,
+    config: VerifierConfig,
+) -> float | None:
+    """None when the homography cannot be a copy-edit; else the share of the smaller picture
+    (a, or b projected onto a) that the other covers."""
     if not np.all(np.isfinite(homography)) or abs(homography[2, 2]) < 1e-12:
-        return False
+        return None
     h = homography / homography[2, 2]
     hb, wb = shape_b
     ha, wa = int(shape_a[0]), int(shape_a[1])
     corners = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], dtype=np.float64)
     denominators = corners @ h[2, :2] + h[2, 2]
     if np.any(denominators <= 1e-6):
-        return False  # part of b would land beyond the horizon: not a copy-edit
+        return None  # part of b would land beyond the horizon: not a copy-edit
     projected = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), h).reshape(-1, 2)
     quad = projected.astype(np.float32)
     if not cv2.isContourConvex(quad):
-        return False
+        return None
 
     # Local scale (Jacobian determinant) at each corner: sign flips mean a reflection, a wide
     # spread means strong perspective, and either bound catches collapsed (tiny-area) fits.
@@ -391,34 +470,37 @@ def _plausible(
         jacobians.append(jac)
     dets = np.array([np.linalg.det(j) for j in jacobians])
     if np.any(dets <= 0):
-        return False
+        return None
     scales = np.sqrt(dets)
     if scales.min() < config.min_scale or scales.max() > config.max_scale:
-        return False
+        return None
     if scales.max() / scales.min() > config.max_perspective:
-        return False
+        return None
     for jac in jacobians:
         singular = np.linalg.svd(jac, compute_uv=False)
         if singular[0] / max(singular[1], 1e-12) > config.max_anisotropy:
-            return False
+            return None
 
     rect_a = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], dtype=np.float32)
     overlap, _ = cv2.intersectConvexConvex(rect_a, quad)
     smaller = min(float(wa * ha), abs(float(cv2.contourArea(quad))))
     if smaller <= 0 or overlap < config.min_overlap * smaller:
-        return False
+        return None
     if len(inlier_points_a) < 3:
-        return False
+        return None
     # Inliers bunched in one spot (a shared logo, a repeated texture) prove nothing about the
     # rest of the picture.
     hull = cv2.convexHull(inlier_points_a.astype(np.float32))
     spread = float(cv2.contourArea(hull)) / float(overlap)
-    return spread >= config.min_inlier_spread
+    if spread < config.min_inlier_spread:
+        return None
+    return min(1.0, float(overlap) / smaller)
 
 
 def _aligned_ssim(
     gray_a: np.ndarray, gray_b: np.ndarray, homography: np.ndarray, config: VerifierConfig
-) -> float | None:
+) -> tuple[float, float] | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim) over the textured overlap."""
     small_a = _fit(gray_a, config.ssim_max_side)
     small_b = _fit(gray_b, config.ssim_max_side)
     scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
@@ -468,7 +550,18 @@ def _aligned_ssim(
         region = valid & (textured_a | textured_b)
     if region.sum() < 0.05 * valid.sum():
         region = valid
-    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0))
+    # Where the aligned pictures disagree outright: a shared frame (a screenshot template, an
+    # agency banner) lines up while the photos inside it do not, which the mean over the
+    # textured intersection hides (a product on white in one picture and a different one in
+    # the other share little texture). Measured over each side's own texture and the smaller
+    # share kept, so an overlay that adds texture to one side only (text tiled over a flat sky)
+    # does not count: the clean side shows no disagreement there.
+    shares = []
+    for textured in (textured_a, textured_b):
+        own = valid & textured
+        shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
+    mismatch = min(shares)
+    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch
 
 
 def _local_std(image: np.ndarray) -> np.ndarray:

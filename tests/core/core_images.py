@@ -128,6 +128,32 @@ def agency_logo(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
 
 
+def listing_screenshot(rgb: np.ndarray) -> np.ndarray:
+    """The photo inside a fixed listing-page template (header, title, price, buttons), as a
+    screenshot of someone else's ad: the same frame for every photo."""
+    canvas = Image.new("RGB", (480, 760), (250, 250, 250))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, 480, 70), fill=(0, 47, 52))
+    draw.text((20, 18), "classifieds.example", font=ImageFont.load_default(size=28), fill="white")
+    for row in range(4):
+        draw.rectangle((20, 90 + 36 * row, 460 - 60 * row, 112 + 36 * row), fill=(200, 205, 210))
+    draw.text((20, 640), "2 450 PLN   Warszawa", font=ImageFont.load_default(size=30), fill="black")
+    draw.rounded_rectangle((20, 690, 230, 740), radius=12, fill=(35, 229, 219))
+    draw.rounded_rectangle((250, 690, 460, 740), radius=12, outline=(0, 47, 52), width=3)
+    draw.text((60, 700), "Message", font=ImageFont.load_default(size=24), fill="black")
+    draw.text((300, 700), "Call", font=ImageFont.load_default(size=24), fill="black")
+    photo = Image.fromarray(rgb)
+    photo.thumbnail((440, 380))
+    canvas.paste(photo, (20 + (440 - photo.width) // 2, 250 + (380 - photo.height) // 2))
+    return np.asarray(canvas)
+
+
+def thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
+    image = Image.fromarray(rgb)
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
 # The photos every edit is applied to in the tests.
 EDITED_BASES = ("astronaut", "coffee", "chelsea", "rocket")
 

@@ -1,0 +1,1 @@
+"""Detection-quality benchmark: `python -m bench.quality` (see bench/quality/README.md)."""

@@ -1,0 +1,331 @@
+"""`python -m bench.quality [--quick]`: the detection-quality benchmark (see bench/quality/README.md).
+
+python -m bench.quality            # the set, the stack on the test split, baselines, report
+python -m bench.quality --quick    # a quarter of the test photos (a few minutes)
+python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fused_v2.py)
+python -m bench.quality photos     # only fetch the photos into the cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# AugLy's and albumentations' import-time update checks stay off; everything here is offline.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from bench.common import machine
+from bench.quality import report
+from bench.quality.analysis import Analysed, analyse, signed_phash, stored_copy
+from bench.quality.baselines import all_baselines
+from bench.quality.dataset import BenchSet, SetImage, build_set
+from bench.quality.edits import BENIGN, HARD
+from bench.quality.metrics import (
+    PRECISION_TARGETS,
+    curve_summary,
+    operating_point,
+    pair_labels,
+    pair_scores,
+)
+from bench.quality.photos import ensure_photos, iter_sources
+
+DEFAULT_TOP_K = 10
+# Below the product's default of 0.3: heavy watermarks and tight crops fall to 0.15-0.3 with
+# SSCD yet still rank among an image's top neighbours (see the README).
+DEFAULT_MIN_SCORE = 0.2
+
+
+def _order(images: Sequence[SetImage], seed: int) -> list[SetImage]:
+    """Posting order: every original first (shuffled), then every copy (shuffled)."""
+    rng = random.Random(f"imgdup-quality-order:{seed}")
+    originals = [i for i in images if i.family == "original"]
+    copies = [i for i in images if i.family != "original"]
+    rng.shuffle(originals)
+    rng.shuffle(copies)
+    return originals + copies
+
+
+def _quick(images: Sequence[SetImage], seed: int, share: float = 0.25) -> list[SetImage]:
+    def keep(group: str) -> bool:
+        digest = hashlib.sha256(f"imgdup-quality-quick:{seed}:{group}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+    return [i for i in images if keep(i.group)]
+
+
+def _verify_timing(
+    bench: BenchSet, analysed: Analysed, pairs: Sequence[tuple[str, str]], limit: int
+) -> dict[str, Any]:
+    """Wall time of verify_pair on candidate pairs, in stream order (features of an image are
+    extracted once and reused for its next candidates, as in the verifier)."""
+    from imgdup_core import verify
+
+    index = analysed.index()
+    chosen = sorted(pairs)[:: max(1, len(pairs) // limit)][:limit]
+    stored: dict[str, np.ndarray] = {}
+    timings: list[float] = []
+    cpu: list[float] = []
+    verify._FEATURE_CACHE.clear()
+    for a, b in chosen:
+        for name in (a, b):
+            if name not in stored:
+                stored[name] = stored_copy(bench.root / "images" / name)
+        ia, ib = index[a], index[b]
+        ha = (signed_phash(int(analysed.phash[ia])), signed_phash(int(analysed.phash_mirrored[ia])))
+        hb = (signed_phash(int(analysed.phash[ib])), signed_phash(int(analysed.phash_mirrored[ib])))
+        cosine = float(analysed.vectors[ia] @ analysed.vectors[ib])
+        wall, started = time.perf_counter(), time.process_time()
+        verify.verify_pair(stored[a], stored[b], phash_a=ha, phash_b=hb, cosine=cosine)
+        timings.append(1000 * (time.perf_counter() - wall))
+        cpu.append(1000 * (time.process_time() - started))
+    if not timings:
+        return {}
+    return {
+        "verify_pairs": len(timings),
+        "verify_ms_median": statistics.median(timings),
+        "verify_ms_p95": float(np.percentile(timings, 95)),
+        "verify_cpu_ms_median": statistics.median(cpu),
+    }
+
+
+def _targets(methods: list[dict[str, Any]]) -> list[str]:
+    main = methods[0]
+    curves = main["curves"][f"{PRECISION_TARGETS[0]:g}"]
+    benign = curves["benign"]["recall"]
+    hard = curves["hard"]["recall"]
+    op = main["operating_point"]
+    lines = [
+        f"benign edits: recall {100 * benign:.1f} % at precision >= 99.5 % (target >= 99) -> "
+        f"{'met' if benign >= 0.99 else 'missed'}; at the shipped operating point recall "
+        f"{100 * op['benign_recall']:.1f} %, precision {100 * op['precision']:.2f} %",
+        f"hard edits: recall {100 * hard:.1f} % at precision >= 99.5 % (target >= 90) -> "
+        f"{'met' if hard >= 0.90 else 'missed'}; at the shipped operating point "
+        f"{100 * op['hard_recall']:.1f} %",
+    ]
+    baseline_hard = max(
+        (m["curves"][f"{PRECISION_TARGETS[0]:g}"]["hard"]["recall"], m["name"])
+        for m in methods
+        if not m["name"].startswith("imgdup")
+    )
+    gain = 100 * (hard - baseline_hard[0])
+    lines.append(
+        f"hard edits vs the best baseline at precision >= 99.5 %: {gain:+.1f} points over "
+        f"{baseline_hard[1]} ({100 * baseline_hard[0]:.1f} %) (target >= +20) -> "
+        f"{'met' if gain >= 20 else 'missed'}"
+    )
+    fpr = op["hard_negatives"]["all"]["fpr"]
+    worst = max(
+        (v["fpr"], k)
+        for k, v in op["hard_negatives"].items()
+        if k != "all" and v["pairs"] and v["fpr"] == v["fpr"]
+    )
+    lines.append(
+        f"hard negatives: false-positive rate {100 * fpr:.2f} % (target <= 0.5) -> "
+        f"{'met' if fpr <= 0.005 else 'missed'}"
+        f"; worst kind {worst[1]} {100 * worst[0]:.2f} %"
+    )
+    weak = sorted(
+        (stats["recall"], name)
+        for name, stats in op["families"].items()
+        if name != "original" and stats["pairs"] and stats["recall"] < 0.9
+    )
+    if weak:
+        lines.append(
+            "weak edits at the operating point: " + ", ".join(f"{name} {100 * r:.0f} %" for r, name in weak)
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    facts = machine()
+    print("quality benchmark")
+    bench = build_set(seed=args.seed, copies=args.copies)
+    photos = ensure_photos(say=False)
+    images = bench.split("test")
+    if args.quick:
+        images = _quick(images, args.seed)
+    images = _order(images, args.seed)
+    names = [i.name for i in images]
+    print(f"  {len(images)} test images ({sum(i.family == 'original' for i in images)} photos)")
+
+    from imgdup_core.verify import DEFAULT_VERIFIER
+
+    stack_result = None
+    if not args.skip_stack:
+        from bench.quality.stack_run import run_stack
+
+        print(f"  running the stack (top-{args.top_k}, min score {args.min_score}) ...")
+        stack_result = run_stack(
+            bench,
+            images,
+            top_k=args.top_k,
+            min_score=args.min_score,
+            timeout_s=args.timeout,
+            keep_data=args.keep_stack_data,
+        )
+        missing = [n for n in names if n not in stack_result.vectors]
+        if missing:
+            print(f"  warning: {len(missing)} images were not indexed by the stack, e.g. {missing[:3]}")
+        analysed = analyse(
+            bench,
+            images,
+            None if not missing else _embedder(),
+            vectors_from=None if missing else stack_result.vectors,
+            model_version=stack_result.embedding_model,
+        )
+    else:
+        analysed = analyse(bench, images, _embedder())
+
+    labels = pair_labels(bench, images)
+    methods: list[dict[str, Any]] = []
+    timing: dict[str, Any] = {}
+    if stack_result is not None:
+        from bench.quality.stack_run import cluster_matrix, pipeline_scores
+
+        index = analysed.index()
+        scores = pair_scores(labels, pipeline_scores(stack_result, index, len(images)))
+        predicted = scores >= 0.5
+        methods.append(
+            {
+                "name": "imgdup",
+                "label": f"verdicts ({DEFAULT_VERIFIER.version})",
+                "operating_point": operating_point(labels, predicted),
+                "curves": curve_summary(labels, scores),
+            }
+        )
+        together = cluster_matrix(stack_result, names)[labels.i, labels.j]
+        methods.append(
+            {
+                "name": "imgdup clusters",
+                "label": "same cluster",
+                "operating_point": operating_point(labels, together),
+                "curves": None,
+            }
+        )
+        timing["stack_elapsed_s"] = stack_result.elapsed_s
+        timing["stack_pairs"] = len(stack_result.pairs)
+        timing.update(_verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs))
+    for baseline in all_baselines(analysed):
+        scores = pair_scores(labels, baseline.scores)
+        methods.append(
+            {
+                "name": baseline.name,
+                "label": baseline.label,
+                "operating_point": operating_point(labels, scores >= baseline.threshold),
+                "curves": curve_summary(labels, scores),
+            }
+        )
+
+    groups = {i.group for i in images}
+    result: dict[str, Any] = {
+        "machine": facts,
+        "setup": {
+            "set": bench.root.name,
+            "seed": args.seed,
+            "copies_per_photo": args.copies,
+            "quick": args.quick,
+            "sources": ", ".join(
+                f"{s} {n}" for s, n in iter_sources([p for p in photos if p.photo_id in groups])
+            ),
+            "test_images": len(images),
+            "test_photos": len(groups),
+            "test_copies": len(images) - len(groups),
+            "positive_pairs": int(labels.positive.sum()),
+            "negative_pairs": int(labels.negative.sum()),
+            "hard_negative_pairs": int((labels.hard_kind != "").sum()),
+            "benign_families": list(BENIGN),
+            "hard_families": list(HARD),
+            "ann_top_k": args.top_k,
+            "ann_min_score": args.min_score,
+            "verifier_version": DEFAULT_VERIFIER.version,
+            "stack": stack_result.settings if stack_result else None,
+        },
+        "methods": methods,
+        "timing": timing,
+        "elapsed_s": time.monotonic() - started,
+    }
+    if stack_result is not None:
+        result["targets"] = _targets(methods)
+        result["stack_progress"] = stack_result.progress
+    json_path, md_path = report.write(result)
+    print()
+    print(md_path.read_text())
+    print(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def _embedder() -> Any:
+    from imgdup_core.embedding import build_embedder
+
+    return build_embedder("sscd")
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from bench.quality.calibrate import calibrate as fit
+
+    bench = build_set(seed=args.seed, copies=args.copies)
+    images = bench.split("train")
+    print(f"calibrating on the train split: {len(images)} images")
+    analysed = analyse(bench, images, _embedder())
+    outcome = fit(
+        bench,
+        images,
+        analysed,
+        top_k=args.top_k,
+        min_score=args.min_score,
+        negatives=args.negatives,
+        write=not args.dry_run,
+    )
+    for key in (
+        "pairs",
+        "duplicates",
+        "threshold",
+        "train_precision",
+        "train_recall",
+        "cpu_ms_per_pair_median",
+    ):
+        print(f"  {key:24s} {outcome[key]}")
+    for name, weight in zip(outcome["features"], outcome["weights"], strict=True):
+        print(f"  weight {name:18s} {weight:+.3f}")
+    print(f"  bias {outcome['bias']:+.3f}")
+    if not args.dry_run:
+        print("wrote imgdup_core/fused_v2.py; bump the verifier version if verdicts change")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "calibrate", "photos"))
+    parser.add_argument("--quick", action="store_true", help="a quarter of the test photos")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--copies", type=int, default=3, help="edited copies per source photo")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
+    parser.add_argument("--skip-stack", action="store_true", help="baselines only")
+    parser.add_argument("--keep-stack-data", action="store_true")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
+    parser.add_argument("--timing-pairs", type=int, default=150)
+    parser.add_argument("--negatives", type=int, default=1500, help="calibrate: sampled easy negatives")
+    parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
+    args = parser.parse_args(argv)
+    if args.command == "photos":
+        photos = ensure_photos()
+        print(f"{len(photos)} distinct photos: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
+        return 0
+    if args.command == "calibrate":
+        return calibrate(args)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

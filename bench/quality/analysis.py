@@ -1,0 +1,123 @@
+"""Benchmark image files -> what the product computes for each upload (decoded pixels, SSCD vector,
+mirror-aware pHash, the stored reduced copy) plus the PDQ baseline's dihedral hashes; cached
+next to the set, keyed by file content and model version."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.quality.dataset import BenchSet, SetImage
+from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+from imgdup_core.embedding import Embedder
+from imgdup_core.hashing import phash_pair
+
+
+@dataclass(frozen=True)
+class Analysed:
+    names: list[str]
+    vectors: np.ndarray  # [N, dim] float32, unit rows (SSCD, as the product embeds uploads)
+    phash: np.ndarray  # [N] uint64, plain pHash
+    phash_mirrored: np.ndarray  # [N] uint64
+    pdq: np.ndarray  # [N, 8, 32] uint8: PDQ hash of the 8 dihedral variants (index 0: as is)
+    pixel_sha256: list[str]
+
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+
+def _pdq_dihedral(rgb: np.ndarray) -> np.ndarray:
+    import pdqhash  # type: ignore[import-untyped]
+
+    vectors, _ = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
+    return np.stack([np.packbits(np.asarray(v, dtype=np.uint8)) for v in vectors])
+
+
+def analyse(
+    bench: BenchSet,
+    images: Sequence[SetImage],
+    embedder: Embedder | None,
+    *,
+    vectors_from: dict[str, np.ndarray] | None = None,
+    model_version: str = "",
+    say: bool = True,
+) -> Analysed:
+    """Everything the baselines need for `images`, computed once per file content and model.
+    With `vectors_from` (e.g. the vectors the stack stored), nothing is embedded here."""
+    if embedder is None and vectors_from is None:
+        raise ValueError("analyse needs an embedder or the vectors")
+    version = embedder.version if embedder is not None else model_version
+    key = hashlib.sha256(version.encode())
+    for image in images:
+        key.update(image.sha256.encode())
+    cache = bench.root / f"analysis-{key.hexdigest()[:12]}.npz"
+    names = [image.name for image in images]
+    if cache.exists():
+        data = np.load(cache, allow_pickle=False)
+        return Analysed(
+            names,
+            data["vectors"],
+            data["phash"],
+            data["phash_mirrored"],
+            data["pdq"],
+            [str(s) for s in data["pixel_sha256"]],
+        )
+    started = time.monotonic()
+    vectors: list[np.ndarray] = []
+    plain: list[int] = []
+    mirrored: list[int] = []
+    pdq: list[np.ndarray] = []
+    shas: list[str] = []
+    batch: list[np.ndarray] = []
+    for number, image in enumerate(images, start=1):
+        decoded = decode_image(bench.path(image).read_bytes())
+        hashes = phash_pair(decoded.rgb)
+        plain.append(hashes[0] & (2**64 - 1))
+        mirrored.append(hashes[1] & (2**64 - 1))
+        pdq.append(_pdq_dihedral(decoded.rgb))
+        shas.append(decoded.pixel_sha256)
+        batch.append(decoded.rgb)
+        if len(batch) == 16 or number == len(images):
+            if vectors_from is not None:
+                names_now = [im.name for im in images[number - len(batch) : number]]
+                vectors.append(np.stack([vectors_from[name] for name in names_now]))
+            elif embedder is not None:
+                vectors.append(embedder.embed(batch))
+            batch = []
+            if say:
+                print(f"\r  analysing {number}/{len(images)} images", end="", flush=True)
+    if say:
+        print(f" ({time.monotonic() - started:.0f}s)")
+    result = Analysed(
+        names,
+        np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, 512), np.float32),
+        np.array(plain, dtype=np.uint64),
+        np.array(mirrored, dtype=np.uint64),
+        np.stack(pdq) if pdq else np.zeros((0, 8, 32), np.uint8),
+        shas,
+    )
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(
+        tmp,
+        vectors=result.vectors,
+        phash=result.phash,
+        phash_mirrored=result.phash_mirrored,
+        pdq=result.pdq,
+        pixel_sha256=np.array(shas),
+    )
+    tmp.replace(cache)
+    return result
+
+
+def stored_copy(path: Path) -> np.ndarray:
+    """The reduced copy the pipeline keeps and verifies (decode, cap, JPEG <= 512 px, decode)."""
+    return load_rgb(storage_jpeg(decode_image(path.read_bytes()).rgb))
+
+
+def signed_phash(value: int) -> int:
+    return value - (1 << 64) if value & (1 << 63) else value

