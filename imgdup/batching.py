@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -27,9 +27,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.processing import AnalysedImage
-from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, storage_jpeg
-from imgdup_core.hashing import phash_pair
+from imgdup.processing import AnalysedImage, decode_all, finish_analysis
+from imgdup_core.decode import DecodedImage, ImageRejected
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -219,40 +218,7 @@ async def analyse_with_batcher(
     switch it with a new embedding/verifier version, not silently.
     """
 
-    def decode_all() -> list[DecodedImage | ImageRejected]:
-        outcomes: list[DecodedImage | ImageRejected] = []
-        for blob in blobs:
-            try:
-                outcomes.append(decode_image(blob, max_pixels=max_pixels, max_side=max_side))
-            except ImageRejected as rejected:
-                outcomes.append(rejected)
-        return outcomes
-
-    outcomes = await run_cpu(decode_all)
+    outcomes = await run_cpu(lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side))
     decoded = [o for o in outcomes if isinstance(o, DecodedImage)]
-    vectors = await batcher.embed([d.rgb for d in decoded]) if decoded else None
-
-    def finish() -> list[AnalysedImage | ImageRejected]:
-        rows: Iterator[FloatArray] = iter(vectors if vectors is not None else [])
-        results: list[AnalysedImage | ImageRejected] = []
-        for outcome in outcomes:
-            if isinstance(outcome, ImageRejected):
-                results.append(outcome)
-                continue
-            plain, mirrored = phash_pair(outcome.rgb)
-            results.append(
-                AnalysedImage(
-                    content_sha256=outcome.content_sha256,
-                    pixel_sha256=outcome.pixel_sha256,
-                    phash=plain,
-                    phash_mirrored=mirrored,
-                    width=outcome.width,
-                    height=outcome.height,
-                    format=outcome.format,
-                    jpeg=storage_jpeg(outcome.rgb),
-                    vector=np.asarray(next(rows), dtype=np.float32),
-                )
-            )
-        return results
-
-    return await run_cpu(finish)
+    vectors: Iterable[np.ndarray] = await batcher.embed([d.rgb for d in decoded]) if decoded else []
+    return await run_cpu(lambda: finish_analysis(outcomes, vectors))

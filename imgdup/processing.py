@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,18 +25,24 @@ class AnalysedImage:
     vector: np.ndarray  # float32 [dim], unit length
 
 
-def analyse_images(
-    blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int
-) -> list[AnalysedImage | ImageRejected]:
-    """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
+def decode_all(
+    blobs: Sequence[bytes], *, max_pixels: int, max_side: int = 1024
+) -> list[DecodedImage | ImageRejected]:
+    """Decode each image under the caps; a rejection is a value, in place."""
     outcomes: list[DecodedImage | ImageRejected] = []
     for blob in blobs:
         try:
-            outcomes.append(decode_image(blob, max_pixels=max_pixels))
+            outcomes.append(decode_image(blob, max_pixels=max_pixels, max_side=max_side))
         except ImageRejected as rejected:
             outcomes.append(rejected)
-    decoded = [o for o in outcomes if isinstance(o, DecodedImage)]
-    vectors = iter(embedder.embed([d.rgb for d in decoded]) if decoded else [])
+    return outcomes
+
+
+def finish_analysis(
+    outcomes: Sequence[DecodedImage | ImageRejected], vectors: Iterable[np.ndarray]
+) -> list[AnalysedImage | ImageRejected]:
+    """Hash and store-copy each decoded image beside its vector (vectors in decoded order)."""
+    rows = iter(vectors)
     results: list[AnalysedImage | ImageRejected] = []
     for outcome in outcomes:
         if isinstance(outcome, ImageRejected):
@@ -53,10 +59,19 @@ def analyse_images(
                 height=outcome.height,
                 format=outcome.format,
                 jpeg=storage_jpeg(outcome.rgb),
-                vector=np.asarray(next(vectors), dtype=np.float32),
+                vector=np.asarray(next(rows), dtype=np.float32),
             )
         )
     return results
+
+
+def analyse_images(
+    blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int
+) -> list[AnalysedImage | ImageRejected]:
+    """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
+    outcomes = decode_all(blobs, max_pixels=max_pixels)
+    decoded = [o for o in outcomes if isinstance(o, DecodedImage)]
+    return finish_analysis(outcomes, embedder.embed([d.rgb for d in decoded]) if decoded else [])
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
