@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import SecretStr
 from skimage import data as skdata
@@ -212,16 +212,13 @@ def _db_state(dsn: str) -> dict[str, Any]:
     return {"pairs": pairs, "clusters": clusters, "images": images}
 
 
-def _consume(kafka: str, topic: str, want: int, timeout: float = 30.0) -> list[Any]:
+def _consume(kafka: str, topic: str, want: int, timeout: float = 60.0) -> list[Any]:
+    # assign(), not subscribe(): no group join to wait for on the local broker.
     consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        {"bootstrap.servers": kafka, "group.id": f"test-{uuid.uuid4().hex}", "enable.auto.commit": False}
     )
-    consumer.subscribe([topic])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     messages: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
