@@ -421,7 +421,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "IMGDUP_API_PORT": str(api_port),
         "IMGDUP_APP_ID": app_id,
         "IMGDUP_EMBEDDER": args.embedder,
-        "IMGDUP_BENCH_BATCH": str(args.batch),
+        # The images agent always micro-batches; --batch sets its size (1 = one call per event).
+        **({"IMGDUP_EMBED_MAX_BATCH": str(args.batch)} if args.batch else {}),
         "IMGDUP_BENCH_INTRA_OP": str(args.intra_op),
         "IMGDUP_BENCH_NOSPIN": "1" if args.nospin else "",
         **({"IMGDUP_ANN_MIN_SCORE": str(args.min_score)} if args.min_score is not None else {}),
@@ -654,7 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, choices=[1, 2], default=1, help="2: a second process runs the verifier role"
     )
-    parser.add_argument("--batch", type=int, default=0, help="EmbeddingBatcher max_batch (0 = off)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="IMGDUP_EMBED_MAX_BATCH for the worker (0 = the product's default)",
+    )
     parser.add_argument("--intra-op", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
     parser.add_argument("--nospin", action="store_true", help="ONNX Runtime intra-op spin-waiting off")
     parser.add_argument(
