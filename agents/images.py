@@ -99,12 +99,15 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
 
     indexed: list[repository.IndexedImage] = []
     vectors: dict[str, np.ndarray] = {}
+    photo_vectors: dict[str, np.ndarray] = {}  # the photos that screenshots frame
     for (image, _), outcome in zip(blobs, analysed, strict=True):
         if isinstance(outcome, ImageRejected):
             failures.append((image.image_id, image.url, outcome.reason, outcome.detail))
             continue
         indexed.append(_indexed_row(image.image_id, outcome, embedder.version))
         vectors[image.image_id] = outcome.vector
+        if outcome.photo_vector is not None:
+            photo_vectors[image.image_id] = outcome.photo_vector
     await retry_transient("images.save", lambda: repository.save_indexed_images(rt.pool, indexed))
     metrics.EMBEDDINGS_PROCESSED.labels(embedder.name).inc(len(indexed))
 
@@ -132,6 +135,8 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
             and (image.embedding_model == embedder.version)
         ):
             vectors[image.image_id] = vector_from_bytes(image.embedding)
+            if image.photo_embedding:
+                photo_vectors[image.image_id] = vector_from_bytes(image.photo_embedding)
     if not vectors:
         await retry_transient("images.finish", lambda: repository.finish_event(rt.pool, event.event_id))
         return 0
@@ -139,6 +144,16 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
     points = [
         VectorPoint(image_id=i, vector=v, ad_id=event.ad_id, category=event.category, source=event.source)
         for i, v in vectors.items()
+    ] + [
+        VectorPoint(
+            image_id=i,
+            vector=v,
+            ad_id=event.ad_id,
+            category=event.category,
+            source=event.source,
+            point_id=ids.photo_point_id(i),
+        )
+        for i, v in photo_vectors.items()
     ]
     matrix = np.stack([p.vector for p in points])
     # Upsert before searching: of two copies indexed at the same moment, at least one sees the other.
@@ -155,15 +170,19 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
     )
     metrics.ANN_QUERY_SECONDS.observe((time.perf_counter() - started) / max(1, len(points)))
 
+    # An image with a framed photo searches twice and may be found twice: one candidate per
+    # pair, with the best cosine of the vectors that found it.
     candidates: dict[str, repository.CandidateRow] = {}
     for point, point_hits in zip(points, hits, strict=True):
         for hit in point_hits:
             a, b = ids.ordered_pair(point.image_id, hit.image_id)
             ad_of = {point.image_id: event.ad_id, hit.image_id: hit.ad_id}
             pair = ids.pair_id(a, b)
-            candidates[pair] = repository.CandidateRow(
-                pair, a, ad_of[a], b, ad_of[b], float(hit.score), event.replay
-            )
+            known = candidates.get(pair)
+            if known is None or hit.score > known.cosine:
+                candidates[pair] = repository.CandidateRow(
+                    pair, a, ad_of[a], b, ad_of[b], float(hit.score), event.replay
+                )
     pending = await retry_transient(
         "images.candidates",
         lambda: repository.add_candidates(
@@ -207,6 +226,9 @@ def _indexed_row(image_id: str, outcome: AnalysedImage, model: str) -> repositor
         embedding_model=model,
         embedding=vector_to_bytes(outcome.vector),
         jpeg=outcome.jpeg,
+        photo_box=outcome.region.as_list() if outcome.region is not None else None,
+        photo_embedding=vector_to_bytes(outcome.photo_vector) if outcome.photo_vector is not None else None,
+        photo_jpeg=outcome.photo_jpeg,
     )
 
 

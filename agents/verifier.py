@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from imgdup import metrics, repository
 from imgdup_core.decode import load_rgb
-from imgdup_core.verify import DEFAULT_VERIFIER, Verdict, verify_pair
+from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, Verdict, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 from streams import app as streams_app
 from streams.deadletter import dead_letter
@@ -31,6 +31,20 @@ def _evidence(verdict: Verdict) -> EvidenceV1:
         sift_inliers=ev.sift_inliers,
         sift_mirrored=ev.sift_mirrored,
         ssim=ev.ssim,
+        exact=ev.exact,
+        score=verdict.score,
+        sift_matches=ev.sift_matches,
+        overlap=ev.overlap,
+        mismatch=ev.mismatch,
+        compared=ev.view,
+    )
+
+
+def _view(image: repository.ImageForVerification) -> ImageView:
+    return ImageView(
+        rgb=load_rgb(image.jpeg),
+        phash=(image.phash, image.phash_mirrored),
+        photo_rgb=load_rgb(image.photo_jpeg) if image.photo_jpeg else None,
     )
 
 
@@ -63,20 +77,14 @@ async def verify_candidate(rt: Runtime, candidate: CandidatePairV1) -> VerifiedP
                 sift_mirrored=False,
                 ssim=None,
                 exact=True,
+                score=1.0,
+                compared="full/full",
             ),
             versions=versions,
         )
     else:
         started = time.perf_counter()
-        verdict = await rt.run_cpu(
-            lambda: verify_pair(
-                load_rgb(a.jpeg),
-                load_rgb(b.jpeg),
-                phash_a=(a.phash, a.phash_mirrored),
-                phash_b=(b.phash, b.phash_mirrored),
-                cosine=candidate.cosine,
-            )
-        )
+        verdict = await rt.run_cpu(lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine))
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         row = repository.VerdictRow(
             pair_id=candidate.pair_id,

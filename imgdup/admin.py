@@ -82,6 +82,13 @@ class Evidence(BaseModel):
     sift_mirrored: bool | None
     ssim: float | None
     exact: bool | None
+    score: float | None = Field(None, description="Fused probability of a duplicate (fused-v3 and later)")
+    sift_matches: int | None = None
+    overlap: float | None = None
+    mismatch: float | None = None
+    compared: str | None = Field(
+        None, description="Pictures compared, a's/b's: 'full' or 'photo' (the photo a screenshot frames)"
+    )
 
 
 class PairImage(BaseModel):
@@ -127,7 +134,16 @@ def _evidence(row: Row) -> Evidence:
         sift_mirrored=row["sift_mirrored"],
         ssim=None if row["ssim"] is None else float(row["ssim"]),
         exact=row["exact"],
+        score=_opt_float(row.get("score")),
+        sift_matches=row.get("sift_matches"),
+        overlap=_opt_float(row.get("overlap")),
+        mismatch=_opt_float(row.get("mismatch")),
+        compared=row.get("compared"),
     )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _thumbnail(image_id: str) -> str:
@@ -343,7 +359,8 @@ async def admin_clusters(
             "SELECT m.cluster_id::text AS cluster_id, d.pair_id::text AS pair_id,"
             " d.image_a::text AS image_a, d.image_b::text AS image_b, d.ad_a, d.ad_b, d.status,"
             " d.is_duplicate, d.confidence, d.cosine, d.phash_distance, d.phash_mirrored,"
-            " d.sift_inliers, d.sift_mirrored, d.ssim, d.exact, d.decided_at,"
+            " d.sift_inliers, d.sift_mirrored, d.ssim, d.exact, d.decided_at, d.score,"
+            " d.sift_matches, d.overlap, d.mismatch, d.compared,"
             " v.verdict, v.moderator, v.note, v.decided_at AS verdict_at"
             " FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
             " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"

@@ -27,8 +27,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.processing import AnalysedImage, decode_all, finish_analysis
-from imgdup_core.decode import DecodedImage, ImageRejected
+from imgdup.processing import AnalysedImage, decode_all, embedding_inputs, finish_analysis
+from imgdup_core.decode import ImageRejected
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -219,6 +219,6 @@ async def analyse_with_batcher(
     """
 
     outcomes = await run_cpu(lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side))
-    decoded = [o for o in outcomes if isinstance(o, DecodedImage)]
-    vectors: Iterable[np.ndarray] = await batcher.embed([d.rgb for d in decoded]) if decoded else []
+    inputs = embedding_inputs(outcomes)
+    vectors: Iterable[np.ndarray] = await batcher.embed(inputs) if inputs else []
     return await run_cpu(lambda: finish_analysis(outcomes, vectors))

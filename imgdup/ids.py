@@ -14,6 +14,11 @@ def image_id(ad_id: int, url: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"image:{ad_id}:{url}"))
 
 
+def photo_point_id(image: str) -> str:
+    """Vector-store id of the second vector of an image: the photo its screenshot frames."""
+    return str(uuid.uuid5(NAMESPACE, f"photo:{image}"))
+
+
 def ordered_pair(image_x: str, image_y: str) -> tuple[str, str]:
     if image_x == image_y:
         raise ValueError("an image cannot pair with itself")

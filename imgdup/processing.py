@@ -1,4 +1,8 @@
-"""Downloaded image bytes -> decoded, hashed, embedded records ready to store (runs in a worker thread)."""
+"""Downloaded image bytes -> decoded, hashed, embedded records ready to store (runs in a worker thread).
+
+A screenshot or a bordered copy of a photo also gets the photo inside its frame embedded and
+stored (imgdup_core.framing): the images agent indexes both vectors and the verifier compares
+the framed photo."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 
 from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, storage_jpeg
 from imgdup_core.embedding import Embedder
+from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 
 
@@ -23,43 +28,79 @@ class AnalysedImage:
     format: str
     jpeg: bytes
     vector: np.ndarray  # float32 [dim], unit length
+    # The photo a screenshot or border frames (None for an ordinary photo): its box in the
+    # decoded image, its embedding and its stored copy.
+    region: Region | None = None
+    photo_vector: np.ndarray | None = None
+    photo_jpeg: bytes | None = None
+
+
+@dataclass(frozen=True)
+class FramedImage:
+    """A decoded image and the photo it frames, if any."""
+
+    image: DecodedImage
+    region: Region | None
+    photo: np.ndarray | None  # the region's pixels
 
 
 def decode_all(
     blobs: Sequence[bytes], *, max_pixels: int, max_side: int = 1024
-) -> list[DecodedImage | ImageRejected]:
-    """Decode each image under the caps; a rejection is a value, in place."""
-    outcomes: list[DecodedImage | ImageRejected] = []
+) -> list[FramedImage | ImageRejected]:
+    """Decode each image under the caps and find the photo it frames; a rejection is a value,
+    in place."""
+    outcomes: list[FramedImage | ImageRejected] = []
     for blob in blobs:
         try:
-            outcomes.append(decode_image(blob, max_pixels=max_pixels, max_side=max_side))
+            decoded = decode_image(blob, max_pixels=max_pixels, max_side=max_side)
         except ImageRejected as rejected:
             outcomes.append(rejected)
+            continue
+        region = find_photo_region(decoded.rgb)
+        photo = crop_region(decoded.rgb, region) if region is not None else None
+        outcomes.append(FramedImage(decoded, region, photo))
     return outcomes
 
 
+def embedding_inputs(outcomes: Sequence[FramedImage | ImageRejected]) -> list[np.ndarray]:
+    """What to embed, in the order finish_analysis reads the vectors back: every decoded image,
+    then every framed photo."""
+    framed = [o for o in outcomes if isinstance(o, FramedImage)]
+    return [f.image.rgb for f in framed] + [f.photo for f in framed if f.photo is not None]
+
+
 def finish_analysis(
-    outcomes: Sequence[DecodedImage | ImageRejected], vectors: Iterable[np.ndarray]
+    outcomes: Sequence[FramedImage | ImageRejected], vectors: Iterable[np.ndarray]
 ) -> list[AnalysedImage | ImageRejected]:
-    """Hash and store-copy each decoded image beside its vector (vectors in decoded order)."""
-    rows = iter(vectors)
+    """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order)."""
+    rows = list(vectors)
+    framed = [o for o in outcomes if isinstance(o, FramedImage)]
+    if len(rows) != len(embedding_inputs(outcomes)):
+        raise ValueError(f"{len(rows)} vectors for {len(embedding_inputs(outcomes))} embedding inputs")
+    full = iter(rows[: len(framed)])
+    photos = iter(rows[len(framed) :])
     results: list[AnalysedImage | ImageRejected] = []
     for outcome in outcomes:
         if isinstance(outcome, ImageRejected):
             results.append(outcome)
             continue
-        plain, mirrored = phash_pair(outcome.rgb)
+        image = outcome.image
+        plain, mirrored = phash_pair(image.rgb)
+        has_photo = outcome.photo is not None
         results.append(
             AnalysedImage(
-                content_sha256=outcome.content_sha256,
-                pixel_sha256=outcome.pixel_sha256,
+                content_sha256=image.content_sha256,
+                pixel_sha256=image.pixel_sha256,
                 phash=plain,
                 phash_mirrored=mirrored,
-                width=outcome.width,
-                height=outcome.height,
-                format=outcome.format,
-                jpeg=storage_jpeg(outcome.rgb),
-                vector=np.asarray(next(rows), dtype=np.float32),
+                width=image.width,
+                height=image.height,
+                format=image.format,
+                jpeg=storage_jpeg(image.rgb),
+                vector=np.asarray(next(full), dtype=np.float32),
+                region=outcome.region,
+                photo_vector=np.asarray(next(photos), dtype=np.float32) if has_photo else None,
+                photo_jpeg=storage_jpeg(outcome.photo) if outcome.photo is not None else None,
             )
         )
     return results
@@ -70,8 +111,8 @@ def analyse_images(
 ) -> list[AnalysedImage | ImageRejected]:
     """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
     outcomes = decode_all(blobs, max_pixels=max_pixels)
-    decoded = [o for o in outcomes if isinstance(o, DecodedImage)]
-    return finish_analysis(outcomes, embedder.embed([d.rgb for d in decoded]) if decoded else [])
+    inputs = embedding_inputs(outcomes)
+    return finish_analysis(outcomes, embedder.embed(inputs) if inputs else [])
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

@@ -19,6 +19,11 @@ def _evidence(row: Row) -> dict[str, Any]:
         "sift_mirrored": row["sift_mirrored"],
         "ssim": row["ssim"],
         "exact": row["exact"],
+        "score": row.get("score"),
+        "sift_matches": row.get("sift_matches"),
+        "overlap": row.get("overlap"),
+        "mismatch": row.get("mismatch"),
+        "compared": row.get("compared"),
     }
 
 

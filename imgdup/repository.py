@@ -57,6 +57,7 @@ class EventImage:
     status: str
     embedding: bytes | None
     embedding_model: str | None
+    photo_embedding: bytes | None = None
 
 
 async def begin_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> list[EventImage]:
@@ -87,12 +88,12 @@ async def begin_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> li
             (event.ad_id, image_ids, urls, list(range(len(urls)))),
         )
         cur = await conn.execute(
-            "SELECT image_id::text, url, position, status, embedding, embedding_model"
+            "SELECT image_id::text, url, position, status, embedding, embedding_model, photo_embedding"
             " FROM images WHERE image_id = ANY(%s::uuid[])",
             (image_ids,),
         )
         rows = await cur.fetchall()
-    by_id = {row[0]: EventImage(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows}
+    by_id = {row[0]: EventImage(*row) for row in rows}
     return [by_id[image] for image in image_ids]
 
 
@@ -109,6 +110,10 @@ class IndexedImage:
     embedding_model: str
     embedding: bytes
     jpeg: bytes
+    # The photo a screenshot or border frames (imgdup_core.framing); None for ordinary photos.
+    photo_box: list[int] | None = None
+    photo_embedding: bytes | None = None
+    photo_jpeg: bytes | None = None
 
 
 async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[IndexedImage]) -> None:
@@ -121,11 +126,14 @@ async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[Indexe
             " content_sha256 = u.content_sha256, pixel_sha256 = u.pixel_sha256,"
             " phash = u.phash, phash_mirrored = u.phash_mirrored, width = u.width,"
             " height = u.height, format = u.format, embedding_model = u.embedding_model,"
-            " embedding = u.embedding, indexed_at = coalesce(i.indexed_at, now())"
+            " embedding = u.embedding, photo_embedding = u.photo_embedding,"
+            " photo_box = CASE WHEN u.photo_box = '' THEN NULL"
+            " ELSE string_to_array(u.photo_box, ',')::int[] END,"
+            " indexed_at = coalesce(i.indexed_at, now())"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],"
-            " %s::int[], %s::int[], %s::text[], %s::text[], %s::bytea[])"
+            " %s::int[], %s::int[], %s::text[], %s::text[], %s::bytea[], %s::bytea[], %s::text[])"
             " AS u(image_id, content_sha256, pixel_sha256, phash, phash_mirrored, width, height,"
-            " format, embedding_model, embedding)"
+            " format, embedding_model, embedding, photo_embedding, photo_box)"
             " WHERE i.image_id = u.image_id",
             (
                 [i.image_id for i in images],
@@ -138,13 +146,20 @@ async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[Indexe
                 [i.format for i in images],
                 [i.embedding_model for i in images],
                 [i.embedding for i in images],
+                [i.photo_embedding for i in images],
+                # unnest cannot take a ragged int[][]: each box travels as "x0,y0,x1,y1".
+                [",".join(map(str, i.photo_box)) if i.photo_box else "" for i in images],
             ),
         )
         await conn.execute(
-            "INSERT INTO image_blobs (image_id, jpeg)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bytea[])"
-            " ON CONFLICT (image_id) DO UPDATE SET jpeg = EXCLUDED.jpeg",
-            ([i.image_id for i in images], [i.jpeg for i in images]),
+            "INSERT INTO image_blobs (image_id, jpeg, photo_jpeg)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::bytea[])"
+            " ON CONFLICT (image_id) DO UPDATE SET jpeg = EXCLUDED.jpeg, photo_jpeg = EXCLUDED.photo_jpeg",
+            (
+                [i.image_id for i in images],
+                [i.jpeg for i in images],
+                [i.photo_jpeg for i in images],
+            ),
         )
 
 
@@ -253,6 +268,7 @@ class ImageForVerification:
     phash: int
     phash_mirrored: int
     jpeg: bytes
+    photo_jpeg: bytes | None = None
 
 
 async def load_for_verification(
@@ -261,7 +277,8 @@ async def load_for_verification(
     """The pair's status and both images' stored copies (None where not indexed)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT i.image_id::text, i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, b.jpeg"
+            "SELECT i.image_id::text, i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, b.jpeg,"
+            " b.photo_jpeg"
             " FROM images i JOIN image_blobs b USING (image_id)"
             " WHERE i.image_id = ANY(%s::uuid[]) AND i.status = 'indexed'",
             ([image_a, image_b],),
@@ -297,6 +314,7 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
             " status = CASE WHEN %s THEN 'verified' ELSE 'rejected' END,"
             " is_duplicate = %s, confidence = %s, phash_distance = %s, phash_mirrored = %s,"
             " sift_inliers = %s, sift_mirrored = %s, ssim = %s, exact = %s,"
+            " score = %s, sift_matches = %s, overlap = %s, mismatch = %s, compared = %s,"
             " embedding_model = %s, verifier_version = %s, decided_at = now()"
             " WHERE pair_id = %s AND status = 'candidate'",
             (
@@ -309,6 +327,11 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
                 ev.sift_mirrored,
                 ev.ssim,
                 ev.exact,
+                ev.score,
+                ev.sift_matches,
+                ev.overlap,
+                ev.mismatch,
+                ev.compared,
                 verdict.versions.embedding_model,
                 verdict.versions.verifier,
                 verdict.pair_id,
@@ -341,7 +364,16 @@ def _evidence_from_row(row: Row) -> EvidenceV1:
         sift_mirrored=row["sift_mirrored"],
         ssim=None if row["ssim"] is None else float(row["ssim"]),
         exact=bool(row["exact"]),
+        score=_float_or_none(row.get("score")),
+        sift_matches=row.get("sift_matches"),
+        overlap=_float_or_none(row.get("overlap")),
+        mismatch=_float_or_none(row.get("mismatch")),
+        compared=row.get("compared"),
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def verified_pair_from_row(row: Row) -> VerifiedPairV1:

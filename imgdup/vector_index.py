@@ -53,7 +53,6 @@ from imgdup.vectorstore import (
     _check_batch,
     _check_limit,
     _matrix,
-    _point_id,
     _vector,
 )
 
@@ -155,6 +154,7 @@ class NumpyVectorIndex:
             self._projection = _projection(dim, bits, seed)
             self._shards: dict[str | None, _Shard] = {}
             self._where: dict[str, _Where] = {}
+            self._owners: dict[str, str] = {}  # point id -> image id, for second vectors
             self._lock = threading.Lock()
             self._closed = False
             self._log_path = self.path / "points.log"
@@ -175,12 +175,12 @@ class NumpyVectorIndex:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        ids = [_point_id(p.image_id) for p in points]
+        ids = [p.id for p in points]
         matrix = np.stack([_vector(p.vector, self.dim) for p in points])
         ad_ids = [_check_ad_id(p.ad_id) for p in points]
         codes = self.sketch(matrix)
         records = b"".join(
-            _record(pid, ad, p.category, p.source, row)
+            _record(pid, ad, p.category, _source_field(p), row)
             for pid, ad, p, row in zip(ids, ad_ids, points, matrix, strict=True)
         )
         with self._lock:
@@ -190,6 +190,8 @@ class NumpyVectorIndex:
             if self._fsync:
                 os.fsync(self._log.fileno())
             for pid, ad, p, row, code in zip(ids, ad_ids, points, matrix, codes, strict=True):
+                if p.point_id is not None:
+                    self._owners[pid] = p.image_id
                 self._put(pid, ad, p.category, row, code)
 
     def _put(
@@ -327,7 +329,7 @@ class NumpyVectorIndex:
             )
         hits.sort(key=lambda h: (-h[0], h[1]))
         return [
-            VectorHit(image_id=pid, ad_id=ad, score=score)
+            VectorHit(image_id=self._owners.get(pid, pid), ad_id=ad, score=score)
             for score, pid, ad in hits[:limit]
             if min_score is None or score >= min_score
         ]
@@ -443,7 +445,10 @@ class NumpyVectorIndex:
         data = self._log_path.read_bytes()
         good = 0
         batch: list[tuple[str, int, str | None, FloatArray]] = []
-        for offset, (pid, ad_id, category, _source, vector) in _records(data, self.dim):
+        for offset, (pid, ad_id, category, source, vector) in _records(data, self.dim):
+            owner = source.partition(_OWNER_MARK)[2]
+            if owner:
+                self._owners[pid] = owner
             batch.append((pid, ad_id, category, vector))
             good = offset
             if len(batch) >= 8192:
@@ -460,6 +465,15 @@ class NumpyVectorIndex:
         codes = self.sketch(np.stack([v for _, _, _, v in batch]))
         for (pid, ad_id, category, vector), code in zip(batch, codes, strict=True):
             self._put(pid, ad_id, category, vector, code)
+
+
+# A second vector of an image (VectorPoint.point_id) records its image after this mark in the
+# log's source field, so hits name the image after a restart too.
+_OWNER_MARK = "\x00image:"
+
+
+def _source_field(point: VectorPoint) -> str:
+    return point.source if point.point_id is None else f"{point.source}{_OWNER_MARK}{point.image_id}"
 
 
 _RETIRED_AD = np.iinfo(np.int64).min  # marks a row whose point moved to another shard

@@ -44,18 +44,26 @@ _INT64_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class VectorPoint:
-    """One image embedding to store; `image_id` (a UUID string) is the point id."""
+    """One embedding of an image to store. The point id is `image_id` (a UUID string) for the
+    image itself, or `point_id` for a second vector of the same image (the photo a screenshot
+    frames, imgdup.ids.photo_point_id); hits always name the image."""
 
     image_id: str
     vector: FloatArray  # float32 [dim], L2-normalised
     ad_id: int  # signed 64-bit
     category: str | None
     source: str
+    point_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return _point_id(self.point_id or self.image_id)
 
 
 @dataclass(frozen=True)
 class VectorHit:
-    """One search result; `score` is the cosine similarity."""
+    """One search result; `score` is the cosine similarity. An image stored with a photo
+    vector too may appear twice, once per vector."""
 
     image_id: str
     ad_id: int
@@ -289,9 +297,7 @@ class EdgeVectorStore:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        batch = [
-            qe.Point(_point_id(p.image_id), _vector(p.vector, self.dim).tolist(), _payload(p)) for p in points
-        ]
+        batch = [qe.Point(p.id, _vector(p.vector, self.dim).tolist(), _payload(p)) for p in points]
         with self._gate.enter():
             self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
@@ -494,7 +500,7 @@ class QdrantServerStore:
             return
         batch = [
             models.PointStruct(
-                id=_point_id(p.image_id),
+                id=p.id,
                 vector=_vector(p.vector, self.dim).tolist(),
                 payload=_payload(p),
             )

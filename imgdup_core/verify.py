@@ -1,4 +1,5 @@
-"""Two stored RGB copies plus their pHashes and embedding cosine in, a fused duplicate Verdict out."""
+"""Two stored RGB copies (and, for framed photos, the photo cut out of the frame) plus their pHashes
+and embedding cosine in, a fused duplicate Verdict out."""
 
 from __future__ import annotations
 
@@ -15,19 +16,22 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from imgdup_core.hashing import phash_distance
+from imgdup_core.hashing import phash_distance, phash_pair
 
 __all__ = [
+    "CALIBRATED_FUSION",
     "DEFAULT_VERIFIER",
-    "FUSED_V2",
     "FUSION_FEATURES",
     "Evidence",
     "FusionModel",
+    "ImageView",
     "Verdict",
     "VerifierConfig",
     "decide",
     "fusion_features",
+    "measure_images",
     "measure_pair",
+    "verify_images",
     "verify_pair",
 ]
 
@@ -47,6 +51,9 @@ class Evidence:
     sift_matches: int = 0  # ratio-test matches of the orientation that won (inliers are a part)
     overlap: float = 0.0  # share of the smaller picture that the other covers once aligned
     mismatch: float | None = None  # share of the aligned textured overlap that disagrees
+    # Added in fused-v3: which pictures were compared, a's then b's: "full" (the stored copy)
+    # or "photo" (the photo cut out of a screenshot or border, imgdup_core.framing).
+    view: str = "full/full"
 
 
 @dataclass(frozen=True)
@@ -61,14 +68,14 @@ class Verdict:
     score: float = 0.0
 
 
-_DEFAULT_VERSION = "fused-v2"
+_DEFAULT_VERSION = "fused-v3"
 
 
 @dataclass(frozen=True)
 class FusionModel:
     """Logistic fusion of the evidence: p(duplicate) = sigmoid(bias + sum(weight * feature)),
     a duplicate when p >= threshold. Fitted on the benchmark's training split only
-    (`python -m bench.quality calibrate`); see imgdup_core/fused_v2.py."""
+    (`python -m bench.quality calibrate`); see imgdup_core/fusion_weights.py."""
 
     features: tuple[str, ...]
     weights: tuple[float, ...]
@@ -124,17 +131,17 @@ def fusion_features(evidence: Evidence) -> dict[str, float]:
 
 
 def _calibrated() -> FusionModel:
-    from imgdup_core import fused_v2
+    from imgdup_core import fusion_weights
 
     return FusionModel(
-        features=tuple(fused_v2.FEATURES),
-        weights=tuple(fused_v2.WEIGHTS),
-        bias=fused_v2.BIAS,
-        threshold=fused_v2.THRESHOLD,
+        features=tuple(fusion_weights.FEATURES),
+        weights=tuple(fusion_weights.WEIGHTS),
+        bias=fusion_weights.BIAS,
+        threshold=fusion_weights.THRESHOLD,
     )
 
 
-FUSED_V2 = _calibrated()
+CALIBRATED_FUSION = _calibrated()
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,7 @@ class VerifierConfig:
     mismatch_ssim: float = 0.3
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
-    fusion: FusionModel = FUSED_V2
+    fusion: FusionModel = CALIBRATED_FUSION
 
     def __post_init__(self) -> None:
         if self.version == _DEFAULT_VERSION:
@@ -231,6 +238,59 @@ def verify_pair(
     """
     evidence = measure_pair(a_rgb, b_rgb, phash_a=phash_a, phash_b=phash_b, cosine=cosine, config=config)
     return decide(evidence, config)
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """One image as the verifier sees it: the stored copy (longer side <= 512), the pHashes of the
+    decoded image (plain, mirrored) and, when the image frames a photo (a screenshot, a border),
+    the stored copy of that photo."""
+
+    rgb: np.ndarray
+    phash: tuple[int, int]
+    photo_rgb: np.ndarray | None = None
+
+
+def verify_images(
+    a: ImageView, b: ImageView, *, cosine: float, config: VerifierConfig = DEFAULT_VERIFIER
+) -> Verdict:
+    """Decide whether b is a copy of a, comparing the framed photos where there are any."""
+    return decide(measure_images(a, b, cosine=cosine, config=config), config)
+
+
+def measure_images(
+    a: ImageView, b: ImageView, *, cosine: float, config: VerifierConfig = DEFAULT_VERIFIER
+) -> Evidence:
+    """The evidence of the most telling comparison of the two images.
+
+    A framed photo is compared by the photo inside its frame: two screenshots of one site share
+    the whole page layout, which aligns perfectly and proves nothing. When only one side frames
+    a photo, the whole pictures are compared as well (the frame finder may have taken a window
+    or a horizon for a frame) and the comparison with the higher fused probability is kept.
+    """
+    comparisons = [(a.photo_rgb is not None, b.photo_rgb is not None)]
+    if comparisons[0][0] != comparisons[0][1]:
+        comparisons.append((False, False))
+    best: tuple[float, Evidence] | None = None
+    for photo_a, photo_b in comparisons:
+        rgb_a = a.photo_rgb if photo_a and a.photo_rgb is not None else a.rgb
+        rgb_b = b.photo_rgb if photo_b and b.photo_rgb is not None else b.rgb
+        evidence = measure_pair(
+            rgb_a,
+            rgb_b,
+            phash_a=phash_pair(rgb_a) if photo_a else a.phash,
+            phash_b=phash_pair(rgb_b) if photo_b else b.phash,
+            cosine=cosine,
+            config=config,
+        )
+        evidence = dataclasses.replace(
+            evidence, view=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
+        )
+        p = 1.0 if evidence.exact else config.fusion.probability(evidence)
+        if best is None or p > best[0]:
+            best = (p, evidence)
+    assert best is not None
+    return best[1]
 
 
 def measure_pair(

@@ -91,6 +91,29 @@ class EvidenceV1(_Event):
     sift_mirrored: bool
     ssim: Annotated[float | None, Field(description="SSIM after homography alignment; null without one")]
     exact: bool = Field(False, description="Same decoded pixels: decided without the heavy methods")
+    # Added without a version bump (optional fields; consumers of v1 may ignore them).
+    score: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="Fused probability of a duplicate that the verdict thresholds"),
+    ] = None
+    sift_matches: Annotated[
+        int | None, Field(ge=0, description="SIFT ratio-test matches (the inliers are a part)")
+    ] = None
+    overlap: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="Share of the smaller picture the other covers once aligned"),
+    ] = None
+    mismatch: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="Share of the aligned textured overlap where the pictures disagree"),
+    ] = None
+    compared: Annotated[
+        str | None,
+        Field(
+            description="Pictures compared, a's/b's: 'full' (the image) or 'photo' (the photo a "
+            "screenshot or border frames), e.g. 'photo/full'"
+        ),
+    ] = None
 
 
 class VersionsV1(_Event):

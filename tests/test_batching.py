@@ -156,7 +156,11 @@ async def test_analyse_with_batcher_equals_analyse_images(pool: ThreadPoolExecut
     photos = Path(skimage.__file__).parent / "data"
     astronaut = np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
     coffee = np.asarray(Image.open(photos / "coffee.png").convert("RGB"))
-    blobs = [jpeg(astronaut), b"not an image", jpeg(coffee)]
+    # A screenshot framing the coffee photo: its photo is embedded and stored as well.
+    page = np.full((700, 520, 3), 245, np.uint8)
+    page[150:550, 10:510] = coffee[:400, :500]
+    page[40:60, 20:300] = 60  # a title bar
+    blobs = [jpeg(astronaut), b"not an image", jpeg(coffee), jpeg(page)]
     embedder = MeanEmbedder()
     expected = analyse_images(blobs, embedder, max_pixels=40_000_000)
     batcher = EmbeddingBatcher(embedder.embed, executor=pool)
@@ -169,8 +173,19 @@ async def test_analyse_with_batcher_equals_analyse_images(pool: ThreadPoolExecut
     assert len(got) == len(expected)
     assert isinstance(got[1], ImageRejected) and isinstance(expected[1], ImageRejected)
     assert got[1].reason == expected[1].reason
-    for a, b in ((got[0], expected[0]), (got[2], expected[2])):
+    for a, b in ((got[0], expected[0]), (got[2], expected[2]), (got[3], expected[3])):
         assert not isinstance(a, ImageRejected) and not isinstance(b, ImageRejected)
         assert a.phash == b.phash and a.pixel_sha256 == b.pixel_sha256 and a.jpeg == b.jpeg
         np.testing.assert_allclose(a.vector, b.vector, rtol=1e-6)
+        assert a.region == b.region and a.photo_jpeg == b.photo_jpeg
     await batcher.close()
+    ordinary, shot = got[0], got[3]
+    assert not isinstance(ordinary, ImageRejected) and not isinstance(shot, ImageRejected)
+    assert ordinary.region is None and ordinary.photo_vector is None and ordinary.photo_jpeg is None
+    assert shot.region is not None and shot.photo_vector is not None and shot.photo_jpeg is not None
+    assert abs(shot.region.x0 - 10) <= 3 and abs(shot.region.y0 - 150) <= 3
+    assert abs(shot.region.x1 - 510) <= 3 and abs(shot.region.y1 - 550) <= 3
+    # Each vector belongs to its own picture: the photo's is the coffee crop's mean colour.
+    crop = page[shot.region.y0 : shot.region.y1, shot.region.x0 : shot.region.x1]
+    np.testing.assert_allclose(shot.photo_vector, MeanEmbedder().embed([crop])[0], atol=0.02)
+    assert np.abs(shot.vector - shot.photo_vector).max() > 0.005

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import test_vectorstore as contract
 from test_vectorstore import (  # the VectorStore contract, run here against NumpyVectorIndex
+    test_a_second_vector_of_an_image_is_found_as_that_image,
     test_bad_input_is_refused,
     test_category_filter,
     test_closed_store_refuses_calls,
@@ -26,6 +27,7 @@ from imgdup.vector_index import NumpyVectorIndex
 from imgdup.vectorstore import VectorPoint
 
 __all__ = [
+    "test_a_second_vector_of_an_image_is_found_as_that_image",
     "test_bad_input_is_refused",
     "test_category_filter",
     "test_closed_store_refuses_calls",
@@ -142,6 +144,23 @@ def test_reopen_replays_the_log_and_cuts_a_torn_tail(tmp_path: Path, rng: np.ran
         third.close()
     with pytest.raises(ValueError, match="dim"):
         NumpyVectorIndex(path, dim=DIM * 2)
+
+
+def test_reopen_keeps_which_image_a_second_vector_belongs_to(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    path = tmp_path / "index"
+    photo = contract.random_unit(rng)
+    first = NumpyVectorIndex(path, dim=DIM)
+    first.upsert([VectorPoint(pid("shot"), photo, 5, "cars", "t", point_id=pid("shot/photo"))])
+    first.compact()
+    first.close()
+    second = NumpyVectorIndex(path, dim=DIM)
+    try:
+        (hit,) = second.search(photo, limit=1, category="cars")
+        assert hit.image_id == pid("shot") and hit.ad_id == 5
+    finally:
+        second.close()
 
 
 def test_folder_is_single_owner(tmp_path: Path) -> None:

@@ -99,6 +99,25 @@ def test_upsert_same_id_overwrites(store: VectorStore, rng: np.random.Generator)
     assert store.count() == 1
 
 
+def test_a_second_vector_of_an_image_is_found_as_that_image(
+    store: VectorStore, rng: np.random.Generator
+) -> None:
+    # A screenshot is stored with the photo it frames as a second point (VectorPoint.point_id);
+    # a hit on either names the image, and re-storing either overwrites only itself.
+    whole, photo, other = random_unit(rng), random_unit(rng), random_unit(rng)
+    second = str(uuid.uuid5(uuid.NAMESPACE_URL, "imgdup-test/shot/photo"))
+    store.upsert([point("shot", whole, 1)])
+    store.upsert([VectorPoint(pid("shot"), photo, 1, None, "t", point_id=second), point("o", other, 2)])
+    store.upsert([VectorPoint(pid("shot"), photo, 1, None, "t", point_id=second)])
+    assert store.count() == 3
+    (hit,) = store.search(photo, limit=1)
+    assert hit.image_id == pid("shot") and hit.ad_id == 1
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    hits = store.search(whole, limit=3)
+    assert [h.image_id for h in hits].count(pid("shot")) == 2
+    assert store.search(photo, limit=3, exclude_ad_id=1)[0].image_id == pid("o")
+
+
 def test_nearest_neighbour_matches_brute_force(store: VectorStore, rng: np.random.Generator) -> None:
     ids, vecs = fill(store, rng)
     assert store.count() == len(ids)

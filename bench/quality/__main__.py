@@ -2,7 +2,7 @@
 
 python -m bench.quality            # the set, the stack on the test split, baselines, report
 python -m bench.quality --quick    # a quarter of the test photos (a few minutes)
-python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fused_v2.py)
+python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fusion_weights.py)
 python -m bench.quality photos     # only fetch the photos into the cache
 """
 
@@ -25,7 +25,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from bench.common import machine
 from bench.quality import report
-from bench.quality.analysis import Analysed, analyse, signed_phash, stored_copy
+from bench.quality.analysis import Analysed, analyse, signed_phash, stored_view
 from bench.quality.baselines import all_baselines
 from bench.quality.dataset import BenchSet, SetImage, build_set
 from bench.quality.edits import BENIGN, HARD
@@ -65,26 +65,25 @@ def _quick(images: Sequence[SetImage], seed: int, share: float = 0.25) -> list[S
 def _verify_timing(
     bench: BenchSet, analysed: Analysed, pairs: Sequence[tuple[str, str]], limit: int
 ) -> dict[str, Any]:
-    """Wall time of verify_pair on candidate pairs, in stream order (features of an image are
+    """Wall time of verify_images on candidate pairs, in stream order (features of an image are
     extracted once and reused for its next candidates, as in the verifier)."""
     from imgdup_core import verify
 
     index = analysed.index()
     chosen = sorted(pairs)[:: max(1, len(pairs) // limit)][:limit]
-    stored: dict[str, np.ndarray] = {}
+    stored: dict[str, verify.ImageView] = {}
     timings: list[float] = []
     cpu: list[float] = []
     verify._FEATURE_CACHE.clear()
     for a, b in chosen:
         for name in (a, b):
             if name not in stored:
-                stored[name] = stored_copy(bench.root / "images" / name)
-        ia, ib = index[a], index[b]
-        ha = (signed_phash(int(analysed.phash[ia])), signed_phash(int(analysed.phash_mirrored[ia])))
-        hb = (signed_phash(int(analysed.phash[ib])), signed_phash(int(analysed.phash_mirrored[ib])))
-        cosine = float(analysed.vectors[ia] @ analysed.vectors[ib])
+                k = index[name]
+                hashes = (signed_phash(int(analysed.phash[k])), signed_phash(int(analysed.phash_mirrored[k])))
+                stored[name] = stored_view(bench.root / "images" / name, hashes)
+        cosine = float(analysed.vectors[index[a]] @ analysed.vectors[index[b]])
         wall, started = time.perf_counter(), time.process_time()
-        verify.verify_pair(stored[a], stored[b], phash_a=ha, phash_b=hb, cosine=cosine)
+        verify.verify_images(stored[a], stored[b], cosine=cosine)
         timings.append(1000 * (time.perf_counter() - wall))
         cpu.append(1000 * (time.process_time() - started))
     if not timings:
@@ -299,7 +298,7 @@ def calibrate(args: argparse.Namespace) -> int:
         print(f"  weight {name:18s} {weight:+.3f}")
     print(f"  bias {outcome['bias']:+.3f}")
     if not args.dry_run:
-        print("wrote imgdup_core/fused_v2.py; bump the verifier version if verdicts change")
+        print("wrote imgdup_core/fusion_weights.py; bump the verifier version if verdicts change")
     return 0
 
 

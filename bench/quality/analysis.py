@@ -1,6 +1,7 @@
 """Benchmark image files -> what the product computes for each upload (decoded pixels, SSCD vector,
-mirror-aware pHash, the stored reduced copy) plus the PDQ baseline's dihedral hashes; cached
-next to the set, keyed by file content and model version."""
+the framed photo's SSCD vector, mirror-aware pHash, the stored reduced copies) plus the PDQ
+baseline's dihedral hashes; cached next to the set, keyed by file content, model version and
+the frame finder's code."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.quality.dataset import BenchSet, SetImage
+from imgdup_core import framing
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.embedding import Embedder
+from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
+from imgdup_core.verify import ImageView
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class Analysed:
     phash_mirrored: np.ndarray  # [N] uint64
     pdq: np.ndarray  # [N, 8, 32] uint8: PDQ hash of the 8 dihedral variants (index 0: as is)
     pixel_sha256: list[str]
+    # The framed photo's vector (imgdup_core.framing), zeros where the image frames none.
+    photo_vectors: np.ndarray  # [N, dim] float32
+    has_photo: np.ndarray  # [N] bool
 
     def index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.names)}
@@ -53,6 +60,7 @@ def analyse(
         raise ValueError("analyse needs an embedder or the vectors")
     version = embedder.version if embedder is not None else model_version
     key = hashlib.sha256(version.encode())
+    key.update(Path(framing.__file__).read_bytes())
     for image in images:
         key.update(image.sha256.encode())
     cache = bench.root / f"analysis-{key.hexdigest()[:12]}.npz"
@@ -66,6 +74,8 @@ def analyse(
             data["phash_mirrored"],
             data["pdq"],
             [str(s) for s in data["pixel_sha256"]],
+            data["photo_vectors"],
+            data["has_photo"],
         )
     started = time.monotonic()
     vectors: list[np.ndarray] = []
@@ -74,8 +84,12 @@ def analyse(
     pdq: list[np.ndarray] = []
     shas: list[str] = []
     batch: list[np.ndarray] = []
+    photos: dict[int, np.ndarray] = {}
     for number, image in enumerate(images, start=1):
         decoded = decode_image(bench.path(image).read_bytes())
+        region = find_photo_region(decoded.rgb)
+        if region is not None:
+            photos[number - 1] = crop_region(decoded.rgb, region)
         hashes = phash_pair(decoded.rgb)
         plain.append(hashes[0] & (2**64 - 1))
         mirrored.append(hashes[1] & (2**64 - 1))
@@ -93,6 +107,15 @@ def analyse(
                 print(f"\r  analysing {number}/{len(images)} images", end="", flush=True)
     if say:
         print(f" ({time.monotonic() - started:.0f}s)")
+    dim = vectors[0].shape[1] if vectors else 512
+    photo_vectors = np.zeros((len(images), dim), np.float32)
+    has_photo = np.zeros(len(images), bool)
+    if photos:
+        if embedder is None:
+            embedder = _default_embedder(version)
+        order = sorted(photos)
+        photo_vectors[order] = embedder.embed([photos[i] for i in order])
+        has_photo[order] = True
     result = Analysed(
         names,
         np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, 512), np.float32),
@@ -100,6 +123,8 @@ def analyse(
         np.array(mirrored, dtype=np.uint64),
         np.stack(pdq) if pdq else np.zeros((0, 8, 32), np.uint8),
         shas,
+        photo_vectors,
+        has_photo,
     )
     tmp = cache.with_name(cache.stem + ".tmp.npz")
     np.savez(
@@ -109,14 +134,34 @@ def analyse(
         phash_mirrored=result.phash_mirrored,
         pdq=result.pdq,
         pixel_sha256=np.array(shas),
+        photo_vectors=photo_vectors,
+        has_photo=has_photo,
     )
     tmp.replace(cache)
     return result
 
 
+def _default_embedder(version: str) -> Embedder:
+    from imgdup_core.embedding import build_embedder
+
+    embedder = build_embedder("sscd")
+    if embedder.version != version:
+        raise RuntimeError(f"stack vectors are {version!r} but the benchmark embeds {embedder.version!r}")
+    return embedder
+
+
 def stored_copy(path: Path) -> np.ndarray:
     """The reduced copy the pipeline keeps and verifies (decode, cap, JPEG <= 512 px, decode)."""
     return load_rgb(storage_jpeg(decode_image(path.read_bytes()).rgb))
+
+
+def stored_view(path: Path, phash: tuple[int, int]) -> ImageView:
+    """What the verifier loads for an image: the stored copy and, for a framed photo, the stored
+    copy of the photo inside the frame (as imgdup.processing stores them)."""
+    rgb = decode_image(path.read_bytes()).rgb
+    region = find_photo_region(rgb)
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region))) if region is not None else None
+    return ImageView(load_rgb(storage_jpeg(rgb)), phash, photo)
 
 
 def signed_phash(value: int) -> int:

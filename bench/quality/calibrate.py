@@ -1,4 +1,4 @@
-"""The training split -> the fused verifier's calibrated model, written to imgdup_core/fused_v2.py.
+"""The training split -> the fused verifier's calibrated model, written to imgdup_core/fusion_weights.py.
 
 The verifier only ever sees ANN candidates, so it is calibrated on what an exact top-K search
 over the training split hands it: every original-copy and copy-copy pair among the candidates
@@ -24,17 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from bench.quality.analysis import Analysed, signed_phash, stored_copy
+from bench.quality.analysis import Analysed, signed_phash, stored_view
 from bench.quality.dataset import BenchSet, SetImage
+from imgdup_core import framing
 from imgdup_core.verify import (
     DEFAULT_VERIFIER,
     Evidence,
+    ImageView,
     VerifierConfig,
     fusion_features,
-    measure_pair,
+    measure_images,
 )
 
-FUSED_V2_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fused_v2.py"
+FUSION_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fusion_weights.py"
 # The precision the threshold is chosen for on the training candidates.
 TRAIN_PRECISION = 0.995
 L2 = 1e-4
@@ -60,20 +62,36 @@ class Candidate:
     weight: float  # 1 / sampling rate
 
 
-def ann_candidates(vectors: np.ndarray, top_k: int, min_score: float) -> set[tuple[int, int]]:
-    """What the pipeline's exact search proposes: each image's top_k neighbours (cosine >=
-    min_score), as unordered index pairs. Posting order is ignored: a superset of the stack's."""
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    k = min(top_k, max(0, len(vectors) - 1))
-    pairs: set[tuple[int, int]] = set()
+def ann_candidates(
+    vectors: np.ndarray,
+    top_k: int,
+    min_score: float,
+    photo_vectors: np.ndarray | None = None,
+    has_photo: np.ndarray | None = None,
+) -> dict[tuple[int, int], float]:
+    """What the pipeline's exact search proposes: each stored vector's top_k neighbours (cosine
+    >= min_score) among the other images' vectors, as unordered image index pairs with the best
+    cosine. An image that frames a photo has its photo's vector stored and searched too.
+    Posting order is ignored: a superset of the stack's."""
+    owners = np.arange(len(vectors))
+    points = vectors
+    if photo_vectors is not None and has_photo is not None and has_photo.any():
+        owners = np.concatenate([owners, np.nonzero(has_photo)[0]])
+        points = np.concatenate([vectors, photo_vectors[has_photo]])
+    sims = points @ points.T
+    sims[owners[:, None] == owners[None, :]] = -np.inf  # an image never pairs with itself
+    k = min(top_k, max(0, len(points) - 1))
+    pairs: dict[tuple[int, int], float] = {}
     if k == 0:
         return pairs
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    for i, row in enumerate(top):
-        for j in row:
-            if sims[i, j] >= min_score:
-                pairs.add((min(i, int(j)), max(i, int(j))))
+    for p, row in enumerate(top):
+        for q in row:
+            score = float(sims[p, q])
+            if score >= min_score:
+                i, j = int(owners[p]), int(owners[q])
+                key = (min(i, j), max(i, j))
+                pairs[key] = max(score, pairs.get(key, -1.0))
     return pairs
 
 
@@ -95,13 +113,12 @@ def training_candidates(
     negatives: int,
     seed: int,
 ) -> list[Candidate]:
-    pairs = sorted(ann_candidates(analysed.vectors, top_k, min_score))
+    pairs = ann_candidates(analysed.vectors, top_k, min_score, analysed.photo_vectors, analysed.has_photo)
     keep: list[Candidate] = []
     others: list[Candidate] = []
-    for i, j in pairs:
+    for (i, j), cosine in sorted(pairs.items()):
         x, y = images[i], images[j]
         label, kind = label_pair(bench, x, y)
-        cosine = float(analysed.vectors[i] @ analysed.vectors[j])
         a, b = sorted((x.name, y.name))
         candidate = Candidate(a, b, cosine, label, kind, 1.0)
         (others if kind == "other" else keep).append(candidate)
@@ -124,27 +141,19 @@ def _init_worker(root: str, hashes: dict[str, tuple[int, int]], config: Verifier
     _WORKER.update(root=Path(root), hashes=hashes, config=config, stored={})
 
 
-def _stored(name: str) -> np.ndarray:
-    stored: dict[str, np.ndarray] = _WORKER["stored"]
+def _stored(name: str) -> ImageView:
+    stored: dict[str, ImageView] = _WORKER["stored"]
     if name not in stored:
         if len(stored) > 64:
             stored.clear()
-        stored[name] = stored_copy(_WORKER["root"] / "images" / name)
+        stored[name] = stored_view(_WORKER["root"] / "images" / name, _WORKER["hashes"][name])
     return stored[name]
 
 
 def _measure(candidate: Candidate) -> tuple[Candidate, Evidence, float]:
-    hashes = _WORKER["hashes"]
     a, b = _stored(candidate.a), _stored(candidate.b)
     started = time.process_time()
-    evidence = measure_pair(
-        a,
-        b,
-        phash_a=hashes[candidate.a],
-        phash_b=hashes[candidate.b],
-        cosine=candidate.cosine,
-        config=_WORKER["config"],
-    )
+    evidence = measure_images(a, b, cosine=candidate.cosine, config=_WORKER["config"])
     return candidate, evidence, time.process_time() - started
 
 
@@ -154,6 +163,7 @@ def measurement_key(config: VerifierConfig) -> str:
 
     source = Path(verify.__file__).read_text()
     measuring = source[: source.index("def decide(")] + source[source.index("def _working_gray(") :]
+    measuring += Path(framing.__file__).read_text()
     settings = {k: v for k, v in asdict(config).items() if k not in ("version", "fusion")}
     digest = hashlib.sha256(measuring.encode() + json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:12]
@@ -184,7 +194,9 @@ def measure_candidates(
     }
     if todo:
         started = time.monotonic()
-        context = multiprocessing.get_context("fork")
+        # spawn, not fork: the parent has run ONNX Runtime and OpenCV thread pools, and forked
+        # children can hang on a lock one of their threads held.
+        context = multiprocessing.get_context("spawn")
         with (
             context.Pool(processes, _init_worker, (str(bench.root), hashes, config)) as pool,
             cache_path.open("a") as out,
@@ -253,7 +265,7 @@ def write_model(
     features: Sequence[str], weights: np.ndarray, bias: float, threshold: float, info: dict[str, Any]
 ) -> None:
     lines = [
-        '"""The fused-v2 verifier\'s calibrated decision (imgdup_core.verify.FusionModel).',
+        '"""The verifier\'s calibrated decision (imgdup_core.verify.FusionModel).',
         "",
         "Generated by `python -m bench.quality calibrate` from the quality benchmark's TRAINING",
         "split only; do not edit by hand. Changing any number here changes verdicts: give the",
@@ -273,7 +285,7 @@ def write_model(
     text = (
         "\n".join(lines).replace(": true", ": True").replace(": false", ": False").replace(": null", ": None")
     )
-    FUSED_V2_PATH.write_text(text)
+    FUSION_WEIGHTS_PATH.write_text(text)
 
 
 def calibrate(

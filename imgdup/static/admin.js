@@ -229,7 +229,11 @@ function pairRow(pair, imagesById) {
     el("td", { class: "num", text: fmt(ev.embedding_cosine, 3) }),
     el("td", { class: "num" }, ev.sift_inliers ?? "–", ev.sift_mirrored ? el("span", { class: "flag", text: "mirror", title: "matched the mirrored image" }) : null),
     el("td", { class: "num", text: fmt(ev.ssim, 3) }),
-    el("td", {}, ev.exact ? el("span", { class: "flag", text: "exact copy" }) : null),
+    el("td", {},
+      ev.exact ? el("span", { class: "flag", text: "exact copy" }) : null,
+      ev.compared && ev.compared.includes("photo")
+        ? el("span", { class: "flag", text: "framed photo", title: `compared ${ev.compared} (the photo inside a screenshot or border)` })
+        : null),
     verdictCell(pair),
     el("td", { class: "actions" }, confirm, " ", reject));
 }

@@ -36,11 +36,10 @@ from imgdup_core.verify import (
 )
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
-# Copies the calibrated fusion (fused-v2) rejects although they align: on the small rocket
-# photo the tiled text leaves aligned SSIM 0.73 with 15 % of it disagreeing (score ~0.85), and
-# the combo (mirror, crop, caption, JPEG 60) keeps only ~25 inliers and SSIM 0.74 (~0.90),
-# against a threshold of ~0.93 (chelsea's combo and reversed heavy watermark pass at
-# 0.931-0.934). Pinned so that a model change that fixes or worsens them is noticed; see
+# Copies the calibrated fusion rejects although they align: on the small rocket photo the tiled
+# text leaves aligned SSIM ~0.73 with ~15 % of it disagreeing, and the combo (mirror, crop,
+# caption, JPEG 60) keeps only ~25 inliers and SSIM ~0.74, under fused-v3's threshold of ~0.95.
+# Pinned so that a model change that fixes or worsens them is noticed; see
 # bench/results/quality.md for the rates on the benchmark.
 KNOWN_MISSES = {("rocket", "heavy_watermark"), ("rocket", "combo")}
 KNOWN_MISSES_REVERSED = {("rocket", "heavy_watermark")}
@@ -77,7 +76,7 @@ def test_edited_copy_is_a_duplicate(
             assert not verdict.is_duplicate and verdict.score >= 0.75, (name, edit, verdict)
         else:
             assert verdict.is_duplicate, (name, edit, verdict)
-        assert verdict.verifier_version == "fused-v2"
+        assert verdict.verifier_version == "fused-v3"
         # Pinned: the geometric check carries every edit, even where the cosine is low
         # (lowest measured: SSIM 0.73 for the heavy watermark and the combo on the rocket).
         assert evidence.sift_inliers >= 8, (name, edit, evidence)
@@ -380,14 +379,14 @@ def test_fusion_features_are_derived_from_evidence_only() -> None:
 
 
 def test_calibrated_model_is_the_committed_one() -> None:
-    from imgdup_core import fused_v2
+    from imgdup_core import fusion_weights
 
     model = DEFAULT_VERIFIER.fusion
-    assert model.features == tuple(fused_v2.FEATURES)
-    assert model.weights == tuple(fused_v2.WEIGHTS)
-    assert model.threshold == fused_v2.THRESHOLD
+    assert model.features == tuple(fusion_weights.FEATURES)
+    assert model.weights == tuple(fusion_weights.WEIGHTS)
+    assert model.threshold == fusion_weights.THRESHOLD
     # Fitted on the benchmark's training split only.
-    assert fused_v2.CALIBRATION["split"] == "train"
+    assert fusion_weights.CALIBRATION["split"] == "train"
     with pytest.raises(ValueError):
         FusionModel(features=("cosine", "colour"), weights=(1.0, 1.0), bias=0.0, threshold=0.5)
     with pytest.raises(ValueError):

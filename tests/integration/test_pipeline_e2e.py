@@ -61,6 +61,21 @@ def _watermark(image: Image.Image) -> Image.Image:
     return out
 
 
+def _screenshot(image: Image.Image) -> Image.Image:
+    """The photo as a screenshot of another portal's listing page (header, title, price, buttons)."""
+    page = Image.new("RGB", (480, 760), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 480, 70), fill=(0, 47, 52))
+    draw.text((20, 18), "other-portal.example", font=ImageFont.load_default(size=28), fill="white")
+    draw.text((20, 100), "Rocket model, as new", font=ImageFont.load_default(size=26), fill="black")
+    draw.text((20, 640), "2 450 PLN   Warszawa", font=ImageFont.load_default(size=30), fill="black")
+    draw.rounded_rectangle((20, 690, 230, 740), radius=12, fill=(35, 229, 219))
+    photo = image.copy()
+    photo.thumbnail((440, 380))
+    page.paste(photo, (20 + (440 - photo.width) // 2, 250 + (380 - photo.height) // 2))
+    return page
+
+
 def _crop(image: Image.Image, fraction: float = 0.1) -> Image.Image:
     dx, dy = int(image.width * fraction), int(image.height * fraction)
     return image.crop((dx, dy, image.width - dx, image.height - dy))
@@ -73,8 +88,9 @@ class FeedAd:
     images: tuple[str, ...]
 
 
-# Three photos re-posted with edits in other ads, and three distinct photos (one a stereo
-# pair: same scene, different shot) that must stay apart.
+# Three photos re-posted with edits in other ads, one as a screenshot of another portal's
+# listing, and distinct photos (one a stereo pair: same scene, different shot) that must stay
+# apart.
 FILES: dict[str, Any] = {
     "coffee.jpg": lambda: _photo("coffee"),
     "coffee_flip.jpg": lambda: ImageOps.mirror(_photo("coffee")),
@@ -87,6 +103,7 @@ FILES: dict[str, Any] = {
     "moto_left.jpg": lambda: _photo("motorcycle_left"),
     "moto_right.jpg": lambda: _photo("motorcycle_right"),
     "rocket.jpg": lambda: _photo("rocket"),
+    "rocket_screenshot.jpg": lambda: _screenshot(_photo("rocket")),
 }
 FEED = (
     FeedAd(9001, "electronics", ("coffee.jpg", "rocket.jpg")),
@@ -97,11 +114,14 @@ FEED = (
     FeedAd(9006, None, ("astronaut_small.jpg",)),
     FeedAd(9007, "pets", ("chelsea.jpg",)),
     FeedAd(9008, "pets", ("chelsea_bright.jpg",)),
+    FeedAd(9009, "electronics", ("rocket_screenshot.jpg",)),
 )
 EXPECTED_CLUSTERS = {
     frozenset({"coffee.jpg", "coffee_flip.jpg", "coffee_crop.jpg"}),
     frozenset({"astronaut.jpg", "astronaut_wm.jpg", "astronaut_small.jpg"}),
     frozenset({"chelsea.jpg", "chelsea_bright.jpg"}),
+    # Found by the photo inside the page (imgdup_core.framing): the whole page is no match.
+    frozenset({"rocket.jpg", "rocket_screenshot.jpg"}),
 }
 EXPECTED_PAIRS = {
     frozenset({a, b}) for cluster in EXPECTED_CLUSTERS for a in cluster for b in cluster if a < b
@@ -255,6 +275,11 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     flip_pair = next(d for d in dups if d["ad_id"] == 9001)["pairs"][0]
     assert flip_pair["evidence"]["phash_mirrored"] or flip_pair["evidence"]["sift_mirrored"]
     assert flip_pair["evidence"]["embedding_cosine"] > 0.3
+    # The whole evidence is stored: the fused score the verdict thresholds and the alignment.
+    evidence = flip_pair["evidence"]
+    assert evidence["score"] is not None and evidence["score"] > 0.5, evidence
+    assert evidence["compared"] == "full/full" and evidence["overlap"] > 0.5, evidence
+    assert evidence["sift_matches"] >= evidence["sift_inliers"] > 0, evidence
     assert httpx.get(f"{running.api}/api/v1/duplicates/9005").json()["duplicates"][0]["ad_id"] in (9004, 9006)
 
     ad = httpx.get(f"{running.api}/api/v1/ads/9003").json()
