@@ -119,6 +119,12 @@ def standalone(kind: str, blobs_by_ad: list[list[bytes]], max_pixels: int) -> di
     for rgb in decoded:
         storage_jpeg(rgb)
     per["storage_jpeg_ms"] = t.elapsed / len(sample) * 1e3
+    from imgdup_core.framing import find_photo_region
+
+    t = Timer()
+    for rgb in decoded:
+        find_photo_region(rgb)
+    per["find_photo_region_ms"] = t.elapsed / len(sample) * 1e3
     for label, embedder in (("embed_ort1_batch1_ms", one), ("embed_ort2_batch1_ms", two)):
         t = Timer()
         for rgb in decoded:
