@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
@@ -69,10 +71,10 @@ class Settings(BaseSettings):
     vector_index: Literal["edge", "numpy"] = "edge"
     clip_model_path: str | None = None
     ann_top_k: int = Field(10, ge=1, le=100)
-    # Candidates below this cosine are not worth a geometric check. Heavy watermarks, tight crops
-    # and combined edits drop SSCD cosine to 0.15-0.3 while still ranking in the top 10 (quality
-    # benchmark, training split), hence 0.2; it costs ~22% more pairs to verify than 0.3.
-    ann_min_score: float = Field(0.2, ge=-1.0, le=1.0)
+    # Candidates below this cosine are not worth a geometric check: the highest cut-off that
+    # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
+    # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
+    ann_min_score: float = Field(CANDIDATE_MIN_COSINE, ge=-1.0, le=1.0)
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)

@@ -16,11 +16,14 @@ WEIGHTS = (
 )
 BIAS = -0.9967978176725368
 THRESHOLD = 0.9523055978489301
+# ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).
+CANDIDATE_MIN_COSINE = 0.3
 
 # Provenance of the fit.
 CALIBRATION = {
     "ann_min_score": 0.2,
     "ann_top_k": 10,
+    "candidate_cut_off_lost_share": 0.003595,
     "duplicates": 1818,
     "ignored_kinds": ["frames"],
     "l2": 0.0001,
@@ -32,5 +35,5 @@ CALIBRATION = {
     "target_precision": 0.995,
     "train_precision": 0.99542,
     "train_recall": 0.918042,
-    "when": "2026-11-26T21:02:53+00:00",
+    "when": "2026-11-26T21:34:44+00:00",
 }

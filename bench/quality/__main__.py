@@ -39,9 +39,10 @@ from bench.quality.metrics import (
 from bench.quality.photos import ensure_photos, iter_sources
 
 DEFAULT_TOP_K = 10
-# Below the product's default of 0.3: heavy watermarks and tight crops fall to 0.15-0.3 with
-# SSCD yet still rank among an image's top neighbours (see the README).
-DEFAULT_MIN_SCORE = 0.2
+# Calibration sees every ANN candidate down to this cosine (heavy watermarks and tight crops
+# fall to 0.15-0.3 with SSCD yet still rank among an image's top neighbours) and chooses the
+# product's cut-off from them (fusion_weights.CANDIDATE_MIN_COSINE, imgdup.settings).
+CALIBRATION_MIN_SCORE = 0.2
 
 
 def _order(images: Sequence[SetImage], seed: int) -> list[SetImage]:
@@ -309,7 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--copies", type=int, default=3, help="edited copies per source photo")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
-    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="ANN cut-off: run, the product's default (imgdup_core/fusion_weights.py); "
+        f"calibrate, {CALIBRATION_MIN_SCORE} (every candidate a cut-off could keep)",
+    )
     parser.add_argument("--skip-stack", action="store_true", help="baselines only")
     parser.add_argument("--keep-stack-data", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
@@ -322,7 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(photos)} distinct photos: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
         return 0
     if args.command == "calibrate":
+        args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
         return calibrate(args)
+    if args.min_score is None:
+        from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+
+        args.min_score = CANDIDATE_MIN_COSINE
     return run(args)
 
 

@@ -39,6 +39,9 @@ from imgdup_core.verify import (
 FUSION_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fusion_weights.py"
 # The precision the threshold is chosen for on the training candidates.
 TRAIN_PRECISION = 0.995
+# The candidate cut-off may drop at most this share of the training duplicates the verifier
+# confirms.
+CUT_OFF_MAX_LOST = 0.005
 L2 = 1e-4
 # Frames of a static-camera sequence with almost no motion (RubberWhale, the basketball pair)
 # are near-duplicates by any pixel or embedding measure: left out of the fit and the threshold
@@ -261,8 +264,30 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, w: np.ndarray, target: float)
     return float(min(max(cut, 1e-4), 1 - 1e-4))
 
 
+def candidate_cut_off(
+    verified_cosines: np.ndarray, floor: float, max_lost: float = CUT_OFF_MAX_LOST
+) -> tuple[float, float]:
+    """The highest ANN cosine cut-off (on a 0.05 grid from `floor`) below which at most
+    `max_lost` of the training duplicates the verifier confirms would fall; and that share.
+    Every candidate costs a geometric check (~60-100 ms of CPU), so this bounds the work."""
+    best, best_lost = floor, 0.0
+    total = max(1, len(verified_cosines))
+    for step in range(0, 13):
+        cut = round(floor + 0.05 * step, 2)
+        lost = float((verified_cosines < cut).sum()) / total
+        if lost > max_lost:
+            break
+        best, best_lost = cut, lost
+    return best, best_lost
+
+
 def write_model(
-    features: Sequence[str], weights: np.ndarray, bias: float, threshold: float, info: dict[str, Any]
+    features: Sequence[str],
+    weights: np.ndarray,
+    bias: float,
+    threshold: float,
+    cut_off: float,
+    info: dict[str, Any],
 ) -> None:
     lines = [
         '"""The verifier\'s calibrated decision (imgdup_core.verify.FusionModel).',
@@ -277,6 +302,8 @@ def write_model(
         ")",
         f"BIAS = {float(bias)!r}",
         f"THRESHOLD = {float(threshold)!r}",
+        "# ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).",
+        f"CANDIDATE_MIN_COSINE = {float(cut_off)!r}",
         "",
         "# Provenance of the fit.",
         f"CALIBRATION = {json.dumps(info, indent=4, sort_keys=True)}",
@@ -324,6 +351,8 @@ def calibrate(
     predicted = p >= threshold
     tp = float((w * y * predicted).sum())
     fp = float((w * (1 - y) * predicted).sum())
+    cosines = np.array([c.cosine for c, _, _ in measured])
+    cut_off, lost = candidate_cut_off(cosines[(y == 1) & predicted], min_score)
     info = {
         "set": bench.root.name,
         "seed": bench.seed,
@@ -338,13 +367,15 @@ def calibrate(
         "target_precision": target,
         "train_precision": round(tp / max(tp + fp, 1e-9), 6),
         "train_recall": round(float((y * predicted).sum() / max(y.sum(), 1)), 6),
+        "candidate_cut_off_lost_share": round(lost, 6),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if write:
-        write_model(features, weights, bias, threshold, info)
+        write_model(features, weights, bias, threshold, cut_off, info)
     cpu = [t for _, _, t in measured]
     return {
         **info,
+        "candidate_min_cosine": cut_off,
         "features": list(features),
         "weights": [float(v) for v in weights],
         "bias": bias,
