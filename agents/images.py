@@ -191,7 +191,10 @@ async def index_ad(rt: Runtime, event: AdImagesCreatedV1, message: Any) -> int:
     )
     now = datetime.now(UTC)
     sent = []
-    for pair in sorted(pending):
+    # Most similar first: the verifier takes an ad's candidates in order (one key, one
+    # partition), so a likely copy is decided, clustered and published before the long tail
+    # of unrelated neighbours is checked.
+    for pair in sorted(pending, key=lambda p: (-candidates[p].cosine, p)):
         row = candidates[pair]
         out = CandidatePairV1(
             pair_id=pair,

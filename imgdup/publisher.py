@@ -21,7 +21,7 @@ class EventPublisher:
     """
 
     def __init__(self, bootstrap: str, *, client_id: str = "imgdup-api") -> None:
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             {
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
@@ -36,8 +36,14 @@ class EventPublisher:
         self._poller.start()
 
     def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
+        producer = self._producer
+        while producer is not None and not self._stop.is_set():
+            producer.poll(0.1)
+
+    def _open(self) -> Producer:
+        if self._producer is None:
+            raise PublishError("publisher is closed")
+        return self._producer
 
     async def publish(
         self, topic: str, *, key: bytes, value: bytes, headers: dict[str, bytes] | None = None
@@ -56,8 +62,9 @@ class EventPublisher:
 
             loop.call_soon_threadsafe(settle)
 
+        producer = self._open()
         try:
-            self._producer.produce(
+            producer.produce(
                 topic,
                 key=key,
                 value=value,
@@ -70,12 +77,18 @@ class EventPublisher:
 
     def publish_sync(self, topic: str, *, key: bytes, value: bytes, timeout: float = 15.0) -> None:
         errors: list[Any] = []
-        self._producer.produce(topic, key=key, value=value, on_delivery=lambda err, _m: errors.append(err))
-        remaining = self._producer.flush(timeout)
+        producer = self._open()
+        producer.produce(topic, key=key, value=value, on_delivery=lambda err, _m: errors.append(err))
+        remaining = producer.flush(timeout)
         if remaining or any(e is not None for e in errors):
             raise PublishError(f"not delivered: {errors or remaining}")
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._poller.join(timeout)
-        self._producer.flush(timeout)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.flush(timeout)
+        # The last reference goes now, so librdkafka's handle and its threads are destroyed
+        # here (no reconnect attempts logged later), not whenever the collector gets to it.
+        del producer
