@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the whole stack against standalone embedding, in one run.
 
-    python -m bench.throughput [--embedder sscd|sscd_distilled] [--images N] [--workers 1|2]
+    python -m bench.throughput [--embedder sscd|sscd_distilled] [--images N] [--workers 1|2|3]
                                [--batch N] [--intra-op N] [--skip-standalone]
 
 1. Standalone: decode + embed the same images with no Kafka, Postgres or HTTP, several ways
@@ -443,6 +443,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     groups = [["images", "verifier", "clusterer"]]
     if args.workers == 2:  # the images role owns the embedded vector store: one process only
         groups = [["images", "clusterer"], ["verifier"]]
+    elif args.workers == 3:  # one process per role, as docker-compose and the Helm chart run them
+        groups = [["images"], ["verifier"], ["clusterer"]]
     stack_settings = Settings(
         data_dir=root / "stack", api_port=api_port, app_id=app_id, embedder=args.embedder
     )
@@ -672,7 +674,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=240, help="images over both phases (2/3 saturation)")
     parser.add_argument("--standalone-ads", type=int, default=16, help="ads of phase A used standalone")
     parser.add_argument(
-        "--workers", type=int, choices=[1, 2], default=1, help="2: a second process runs the verifier role"
+        "--workers",
+        type=int,
+        choices=[1, 2, 3],
+        default=1,
+        help="2: a second process runs the verifier role; 3: one process per role",
     )
     parser.add_argument(
         "--batch",

@@ -40,7 +40,8 @@ def _with_stack_endpoints(settings: Settings) -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from imgdup.supervisor import Stack
 
-    stack = Stack(_settings(args))
+    groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
+    stack = Stack(_settings(args), worker_groups=groups)
     try:
         stack.start()
         print("Ctrl-C to stop.")
@@ -213,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = with_data_dir(sub.add_parser("up", help="run the whole stack in the foreground"))
     up.add_argument("--api-port", type=int)
+    up.add_argument(
+        "--process-per-role",
+        action="store_true",
+        help="one worker process per role (images, verifier, clusterer), as in production: a "
+        "verdict is published sooner when the embedder does not share its process",
+    )
     up.set_defaults(func=cmd_up)
 
     demo = with_data_dir(sub.add_parser("demo", help="run the stack on a sample feed of real photos"))

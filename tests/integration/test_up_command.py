@@ -30,13 +30,49 @@ def _wait_stack(data_dir: Path, process: subprocess.Popen[bytes], timeout: float
     raise AssertionError("imgdup up did not become ready")
 
 
-def _up(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _up(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
     env.update({"IMGDUP_API_PORT": str(port), "IMGDUP_EMBEDDER": "sscd_distilled"})
     log = (data_dir / "up.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "imgdup", "up", "--data-dir", str(data_dir)], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "imgdup", "up", "--data-dir", str(data_dir), *extra],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
+
+
+def _wait_done(data_dir: Path) -> str:
+    waited = subprocess.run(
+        [sys.executable, "-m", "imgdup", "wait", "--data-dir", str(data_dir), "--timeout", "90"],
+        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    return waited.stdout
+
+
+def test_up_can_run_one_worker_process_per_role(tmp_path: Path) -> None:
+    data_dir = tmp_path / "state"
+    data_dir.mkdir()
+    port = free_port()
+    process = _up(data_dir, port, "--process-per-role")
+    try:
+        stack = _wait_stack(data_dir, process)
+        workers = {name for name in stack["pids"] if name.startswith("worker")}
+        assert workers == {"worker-images", "worker-verifier", "worker-clusterer"}, stack["pids"]
+        accepted = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/image/ingest",
+            json={"ad_id": 4242, "source": "olx.pt", "images": ["https://cdn.invalid/y.jpg"]},
+        )
+        assert accepted.status_code == 202
+        assert _wait_done(data_dir).startswith("done: 1 events processed")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(90)
+    assert code == 0, (data_dir / "up.log").read_text()[-3000:]
 
 
 def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
@@ -56,15 +92,7 @@ def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         assert accepted.status_code == 202
         # `imgdup wait` finds the endpoints in the data dir and returns once the event is done
         # (its only image fails to resolve: dead-lettered image, processed event).
-        waited = subprocess.run(
-            [sys.executable, "-m", "imgdup", "wait", "--data-dir", str(data_dir), "--timeout", "90"],
-            env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert waited.returncode == 0, waited.stdout + waited.stderr
-        assert waited.stdout.startswith("done: 1 events processed")
+        assert _wait_done(data_dir).startswith("done: 1 events processed")
 
         # A crashed worker is restarted by `up`.
         old_pid = stack["pids"]["worker"]
