@@ -300,11 +300,10 @@ def wait_idle(client: httpx.Client, api: str, timeout: float, stack: Stack) -> f
 
 class DuplicateListener:
     """Reads imgdup.duplicates.v1 in a thread, recording each event with its receive time and
-    its Kafka timestamp (when the clusterer produced it)."""
+    its Kafka timestamp (when the clusterer produced it), both in epoch seconds."""
 
     def __init__(self, kafka: str) -> None:
-        self.events: list[tuple[float, DuplicateEventV1]] = []
-        self.produced_at: list[float] = []  # message timestamps, seconds, same order as events
+        self.events: list[tuple[float, float, DuplicateEventV1]] = []  # (received, produced, event)
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
@@ -330,8 +329,8 @@ class DuplicateListener:
             message = self._consumer.poll(0.05)
             if message is None or message.error() is not None:
                 continue
-            self.events.append((time.time(), DuplicateEventV1.model_validate_json(message.value() or b"")))
-            self.produced_at.append(message.timestamp()[1] / 1000.0)
+            event = DuplicateEventV1.model_validate_json(message.value() or b"")
+            self.events.append((time.time(), message.timestamp()[1] / 1000.0, event))
 
     def close(self) -> None:
         self._stop.set()
@@ -526,7 +525,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             m1, c1 = scrape(ports), process_cpu(stack)
             phase_b = {ad.ad_id for ad in ads_b}
             received, detected, produced = [], [], []
-            for (received_at, event), produced_at in zip(listener.events, listener.produced_at, strict=True):
+            for received_at, produced_at, event in listener.events:
                 later = event.duplicate.ad_id
                 if later not in phase_b or event.replay:
                     continue

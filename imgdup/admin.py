@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from imgdup import queries
+from imgdup import queries, repository
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 Verdict = Literal["confirmed", "not_duplicate"]
@@ -126,24 +126,7 @@ class PairDetail(BaseModel):
 
 
 def _evidence(row: Row) -> Evidence:
-    return Evidence(
-        phash_distance=row["phash_distance"],
-        phash_mirrored=row["phash_mirrored"],
-        embedding_cosine=float(row["cosine"]),
-        sift_inliers=row["sift_inliers"],
-        sift_mirrored=row["sift_mirrored"],
-        ssim=None if row["ssim"] is None else float(row["ssim"]),
-        exact=row["exact"],
-        score=_opt_float(row.get("score")),
-        sift_matches=row.get("sift_matches"),
-        overlap=_opt_float(row.get("overlap")),
-        mismatch=_opt_float(row.get("mismatch")),
-        compared=row.get("compared"),
-    )
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return Evidence(**repository.evidence_fields(row))
 
 
 def _thumbnail(image_id: str) -> str:

@@ -75,8 +75,9 @@ def finish_analysis(
     """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order)."""
     rows = list(vectors)
     framed = [o for o in outcomes if isinstance(o, FramedImage)]
-    if len(rows) != len(embedding_inputs(outcomes)):
-        raise ValueError(f"{len(rows)} vectors for {len(embedding_inputs(outcomes))} embedding inputs")
+    expected = len(framed) + sum(f.photo is not None for f in framed)
+    if len(rows) != expected:
+        raise ValueError(f"{len(rows)} vectors for {expected} embedding inputs")
     full = iter(rows[: len(framed)])
     photos = iter(rows[len(framed) :])
     results: list[AnalysedImage | ImageRejected] = []

@@ -7,24 +7,9 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup import repository
+
 Row = dict[str, Any]
-
-
-def _evidence(row: Row) -> dict[str, Any]:
-    return {
-        "phash_distance": row["phash_distance"],
-        "phash_mirrored": row["phash_mirrored"],
-        "embedding_cosine": row["cosine"],
-        "sift_inliers": row["sift_inliers"],
-        "sift_mirrored": row["sift_mirrored"],
-        "ssim": row["ssim"],
-        "exact": row["exact"],
-        "score": row.get("score"),
-        "sift_matches": row.get("sift_matches"),
-        "overlap": row.get("overlap"),
-        "mismatch": row.get("mismatch"),
-        "compared": row.get("compared"),
-    }
 
 
 async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[str, Any]]:
@@ -70,7 +55,7 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
                 "confidence": row["confidence"],
                 "status": row["status"],
                 "cluster_id": row["cluster_id"],
-                "evidence": _evidence(row),
+                "evidence": repository.evidence_fields(row),
                 "versions": {
                     "embedding_model": row["embedding_model"],
                     "verifier": row["verifier_version"],

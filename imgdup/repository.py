@@ -355,21 +355,27 @@ async def verified_pair(pool: AsyncConnectionPool, pair_id: str) -> VerifiedPair
     return verified_pair_from_row(row) if row else None
 
 
+def evidence_fields(row: Row) -> dict[str, Any]:
+    """A `duplicates` row's evidence columns under EvidenceV1's field names (None where the pair
+    is undecided or was decided by an older verifier); the API and admin page serve the same."""
+    return {
+        "phash_distance": row["phash_distance"],
+        "phash_mirrored": row["phash_mirrored"],
+        "embedding_cosine": float(row["cosine"]),
+        "sift_inliers": row["sift_inliers"],
+        "sift_mirrored": row["sift_mirrored"],
+        "ssim": _float_or_none(row["ssim"]),
+        "exact": row["exact"],
+        "score": _float_or_none(row.get("score")),
+        "sift_matches": row.get("sift_matches"),
+        "overlap": _float_or_none(row.get("overlap")),
+        "mismatch": _float_or_none(row.get("mismatch")),
+        "compared": row.get("compared"),
+    }
+
+
 def _evidence_from_row(row: Row) -> EvidenceV1:
-    return EvidenceV1(
-        phash_distance=row["phash_distance"],
-        phash_mirrored=row["phash_mirrored"],
-        embedding_cosine=float(row["cosine"]),
-        sift_inliers=row["sift_inliers"],
-        sift_mirrored=row["sift_mirrored"],
-        ssim=None if row["ssim"] is None else float(row["ssim"]),
-        exact=bool(row["exact"]),
-        score=_float_or_none(row.get("score")),
-        sift_matches=row.get("sift_matches"),
-        overlap=_float_or_none(row.get("overlap")),
-        mismatch=_float_or_none(row.get("mismatch")),
-        compared=row.get("compared"),
-    )
+    return EvidenceV1(**{**evidence_fields(row), "exact": bool(row["exact"])})
 
 
 def _float_or_none(value: Any) -> float | None:

@@ -286,9 +286,9 @@ def measure_images(
         evidence = dataclasses.replace(
             evidence, view=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
         )
-        p = 1.0 if evidence.exact else config.fusion.probability(evidence)
-        if best is None or p > best[0]:
-            best = (p, evidence)
+        score = decide(evidence, config).score
+        if best is None or score > best[0]:
+            best = (score, evidence)
     assert best is not None
     return best[1]
 

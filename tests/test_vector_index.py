@@ -3,9 +3,7 @@ qdrant adapters), its sketch search path, persistence and thread-safety."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -175,32 +173,10 @@ def test_folder_is_single_owner(tmp_path: Path) -> None:
 
 def test_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
     store = NumpyVectorIndex(tmp_path / "index", dim=DIM, exact_below=0, rerank=16)
-    vecs = contract.random_unit(rng, 2400)
-    start = threading.Barrier(8)
-
-    def writer(k: int) -> None:
-        start.wait()
-        for s in range(k * 600, (k + 1) * 600, 50):
-            store.upsert([point(f"c{i}", vecs[i], i) for i in range(s, s + 50)])
-
-    def reader(k: int) -> int:
-        start.wait()
-        seen = 0
-        for i in range(k, 2400, 16):
-            hits = store.search(vecs[i], limit=3, exclude_ad_id=i)
-            assert all(h.ad_id != i for h in hits)
-            seen += len(hits)
-        return seen
-
     try:
-        with ThreadPoolExecutor(8) as pool:
-            futures: list[Future[object]] = [pool.submit(writer, k) for k in range(4)]
-            futures += [pool.submit(reader, k) for k in range(4)]
-            for f in futures:
-                f.result()
-        assert store.count() == 2400
-        for i in (0, 1234, 2399):
-            assert store.search(vecs[i], limit=1)[0].image_id == pid(f"c{i}")
+        contract.concurrent_upsert_and_search(
+            store, contract.random_unit(rng, 2400), batch=50, read_stride=16, probes=(0, 1234, 2399)
+        )
     finally:
         store.close()
 

@@ -267,34 +267,45 @@ def test_edge_folder_is_single_owner(tmp_path: Path) -> None:
     EdgeVectorStore(tmp_path / "edge", dim=DIM).close()  # free again once closed
 
 
-def test_edge_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
-    store = EdgeVectorStore(tmp_path / "edge", dim=DIM)
-    vecs = random_unit(rng, 400)
+def concurrent_upsert_and_search(
+    store: VectorStore, vecs: np.ndarray, *, batch: int, read_stride: int, probes: tuple[int, ...]
+) -> None:
+    """Four writers upsert `vecs` in batches while four readers search (every `read_stride`-th
+    vector) with ad exclusion; every point lands and each probe finds itself."""
+    n = len(vecs)
+    share = n // 4
     start = threading.Barrier(8)
 
     def writer(k: int) -> None:
         start.wait()
-        for s in range(k * 100, (k + 1) * 100, 10):
-            store.upsert([point(f"c{i}", vecs[i], i) for i in range(s, s + 10)])
+        for s in range(k * share, (k + 1) * share, batch):
+            store.upsert([point(f"c{i}", vecs[i], i) for i in range(s, s + batch)])
 
     def reader(k: int) -> int:
         start.wait()
         seen = 0
-        for i in range(k, 400, 4):
+        for i in range(k, n, read_stride):
             hits = store.search(vecs[i], limit=3, exclude_ad_id=i)
             assert all(h.ad_id != i for h in hits)
             seen += len(hits)
         return seen
 
+    with ThreadPoolExecutor(8) as pool:
+        futures: list[Future[object]] = [pool.submit(writer, k) for k in range(4)]
+        futures += [pool.submit(reader, k) for k in range(4)]
+        for f in futures:
+            f.result()
+    assert store.count() == n
+    for i in probes:
+        assert store.search(vecs[i], limit=1)[0].image_id == pid(f"c{i}")
+
+
+def test_edge_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = EdgeVectorStore(tmp_path / "edge", dim=DIM)
     try:
-        with ThreadPoolExecutor(8) as pool:
-            futures: list[Future[object]] = [pool.submit(writer, k) for k in range(4)]
-            futures += [pool.submit(reader, k) for k in range(4)]
-            for f in futures:
-                f.result()
-        assert store.count() == 400
-        for i in (0, 123, 399):
-            assert store.search(vecs[i], limit=1)[0].image_id == pid(f"c{i}")
+        concurrent_upsert_and_search(
+            store, random_unit(rng, 400), batch=10, read_stride=4, probes=(0, 123, 399)
+        )
     finally:
         store.close()
 
