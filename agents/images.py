@@ -232,6 +232,8 @@ def _indexed_row(image_id: str, outcome: AnalysedImage, model: str) -> repositor
         photo_box=outcome.region.as_list() if outcome.region is not None else None,
         photo_embedding=vector_to_bytes(outcome.photo_vector) if outcome.photo_vector is not None else None,
         photo_jpeg=outcome.photo_jpeg,
+        sift=outcome.sift,
+        photo_sift=outcome.photo_sift,
     )
 
 

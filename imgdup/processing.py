@@ -2,7 +2,8 @@
 
 A screenshot or a bordered copy of a photo also gets the photo inside its frame embedded and
 stored (imgdup_core.framing): the images agent indexes both vectors and the verifier compares
-the framed photo."""
+the framed photo. Each stored copy's SIFT features are extracted here once, so that the
+verifier does not extract them again for every candidate pair the image is in."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, storage_jpeg
+from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, load_rgb, storage_jpeg
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
+from imgdup_core.verify import extract_sift, sift_to_bytes
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ class AnalysedImage:
     region: Region | None = None
     photo_vector: np.ndarray | None = None
     photo_jpeg: bytes | None = None
+    # imgdup_core.verify.sift_to_bytes of the stored copies (jpeg, photo_jpeg) as the verifier
+    # decodes them.
+    sift: bytes | None = None
+    photo_sift: bytes | None = None
+
+
+def stored_copy(rgb: np.ndarray) -> tuple[bytes, bytes]:
+    """The reduced JPEG copy the verifier loads, and the SIFT features of exactly those pixels."""
+    jpeg = storage_jpeg(rgb)
+    return jpeg, sift_to_bytes(extract_sift(load_rgb(jpeg)))
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,8 @@ def finish_analysis(
             continue
         image = outcome.image
         plain, mirrored = phash_pair(image.rgb)
+        jpeg, sift = stored_copy(image.rgb)
+        photo_jpeg, photo_sift = stored_copy(outcome.photo) if outcome.photo is not None else (None, None)
         has_photo = outcome.photo is not None
         results.append(
             AnalysedImage(
@@ -97,11 +111,13 @@ def finish_analysis(
                 width=image.width,
                 height=image.height,
                 format=image.format,
-                jpeg=storage_jpeg(image.rgb),
+                jpeg=jpeg,
                 vector=np.asarray(next(full), dtype=np.float32),
                 region=outcome.region,
                 photo_vector=np.asarray(next(photos), dtype=np.float32) if has_photo else None,
-                photo_jpeg=storage_jpeg(outcome.photo) if outcome.photo is not None else None,
+                photo_jpeg=photo_jpeg,
+                sift=sift,
+                photo_sift=photo_sift,
             )
         )
     return results

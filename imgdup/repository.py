@@ -114,6 +114,9 @@ class IndexedImage:
     photo_box: list[int] | None = None
     photo_embedding: bytes | None = None
     photo_jpeg: bytes | None = None
+    # imgdup_core.verify.sift_to_bytes of the stored copies.
+    sift: bytes | None = None
+    photo_sift: bytes | None = None
 
 
 async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[IndexedImage]) -> None:
@@ -152,13 +155,16 @@ async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[Indexe
             ),
         )
         await conn.execute(
-            "INSERT INTO image_blobs (image_id, jpeg, photo_jpeg)"
-            " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::bytea[])"
-            " ON CONFLICT (image_id) DO UPDATE SET jpeg = EXCLUDED.jpeg, photo_jpeg = EXCLUDED.photo_jpeg",
+            "INSERT INTO image_blobs (image_id, jpeg, photo_jpeg, sift, photo_sift)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " ON CONFLICT (image_id) DO UPDATE SET jpeg = EXCLUDED.jpeg, photo_jpeg = EXCLUDED.photo_jpeg,"
+            " sift = EXCLUDED.sift, photo_sift = EXCLUDED.photo_sift",
             (
                 [i.image_id for i in images],
                 [i.jpeg for i in images],
                 [i.photo_jpeg for i in images],
+                [i.sift for i in images],
+                [i.photo_sift for i in images],
             ),
         )
 
@@ -269,6 +275,8 @@ class ImageForVerification:
     phash_mirrored: int
     jpeg: bytes
     photo_jpeg: bytes | None = None
+    sift: bytes | None = None
+    photo_sift: bytes | None = None
 
 
 async def load_for_verification(
@@ -278,7 +286,7 @@ async def load_for_verification(
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT i.image_id::text, i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, b.jpeg,"
-            " b.photo_jpeg"
+            " b.photo_jpeg, b.sift, b.photo_sift"
             " FROM images i JOIN image_blobs b USING (image_id)"
             " WHERE i.image_id = ANY(%s::uuid[]) AND i.status = 'indexed'",
             ([image_a, image_b],),

@@ -17,7 +17,8 @@ from PIL import Image
 
 from imgdup.batching import EmbeddingBatcher, analyse_with_batcher
 from imgdup.processing import analyse_images
-from imgdup_core.decode import ImageRejected
+from imgdup_core.decode import ImageRejected, load_rgb
+from imgdup_core.verify import extract_sift, sift_from_bytes
 
 T = TypeVar("T")
 
@@ -178,11 +179,19 @@ async def test_analyse_with_batcher_equals_analyse_images(pool: ThreadPoolExecut
         assert a.phash == b.phash and a.pixel_sha256 == b.pixel_sha256 and a.jpeg == b.jpeg
         np.testing.assert_allclose(a.vector, b.vector, rtol=1e-6)
         assert a.region == b.region and a.photo_jpeg == b.photo_jpeg
+        assert a.sift == b.sift and a.photo_sift == b.photo_sift
     await batcher.close()
     ordinary, shot = got[0], got[3]
     assert not isinstance(ordinary, ImageRejected) and not isinstance(shot, ImageRejected)
     assert ordinary.region is None and ordinary.photo_vector is None and ordinary.photo_jpeg is None
     assert shot.region is not None and shot.photo_vector is not None and shot.photo_jpeg is not None
+    # The stored SIFT features are those of the stored copies, as the verifier decodes them.
+    for stored_jpeg, stored_sift in ((ordinary.jpeg, ordinary.sift), (shot.photo_jpeg, shot.photo_sift)):
+        assert stored_sift is not None
+        features = sift_from_bytes(stored_sift)
+        assert features is not None and len(features.points) > 50
+        np.testing.assert_array_equal(features.descriptors, extract_sift(load_rgb(stored_jpeg)).descriptors)
+    assert ordinary.photo_sift is None
     assert abs(shot.region.x0 - 10) <= 3 and abs(shot.region.y0 - 150) <= 3
     assert abs(shot.region.x1 - 510) <= 3 and abs(shot.region.y1 - 550) <= 3
     # Each vector belongs to its own picture: the photo's is the coffee crop's mean colour.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import resource
-import time
 import zlib
 
 import numpy as np
@@ -44,14 +43,11 @@ def test_png_bomb_is_rejected_from_its_header_without_decoding() -> None:
     assert len(bomb) < 100_000
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
     error = _reject(bomb)
-    elapsed = time.perf_counter() - started
     rss_growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
 
     assert error.reason == "too_many_pixels"
-    # Decoding would take seconds and at least 400 MB; the header check takes neither.
-    assert elapsed < 0.5
+    # Decoding would take at least 400 MB; the header check reads none of the pixels.
     assert rss_growth_mib < 64
 
 
@@ -60,9 +56,7 @@ def test_bomb_below_pil_own_limit_is_caught_by_our_budget() -> None:
     side = 8_000
     bomb = png_chunks(side, side, 1, 0, zlib_stream(b"\x00" * (1 + side // 8) for _ in range(side)))
     assert len(bomb) < 16_000
-    started = time.perf_counter()
     error = _reject(bomb)
-    assert time.perf_counter() - started < 0.5
     assert error.reason == "too_many_pixels"
     assert "8000x8000" in error.detail
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 from core_images import (
@@ -30,8 +29,12 @@ from imgdup_core.verify import (
     Verdict,
     VerifierConfig,
     decide,
+    extract_sift,
     fusion_features,
     measure_pair,
+    ratio_test_matches,
+    sift_from_bytes,
+    sift_to_bytes,
     verify_pair,
 )
 
@@ -52,8 +55,9 @@ def _verify(a: np.ndarray, b: np.ndarray, cosine: Cosine) -> Verdict:
 
 def _geometry(a: np.ndarray, b: np.ndarray) -> verify._Geometry | None:
     return verify._best_geometry(
-        verify._working_gray(a, DEFAULT_VERIFIER),
-        verify._working_gray(b, DEFAULT_VERIFIER),
+        extract_sift(a),
+        extract_sift(b),
+        verify._working_gray(a, DEFAULT_VERIFIER).shape,
         prefer_mirrored=False,
         config=DEFAULT_VERIFIER,
     )
@@ -450,15 +454,77 @@ def test_featureless_images_are_not_decided_by_hash_and_cosine_alone() -> None:
     assert verdict.evidence.sift_inliers == 0 and verdict.evidence.ssim is None
 
 
-def test_verification_speed(stored: dict[str, np.ndarray], edited: dict[tuple[str, str], np.ndarray]) -> None:
-    pairs = [(stored[n], edited[(n, "watermark")]) for n in EDITED_BASES]
-    pairs += [(stored["astronaut"], stored["coffee"]), (stored["moto_left"], stored["moto_right"])]
-    timings = []
-    for a, b in pairs:
-        verify._FEATURE_CACHE.clear()
-        pa, pb = phash_pair(a), phash_pair(b)
-        started = time.process_time()
-        verify_pair(a, b, phash_a=pa, phash_b=pb, cosine=0.5)
-        timings.append(time.process_time() - started)
-    # CPU seconds, cold (no cached features), all threads: typically 0.1-0.25; a loose bound.
-    assert statistics.median(timings) < 0.6, timings
+# --- stored features and the matcher ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "mirrored"),
+    [
+        (("astronaut", None), ("astronaut", "watermark"), False),
+        (("coffee", None), ("coffee", "mirror"), True),
+        (("astronaut", None), ("coffee", None), False),
+        (("moto_left", None), ("moto_right", None), False),
+    ],
+)
+def test_ratio_test_matches_are_opencvs_brute_force_matches(
+    stored: dict[str, np.ndarray],
+    edited: dict[tuple[str, str], np.ndarray],
+    a: tuple[str, str | None],
+    b: tuple[str, str | None],
+    mirrored: bool,
+) -> None:
+    def picture(key: tuple[str, str | None]) -> np.ndarray:
+        name, edit = key
+        return stored[name] if edit is None else edited[(name, edit)]
+
+    feats_a, feats_b = extract_sift(picture(a)), extract_sift(picture(b))
+    query = verify._mirrored(feats_b).descriptors if mirrored else feats_b.descriptors
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, feats_a.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]
+    rows, nearest = ratio_test_matches(query, feats_a.descriptors, 0.75)
+    assert [m.queryIdx for m in good] == rows.tolist()
+    assert [m.trainIdx for m in good] == nearest.tolist()
+    assert len(good) >= 8 or a[0] != b[0]  # the copies do match
+
+
+def test_ratio_test_matches_of_too_few_descriptors() -> None:
+    descriptors = np.arange(3 * 128, dtype=np.float32).reshape(3, 128) % 200
+    assert len(ratio_test_matches(descriptors, descriptors[:1], 0.75)[0]) == 0
+    assert len(ratio_test_matches(descriptors[:0], descriptors, 0.75)[0]) == 0
+    rows, nearest = ratio_test_matches(descriptors, descriptors, 0.75)
+    assert rows.tolist() == [0, 1, 2] and nearest.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("edit", ["watermark", "mirror", "crop25", "combo"])
+def test_stored_features_give_the_same_evidence(
+    stored: dict[str, np.ndarray], edited: dict[tuple[str, str], np.ndarray], cosine: Cosine, edit: str
+) -> None:
+    a, b = stored["astronaut"], edited[("astronaut", edit)]
+    blob_a, blob_b = sift_to_bytes(extract_sift(a)), sift_to_bytes(extract_sift(b))
+    sift_a, sift_b = sift_from_bytes(blob_a), sift_from_bytes(blob_b)
+    assert sift_a is not None and sift_b is not None
+    fresh = extract_sift(a)
+    np.testing.assert_array_equal(sift_a.points, fresh.points)
+    np.testing.assert_array_equal(sift_a.descriptors, fresh.descriptors)
+    assert (sift_a.width, sift_a.height) == (fresh.width, fresh.height)
+    assert len(blob_a) < 150 * max(1, len(fresh.points))
+
+    hashes, c = (phash_pair(a), phash_pair(b)), cosine(a, b)
+    verify._FEATURE_CACHE.clear()
+    extracted = measure_pair(a, b, phash_a=hashes[0], phash_b=hashes[1], cosine=c)
+    verify._FEATURE_CACHE.clear()
+    given = measure_pair(a, b, phash_a=hashes[0], phash_b=hashes[1], cosine=c, sift_a=sift_a, sift_b=sift_b)
+    assert given == extracted
+    assert not verify._FEATURE_CACHE  # nothing was extracted
+
+
+def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.ndarray]) -> None:
+    blob = sift_to_bytes(extract_sift(stored["coffee"]))
+    other = VerifierConfig(version="fewer-features", sift_features=500)
+    assert sift_from_bytes(blob, other) is None
+    with pytest.raises(ValueError):
+        sift_from_bytes(blob[:-1])
+    with pytest.raises(ValueError):
+        sift_from_bytes(b"JPEG" + blob[4:])
+    with pytest.raises(ValueError):
+        sift_from_bytes(blob[:10])

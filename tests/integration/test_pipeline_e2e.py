@@ -281,6 +281,13 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     assert evidence["compared"] == "full/full" and evidence["overlap"] > 0.5, evidence
     assert evidence["sift_matches"] >= evidence["sift_inliers"] > 0, evidence
     assert httpx.get(f"{running.api}/api/v1/duplicates/9005").json()["duplicates"][0]["ad_id"] in (9004, 9006)
+    # Every stored copy carries its SIFT features, so the verifier never extracts them again.
+    with psycopg.connect(running.dsn) as conn:
+        blobs = conn.execute(
+            "SELECT b.sift IS NOT NULL, b.photo_jpeg IS NULL OR b.photo_sift IS NOT NULL"
+            " FROM image_blobs b JOIN images i USING (image_id) WHERE i.status = 'indexed'"
+        ).fetchall()
+    assert blobs and all(has_sift and photo_ok for has_sift, photo_ok in blobs)
 
     ad = httpx.get(f"{running.api}/api/v1/ads/9003").json()
     assert ad["state"] == "done"
