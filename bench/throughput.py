@@ -57,6 +57,7 @@ from imgdup_core.decode import decode_image
 from imgdup_core.embedding import build_embedder
 from schemas import DuplicateEventV1
 from streams import topics
+from streams.runtime import single_threaded_kernels
 
 COPY_SHARE = 0.3
 
@@ -79,6 +80,7 @@ def _per_ad_rate(blobs_by_ad: list[list[bytes]], work: Any, pool_threads: int) -
 
 def standalone(kind: str, blobs_by_ad: list[list[bytes]], max_pixels: int) -> dict[str, Any]:
     """Decode+embed rates on the same images, several ways (images/s)."""
+    single_threaded_kernels()  # as in the worker process
     results: dict[str, Any] = {}
 
     def decode_embed(embedder: Any) -> Any:
@@ -150,6 +152,7 @@ def verify_cost(pairs: list[tuple[bytes, bytes]], max_pixels: int) -> dict[str, 
     from imgdup_core.decode import load_rgb, storage_jpeg
     from imgdup_core.hashing import phash_pair
 
+    single_threaded_kernels()  # as in the worker process
     prepared = []
     for a, b in pairs:
         sides = []
