@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     images_concurrency: int = Field(2, ge=1, le=64)
     verifier_concurrency: int = Field(2, ge=1, le=64)
     cpu_threads: int = Field(2, ge=1, le=64)
+    # Longest a consumer fetch waits for data (Faust's own: 1,500 ms). Each topic hop can take this
+    # long on a broker that holds fetches until the wait runs out, as the embedded tansu does
+    # (streams/transport.py); Apache Kafka answers as soon as data arrives.
+    consumer_fetch_max_wait_ms: int = Field(100, ge=10, le=10_000)
     # A worker that received messages but committed nothing for this long reports itself unhealthy.
     worker_stall_after_s: float = Field(120.0, gt=0)
 

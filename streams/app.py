@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from imgdup.settings import ALL_ROLES, Settings, get_settings
 from streams import topics
+from streams.transport import Transport
 
 
 def consumer_group(settings: Settings) -> str:
@@ -17,8 +20,18 @@ def consumer_group(settings: Settings) -> str:
     return f"{settings.app_id}.{'+'.join(roles)}"
 
 
+class App(faust.App):
+    """faust.App whose Kafka consumer waits at most `fetch_max_wait_ms` per fetch
+    (streams.transport)."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = App(
         consumer_group(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers().split(",")],
         # The local broker (tansu) supports neither idempotent producers nor transactions, so
@@ -38,6 +51,8 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         stream_wait_empty=False,
     )
+    app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    return app
 
 
 settings = get_settings()
