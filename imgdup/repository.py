@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -279,24 +282,37 @@ class ImageForVerification:
     photo_sift: bytes | None = None
 
 
+@asynccontextmanager
+async def _single_statement(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection in autocommit mode, for work that is one statement (atomic on its
+    own): one round trip instead of BEGIN, statement, COMMIT. The verifier runs two such
+    statements per pair, three or four per image."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is discarded anyway
+                await conn.set_autocommit(False)
+
+
 async def load_for_verification(
     pool: AsyncConnectionPool, image_a: str, image_b: str
 ) -> tuple[str, ImageForVerification | None, ImageForVerification | None]:
-    """The pair's status and both images' stored copies (None where not indexed)."""
-    async with pool.connection() as conn:
+    """The pair's status and both images' stored copies (None where not indexed), in one query."""
+    async with _single_statement(pool) as conn:
         cur = await conn.execute(
-            "SELECT i.image_id::text, i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, b.jpeg,"
-            " b.photo_jpeg, b.sift, b.photo_sift"
-            " FROM images i JOIN image_blobs b USING (image_id)"
-            " WHERE i.image_id = ANY(%s::uuid[]) AND i.status = 'indexed'",
-            ([image_a, image_b],),
+            "SELECT coalesce(d.status, 'missing'), i.image_id::text, i.ad_id, i.pixel_sha256, i.phash,"
+            " i.phash_mirrored, b.jpeg, b.photo_jpeg, b.sift, b.photo_sift"
+            " FROM (SELECT %s::uuid AS pair_id) p"
+            " LEFT JOIN duplicates d ON d.pair_id = p.pair_id"
+            " LEFT JOIN (images i JOIN image_blobs b USING (image_id))"
+            " ON i.image_id = ANY(%s::uuid[]) AND i.status = 'indexed'",
+            (ids.pair_id(image_a, image_b), [image_a, image_b]),
         )
-        found = {row[0]: ImageForVerification(*row) for row in await cur.fetchall()}
-        cur = await conn.execute(
-            "SELECT status FROM duplicates WHERE pair_id = %s", (ids.pair_id(image_a, image_b),)
-        )
-        status_row = await cur.fetchone()
-    status = status_row[0] if status_row else "missing"
+        rows = await cur.fetchall()
+    status = rows[0][0] if rows else "missing"
+    found = {row[1]: ImageForVerification(*row[1:]) for row in rows if row[1] is not None}
     return status, found.get(image_a), found.get(image_b)
 
 
@@ -316,15 +332,16 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
     not yet clustered, also on redelivery, so a crash between commit and publish loses nothing.
     """
     ev = verdict.evidence
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
+    async with _single_statement(pool) as conn:
+        # A cursor-level row factory: setting it on the connection would leak into the pool.
+        cur = await conn.cursor(row_factory=dict_row).execute(
             "UPDATE duplicates SET"
             " status = CASE WHEN %s THEN 'verified' ELSE 'rejected' END,"
             " is_duplicate = %s, confidence = %s, phash_distance = %s, phash_mirrored = %s,"
             " sift_inliers = %s, sift_mirrored = %s, ssim = %s, exact = %s,"
             " score = %s, sift_matches = %s, overlap = %s, mismatch = %s, compared = %s,"
             " embedding_model = %s, verifier_version = %s, decided_at = now()"
-            " WHERE pair_id = %s AND status = 'candidate'",
+            " WHERE pair_id = %s AND status = 'candidate' RETURNING *",
             (
                 verdict.is_duplicate,
                 verdict.is_duplicate,
@@ -345,13 +362,15 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
                 verdict.pair_id,
             ),
         )
-        # A cursor-level row factory: setting it on the connection would leak into the pool.
-        cur = await conn.cursor(row_factory=dict_row).execute(
-            "SELECT * FROM duplicates WHERE pair_id = %s AND status = 'verified'",
-            (verdict.pair_id,),
-        )
         row = await cur.fetchone()
-    return verified_pair_from_row(row) if row else None
+        if row is None:
+            # Decided before (a redelivery): hand on the stored verdict if it is a duplicate
+            # not yet clustered.
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM duplicates WHERE pair_id = %s", (verdict.pair_id,)
+            )
+            row = await cur.fetchone()
+    return verified_pair_from_row(row) if row and row["status"] == "verified" else None
 
 
 async def verified_pair(pool: AsyncConnectionPool, pair_id: str) -> VerifiedPairV1 | None:
