@@ -10,7 +10,8 @@ mostly flat (UI panels, padding); letterbox bars inside it are trimmed.
 Measured on the quality benchmark's 2,408 images (train and test): found in 89 of 113
 screenshots (the misses are mostly products on white shown on a white page: no edge to find)
 and in 0.5 % of the other photos and edits (where the verifier also compares the whole
-pictures); about 20 ms per image on one core.
+pictures); about 12 ms per image on one core (23 ms before the line pairs were scored in one
+array operation; the same boxes on all 2,408 images).
 """
 
 from __future__ import annotations
@@ -142,55 +143,55 @@ def _largest_framed_box(
     texture_total = float(texture_sums[-1, -1])
     area_total = float(height * width)
 
+    # Every (top, bottom) pair of lines at once, in the order a loop over them would take:
+    # [pair, left, right] arrays instead of hundreds of small numpy calls holding the GIL.
     x = np.array(xs)
     left, right = x[:, None], x[None, :]
     span = np.maximum(right - left, 1)
     margin = max(2, round(0.02 * longer))
     inner_x = (left > margin).astype(int) + (right < width - margin).astype(int)
-    best: tuple[float, int, int, int, int] | None = None  # (score, x0, y0, x1, y1)
-    for k, top in enumerate(ys):
-        for bottom in ys[k + 1 :]:
-            tall = bottom - top
-            if tall < config.min_side:
-                continue
-            area = (span * tall) / area_total
-            inner = inner_x + int(top > margin) + int(bottom < height - margin)
-            ok = (right - left >= config.min_side) & (area >= config.min_area) & (area <= config.max_area)
-            ok &= inner >= config.min_inner_sides
-            if not ok.any():
-                continue
-            # Each half of each side must step: a box may not run on past the photo's corner.
-            middle = (left + right) // 2
-            cover = config.edge_coverage
-            for line in (top, bottom):
-                first = (row_sums[line, middle] - row_sums[line, left]) / np.maximum(middle - left, 1)
-                second = (row_sums[line, right] - row_sums[line, middle]) / np.maximum(right - middle, 1)
-                ok &= (first >= cover) & (second >= cover)
-            half = (top + bottom) // 2
-            side_ok = ((col_sums[x, half] - col_sums[x, top]) / max(half - top, 1) >= cover) & (
-                (col_sums[x, bottom] - col_sums[x, half]) / max(bottom - half, 1) >= cover
-            )
-            ok &= side_ok[:, None] & side_ok[None, :]
-            if not ok.any():
-                continue
-            inside = (
-                texture_sums[bottom, right]
-                - texture_sums[top, right]
-                - texture_sums[bottom, left]
-                + texture_sums[top, left]
-            )
-            outside_area = np.maximum(area_total - span * tall, 1.0)
-            ok &= (texture_total - inside) / outside_area <= config.max_frame_texture
-            ok &= inside / (span * tall) >= config.min_photo_texture
-            if not ok.any():
-                continue
-            # Crisp sides are better evidence than the image border (a box running to the border
-            # takes in page around the photo); then the larger box.
-            scored = np.where(ok, inner + area, -np.inf)
-            i, j = np.unravel_index(int(np.argmax(scored)), scored.shape)
-            if best is None or scored[i, j] > best[0]:
-                best = (float(scored[i, j]), xs[i], top, xs[j], bottom)
-    return None if best is None else best[1:]
+    y = np.array(ys)
+    upper, lower = np.triu_indices(len(y), k=1)
+    top, bottom = y[upper], y[lower]
+    tall_enough = bottom - top >= config.min_side
+    top, bottom = top[tall_enough], bottom[tall_enough]
+    if top.size == 0:
+        return None
+    tall = (bottom - top)[:, None, None]
+    area = (span * tall) / area_total
+    inner = (
+        inner_x
+        + (top > margin).astype(int)[:, None, None]
+        + (bottom < height - margin).astype(int)[:, None, None]
+    )
+    ok = (right - left >= config.min_side) & (area >= config.min_area) & (area <= config.max_area)
+    ok &= inner >= config.min_inner_sides
+    # Each half of each side must step: a box may not run on past the photo's corner.
+    middle = (left + right) // 2
+    cover = config.edge_coverage
+    for line in (top, bottom):
+        sums = row_sums[line]  # [pair, width + 1]
+        first = (sums[:, middle] - sums[:, left]) / np.maximum(middle - left, 1)
+        second = (sums[:, right] - sums[:, middle]) / np.maximum(right - middle, 1)
+        ok &= (first >= cover) & (second >= cover)
+    half = (top + bottom) // 2
+    sides = col_sums[x]  # [x, height + 1]
+    side_ok = ((sides[:, half] - sides[:, top]).T / np.maximum(half - top, 1)[:, None] >= cover) & (
+        (sides[:, bottom] - sides[:, half]).T / np.maximum(bottom - half, 1)[:, None] >= cover
+    )
+    ok &= side_ok[:, :, None] & side_ok[:, None, :]
+    below, above = texture_sums[bottom], texture_sums[top]  # [pair, width + 1]
+    inside = below[:, right] - above[:, right] - below[:, left] + above[:, left]
+    outside_area = np.maximum(area_total - span * tall, 1.0)
+    ok &= (texture_total - inside) / outside_area <= config.max_frame_texture
+    ok &= inside / (span * tall) >= config.min_photo_texture
+    if not ok.any():
+        return None
+    # Crisp sides are better evidence than the image border (a box running to the border takes
+    # in page around the photo); then the larger box; the first such box in line order.
+    scored = np.where(ok, inner + area, -np.inf)
+    pair, i, j = np.unravel_index(int(np.argmax(scored)), scored.shape)
+    return xs[i], int(top[pair]), xs[j], int(bottom[pair])
 
 
 def _trim_bars(
