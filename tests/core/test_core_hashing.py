@@ -21,6 +21,12 @@ def test_phash64_is_imagehash_phash_as_signed_bigint(photos: dict[str, np.ndarra
         assert value % 2**64 == reference
 
 
+def test_phash_pair_is_the_hash_of_the_image_and_of_its_mirror(photos: dict[str, np.ndarray]) -> None:
+    for name in DISTINCT:
+        rgb = photos[name]
+        assert phash_pair(rgb) == (phash64(rgb), phash64(np.ascontiguousarray(rgb[:, ::-1])))
+
+
 def test_hamming64_handles_signed_values() -> None:
     assert hamming64(-1, 0) == 64
     assert hamming64(-(2**63), 2**63 - 1) == 64
