@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from imgdup import metrics, repository
-from imgdup_core.decode import load_rgb
 from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, Verdict, sift_from_bytes, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 from streams import app as streams_app
@@ -41,12 +40,14 @@ def _evidence(verdict: Verdict) -> EvidenceV1:
 
 
 def _view(image: repository.ImageForVerification) -> ImageView:
-    # Features stored at indexing save extracting them again for every pair; images indexed
-    # before they were stored (or under other SIFT settings) get them extracted here.
+    # Features stored at indexing save extracting them again for every pair, and the stored
+    # copies are decoded only for a pair that aligns; images indexed before features were
+    # stored (or under other SIFT settings) get them extracted here.
     return ImageView(
-        rgb=load_rgb(image.jpeg),
+        rgb=None,
         phash=(image.phash, image.phash_mirrored),
-        photo_rgb=load_rgb(image.photo_jpeg) if image.photo_jpeg else None,
+        jpeg=image.jpeg,
+        photo_jpeg=image.photo_jpeg or None,
         sift=sift_from_bytes(image.sift) if image.sift else None,
         photo_sift=sift_from_bytes(image.photo_sift) if image.photo_sift else None,
     )

@@ -10,12 +10,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from imgdup_core.decode import load_rgb
 from imgdup_core.hashing import phash_distance, phash_pair
 
 __all__ = [
@@ -253,14 +255,44 @@ def verify_pair(
 class ImageView:
     """One image as the verifier sees it: the stored copy (longer side <= 512), the pHashes of the
     decoded image (plain, mirrored) and, when the image frames a photo (a screenshot, a border),
-    the stored copy of that photo."""
+    the stored copy of that photo.
 
-    rgb: np.ndarray
+    The copies are given as pixels (rgb, photo_rgb) or as the stored JPEG bytes (jpeg,
+    photo_jpeg), decoded only if the comparison needs pixels: with stored SIFT features, a pair
+    that does not align (most candidates) is decided without decoding either copy."""
+
+    rgb: np.ndarray | None
     phash: tuple[int, int]
     photo_rgb: np.ndarray | None = None
     # extract_sift of rgb and photo_rgb when stored at indexing (else extracted here).
     sift: SiftFeatures | None = None
     photo_sift: SiftFeatures | None = None
+    jpeg: bytes | None = None
+    photo_jpeg: bytes | None = None
+    _decoded: dict[bool, np.ndarray] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rgb is None and self.jpeg is None:
+            raise ValueError("an ImageView needs the stored copy's pixels or its JPEG bytes")
+
+    @property
+    def frames_photo(self) -> bool:
+        return self.photo_rgb is not None or self.photo_jpeg is not None
+
+    def pixels(self, photo: bool = False) -> np.ndarray:
+        """The stored copy (or the framed photo's), decoded from its JPEG on first use."""
+        given = self.photo_rgb if photo else self.rgb
+        if given is not None:
+            return given
+        if photo not in self._decoded:
+            blob = self.photo_jpeg if photo else self.jpeg
+            if blob is None:
+                raise ValueError("this image frames no photo")
+            self._decoded[photo] = load_rgb(blob)
+        return self._decoded[photo]
+
+    def stored_bytes(self, photo: bool = False) -> bytes | None:
+        return self.photo_jpeg if photo else self.jpeg
 
 
 def verify_images(
@@ -280,18 +312,17 @@ def measure_images(
     a photo, the whole pictures are compared as well (the frame finder may have taken a window
     or a horizon for a frame) and the comparison with the higher fused probability is kept.
     """
-    comparisons = [(a.photo_rgb is not None, b.photo_rgb is not None)]
+    comparisons = [(a.frames_photo, b.frames_photo)]
     if comparisons[0][0] != comparisons[0][1]:
         comparisons.append((False, False))
     best: tuple[float, Evidence] | None = None
     for photo_a, photo_b in comparisons:
-        rgb_a = a.photo_rgb if photo_a and a.photo_rgb is not None else a.rgb
-        rgb_b = b.photo_rgb if photo_b and b.photo_rgb is not None else b.rgb
-        evidence = measure_pair(
-            rgb_a,
-            rgb_b,
-            phash_a=phash_pair(rgb_a) if photo_a else a.phash,
-            phash_b=phash_pair(rgb_b) if photo_b else b.phash,
+        evidence = _measure(
+            partial(a.pixels, photo_a),
+            partial(b.pixels, photo_b),
+            same_pixels=partial(_same_pixels, a, photo_a, b, photo_b),
+            phash_a=phash_pair(a.pixels(True)) if photo_a else a.phash,
+            phash_b=phash_pair(b.pixels(True)) if photo_b else b.phash,
             cosine=cosine,
             config=config,
             sift_a=a.photo_sift if photo_a else a.sift,
@@ -307,6 +338,17 @@ def measure_images(
     return best[1]
 
 
+def _same_pixels(a: ImageView, photo_a: bool, b: ImageView, photo_b: bool) -> bool:
+    """Whether the two stored copies hold identical pixels. Stored JPEGs are compared as bytes:
+    the encoder is deterministic, so equal pixels were encoded to equal bytes, and equal bytes
+    decode to equal pixels."""
+    bytes_a, bytes_b = a.stored_bytes(photo_a), b.stored_bytes(photo_b)
+    if bytes_a is not None and bytes_b is not None:
+        return bytes_a == bytes_b
+    pixels_a, pixels_b = a.pixels(photo_a), b.pixels(photo_b)
+    return pixels_a.shape == pixels_b.shape and bool(np.array_equal(pixels_a, pixels_b))
+
+
 def measure_pair(
     a_rgb: np.ndarray,
     b_rgb: np.ndarray,
@@ -320,23 +362,54 @@ def measure_pair(
 ) -> Evidence:
     """Every method's measurement for the pair, without a decision. sift_a/sift_b, when given,
     must be extract_sift of a_rgb/b_rgb under the same config (they save extracting them)."""
+    for rgb in (a_rgb, b_rgb):
+        _check_rgb(rgb)
+    return _measure(
+        lambda: a_rgb,
+        lambda: b_rgb,
+        same_pixels=lambda: a_rgb.shape == b_rgb.shape and bool(np.array_equal(a_rgb, b_rgb)),
+        phash_a=phash_a,
+        phash_b=phash_b,
+        cosine=cosine,
+        config=config,
+        sift_a=sift_a,
+        sift_b=sift_b,
+    )
+
+
+def _measure(
+    load_a: Callable[[], np.ndarray],
+    load_b: Callable[[], np.ndarray],
+    *,
+    same_pixels: Callable[[], bool],
+    phash_a: tuple[int, int],
+    phash_b: tuple[int, int],
+    cosine: float,
+    config: VerifierConfig,
+    sift_a: SiftFeatures | None,
+    sift_b: SiftFeatures | None,
+) -> Evidence:
+    """measure_pair on pictures loaded only when needed: features not given are extracted, and
+    the aligned SSIM needs both; a pair without a plausible alignment needs neither."""
     if not math.isfinite(cosine):
         raise ValueError(f"cosine must be finite, got {cosine!r}")
-    gray_a = _working_gray(a_rgb, config)
-    gray_b = _working_gray(b_rgb, config)
     distance, phash_mirrored = phash_distance(phash_a, phash_b)
-    if a_rgb.shape == b_rgb.shape and np.array_equal(a_rgb, b_rgb):
+    if same_pixels():
         # The same stored pixels (a re-upload): nothing to align.
         return Evidence(
             distance, phash_mirrored, float(cosine), 0, False, 1.0, exact=True, overlap=1.0, mismatch=0.0
         )
+    grays: dict[str, np.ndarray] = {}
 
+    def gray(side: str) -> np.ndarray:
+        if side not in grays:
+            grays[side] = _working_gray((load_a if side == "a" else load_b)(), config)
+        return grays[side]
+
+    feats_a = sift_a if sift_a is not None else _features(gray("a"), config)
+    feats_b = sift_b if sift_b is not None else _features(gray("b"), config)
     geometry = _best_geometry(
-        sift_a if sift_a is not None else _features(gray_a, config),
-        sift_b if sift_b is not None else _features(gray_b, config),
-        gray_a.shape,
-        prefer_mirrored=phash_mirrored,
-        config=config,
+        feats_a, feats_b, (feats_a.height, feats_a.width), prefer_mirrored=phash_mirrored, config=config
     )
     if geometry is None or not geometry.plausible:
         return Evidence(
@@ -348,8 +421,9 @@ def measure_pair(
             ssim=None,
             sift_matches=geometry.matches if geometry is not None else 0,
         )
+    gray_b = gray("b")
     b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
-    aligned = _aligned_ssim(gray_a, b_aligned, geometry.homography, config)
+    aligned = _aligned_ssim(gray("a"), b_aligned, geometry.homography, config)
     return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,
@@ -376,9 +450,13 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     return Verdict(is_duplicate, round(0.5 + 0.5 * margin, 4), evidence, config.version, round(p, 6))
 
 
-def _working_gray(rgb: np.ndarray, config: VerifierConfig) -> np.ndarray:
+def _check_rgb(rgb: np.ndarray) -> None:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
         raise ValueError(f"expected an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+
+
+def _working_gray(rgb: np.ndarray, config: VerifierConfig) -> np.ndarray:
+    _check_rgb(rgb)
     gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
     if 0 < max(h, w) < config.sift_min_side:

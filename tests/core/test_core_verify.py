@@ -20,17 +20,20 @@ from core_images import (
 )
 
 from imgdup_core import verify
+from imgdup_core.decode import load_rgb, storage_jpeg
 from imgdup_core.hashing import phash_pair
 from imgdup_core.verify import (
     DEFAULT_VERIFIER,
     FUSION_FEATURES,
     Evidence,
     FusionModel,
+    ImageView,
     Verdict,
     VerifierConfig,
     decide,
     extract_sift,
     fusion_features,
+    measure_images,
     measure_pair,
     ratio_test_matches,
     sift_from_bytes,
@@ -528,3 +531,57 @@ def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.nda
         sift_from_bytes(b"JPEG" + blob[4:])
     with pytest.raises(ValueError):
         sift_from_bytes(blob[:10])
+
+
+def _lazy_view(rgb: np.ndarray, *, with_sift: bool = True) -> ImageView:
+    """The verifier agent's view: stored JPEG bytes (and features), no pixels."""
+    jpeg = storage_jpeg(rgb)
+    return ImageView(
+        None, phash_pair(rgb), jpeg=jpeg, sift=extract_sift(load_rgb(jpeg)) if with_sift else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("astronaut", None), ("astronaut", "watermark")),
+        (("coffee", None), ("coffee", "mirror")),
+        (("astronaut", None), ("coffee", None)),
+        (("moto_left", None), ("moto_right", None)),
+    ],
+)
+def test_stored_jpeg_views_measure_what_pixel_views_measure(
+    photos: dict[str, np.ndarray],
+    cosine: Cosine,
+    a: tuple[str, str | None],
+    b: tuple[str, str | None],
+) -> None:
+    def upload(key: tuple[str, str | None]) -> np.ndarray:
+        name, edit = key
+        return photos[name] if edit is None else EDITS[edit](photos[name])
+
+    rgb_a, rgb_b = upload(a), upload(b)
+    lazy_a, lazy_b = _lazy_view(rgb_a), _lazy_view(rgb_b)
+    pixels_a = ImageView(load_rgb(storage_jpeg(rgb_a)), phash_pair(rgb_a))
+    pixels_b = ImageView(load_rgb(storage_jpeg(rgb_b)), phash_pair(rgb_b))
+    c = cosine(pixels_a.pixels(), pixels_b.pixels())
+    verify._FEATURE_CACHE.clear()
+    lazy = measure_images(lazy_a, lazy_b, cosine=c)
+    verify._FEATURE_CACHE.clear()
+    assert lazy == measure_images(pixels_a, pixels_b, cosine=c)
+    # Only a pair that aligns needs the pixels (for the aligned SSIM).
+    aligned = lazy.ssim is not None
+    assert bool(lazy_a._decoded) == aligned and bool(lazy_b._decoded) == aligned
+    if a[0] == b[0]:
+        assert aligned
+
+
+def test_identical_stored_copies_are_exact_without_decoding(photos: dict[str, np.ndarray]) -> None:
+    a, b = _lazy_view(photos["chelsea"]), _lazy_view(photos["chelsea"].copy())
+    evidence = measure_images(a, b, cosine=1.0)
+    assert evidence.exact and not a._decoded and not b._decoded
+    without_features = _lazy_view(photos["rocket"], with_sift=False)
+    other = _lazy_view(photos["rocket"][:, :-8].copy(), with_sift=False)
+    assert not measure_images(without_features, other, cosine=0.9).exact  # features extracted here
+    with pytest.raises(ValueError):
+        ImageView(None, (0, 0))
