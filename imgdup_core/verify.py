@@ -345,8 +345,11 @@ def _same_pixels(a: ImageView, photo_a: bool, b: ImageView, photo_b: bool) -> bo
     bytes_a, bytes_b = a.stored_bytes(photo_a), b.stored_bytes(photo_b)
     if bytes_a is not None and bytes_b is not None:
         return bytes_a == bytes_b
-    pixels_a, pixels_b = a.pixels(photo_a), b.pixels(photo_b)
-    return pixels_a.shape == pixels_b.shape and bool(np.array_equal(pixels_a, pixels_b))
+    return _equal_pixels(a.pixels(photo_a), b.pixels(photo_b))
+
+
+def _equal_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def measure_pair(
@@ -367,7 +370,7 @@ def measure_pair(
     return _measure(
         lambda: a_rgb,
         lambda: b_rgb,
-        same_pixels=lambda: a_rgb.shape == b_rgb.shape and bool(np.array_equal(a_rgb, b_rgb)),
+        same_pixels=partial(_equal_pixels, a_rgb, b_rgb),
         phash_a=phash_a,
         phash_b=phash_b,
         cosine=cosine,
