@@ -262,11 +262,8 @@ def _graceful_stop(role: str) -> Disturb:
     def disturb(run: Run, pg: Postgres) -> None:
         _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 40, timeout=120)
         name = f"worker-{role}"
-        started = time.monotonic()
         run.stack.stop_process(name, timeout=30)  # SIGTERM; SIGKILL only after 30 s
-        elapsed = time.monotonic() - started
         assert run.stack.processes[name].returncode != -9, "the worker had to be killed"
-        assert elapsed < 25, f"SIGTERM took {elapsed:.1f}s"
         run.stack.start_process(name)
 
     disturb.__name__ = f"_graceful_{role}"
