@@ -331,7 +331,9 @@ def measure_images(
         evidence = dataclasses.replace(
             evidence, view=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
         )
-        score = decide(evidence, config).score
+        # Unrounded (decide's score keeps 6 decimals): two near-certain comparisons must not
+        # tie, or the reported one would depend on the order they were tried in.
+        score = _duplicate_probability(evidence, config)
         if best is None or score > best[0]:
             best = (score, evidence)
     assert best is not None
@@ -440,13 +442,16 @@ def _measure(
     )
 
 
+def _duplicate_probability(evidence: Evidence, config: VerifierConfig) -> float:
+    return 1.0 if evidence.exact else config.fusion.probability(evidence)
+
+
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
     """The calibrated fusion's verdict on measured evidence."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
-    model = config.fusion
-    p = model.probability(evidence)
-    t = model.threshold
+    p = _duplicate_probability(evidence, config)
+    t = config.fusion.threshold
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.
     margin = (p - t) / (1.0 - t) if is_duplicate else (t - p) / t
