@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the whole stack against standalone embedding, in one run.
 
-    python -m bench.throughput [--embedder sscd|sscd_distilled] [--images N] [--workers 1|2|3]
+    python -m bench.throughput [--embedder sscd|sscd_distilled] [--images N] [--workers 1|2|3|4]
                                [--batch N] [--intra-op N] [--skip-standalone]
 
 1. Standalone: decode + embed the same images with no Kafka, Postgres or HTTP, several ways
@@ -191,6 +191,9 @@ class BenchStack(Stack):
                 self.extra_env = saved
             return
         super()._spawn(name, argv)
+
+
+VERIFY_COUNT = "imgdup_stage_seconds_count{stage=verify}"
 
 
 def scrape(ports: list[int]) -> dict[str, float]:
@@ -455,6 +458,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         groups = [["images", "clusterer"], ["verifier"]]
     elif args.workers == 3:  # one process per role, as docker-compose and the Helm chart run them
         groups = [["images"], ["verifier"], ["clusterer"]]
+    elif args.workers == 4:  # two verifier processes in one consumer group: partitions shared
+        groups = [["images", "clusterer"], ["verifier"], ["verifier"]]
     stack_settings = Settings(
         data_dir=root / "stack", api_port=api_port, app_id=app_id, embedder=args.embedder
     )
@@ -480,12 +485,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # ---- saturation
             print(f"saturation: posting {len(ads_a)} ads at once ...", flush=True)
             m0, c0 = scrape(ports), process_cpu(stack)
+            per_worker0 = {name: scrape([port]) for name, port in stack.metrics_ports.items()}
             t0 = time.time()
             for ad in ads_a:
                 poster.post(ad)
             post_s = time.time() - t0
             t_done = wait_idle(poster.client, stack.api_url, args.timeout, stack)
             m1, c1 = scrape(ports), process_cpu(stack)
+            verified_by = {
+                name: scrape([port]).get(VERIFY_COUNT, 0.0) - per_worker0[name].get(VERIFY_COUNT, 0.0)
+                for name, port in stack.metrics_ports.items()
+            }
             n_images_a = result["feed"]["phase_a"]["images"]
             ids_a = [ad.ad_id for ad in ads_a]
             times = indexed_times(stack.dsn, ids_a)
@@ -503,6 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "pairs": pair_counts(stack.dsn, ids_a),
                 "stages": stage_table(m0, m1, n_images_a),
                 "cpu_seconds": cpu_delta(c0, c1),
+                "pairs_verified_by_process": verified_by,
                 "candidates_per_image": (
                     m1.get("imgdup_candidates_found_total{}", 0.0)
                     - m0.get("imgdup_candidates_found_total{}", 0.0)
@@ -522,6 +533,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             listener = DuplicateListener(stack.kafka)
             time.sleep(2.0)  # let the consumer join before the first post
             m0, c0 = scrape(ports), process_cpu(stack)
+            per_worker0 = {name: scrape([port]) for name, port in stack.metrics_ports.items()}
             t0 = time.time()
             for k, ad in enumerate(ads_b):
                 target = t0 + k * interval
@@ -662,6 +674,14 @@ def markdown(result: dict[str, Any]) -> str:
         ),
         "",
     ]
+    by_process = {k: v for k, v in sat.get("pairs_verified_by_process", {}).items() if v}
+    if len(by_process) > 1:
+        lines += [
+            "Pairs verified per worker process (one consumer group; Kafka splits the partitions): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(by_process.items()))
+            + ".",
+            "",
+        ]
     lat = result["latency"]
     lines += [
         table(
@@ -736,9 +756,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        choices=[1, 2, 3],
+        choices=[1, 2, 3, 4],
         default=1,
-        help="2: a second process runs the verifier role; 3: one process per role",
+        help="2: a second process runs the verifier role; 3: one process per role; "
+        "4: two verifier processes sharing the candidate topic's partitions",
     )
     parser.add_argument(
         "--batch",

@@ -128,9 +128,21 @@ class Stack:
         )
 
     def workers(self) -> dict[str, list[str]]:
+        """Process name -> roles. A group listed twice is two processes of the same roles in one
+        consumer group, sharing the topics' partitions (worker-verifier, worker-verifier-2); they
+        share one heartbeat file, so `imgdup health` speaks for one process per data dir, as in
+        a pod."""
         if len(self.worker_groups) == 1:
             return {"worker": self.worker_groups[0]}
-        return {"worker-" + "-".join(roles): roles for roles in self.worker_groups}
+        named: dict[str, list[str]] = {}
+        for roles in self.worker_groups:
+            base = "worker-" + "-".join(roles)
+            name, copy = base, 1
+            while name in named:
+                copy += 1
+                name = f"{base}-{copy}"
+            named[name] = roles
+        return named
 
     def env(self) -> dict[str, str]:
         return {
