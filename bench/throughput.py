@@ -533,7 +533,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             listener = DuplicateListener(stack.kafka)
             time.sleep(2.0)  # let the consumer join before the first post
             m0, c0 = scrape(ports), process_cpu(stack)
-            per_worker0 = {name: scrape([port]) for name, port in stack.metrics_ports.items()}
             t0 = time.time()
             for k, ad in enumerate(ads_b):
                 target = t0 + k * interval

@@ -314,7 +314,7 @@ async def load_for_verification(
             binary=True,  # ~200 KB of blobs per pair: no hex text to parse
         )
         rows = await cur.fetchall()
-    status = rows[0][0] if rows else "missing"
+    status = rows[0][0]  # the pair's row comes back even when neither image is indexed
     found = {row[1]: ImageForVerification(*row[1:]) for row in rows if row[1] is not None}
     return status, found.get(image_a), found.get(image_b)
 
@@ -366,14 +366,11 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
             ),
         )
         row = await cur.fetchone()
-        if row is None:
-            # Decided before (a redelivery): hand on the stored verdict if it is a duplicate
-            # not yet clustered.
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT * FROM duplicates WHERE pair_id = %s", (verdict.pair_id,)
-            )
-            row = await cur.fetchone()
-    return verified_pair_from_row(row) if row and row["status"] == "verified" else None
+    if row is None:
+        # Decided before (a redelivery): hand on the stored verdict if it is a duplicate not
+        # yet clustered.
+        return await verified_pair(pool, verdict.pair_id)
+    return verified_pair_from_row(row) if row["status"] == "verified" else None
 
 
 async def verified_pair(pool: AsyncConnectionPool, pair_id: str) -> VerifiedPairV1 | None:

@@ -259,7 +259,8 @@ class ImageView:
 
     The copies are given as pixels (rgb, photo_rgb) or as the stored JPEG bytes (jpeg,
     photo_jpeg), decoded only if the comparison needs pixels: with stored SIFT features, a pair
-    that does not align (most candidates) is decided without decoding either copy."""
+    that does not align (most candidates) is decided without decoding either whole copy (a
+    framed photo's copy is still decoded for its pHash)."""
 
     rgb: np.ndarray | None
     phash: tuple[int, int]
@@ -676,14 +677,14 @@ def ratio_test_matches(query: np.ndarray, train: np.ndarray, ratio: float) -> tu
     q = np.asarray(query, dtype=np.float32)
     t = np.asarray(train, dtype=np.float32)
     # |q - t|^2 = |q|^2 + (|t|^2 - 2 q.t); the row constant |q|^2 is added to the two kept only.
-    partial = q @ t.T
-    partial *= -2.0
-    partial += np.einsum("ij,ij->i", t, t)[None, :]
+    without_q = q @ t.T
+    without_q *= -2.0
+    without_q += np.einsum("ij,ij->i", t, t)[None, :]
     rows = np.arange(len(q))
-    nearest = partial.argmin(axis=1)
-    first = partial[rows, nearest]
-    partial[rows, nearest] = np.inf
-    second = partial.min(axis=1)
+    nearest = without_q.argmin(axis=1)
+    first = without_q[rows, nearest]
+    without_q[rows, nearest] = np.inf
+    second = without_q.min(axis=1)
     norms = np.einsum("ij,ij->i", q, q)
     d0 = np.sqrt(np.maximum(norms + first, 0.0)).astype(np.float64)
     d1 = np.sqrt(np.maximum(norms + second, 0.0)).astype(np.float64)

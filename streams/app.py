@@ -8,7 +8,7 @@ import faust
 
 from imgdup.settings import ALL_ROLES, Settings, get_settings
 from streams import topics
-from streams.transport import Transport
+from streams.transport import FAUST_FETCH_MAX_WAIT_MS, Transport
 
 
 def consumer_group(settings: Settings) -> str:
@@ -24,7 +24,7 @@ class App(faust.App):
     """faust.App whose Kafka consumer waits at most `fetch_max_wait_ms` per fetch
     (streams.transport)."""
 
-    fetch_max_wait_ms: int = 1500
+    fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

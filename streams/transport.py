@@ -13,12 +13,15 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 
+# What faust.transport.drivers.aiokafka passes to every worker consumer.
+FAUST_FETCH_MAX_WAIT_MS = 1500
+
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_consumer(self, loop: asyncio.AbstractEventLoop) -> Any:
         consumer = super()._create_consumer(loop)
         # aiokafka reads it when the consumer starts (AIOKafkaConsumer.start -> Fetcher).
-        consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_max_wait_ms", 1500))
+        consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS))
         return consumer
 
 
