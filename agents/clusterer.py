@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imgdup import metrics, repository
+from imgdup import metrics
+from imgdup.store import repository
 from schemas import VerifiedPairV1
 from streams import app as streams_app
 from streams.deadletter import dead_letter

@@ -5,7 +5,6 @@ imgdup.image-candidates.v1 (key ad_id, CandidatePairV1); bad events and images g
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -13,55 +12,22 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from imgdup import ids, metrics, repository
-from imgdup.batching import analyse_with_batcher
-from imgdup.fetch import FetchError, fetch_image
-from imgdup.processing import AnalysedImage, vector_from_bytes, vector_to_bytes
-from imgdup.vectorstore import VectorPoint
+from imgdup import ids, metrics
+from imgdup.analysis.analyse import AnalysedImage, vector_from_bytes, vector_to_bytes
+from imgdup.analysis.batching import analyse_with_batcher
+from imgdup.analysis.fetch import FetchError, fetch_image
+from imgdup.store import repository
+from imgdup.vectors.store import VectorPoint
 from imgdup_core.decode import ImageRejected
 from imgdup_core.verify import DEFAULT_VERIFIER
 from schemas import AdImagesCreatedV1, CandidatePairV1, ImageRef
-from schemas.events import MAX_IMAGES_PER_AD
+from schemas.parsing import InvalidEvent, parse_ad_event
 from streams import app as streams_app
 from streams.deadletter import dead_letter
 from streams.runtime import Runtime, for_each_message, get_runtime, retry_transient
 
 log = logging.getLogger(__name__)
-
-
-class InvalidEvent(Exception):
-    def __init__(self, reason: str, detail: str, payload: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.payload = payload
-
-
-def parse_ad_event(raw: bytes | None) -> AdImagesCreatedV1:
-    """Validate a raw message against ad.images.created v1; the reason names what is wrong."""
-    if not raw:
-        raise InvalidEvent("empty_message", "message has no value")
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent("invalid_json", f"not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise InvalidEvent("invalid_event", "event is not a JSON object")
-    version = payload.get("schema_version")
-    if version != 1:
-        raise InvalidEvent("unsupported_schema_version", f"schema_version {version!r} is not 1", payload)
-    images = payload.get("images")
-    if isinstance(images, list) and len(images) > MAX_IMAGES_PER_AD:
-        raise InvalidEvent("too_many_images", f"{len(images)} images > {MAX_IMAGES_PER_AD}", payload)
-    try:
-        return AdImagesCreatedV1.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()[:10]
-        )
-        raise InvalidEvent("invalid_event", problems, payload) from exc
 
 
 async def _download(rt: Runtime, url: str) -> bytes | FetchError:

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imgdup import metrics, repository
+from imgdup import metrics
+from imgdup.store import repository
 from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, Verdict, sift_from_bytes, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 from streams import app as streams_app

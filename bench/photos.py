@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgdup.demo.feed import _EDITS
+from imgdup.ops.demo.feed import _EDITS
 
 # Real photographs only (no synthetic charts); motorcycle_right is left out because it is a
 # second shot of motorcycle_left (a near-duplicate of it); brick, grass and gravel because

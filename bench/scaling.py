@@ -38,11 +38,12 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import AnyHttpUrl
 
 from bench.common import machine, table, write_results
-from imgdup import ids, repository
-from imgdup.db import migrate
-from imgdup.stack import start_postgres
-from imgdup.vector_index import NumpyVectorIndex
-from imgdup.vectorstore import EdgeVectorStore, VectorPoint, VectorStore
+from imgdup import ids
+from imgdup.ops.embedded import start_postgres
+from imgdup.store import repository
+from imgdup.store.db import migrate
+from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.store import EdgeVectorStore, VectorPoint, VectorStore
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
 DIM = 512

@@ -48,15 +48,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import Timer, machine, percentiles, table, write_results
 from bench.photos import BenchAd, build_ads, distinct_tiles
 from bench.worker import no_spinning
-from imgdup.demo.image_server import LoopbackImageServer
-from imgdup.processing import analyse_images
+from imgdup.analysis.analyse import analyse_images
+from imgdup.ops.demo.image_server import LoopbackImageServer
+from imgdup.ops.embedded import free_port
+from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
-from imgdup.stack import free_port
-from imgdup.supervisor import Stack
 from imgdup_core.decode import decode_image
 from imgdup_core.embedding import build_embedder
-from schemas import DuplicateEventV1
-from streams import topics
+from schemas import DuplicateEventV1, topics
 from streams.runtime import single_threaded_kernels
 
 COPY_SHARE = 0.3

@@ -5,8 +5,8 @@ hit@10, recall@10 against exact search, memory against the raw vectors.
                             [--hnsw-n 20000] [--local-n 5000] [--no-real]
 
 Stores measured:
-  numpy-b128 / numpy-b256   imgdup.vector_index.NumpyVectorIndex (sketch scan + exact re-rank)
-  edge-plain                imgdup.vectorstore.EdgeVectorStore (qdrant-edge, exact plain segments)
+  numpy-b128 / numpy-b256   imgdup.vectors.numpy_index.NumpyVectorIndex (sketch scan + exact re-rank)
+  edge-plain                imgdup.vectors.store.EdgeVectorStore (qdrant-edge, exact plain segments)
   edge-hnsw (subprocess)    a copy of an edge-plain folder, HNSW built by optimize() in another
                             process while this one keeps upserting into the original
   qdrant-local              qdrant-client local mode (the server adapter's code path, brute force)
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import machine, percentiles, rss_bytes, table, write_results
-from imgdup.vector_index import NumpyVectorIndex
-from imgdup.vectorstore import EdgeVectorStore, VectorPoint, VectorStore
+from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.store import EdgeVectorStore, VectorPoint, VectorStore
 
 DIM = 512
 LIMIT = 10
@@ -70,7 +70,7 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     import io
 
     from bench.photos import COPY_EDITS, distinct_tiles
-    from imgdup.demo.feed import _EDITS
+    from imgdup.ops.demo.feed import _EDITS
     from imgdup_core.decode import decode_image
     from imgdup_core.embedding import build_embedder
 
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.local_n:
             from qdrant_client import QdrantClient
 
-            from imgdup.vectorstore import QdrantServerStore
+            from imgdup.vectors.store import QdrantServerStore
 
             n = args.local_n
             x = unit_rows(rng, n)

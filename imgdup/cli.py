@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from imgdup.ops.embedded import StackError
 from imgdup.settings import ALL_ROLES, Settings
-from imgdup.stack import StackError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -24,7 +24,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _with_stack_endpoints(settings: Settings) -> Settings:
     """Fill unset endpoints from the stack file that a running `imgdup up` wrote."""
-    from imgdup.supervisor import read_stack_file
+    from imgdup.ops.supervisor import read_stack_file
 
     known = read_stack_file(settings.data_dir)
     updates: dict[str, object] = {}
@@ -38,7 +38,7 @@ def _with_stack_endpoints(settings: Settings) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from imgdup.supervisor import Stack
+    from imgdup.ops.supervisor import Stack
 
     groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
     stack = Stack(_settings(args), worker_groups=groups)
@@ -56,14 +56,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from imgdup.demo.run import run_demo
+    from imgdup.ops.demo.run import run_demo
 
     return run_demo(_settings(args), exit_when_done=args.exit, timeout=args.timeout)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from imgdup.db import open_pool
-    from imgdup.repository import progress
+    from imgdup.store.db import open_pool
+    from imgdup.store.repository import progress
 
     settings = _with_stack_endpoints(_settings(args))
     if settings.database_url is None:
@@ -95,9 +95,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from imgdup.db import open_pool
-    from imgdup.publisher import EventPublisher
-    from imgdup.replay import ReplayRange, load_events, replay
+    from imgdup.kafka.publisher import EventPublisher
+    from imgdup.ops.replay import ReplayRange, load_events, replay
+    from imgdup.store.db import open_pool
 
     settings = _with_stack_endpoints(_settings(args))
     if not (args.all or args.since or args.until or args.ad_ids):
@@ -131,7 +131,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_bad_inputs(args: argparse.Namespace) -> int:
-    from imgdup.hostile import corpus_table
+    from imgdup.ops.bad_inputs import corpus_table
 
     rows, table = corpus_table(progress=lambda line: print(f"  {line}", file=sys.stderr))
     print(table)
@@ -170,7 +170,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from imgdup.api import create_api
+    from imgdup.http.app import create_api
 
     settings = _settings(args)
     uvicorn.run(
@@ -184,7 +184,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from imgdup.db import migrate
+    from imgdup.store.db import migrate
 
     applied = migrate(_with_stack_endpoints(_settings(args)).database_dsn())
     print(f"applied: {', '.join(applied) or 'nothing to do'}")
@@ -192,7 +192,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.admin import ensure_topics
+    from imgdup.kafka.topic_admin import ensure_topics
 
     settings = _with_stack_endpoints(_settings(args))
     created = ensure_topics(

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     embed_max_batch: int = Field(8, ge=1, le=64)
     embed_max_wait_ms: float = Field(5.0, ge=0)
     # Embedded vector store when QDRANT_URL is unset: "edge" (qdrant-edge plain segments, exact,
-    # cost linear in the collection) or "numpy" (imgdup.vector_index: sign-sketch scan + exact
+    # cost linear in the collection) or "numpy" (imgdup.vectors.numpy_index: sign-sketch scan + exact
     # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
     vector_index: Literal["edge", "numpy"] = "edge"
     clip_model_path: str | None = None

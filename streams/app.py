@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from imgdup.settings import ALL_ROLES, Settings, get_settings
-from streams import topics
+from schemas import topics
 from streams.transport import FAUST_FETCH_MAX_WAIT_MS, Transport
 
 

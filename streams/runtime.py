@@ -14,12 +14,12 @@ import psycopg
 import psycopg_pool
 
 from imgdup import metrics
-from imgdup.batching import EmbeddingBatcher
-from imgdup.db import open_pool
-from imgdup.fetch import FetchPolicy
+from imgdup.analysis.batching import EmbeddingBatcher
+from imgdup.analysis.fetch import FetchPolicy
 from imgdup.settings import Settings
-from imgdup.vector_index import NumpyVectorIndex
-from imgdup.vectorstore import VectorStore, open_vector_store
+from imgdup.store.db import open_pool
+from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.store import VectorStore, open_vector_store
 from imgdup_core.embedding import Embedder, build_embedder
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from imgdup.stack import Postgres
+from imgdup.ops.embedded import Postgres
 
 # Imported modules read settings at import time; tests never reach a broker through these.
 os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
@@ -31,8 +31,8 @@ TABLES = (
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Postgres]:
     """A real PostgreSQL server for the whole run; migrated once, truncated between uses."""
-    from imgdup.db import migrate
-    from imgdup.stack import start_postgres
+    from imgdup.ops.embedded import start_postgres
+    from imgdup.store.db import migrate
 
     # Not under pytest's 0700 tmp dirs: the server runs as an unprivileged user when we are root.
     root = Path(tempfile.mkdtemp(prefix="imgdup-test-pg-"))
@@ -69,7 +69,7 @@ def truncate(dsn: str) -> None:
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh tansu broker per test module, so no module sees another's messages."""
-    from imgdup.stack import start_broker
+    from imgdup.ops.embedded import start_broker
 
     broker = start_broker(Path(tmp_path_factory.mktemp("tansu")))
     yield broker.bootstrap

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from imgdup.api import create_api
-from imgdup.limits import RateLimiter
+from imgdup.http.app import create_api
+from imgdup.http.limits import RateLimiter
 from imgdup.settings import Settings
 
 TOKEN = "s3cret-token-for-tests-0123"

@@ -1,4 +1,4 @@
-"""Consumes imgdup.batching: concurrent callers share embedder calls and each gets its own rows."""
+"""Consumes imgdup.analysis.batching: concurrent callers share embedder calls and each gets its own rows."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from imgdup.batching import EmbeddingBatcher, analyse_with_batcher
-from imgdup.processing import analyse_images
+from imgdup.analysis.analyse import analyse_images
+from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
 from imgdup_core.decode import ImageRejected, load_rgb
 from imgdup_core.verify import extract_sift, sift_from_bytes
 

@@ -1,4 +1,4 @@
-"""Consumes imgdup.demo (feed builder, loopback server, pair scoring); checks its contract."""
+"""Consumes imgdup.ops.demo (feed builder, loopback server, pair scoring); checks its contract."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from imgdup.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
-from imgdup.demo.feed import DemoFeed, build_demo_feed, load_demo_feed
-from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.ops.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
+from imgdup.ops.demo.feed import DemoFeed, build_demo_feed, load_demo_feed
+from imgdup.ops.demo.image_server import LoopbackImageServer
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""Consumes imgdup.fetch: caps and SSRF guard, against a mock transport and an injected resolver.
+"""Consumes imgdup.analysis.fetch: caps and SSRF guard, against a mock transport and an injected resolver.
 
 No real connection or DNS query is made: every request goes to httpx.MockTransport, and every
 name is resolved by `FakeResolver`.
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from imgdup.fetch import FetchError, FetchPolicy, fetch_image, system_resolver
+from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image, system_resolver
 
 PUBLIC = "93.184.216.34"
 IMAGE = b"\x89PNG fake image bytes"

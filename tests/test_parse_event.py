@@ -1,4 +1,4 @@
-"""Consumes agents.images.parse_ad_event: raw Kafka value -> event, or a machine-readable reason."""
+"""Consumes schemas.parsing.parse_ad_event: raw Kafka value -> event, or a machine-readable reason."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 # streams.app builds the Faust app from settings at import time; building it contacts no broker.
 os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
 
-from agents.images import InvalidEvent, parse_ad_event
 from schemas import AdImagesCreatedV1
+from schemas.parsing import InvalidEvent, parse_ad_event
 
 
 def _event(**changes: Any) -> dict[str, Any]:

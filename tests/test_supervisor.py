@@ -1,11 +1,11 @@
-"""imgdup.supervisor.Stack: worker groups -> named worker processes (no process is started here)."""
+"""imgdup.ops.supervisor.Stack: worker groups -> named worker processes (no process is started here)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
-from imgdup.supervisor import Stack
 
 
 def _stack(groups: list[list[str]], tmp_path: Path) -> Stack:

@@ -1,4 +1,4 @@
-"""Consumes imgdup.vector_index.NumpyVectorIndex: the VectorStore contract (the same tests as the
+"""Consumes imgdup.vectors.numpy_index.NumpyVectorIndex: the VectorStore contract (the same tests as the
 qdrant adapters), its sketch search path, persistence and thread-safety."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from test_vectorstore import (  # the VectorStore contract, run here against Num
     test_upsert_same_id_overwrites,
 )
 
-from imgdup.vector_index import NumpyVectorIndex
-from imgdup.vectorstore import VectorPoint
+from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.store import VectorPoint
 
 __all__ = [
     "test_a_second_vector_of_an_image_is_found_as_that_image",

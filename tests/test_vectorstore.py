@@ -1,4 +1,4 @@
-"""Consumes imgdup.vectorstore (both adapters) and checks the VectorStore contract."""
+"""Consumes imgdup.vectors.store (both adapters) and checks the VectorStore contract."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from imgdup import vectorstore
-from imgdup.vectorstore import (
+from imgdup.vectors import store as vectorstore
+from imgdup.vectors.store import (
     EdgeVectorStore,
     QdrantServerStore,
     VectorPoint,

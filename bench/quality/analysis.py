@@ -157,7 +157,7 @@ def stored_copy(path: Path) -> np.ndarray:
 
 def stored_view(path: Path, phash: tuple[int, int]) -> ImageView:
     """What the verifier loads for an image: the stored copy and, for a framed photo, the stored
-    copy of the photo inside the frame (as imgdup.processing stores them)."""
+    copy of the photo inside the frame (as imgdup.analysis.analyse stores them)."""
     rgb = decode_image(path.read_bytes()).rgb
     region = find_photo_region(rgb)
     photo = load_rgb(storage_jpeg(crop_region(rgb, region))) if region is not None else None

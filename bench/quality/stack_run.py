@@ -57,10 +57,10 @@ def run_stack(
     # Imported here: the rest of the benchmark (calibration, baselines) does not need the stack.
     import psycopg
 
-    from imgdup.demo.image_server import LoopbackImageServer
+    from imgdup.ops.demo.image_server import LoopbackImageServer
+    from imgdup.ops.embedded import free_port
+    from imgdup.ops.supervisor import Stack
     from imgdup.settings import Settings
-    from imgdup.stack import free_port
-    from imgdup.supervisor import Stack
 
     data_dir = (bench.root.parent / f"stack-{bench.root.name}-{int(time.time())}").resolve()
     port = free_port()

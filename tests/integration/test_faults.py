@@ -16,13 +16,12 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import SecretStr
 
-from imgdup.demo.image_server import LoopbackImageServer
-from imgdup.demo.synthetic import SyntheticAd, build_synthetic_feed
+from imgdup.ops.demo.image_server import LoopbackImageServer
+from imgdup.ops.demo.synthetic import SyntheticAd, build_synthetic_feed
+from imgdup.ops.embedded import Postgres, free_port, start_broker
+from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
-from imgdup.stack import Postgres, free_port, start_broker
-from imgdup.supervisor import Stack
-from schemas import DuplicateEventV1
-from streams import topics
+from schemas import DuplicateEventV1, topics
 from streams.liveness import check_health, write_health
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

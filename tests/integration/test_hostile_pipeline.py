@@ -15,12 +15,11 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
-from imgdup.hostile import IMAGE_CASES, HostileServer, event_cases
+from imgdup.ops.bad_inputs import IMAGE_CASES, HostileServer, event_cases
+from imgdup.ops.embedded import free_port
+from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
-from imgdup.stack import free_port
-from imgdup.supervisor import Stack
-from schemas import DeadLetterV1
-from streams import topics
+from schemas import DeadLetterV1, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

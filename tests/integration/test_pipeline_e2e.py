@@ -24,12 +24,11 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import SecretStr
 from skimage import data as skdata
 
-from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.ops.demo.image_server import LoopbackImageServer
+from imgdup.ops.embedded import free_port
+from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
-from imgdup.stack import free_port
-from imgdup.supervisor import Stack
-from schemas import DeadLetterV1, DuplicateEventV1
-from streams import topics
+from schemas import DeadLetterV1, DuplicateEventV1, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -439,8 +438,8 @@ def test_replaying_onto_the_same_database_changes_nothing(running: Running) -> N
 def test_backfill_of_a_fresh_database_from_a_replay_gives_the_same_clusters(
     running: Running, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from imgdup.db import migrate
-    from imgdup.stack import start_broker
+    from imgdup.ops.embedded import start_broker
+    from imgdup.store.db import migrate
 
     with psycopg.connect(running.dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'imgdup_backfill'").fetchone()

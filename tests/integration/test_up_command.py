@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imgdup.stack import free_port
+from imgdup.ops.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

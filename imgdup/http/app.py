@@ -16,15 +16,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from imgdup import admin, ids, metrics, queries, repository, stats
-from imgdup.auth import token_guard
-from imgdup.db import open_pool
-from imgdup.limits import BodySizeLimit, RateLimiter, retry_after_header
-from imgdup.publisher import EventPublisher, PublishError
+from imgdup import ids, metrics
+from imgdup.http import moderation as admin
+from imgdup.http.auth import token_guard
+from imgdup.http.limits import BodySizeLimit, RateLimiter, retry_after_header
+from imgdup.kafka.publisher import EventPublisher, PublishError
 from imgdup.settings import Settings
-from schemas import AdImagesCreatedV1
+from imgdup.store import queries, repository, stats
+from imgdup.store.db import open_pool
+from schemas import AdImagesCreatedV1, topics
 from schemas.events import MAX_IMAGES_PER_AD, AdId, ImageUrl
-from streams import topics
 
 log = logging.getLogger(__name__)
 

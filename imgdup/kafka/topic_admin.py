@@ -8,7 +8,7 @@ import time
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from streams.topics import ALL_TOPICS, partitions_of
+from schemas.topics import ALL_TOPICS, partitions_of
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from imgdup import queries, repository
+from imgdup.store import queries, repository
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 Verdict = Literal["confirmed", "not_duplicate"]

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 # The SQL lives under infra/sql (the repository's layout); images copy it there too. An
 # installation elsewhere points IMGDUP_MIGRATIONS_DIR at it.
 MIGRATIONS_DIR = Path(
-    os.environ.get("IMGDUP_MIGRATIONS_DIR", Path(__file__).resolve().parent.parent / "infra" / "sql")
+    os.environ.get("IMGDUP_MIGRATIONS_DIR", Path(__file__).resolve().parents[2] / "infra" / "sql")
 )
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 0x1D6D_0001

@@ -7,7 +7,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from imgdup import repository
+from imgdup.store import repository
 
 Row = dict[str, Any]
 

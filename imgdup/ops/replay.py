@@ -10,9 +10,8 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from imgdup.publisher import EventPublisher
-from schemas import AdImagesCreatedV1
-from streams import topics
+from imgdup.kafka.publisher import EventPublisher
+from schemas import AdImagesCreatedV1, topics
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from imgdup.fetch import FetchError, FetchPolicy, fetch_image
+from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image
 from imgdup_core.decode import ImageRejected, decode_image
 
 # Caps used by the corpus run and the hostile-input tests (small, so cases stay fast).
@@ -243,7 +243,7 @@ async def image_outcome(client: httpx.AsyncClient, url: str, policy: FetchPolicy
 
 def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[list[dict[str, str]], str]:
     """Run the whole corpus; return rows and a markdown table (case, expected, observed)."""
-    from agents.images import InvalidEvent, parse_ad_event
+    from schemas.parsing import InvalidEvent, parse_ad_event
 
     rows: list[dict[str, str]] = []
     with HostileServer() as server:

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
-from imgdup.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
-from imgdup.demo.feed import DemoFeed, build_demo_feed
-from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.ops.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
+from imgdup.ops.demo.feed import DemoFeed, build_demo_feed
+from imgdup.ops.demo.image_server import LoopbackImageServer
+from imgdup.ops.embedded import StackError, port_open
 from imgdup.settings import Settings
-from imgdup.stack import StackError, port_open
 
 
 class StatusLine:
@@ -109,7 +109,7 @@ def _image_server(root: Path) -> LoopbackImageServer:
 
 
 def run_demo(settings: Settings, *, exit_when_done: bool, timeout: float) -> int:
-    from imgdup.supervisor import Stack
+    from imgdup.ops.supervisor import Stack
 
     demo_dir = settings.data_dir / "demo"
     print(f"building the sample feed in {demo_dir} ...")

@@ -9,7 +9,7 @@ has passed since the first one, runs one `embed` call in the executor, and hands
 its own rows. While a batch runs, new callers queue up, so under load the batches grow by
 themselves; an idle pipeline waits at most `max_wait_ms` extra.
 
-`analyse_with_batcher` is `imgdup.processing.analyse_images` split around that call: decode
+`analyse_with_batcher` is `imgdup.analysis.analyse.analyse_images` split around that call: decode
 and hashing still run per event in the executor; only the model call is shared.
 """
 
@@ -27,7 +27,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.processing import AnalysedImage, decode_all, embedding_inputs, finish_analysis
+from imgdup.analysis.analyse import AnalysedImage, decode_all, embedding_inputs, finish_analysis
 from imgdup_core.decode import ImageRejected
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]

@@ -1,8 +1,8 @@
 """Consumes bundled real photos and produces a demo ad feed, a loopback server, pair scores."""
 
-from imgdup.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
-from imgdup.demo.feed import DemoAd, DemoFeed, DemoImage, build_demo_feed, load_demo_feed
-from imgdup.demo.image_server import LoopbackImageServer
+from imgdup.ops.demo.evaluate import PairScore, pairs_from_clusters, score_pairs
+from imgdup.ops.demo.feed import DemoAd, DemoFeed, DemoImage, build_demo_feed, load_demo_feed
+from imgdup.ops.demo.image_server import LoopbackImageServer
 
 __all__ = [
     "DemoAd",

@@ -1,7 +1,7 @@
 """Vector store in plain numpy: binary sketches (SimHash) scanned in full, exact float32 re-rank.
 
 Takes VectorPoints, returns cosine VectorHits; the same interface as `EdgeVectorStore`
-(`imgdup.vectorstore.VectorStore`), so it can stand in for the embedded store of the images role.
+(`imgdup.vectors.store.VectorStore`), so it can stand in for the embedded store of the images role.
 
 How a query runs (one category shard, or all shards when the query has no category):
 
@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.vectorstore import (
+from imgdup.vectors.store import (
     VectorHit,
     VectorPoint,
     _check_ad_id,

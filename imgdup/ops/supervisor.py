@@ -19,14 +19,13 @@ from typing import Any
 
 import httpx
 
-from imgdup import repository
-from imgdup.db import migrate, open_pool
-from imgdup.publisher import EventPublisher
+from imgdup.kafka.publisher import EventPublisher
+from imgdup.kafka.topic_admin import ensure_topics
+from imgdup.ops.embedded import Broker, Postgres, StackError, port_open, start_broker, start_postgres
 from imgdup.settings import ALL_ROLES, Settings
-from imgdup.stack import Broker, Postgres, StackError, port_open, start_broker, start_postgres
-from schemas import CandidatePairV1, ImageRef
-from streams import topics
-from streams.admin import ensure_topics
+from imgdup.store import repository
+from imgdup.store.db import migrate, open_pool
+from schemas import CandidatePairV1, ImageRef, topics
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
