@@ -36,7 +36,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Name of the Secret with DATABASE_URL, IMGDUP_API_TOKEN (and optionally the Qdrant key). */}}
+{{/* Name of the Secret with DATABASE_URL, the API's IMGDUP_API_TOKEN (and optionally the Qdrant key). */}}
 {{- define "imgdup.secretName" -}}
 {{- default (include "imgdup.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
@@ -49,15 +49,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.qdrant.url }}
 {{- fail "qdrant.url is required (the embedded vector store is single-process)" }}
 {{- end }}
+{{- /*
+Without existingSecret the chart creates the Secret from values: DATABASE_URL for every pod, and
+IMGDUP_API_TOKEN for the API, which every release runs and which refuses to start in production
+(IMGDUP_ENVIRONMENT=production) without a real token. Workers and the migrate Job need no token.
+*/}}
 {{- if not .Values.secrets.existingSecret }}
 {{- if not .Values.secrets.databaseUrl }}
 {{- fail "set secrets.existingSecret, or secrets.databaseUrl and secrets.apiToken" }}
 {{- end }}
 {{- if not .Values.secrets.apiToken }}
-{{- fail "set secrets.existingSecret, or secrets.databaseUrl and secrets.apiToken" }}
+{{- fail "set secrets.existingSecret, or secrets.databaseUrl and secrets.apiToken (the API's token)" }}
 {{- end }}
 {{- if lt (len .Values.secrets.apiToken) 16 }}
-{{- fail "secrets.apiToken must be 16+ characters: production settings refuse a shorter token" }}
+{{- fail "secrets.apiToken must be 16+ characters: the API refuses a shorter token in production" }}
 {{- end }}
 {{- end }}
 {{- range $key, $value := .Values.settings }}
@@ -96,9 +101,11 @@ IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
 {{- end }}
 
 {{/*
-Secret environment: references into a Secret, never values. Called with (dict "root" $ "secret" NAME).
-Every process gets IMGDUP_API_TOKEN: in production mode the settings of every imgdup process
-(workers, migrate, `imgdup health`) refuse to load without it.
+Secret environment: references into a Secret, never values. Called with
+(dict "root" $ "secret" NAME "apiToken" BOOL). Only the API passes "apiToken" true: it is the only
+process that reads IMGDUP_API_TOKEN (write endpoints need it, and in production it refuses to
+start without a real one). Workers serve no authenticated routes; they, `imgdup health` and the
+migrate Job need no token and do not get it.
 */}}
 {{- define "imgdup.secretEnv" -}}
 {{- $keys := .root.Values.secrets.keys -}}
@@ -107,11 +114,13 @@ Every process gets IMGDUP_API_TOKEN: in production mode the settings of every im
     secretKeyRef:
       name: {{ .secret }}
       key: {{ $keys.databaseUrl }}
+{{- if .apiToken }}
 - name: IMGDUP_API_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ .secret }}
       key: {{ $keys.apiToken }}
+{{- end }}
 - name: IMGDUP_QDRANT_API_KEY
   valueFrom:
     secretKeyRef:
