@@ -18,7 +18,7 @@ from imgdup.analysis.analyse import AnalysedImage, vector_from_bytes, vector_to_
 from imgdup.analysis.batching import analyse_with_batcher
 from imgdup.analysis.fetch import FetchError, fetch_image
 from imgdup.store import repository
-from imgdup.vectors.store import VectorPoint
+from imgdup.vectors.base import VectorPoint
 from imgdup_core.decode import ImageRejected
 from imgdup_core.verify import DEFAULT_VERIFIER
 from schemas import AdImagesCreatedV1, CandidatePairV1, ImageRef

@@ -42,8 +42,9 @@ from imgdup import ids
 from imgdup.ops.embedded import start_postgres
 from imgdup.store import repository
 from imgdup.store.db import migrate
+from imgdup.vectors.base import VectorPoint, VectorStore
+from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
-from imgdup.vectors.store import EdgeVectorStore, VectorPoint, VectorStore
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
 DIM = 512

@@ -6,7 +6,7 @@ hit@10, recall@10 against exact search, memory against the raw vectors.
 
 Stores measured:
   numpy-b128 / numpy-b256   imgdup.vectors.numpy_index.NumpyVectorIndex (sketch scan + exact re-rank)
-  edge-plain                imgdup.vectors.store.EdgeVectorStore (qdrant-edge, exact plain segments)
+  edge-plain                imgdup.vectors.edge.EdgeVectorStore (qdrant-edge, exact plain segments)
   edge-hnsw (subprocess)    a copy of an edge-plain folder, HNSW built by optimize() in another
                             process while this one keeps upserting into the original
   qdrant-local              qdrant-client local mode (the server adapter's code path, brute force)
@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import machine, percentiles, rss_bytes, table, write_results
+from imgdup.vectors.base import VectorPoint, VectorStore
+from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
-from imgdup.vectors.store import EdgeVectorStore, VectorPoint, VectorStore
 
 DIM = 512
 LIMIT = 10
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.local_n:
             from qdrant_client import QdrantClient
 
-            from imgdup.vectors.store import QdrantServerStore
+            from imgdup.vectors.qdrant_server import QdrantServerStore
 
             n = args.local_n
             x = unit_rows(rng, n)

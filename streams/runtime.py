@@ -18,8 +18,8 @@ from imgdup.analysis.batching import EmbeddingBatcher
 from imgdup.analysis.fetch import FetchPolicy
 from imgdup.settings import Settings
 from imgdup.store.db import open_pool
-from imgdup.vectors.numpy_index import NumpyVectorIndex
-from imgdup.vectors.store import VectorStore, open_vector_store
+from imgdup.vectors.base import VectorStore
+from imgdup.vectors.factory import open_vector_store
 from imgdup_core.embedding import Embedder, build_embedder
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,7 @@ class Runtime:
         embedder = await self.embedder()
         async with self._init_lock:
             if self._store is None:
-                s = self.settings
-                # One collection per embedding model: vectors of two models never share a space,
-                # so re-processing with a new model can run beside the old index.
-                if not s.qdrant_url and s.vector_index == "numpy":
-                    self._store = NumpyVectorIndex(s.vector_dir / f"{embedder.name}-numpy", dim=embedder.dim)
-                else:
-                    self._store = open_vector_store(
-                        qdrant_url=s.qdrant_url,
-                        qdrant_api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
-                        edge_path=s.vector_dir / embedder.name,
-                        collection=f"{s.qdrant_collection}_{embedder.name}",
-                        dim=embedder.dim,
-                    )
+                self._store = open_vector_store(self.settings, embedder)
             return self._store
 
     async def run_cpu(self, fn: Callable[[], T]) -> T:

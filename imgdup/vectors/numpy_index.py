@@ -1,7 +1,7 @@
 """Vector store in plain numpy: binary sketches (SimHash) scanned in full, exact float32 re-rank.
 
 Takes VectorPoints, returns cosine VectorHits; the same interface as `EdgeVectorStore`
-(`imgdup.vectors.store.VectorStore`), so it can stand in for the embedded store of the images role.
+(`imgdup.vectors.base.VectorStore`), so it can stand in for the embedded store of the images role.
 
 How a query runs (one category shard, or all shards when the query has no category):
 
@@ -46,19 +46,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.vectors.store import (
+from imgdup.vectors.base import (
+    FloatArray,
     VectorHit,
     VectorPoint,
-    _check_ad_id,
-    _check_batch,
-    _check_limit,
-    _matrix,
-    _vector,
+    check_batch,
+    check_limit,
+    checked_ad_id,
+    checked_matrix,
+    checked_vector,
 )
 
 __all__ = ["NumpyVectorIndex"]
-
-FloatArray = npt.NDArray[np.float32]
 
 _FORMAT = "imgdup-numpy-vector-index/1"
 _FIRST_BLOCK = 1024
@@ -176,8 +175,8 @@ class NumpyVectorIndex:
         if not points:
             return
         ids = [p.id for p in points]
-        matrix = np.stack([_vector(p.vector, self.dim) for p in points])
-        ad_ids = [_check_ad_id(p.ad_id) for p in points]
+        matrix = np.stack([checked_vector(p.vector, self.dim) for p in points])
+        ad_ids = [checked_ad_id(p.ad_id) for p in points]
         codes = self.sketch(matrix)
         records = b"".join(
             _record(pid, ad, p.category, _source_field(p), row)
@@ -244,7 +243,7 @@ class NumpyVectorIndex:
         min_score: float | None = None,
     ) -> list[VectorHit]:
         return self.search_batch(
-            _vector(vector, self.dim)[None, :],
+            checked_vector(vector, self.dim)[None, :],
             limit=limit,
             exclude_ad_ids=[exclude_ad_id],
             categories=[category],
@@ -262,15 +261,15 @@ class NumpyVectorIndex:
         exact: bool = False,
     ) -> list[list[VectorHit]]:
         """`exact=True` scores every vector in scope (a slow reference for checks)."""
-        _check_limit(limit)
-        matrix = _matrix(vectors, self.dim)
-        _check_batch(len(matrix), exclude_ad_ids, categories)
+        check_limit(limit)
+        matrix = checked_matrix(vectors, self.dim)
+        check_batch(len(matrix), exclude_ad_ids, categories)
         if len(matrix) == 0:
             return []
         codes = self.sketch(matrix)
         out: list[list[VectorHit]] = []
         for row, code, exclude, category in zip(matrix, codes, exclude_ad_ids, categories, strict=True):
-            excluded = None if exclude is None else _check_ad_id(exclude)
+            excluded = None if exclude is None else checked_ad_id(exclude)
             out.append(self._search_one(row, code, limit, excluded, category, min_score, exact))
         return out
 

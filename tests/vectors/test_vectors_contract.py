@@ -1,64 +1,31 @@
-"""Consumes imgdup.vectors.store (both adapters) and checks the VectorStore contract."""
+"""Consumes every VectorStore backend (qdrant-edge, Qdrant server, numpy index); checks their contract."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient
+from vector_points import DIM, at_cosine, brute_force, fill, pid, point, random_unit, unit
 
-from imgdup.vectors import store as vectorstore
-from imgdup.vectors.store import (
-    EdgeVectorStore,
-    QdrantServerStore,
-    VectorPoint,
-    VectorStore,
-    open_vector_store,
-)
-
-DIM = 32
+from imgdup.vectors.base import VectorPoint, VectorStore
+from imgdup.vectors.edge import EdgeVectorStore
+from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.qdrant_server import QdrantServerStore
 
 
-def pid(name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"imgdup-test/{name}"))
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (v / np.linalg.norm(v)).astype(np.float32)
-    return out
-
-
-def random_unit(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
-    if n is None:
-        return unit(rng.standard_normal(DIM))
-    m = rng.standard_normal((n, DIM))
-    out: np.ndarray = (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32)
-    return out
-
-
-def at_cosine(v: np.ndarray, cos: float, rng: np.random.Generator) -> np.ndarray:
-    """A unit vector whose cosine with unit vector v is exactly `cos`."""
-    r = rng.standard_normal(DIM)
-    ortho = unit(r - (r @ v) * v)
-    return unit(cos * v + np.sqrt(1.0 - cos**2) * ortho)
-
-
-def point(name: str, vec: np.ndarray, ad_id: int, category: str | None = None) -> VectorPoint:
-    return VectorPoint(image_id=pid(name), vector=vec, ad_id=ad_id, category=category, source="t")
-
-
-@pytest.fixture(params=["edge", "server"])
+@pytest.fixture(params=["edge", "server", "numpy"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     s: VectorStore
     if request.param == "edge":
         s = EdgeVectorStore(tmp_path / "edge", dim=DIM)
-    else:
+    elif request.param == "server":
         s = QdrantServerStore(QdrantClient(location=":memory:"), collection="images", dim=DIM)
+    else:
+        s = NumpyVectorIndex(tmp_path / "index", dim=DIM)
     yield s
     s.close()
 
@@ -66,21 +33,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-def fill(store: VectorStore, rng: np.random.Generator, n: int = 60) -> tuple[list[str], np.ndarray]:
-    """n points; ad_id = i // 3 (three images per ad); categories cycle cars/flats/None."""
-    vecs = random_unit(rng, n)
-    cats = ["cars", "flats", None]
-    names = [f"p{i}" for i in range(n)]
-    store.upsert([point(names[i], vecs[i], i // 3, cats[i % 3]) for i in range(n)])
-    return [pid(x) for x in names], vecs
-
-
-def brute_force(vecs: np.ndarray, q: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
-    scores = np.where(mask, vecs @ q, -np.inf)
-    order = np.argsort(-scores, kind="stable")
-    return [int(i) for i in order[:k] if mask[i]]
 
 
 def test_upsert_same_id_overwrites(store: VectorStore, rng: np.random.Generator) -> None:
@@ -234,119 +186,3 @@ def test_closed_store_refuses_calls(store: VectorStore, rng: np.random.Generator
     store.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         store.search(random_unit(rng), limit=1)
-
-
-def test_edge_reopen_keeps_points(tmp_path: Path, rng: np.random.Generator) -> None:
-    path = tmp_path / "edge"
-    first = EdgeVectorStore(path, dim=DIM)
-    ids, vecs = fill(first, rng, n=30)
-    before = first.search(vecs[5], limit=5, exclude_ad_id=0, category="flats")
-    first.close()
-
-    second = EdgeVectorStore(path, dim=DIM)
-    try:
-        assert second.count() == 30
-        assert second.search(vecs[5], limit=5, exclude_ad_id=0, category="flats") == before
-        assert second.search(vecs[5], limit=1)[0].image_id == ids[5]
-        second.upsert([point("p0", vecs[0], 0, "cars"), point("new", random_unit(rng), 99)])
-        assert second.count() == 31
-    finally:
-        second.close()
-
-    with pytest.raises(Exception, match="vector size"):
-        EdgeVectorStore(path, dim=DIM * 2)
-
-
-def test_edge_folder_is_single_owner(tmp_path: Path) -> None:
-    first = EdgeVectorStore(tmp_path / "edge", dim=DIM)
-    try:
-        with pytest.raises(Exception, match="WAL"):
-            EdgeVectorStore(tmp_path / "edge", dim=DIM)
-    finally:
-        first.close()
-    EdgeVectorStore(tmp_path / "edge", dim=DIM).close()  # free again once closed
-
-
-def concurrent_upsert_and_search(
-    store: VectorStore, vecs: np.ndarray, *, batch: int, read_stride: int, probes: tuple[int, ...]
-) -> None:
-    """Four writers upsert `vecs` in batches while four readers search (every `read_stride`-th
-    vector) with ad exclusion; every point lands and each probe finds itself."""
-    n = len(vecs)
-    share = n // 4
-    start = threading.Barrier(8)
-
-    def writer(k: int) -> None:
-        start.wait()
-        for s in range(k * share, (k + 1) * share, batch):
-            store.upsert([point(f"c{i}", vecs[i], i) for i in range(s, s + batch)])
-
-    def reader(k: int) -> int:
-        start.wait()
-        seen = 0
-        for i in range(k, n, read_stride):
-            hits = store.search(vecs[i], limit=3, exclude_ad_id=i)
-            assert all(h.ad_id != i for h in hits)
-            seen += len(hits)
-        return seen
-
-    with ThreadPoolExecutor(8) as pool:
-        futures: list[Future[object]] = [pool.submit(writer, k) for k in range(4)]
-        futures += [pool.submit(reader, k) for k in range(4)]
-        for f in futures:
-            f.result()
-    assert store.count() == n
-    for i in probes:
-        assert store.search(vecs[i], limit=1)[0].image_id == pid(f"c{i}")
-
-
-def test_edge_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
-    store = EdgeVectorStore(tmp_path / "edge", dim=DIM)
-    try:
-        concurrent_upsert_and_search(
-            store, random_unit(rng, 400), batch=10, read_stride=4, probes=(0, 123, 399)
-        )
-    finally:
-        store.close()
-
-
-def test_open_vector_store_picks_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    edge = open_vector_store(
-        qdrant_url=None, qdrant_api_key=None, edge_path=tmp_path / "e", collection="c", dim=DIM
-    )
-    try:
-        assert isinstance(edge, EdgeVectorStore)
-        assert edge.dim == DIM
-    finally:
-        edge.close()
-
-    calls: list[tuple[str, str | None, str, int]] = []
-
-    def fake_from_url(url: str, *, api_key: str | None, collection: str, dim: int) -> QdrantServerStore:
-        calls.append((url, api_key, collection, dim))
-        return QdrantServerStore(QdrantClient(location=":memory:"), collection=collection, dim=dim)
-
-    monkeypatch.setattr(vectorstore.QdrantServerStore, "from_url", fake_from_url)
-    server = open_vector_store(
-        qdrant_url="http://qdrant:6333",
-        qdrant_api_key="k",
-        edge_path=tmp_path / "unused",
-        collection="images",
-        dim=DIM,
-    )
-    try:
-        assert isinstance(server, QdrantServerStore)
-        assert calls == [("http://qdrant:6333", "k", "images", DIM)]
-        assert not (tmp_path / "unused").exists()
-    finally:
-        server.close()
-
-
-def test_server_store_rejects_mismatched_collection() -> None:
-    client = QdrantClient(location=":memory:")
-    QdrantServerStore(client, collection="images", dim=DIM)  # creates it
-    with pytest.raises(ValueError, match="size=32"):
-        QdrantServerStore(client, collection="images", dim=DIM + 1)
-    again = QdrantServerStore(client, collection="images", dim=DIM)  # reuses it
-    assert again.count() == 0
-    again.close()

@@ -1,50 +1,16 @@
-"""Consumes imgdup.vectors.numpy_index.NumpyVectorIndex: the VectorStore contract (the same tests as the
-qdrant adapters), its sketch search path, persistence and thread-safety."""
+"""Consumes imgdup.vectors.numpy_index.NumpyVectorIndex: its sketch search path, persistence and
+thread-safety (the VectorStore contract runs in test_vectors_contract)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import test_vectorstore as contract
-from test_vectorstore import (  # the VectorStore contract, run here against NumpyVectorIndex
-    test_a_second_vector_of_an_image_is_found_as_that_image,
-    test_bad_input_is_refused,
-    test_category_filter,
-    test_closed_store_refuses_calls,
-    test_exclude_ad_id,
-    test_min_score,
-    test_nearest_neighbour_matches_brute_force,
-    test_search_batch_equals_search,
-    test_upsert_same_id_overwrites,
-)
+from vector_points import DIM, concurrent_upsert_and_search, fill, pid, point, random_unit
 
+from imgdup.vectors.base import VectorPoint
 from imgdup.vectors.numpy_index import NumpyVectorIndex
-from imgdup.vectors.store import VectorPoint
-
-__all__ = [
-    "test_a_second_vector_of_an_image_is_found_as_that_image",
-    "test_bad_input_is_refused",
-    "test_category_filter",
-    "test_closed_store_refuses_calls",
-    "test_exclude_ad_id",
-    "test_min_score",
-    "test_nearest_neighbour_matches_brute_force",
-    "test_search_batch_equals_search",
-    "test_upsert_same_id_overwrites",
-]
-
-DIM = contract.DIM
-pid, point = contract.pid, contract.point
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NumpyVectorIndex]:
-    s = NumpyVectorIndex(tmp_path / "index", dim=DIM)
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -116,7 +82,7 @@ def test_sketch_path_applies_category_and_exclusion(tmp_path: Path, rng: np.rand
 def test_reopen_replays_the_log_and_cuts_a_torn_tail(tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "index"
     first = NumpyVectorIndex(path, dim=DIM)
-    ids, vecs = contract.fill(first, rng, n=30)
+    ids, vecs = fill(first, rng, n=30)
     first.upsert([point("p3", vecs[4], 77, "flats")])  # overwrite: the last record wins on replay
     before = first.search(vecs[5], limit=5, exclude_ad_id=0, category="flats")
     first.close()
@@ -129,7 +95,7 @@ def test_reopen_replays_the_log_and_cuts_a_torn_tail(tmp_path: Path, rng: np.ran
         moved = second.search(vecs[4], limit=2, category="flats")
         assert {h.image_id for h in moved} == {ids[3], ids[4]}
         assert all(h.image_id != ids[3] for h in second.search(vecs[3], limit=30, category="cars"))
-        second.upsert([point("new", contract.random_unit(rng), 99)])
+        second.upsert([point("new", random_unit(rng), 99)])
         second.compact()
         assert second.count() == 31
     finally:
@@ -148,7 +114,7 @@ def test_reopen_keeps_which_image_a_second_vector_belongs_to(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
     path = tmp_path / "index"
-    photo = contract.random_unit(rng)
+    photo = random_unit(rng)
     first = NumpyVectorIndex(path, dim=DIM)
     first.upsert([VectorPoint(pid("shot"), photo, 5, "cars", "t", point_id=pid("shot/photo"))])
     first.compact()
@@ -174,8 +140,8 @@ def test_folder_is_single_owner(tmp_path: Path) -> None:
 def test_concurrent_upsert_and_search(tmp_path: Path, rng: np.random.Generator) -> None:
     store = NumpyVectorIndex(tmp_path / "index", dim=DIM, exact_below=0, rerank=16)
     try:
-        contract.concurrent_upsert_and_search(
-            store, contract.random_unit(rng, 2400), batch=50, read_stride=16, probes=(0, 1234, 2399)
+        concurrent_upsert_and_search(
+            store, random_unit(rng, 2400), batch=50, read_stride=16, probes=(0, 1234, 2399)
         )
     finally:
         store.close()
