@@ -1,0 +1,275 @@
+"""The Helm chart -> static checks of Chart.yaml, values.yaml and the templates, and checks of the
+chart rendered and linted by Helm's own engine: the `helm` binary when it is on PATH, else the
+`helm_python` bindings (helm-python-sdk, Helm's Go SDK as a shared library). Without either, the
+tests that need a render are skipped, with the reason; the static checks always run."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from deploy_files import API_PORT, CHART_DIR, SECRET_NAME, WORKER_METRICS_PORT
+
+DATABASE_URL = "postgresql://imgdup:test-db-password@db.example:5432/imgdup"
+API_TOKEN = "test-api-token-value"
+BASE_VALUES: dict[str, Any] = {
+    "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
+    "qdrant": {"url": "http://qdrant:6333"},
+    "secrets": {"databaseUrl": DATABASE_URL, "apiToken": API_TOKEN},
+    "api": {"ingress": {"enabled": True, "className": "nginx"}},
+}
+DEPLOYMENTS = {"api": None, "worker": "images", "verifier": "verifier", "clusterer": "clusterer"}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def test_chart_metadata_and_values() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2" and chart["name"] == "imgdup" and chart["version"]
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    for component in ("api", "worker", "verifier", "clusterer", "migrations"):
+        resources = values[component]["resources"]
+        assert resources["requests"] and resources["limits"], component
+    assert "autoscaling" not in values["clusterer"] and "replicas" not in values["clusterer"]
+    assert not values["secrets"]["databaseUrl"] and not values["secrets"]["apiToken"], "no secret defaults"
+    assert not any(SECRET_NAME.search(key) for key in values["settings"])
+
+
+def test_chart_templates_reference_existing_values() -> None:
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    optional = {"clusterer.replicas"}  # guarded by hasKey: only set to be refused
+    for path in (CHART_DIR / "templates").iterdir():
+        for ref in re.findall(r"\.Values\.([A-Za-z0-9_.]+)", path.read_text()):
+            if ref in optional:
+                continue
+            node: Any = values
+            for part in ref.split("."):
+                assert isinstance(node, dict) and part in node, (
+                    f"{path.name}: .Values.{ref} not in values.yaml"
+                )
+                node = node[part]
+
+
+class HelmError(Exception):
+    pass
+
+
+def _helm_binary() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]] | None:
+    helm = shutil.which("helm")
+    if helm is None:
+        return None
+
+    def run(args: list[str], values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        with tempfile.TemporaryDirectory() as folder:
+            values_file = Path(folder) / "values.yaml"
+            values_file.write_text(yaml.safe_dump(values))
+            command = [helm, *args, "--values", str(values_file)]
+            return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    def render(values: dict[str, Any]) -> str:
+        result = run(["template", "rel", str(CHART_DIR), "--namespace", "ns"], values)
+        if result.returncode != 0:
+            raise HelmError(result.stderr)
+        return result.stdout
+
+    def lint(values: dict[str, Any]) -> list[str]:
+        result = run(["lint", "--strict", str(CHART_DIR)], values)
+        return [] if result.returncode == 0 else [result.stdout + result.stderr]
+
+    return render, lint
+
+
+def _helm_library() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]] | None:
+    try:
+        import helm_python  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+
+    def render(values: dict[str, Any]) -> str:
+        try:
+            with helm_python.Chart.load(CHART_DIR) as chart:
+                manifests = chart.render(values, name="rel", namespace="ns", is_install=True)
+        except helm_python.HelmError as exc:
+            raise HelmError(str(exc)) from exc
+        return "\n---\n".join(text for path, text in sorted(manifests.items()) if path.endswith(".yaml"))
+
+    def lint(values: dict[str, Any]) -> list[str]:
+        report = helm_python.lint(CHART_DIR, values, strict=True)
+        return [*report["errors"], *(m["error"] for m in report["messages"] if m["severity"] >= 2)]
+
+    return render, lint
+
+
+@pytest.fixture(scope="module")
+def helm() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]]:
+    engine = _helm_binary() or _helm_library()
+    if engine is None:
+        pytest.skip("no Helm engine: install `helm`, or helm-python-sdk (Helm's Go SDK) in the venv")
+    return engine
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+@pytest.fixture(scope="module")
+def rendered(helm: Any) -> list[dict[str, Any]]:
+    render, _lint = helm
+    return _objects(render(BASE_VALUES))
+
+
+def test_helm_lint(helm: Any) -> None:
+    _render, lint = helm
+    assert lint(BASE_VALUES) == []
+
+
+def test_helm_renders_every_object(rendered: list[dict[str, Any]]) -> None:
+    kinds = sorted(o["kind"] for o in rendered)
+    assert kinds.count("Deployment") == 4
+    assert kinds.count("HorizontalPodAutoscaler") == 3
+    assert {"Service", "ConfigMap", "Secret", "Job", "Ingress"} <= set(kinds)
+    deployments = _by_kind(rendered, "Deployment")
+    assert set(deployments) == {f"rel-imgdup-{name}" for name in DEPLOYMENTS}
+    service = _by_kind(rendered, "Service")["rel-imgdup-api"]
+    assert service["spec"]["selector"] == deployments["rel-imgdup-api"]["spec"]["selector"]["matchLabels"]
+    ingress = _by_kind(rendered, "Ingress")["rel-imgdup-api"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "rel-imgdup-api"
+
+
+def test_helm_autoscaling_excludes_the_clusterer(rendered: list[dict[str, Any]]) -> None:
+    hpas = _by_kind(rendered, "HorizontalPodAutoscaler").values()
+    targets = {h["spec"]["scaleTargetRef"]["name"] for h in hpas}
+    assert targets == {"rel-imgdup-api", "rel-imgdup-worker", "rel-imgdup-verifier"}
+    for hpa in hpas:
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert hpa["spec"]["maxReplicas"] >= hpa["spec"]["minReplicas"] >= 1
+    clusterer = _by_kind(rendered, "Deployment")["rel-imgdup-clusterer"]["spec"]
+    assert clusterer["replicas"] == 1 and clusterer["strategy"] == {"type": "Recreate"}
+    for name in ("api", "worker", "verifier"):
+        assert "replicas" not in _by_kind(rendered, "Deployment")[f"rel-imgdup-{name}"]["spec"], name
+
+
+def test_helm_pods(rendered: list[dict[str, Any]]) -> None:
+    deployments = _by_kind(rendered, "Deployment")
+    for name, role in DEPLOYMENTS.items():
+        pod = deployments[f"rel-imgdup-{name}"]["spec"]["template"]
+        (container,) = pod["spec"]["containers"]
+        assert container["resources"]["requests"] and container["resources"]["limits"], name
+        assert container["livenessProbe"] and container["readinessProbe"], name
+        port = API_PORT if role is None else WORKER_METRICS_PORT
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(port), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert port in ports.values(), name
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        if role is None:
+            assert container["args"] == ["api"]
+            assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        else:
+            assert container["args"] == ["worker", "--roles", role]
+            health = ["imgdup", "health", "--roles", role]
+            assert container["livenessProbe"]["exec"]["command"] == health, name
+            assert container["startupProbe"]["exec"]["command"] == health, name
+            assert container["readinessProbe"]["httpGet"]["port"] == "metrics", name
+    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    assert configmap["IMGDUP_WORKER_METRICS_PORT"] == str(WORKER_METRICS_PORT)
+    assert configmap["KAFKA_BOOTSTRAP_SERVERS"] == BASE_VALUES["kafka"]["bootstrapServers"]
+    assert configmap["QDRANT_URL"] == BASE_VALUES["qdrant"]["url"]
+
+
+def _containers(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for o in objects:
+        if o["kind"] in ("Deployment", "Job"):
+            for c in o["spec"]["template"]["spec"]["containers"]:
+                yield o["metadata"]["name"], c
+
+
+def test_helm_secrets_are_references(rendered: list[dict[str, Any]]) -> None:
+    for obj in rendered:
+        if obj["kind"] != "Secret":
+            text = yaml.safe_dump(obj)
+            assert DATABASE_URL not in text and API_TOKEN not in text, f"secret inline in {obj['kind']}"
+    for owner, container in _containers(rendered):
+        env = {e["name"]: e for e in container.get("env", [])}
+        for name, entry in env.items():
+            if SECRET_NAME.search(name):
+                assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (owner, name)
+        # Every process loads production settings, which need both.
+        assert {"DATABASE_URL", "IMGDUP_API_TOKEN"} <= set(env), owner
+    secret = _by_kind(rendered, "Secret")["rel-imgdup"]
+    assert base64.b64decode(secret["data"]["DATABASE_URL"]).decode() == DATABASE_URL
+    assert base64.b64decode(secret["data"]["IMGDUP_API_TOKEN"]).decode() == API_TOKEN
+    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    assert not any(SECRET_NAME.search(key) for key in configmap)
+
+
+def test_helm_existing_secret(helm: Any) -> None:
+    render, _lint = helm
+    values = _merge(
+        BASE_VALUES, {"secrets": {"existingSecret": "imgdup-prod", "databaseUrl": "", "apiToken": ""}}
+    )
+    objects = _objects(render(values))
+    assert not _by_kind(objects, "Secret"), "no Secret is created when one exists"
+    for owner, container in _containers(objects):
+        for entry in container.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == "imgdup-prod", owner
+
+
+def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
+    (job,) = _by_kind(rendered, "Job").values()
+    hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert hooks == {"pre-install", "pre-upgrade"}
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert re.search(r"imgdup migrate\s*&&\s*imgdup topics", " ".join(container["command"]))
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # On a first install the chart's Secret does not exist yet: the Job reads a hook Secret.
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "DATABASE_URL"]
+    hook_secret = _by_kind(rendered, "Secret")[ref["name"]]
+    weights = (hook_secret["metadata"]["annotations"], job["metadata"]["annotations"])
+    assert int(weights[0]["helm.sh/hook-weight"]) < int(weights[1]["helm.sh/hook-weight"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == BASE_VALUES["kafka"]["bootstrapServers"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"clusterer": {"replicas": 2}}, "clusterer.replicas must be 1"),
+        ({"settings": {"IMGDUP_API_TOKEN": "x"}}, "looks like a secret"),
+        ({"worker": {"autoscaling": {"maxReplicas": 64}}}, "partitions"),
+        ({"kafka": {"bootstrapServers": ""}}, "kafka.bootstrapServers is required"),
+        ({"secrets": {"databaseUrl": ""}}, "secrets.existingSecret"),
+        ({"secrets": {"apiToken": "short"}}, "16+ characters"),
+    ],
+)
+def test_helm_refuses_bad_values(helm: Any, extra: dict[str, Any], message: str) -> None:
+    render, _lint = helm
+    with pytest.raises(HelmError, match=re.escape(message)):
+        render(_merge(BASE_VALUES, extra))
