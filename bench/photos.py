@@ -4,7 +4,6 @@ another ad). Nothing is downloaded; the same seed gives the same files."""
 
 from __future__ import annotations
 
-import io
 import random
 from dataclasses import dataclass
 from importlib.resources import files
@@ -13,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgdup.ops.demo.feed import _EDITS
+# The demo feed's edits and its JPEG encoder, so bench copies are made as the demo's are.
+from imgdup.ops.demo.feed import _EDITS, _encode
 
 # Real photographs only (no synthetic charts); motorcycle_right is left out because it is a
 # second shot of motorcycle_left (a near-duplicate of it); brick, grass and gravel because
@@ -81,12 +81,6 @@ def distinct_tiles(seed: int = 11) -> list[tuple[str, Image.Image]]:
     return tiles
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def build_ads(
     out_dir: Path,
     tiles: list[tuple[str, Image.Image]],
@@ -109,7 +103,7 @@ def build_ads(
     mine: list[BenchImage] = []
     for group, tile in tiles[:originals]:
         image = BenchImage(f"{group}.jpg", group, "original")
-        (out_dir / image.name).write_bytes(_jpeg(tile, 92))
+        (out_dir / image.name).write_bytes(_encode(tile, 92))
         mine.append(image)
     pool = mine + (copy_from or [])
     order: list[BenchImage] = list(mine)
@@ -119,7 +113,7 @@ def build_ads(
         transform, quality = _EDITS[edit]
         copy = BenchImage(f"{source.group}__{edit}-{n}.jpg", source.group, edit)
         edited = transform(by_group[source.group], random.Random(f"{seed}:{copy.name}"))
-        (out_dir / copy.name).write_bytes(_jpeg(ImageOps.exif_transpose(edited), quality))
+        (out_dir / copy.name).write_bytes(_encode(ImageOps.exif_transpose(edited), quality))
         # Somewhere after its original (or anywhere when the original was posted earlier).
         start = order.index(source) + 1 if source in order else 0
         order.insert(rng.randint(start, len(order)), copy)
