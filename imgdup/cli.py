@@ -5,21 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from imgdup.ops.embedded import StackError
 from imgdup.settings import ALL_ROLES, Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with the command line's options on top."""
+    overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
-        os.environ["IMGDUP_DATA_DIR"] = str(args.data_dir)
+        overrides["data_dir"] = args.data_dir
     if getattr(args, "api_port", None):
-        os.environ["IMGDUP_API_PORT"] = str(args.api_port)
-    return Settings()
+        overrides["api_port"] = args.api_port
+    return Settings(**overrides)
 
 
 def _with_stack_endpoints(settings: Settings) -> Settings:
@@ -63,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from imgdup.store.db import open_pool
-    from imgdup.store.repository import progress
+    from imgdup.store.progress import progress
 
     settings = _with_stack_endpoints(_settings(args))
     if settings.database_url is None:
@@ -152,6 +154,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from agents import register_roles
+    from streams.app import build_app
     from streams.worker import run_worker
 
     settings = Settings()
@@ -160,10 +164,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown roles {sorted(unknown)}; known: {list(ALL_ROLES)}", file=sys.stderr)
         return 2
-    # Read by the Faust app's settings when it is imported: it names the consumer group.
-    os.environ["IMGDUP_WORKER_ROLES"] = ",".join(roles)
-    sys.argv = [sys.argv[0], "worker"]  # Faust parses argv itself
-    run_worker(roles, loglevel=args.loglevel)
+    # The roles name the consumer group and the heartbeat file.
+    settings = settings.model_copy(update={"worker_roles": roles})
+    app = build_app(settings)
+    register_roles(app, settings.worker_roles)
+    run_worker(app, loglevel=args.loglevel)
     return 0
 
 

@@ -15,10 +15,12 @@ EMBEDDINGS_PROCESSED = Counter(
 IMAGES_FAILED = Counter(
     "imgdup_images_failed_total", "Images that could not be indexed", ["reason"], registry=REGISTRY
 )
-# Seed name ann query latency -> imgdup_ann_query_seconds (histogram).
+# Seed name ann query latency -> imgdup_ann_query_seconds (histogram). One observation per search
+# call: the images agent searches all of an ad's vectors (its images and framed photos) in one
+# batched call, so this is the latency the pipeline waits for, not a per-vector share of it.
 ANN_QUERY_SECONDS = Histogram(
     "imgdup_ann_query_seconds",
-    "Vector store top-K query latency",
+    "Vector store top-K search latency, one observation per batched search of an ad's vectors",
     registry=REGISTRY,
     buckets=_LATENCY_BUCKETS,
 )

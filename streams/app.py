@@ -1,12 +1,14 @@
-"""Settings -> the Faust app and its topic handles (agents import both from here)."""
+"""Settings -> a Faust app and its topic handles (StreamsApp), built by a function: importing this module
+builds nothing and reads no settings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from imgdup.settings import ALL_ROLES, Settings, get_settings
+from imgdup.settings import ALL_ROLES, Settings
 from schemas import topics
 from streams.transport import FAUST_FETCH_MAX_WAIT_MS, Transport
 
@@ -55,29 +57,42 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-settings = get_settings()
-app = create_app(settings)
+@dataclass(frozen=True)
+class Topics:
+    """The Faust handles of every topic a worker reads or writes (names from schemas.topics)."""
+
+    ad_images_in: faust.TopicT  # live and replayed ad events, read through one channel
+    image_candidates: faust.TopicT
+    pairs_verified: faust.TopicT
+    duplicates: faust.TopicT
+    dead_letters: faust.TopicT
 
 
-def _topic(spec: topics.TopicSpec) -> faust.TopicT:
-    return app.topic(
-        spec.name,
-        partitions=topics.partitions_of(spec, settings.topic_partitions),
-        key_serializer="raw",
-        value_serializer="raw",
+@dataclass(frozen=True)
+class StreamsApp:
+    settings: Settings
+    faust: faust.App
+    topics: Topics
+
+
+def build_app(settings: Settings) -> StreamsApp:
+    app = create_app(settings)
+
+    def topic(*specs: topics.TopicSpec) -> faust.TopicT:
+        names = [spec.name for spec in specs]
+        if len(specs) > 1:  # a channel over several topics has no partition count of its own
+            return app.topic(*names, key_serializer="raw", value_serializer="raw")
+        partitions = topics.partitions_of(specs[0], settings.topic_partitions)
+        return app.topic(*names, partitions=partitions, key_serializer="raw", value_serializer="raw")
+
+    return StreamsApp(
+        settings=settings,
+        faust=app,
+        topics=Topics(
+            ad_images_in=topic(topics.AD_IMAGES_CREATED, topics.AD_IMAGES_REPLAY),
+            image_candidates=topic(topics.IMAGE_CANDIDATES),
+            pairs_verified=topic(topics.PAIRS_VERIFIED),
+            duplicates=topic(topics.DUPLICATES),
+            dead_letters=topic(topics.DEAD_LETTERS),
+        ),
     )
-
-
-ad_images_created = _topic(topics.AD_IMAGES_CREATED)
-ad_images_replay = _topic(topics.AD_IMAGES_REPLAY)
-image_candidates = _topic(topics.IMAGE_CANDIDATES)
-pairs_verified = _topic(topics.PAIRS_VERIFIED)
-duplicates = _topic(topics.DUPLICATES)
-dead_letters = _topic(topics.DEAD_LETTERS)
-# The images agent reads live and replayed events through one channel.
-ad_images_in = app.topic(
-    topics.AD_IMAGES_CREATED.name,
-    topics.AD_IMAGES_REPLAY.name,
-    key_serializer="raw",
-    value_serializer="raw",
-)

@@ -6,9 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import faust
+
 from imgdup import metrics
 from schemas import DeadLetterV1
-from streams import app as streams_app
 
 log = logging.getLogger(__name__)
 MAX_ORIGINAL_BYTES = 64 * 1024
@@ -23,6 +24,7 @@ def _text(value: bytes | str | None, limit: int = MAX_ORIGINAL_BYTES) -> str | N
 
 
 async def dead_letter(
+    topic: faust.TopicT,
     message: Any,
     *,
     reason: str,
@@ -55,9 +57,7 @@ async def dead_letter(
         "imgdup-source-offset": str(message.offset).encode(),
         "imgdup-attempt": b"1",
     }
-    fut = await streams_app.dead_letters.send(
-        key=message.key, value=record.model_dump_json().encode(), headers=headers
-    )
+    fut = await topic.send(key=message.key, value=record.model_dump_json().encode(), headers=headers)
     await fut
     metrics.DEAD_LETTERS.labels(reason, message.topic).inc()
     log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)

@@ -1,36 +1,35 @@
-"""Settings -> the worker's shared resources (DB pool, HTTP client, thread pool, embedder, vector store)."""
+"""Settings -> the worker's shared resources (DB pool, HTTP client, thread pools, embedder, vector store) and
+the context each step runs in."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
-import psycopg
 import psycopg_pool
 
 from imgdup import metrics
-from imgdup.analysis.batching import EmbeddingBatcher
-from imgdup.analysis.fetch import FetchPolicy
+from imgdup.analysis.analyse import AnalysedImage
+from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
+from imgdup.analysis.fetch import FetchPolicy, fetch_image
 from imgdup.settings import Settings
+from imgdup.steps.cluster import ClusterContext
+from imgdup.steps.index import IndexContext
+from imgdup.steps.verify import VerifyContext
 from imgdup.store.db import open_pool
+from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorStore
 from imgdup.vectors.factory import open_vector_store
+from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Errors that say "the database or network is briefly unavailable", never "this message is bad".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    ConnectionError,
-)
 
 
 @dataclass
@@ -87,6 +86,34 @@ class Runtime:
     async def run_cpu(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn)
 
+    async def index_context(self) -> IndexContext:
+        embedder = await self.embedder()
+        batcher = await self.batcher()
+
+        async def analyse(blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
+            return await analyse_with_batcher(
+                blobs, batcher, self.run_cpu, max_pixels=self.settings.decode_max_pixels
+            )
+
+        return IndexContext(
+            pool=self.pool,
+            vectors=await self.store(),
+            fetch=lambda url: fetch_image(self.http, url, self.fetch_policy),
+            analyse=analyse,
+            run_cpu=self.run_cpu,
+            embedder_name=embedder.name,
+            embedding_model=embedder.version,
+            top_k=self.settings.ann_top_k,
+            min_score=self.settings.ann_min_score,
+        )
+
+    async def verify_context(self) -> VerifyContext:
+        embedder = await self.embedder()
+        return VerifyContext(pool=self.pool, run_cpu=self.run_cpu, embedding_model=embedder.version)
+
+    def cluster_context(self) -> ClusterContext:
+        return ClusterContext(pool=self.pool)
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.pool.close()
@@ -96,10 +123,6 @@ class Runtime:
             self._store.close()
         self.cpu.shutdown(wait=True)
         self.model.shutdown(wait=True)
-
-
-_runtime: Runtime | None = None
-_runtime_lock = asyncio.Lock()
 
 
 def single_threaded_kernels() -> None:
@@ -117,64 +140,46 @@ def single_threaded_kernels() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-async def get_runtime(settings: Settings) -> Runtime:
-    global _runtime
-    async with _runtime_lock:
-        if _runtime is None:
-            single_threaded_kernels()
-            pool = await retry_transient("startup", lambda: open_pool(settings.database_dsn()))
-            _runtime = Runtime(
-                settings=settings,
-                pool=pool,
-                http=httpx.AsyncClient(
-                    trust_env=False,
-                    timeout=httpx.Timeout(settings.download_timeout_s),
-                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-                    headers={"User-Agent": "imgdup/0.1 (+duplicate photo detection)"},
-                ),
-                cpu=ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="imgdup-cpu"),
-                fetch_policy=FetchPolicy.from_cidrs(
-                    settings.allow_private_networks,
-                    timeout_s=settings.download_timeout_s,
-                    max_bytes=settings.download_max_bytes,
-                    max_redirects=settings.download_max_redirects,
-                ),
-            )
-        return _runtime
+async def open_runtime(settings: Settings) -> Runtime:
+    """The worker's shared resources; the database pool waits out a database that is not up yet."""
+    single_threaded_kernels()
+    pool = await retry_transient("startup", open_pool, settings.database_dsn())
+    return Runtime(
+        settings=settings,
+        pool=pool,
+        http=httpx.AsyncClient(
+            trust_env=False,
+            timeout=httpx.Timeout(settings.download_timeout_s),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            headers={"User-Agent": "imgdup/0.1 (+duplicate photo detection)"},
+        ),
+        cpu=ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="imgdup-cpu"),
+        fetch_policy=FetchPolicy.from_cidrs(
+            settings.allow_private_networks,
+            timeout_s=settings.download_timeout_s,
+            max_bytes=settings.download_max_bytes,
+            max_redirects=settings.download_max_redirects,
+        ),
+    )
 
 
-async def close_runtime() -> None:
-    global _runtime
-    async with _runtime_lock:
-        if _runtime is not None:
-            await _runtime.close()
-            _runtime = None
+class SharedRuntime:
+    """One Runtime per worker process, opened by the first agent that needs it (inside the event
+    loop) and shared by every agent of the process."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._runtime: Runtime | None = None
+        self._lock = asyncio.Lock()
 
-async def retry_transient(stage: str, fn: Callable[[], Awaitable[T]], *, max_delay: float = 30.0) -> T:
-    """Retry `fn` while it fails with a transient error; the message stays un-acked meanwhile.
+    async def get(self) -> Runtime:
+        async with self._lock:
+            if self._runtime is None:
+                self._runtime = await open_runtime(self.settings)
+            return self._runtime
 
-    Nothing is dead-lettered for an outage: when the database comes back the work goes on.
-    """
-    delay = 0.5
-    while True:
-        try:
-            return await fn()
-        except TRANSIENT_ERRORS as exc:
-            metrics.TRANSIENT_RETRIES.labels(stage).inc()
-            log.warning("%s: transient error, retrying in %.1fs: %s", stage, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(max_delay, delay * 2)
-
-
-async def for_each_message(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """Run `handle` on each message and ack it only once `handle` returned.
-
-    Faust's default iteration acks the current event in a `finally` block, so a step cancelled
-    half-way (SIGTERM, rebalance) would have its offset committed and its work lost. With acks
-    taken over here, a cancelled step leaves its message un-acked and it is delivered again.
-    """
-    acking = stream.noack()
-    async for event in acking.events():
-        await handle(event.message)
-        await acking.ack(event)
+    async def close(self) -> None:
+        async with self._lock:
+            if self._runtime is not None:
+                await self._runtime.close()
+                self._runtime = None

@@ -23,8 +23,9 @@ from imgdup.kafka.publisher import EventPublisher
 from imgdup.kafka.topic_admin import ensure_topics
 from imgdup.ops.embedded import Broker, Postgres, StackError, port_open, start_broker, start_postgres
 from imgdup.settings import ALL_ROLES, Settings
-from imgdup.store import repository
 from imgdup.store.db import migrate, open_pool
+from imgdup.store.events import unfinished_events
+from imgdup.store.pairs import unfinished_pairs, verified_pair_from_row
 from schemas import CandidatePairV1, ImageRef, topics
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Stack:
         for name, roles in self.workers().items():
             self._spawn(name, [sys.executable, "-m", "imgdup", "worker", "--roles", ",".join(roles)])
         self.say(f"[5/5] starting the API on http://{s.api_host}:{s.api_port} ...")
-        self._spawn("api", [sys.executable, "-m", "imgdup", "api"])
+        self._spawn("api", [sys.executable, "-m", "imgdup", "api", "--api-port", str(s.api_port)])
         self.api_url = f"http://{s.api_host}:{s.api_port}"
         self._wait_for_api()
         self.write_stack_file()
@@ -271,13 +272,13 @@ async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
     pool = await open_pool(dsn, max_size=2)
     publisher = EventPublisher(kafka, client_id="imgdup-redrive")
     try:
-        events = await repository.unfinished_events(pool)
+        events = await unfinished_events(pool)
         for payload in events:
             ad_id = json.loads(payload)["ad_id"]
             await publisher.publish(
                 topics.AD_IMAGES_CREATED.name, key=str(ad_id).encode(), value=payload.encode()
             )
-        pairs = await repository.unfinished_pairs(pool)
+        pairs = await unfinished_pairs(pool)
         for row in pairs:
             if row["status"] == "candidate":
                 candidate = CandidatePairV1(
@@ -294,7 +295,7 @@ async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
                     value=candidate.model_dump_json().encode(),
                 )
             else:
-                verified = repository.verified_pair_from_row(row)
+                verified = verified_pair_from_row(row)
                 await publisher.publish(
                     topics.PAIRS_VERIFIED.name,
                     key=verified.pair_id.encode(),

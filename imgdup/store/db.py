@@ -1,12 +1,17 @@
-"""Postgres DSN -> connection pools and schema migrations (SQL files under infra/sql)."""
+"""Postgres DSN -> connection pools, single-statement connections and schema migrations (infra/sql)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
@@ -59,3 +64,17 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 8) -> AsyncC
     pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False)
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+@asynccontextmanager
+async def single_statement(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pooled connection in autocommit mode, for work that is one statement (atomic on its
+    own): one round trip instead of BEGIN, statement, COMMIT. The verifier runs two such
+    statements per pair, three or four per image."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection is discarded anyway
+                await conn.set_autocommit(False)

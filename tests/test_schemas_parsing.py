@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
-
-# streams.app builds the Faust app from settings at import time; building it contacts no broker.
-os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
 
 from schemas import AdImagesCreatedV1
 from schemas.parsing import InvalidEvent, parse_ad_event

@@ -1,0 +1,125 @@
+"""Ad events -> `ingest_events`, `ads` and `images` rows: an event's processing state, from accepted to
+indexed or dead (the exact answer to "is everything processed?")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+from imgdup import ids
+from schemas import AdImagesCreatedV1
+
+
+async def accept_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> bool:
+    """Record an event accepted by the API before it is published. True when it is new."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO ingest_events (event_id, ad_id, payload, replay) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (event.event_id, event.ad_id, event.model_dump_json(), event.replay),
+        )
+        return cur.rowcount == 1
+
+
+async def forget_accepted_event(pool: AsyncConnectionPool, event_id: str) -> None:
+    """Undo accept_event when publishing failed, so `wait` does not wait for it forever."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "DELETE FROM ingest_events WHERE event_id = %s AND status = 'accepted'", (event_id,)
+        )
+
+
+@dataclass(frozen=True)
+class EventImage:
+    """An image of an event as Postgres knows it when the event's processing begins."""
+
+    image_id: str
+    url: str
+    position: int
+    status: str
+    embedding: bytes | None
+    embedding_model: str | None
+    photo_embedding: bytes | None = None
+
+
+async def begin_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> list[EventImage]:
+    """Upsert the event, its ad and its image rows; return the images with what is known of them."""
+    urls = [str(url) for url in event.images]
+    image_ids = [ids.image_id(event.ad_id, url) for url in urls]
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO ingest_events (event_id, ad_id, payload, replay, status)"
+            " VALUES (%s, %s, %s, %s, 'processing')"
+            " ON CONFLICT (event_id) DO UPDATE SET status = 'processing', updated_at = now()"
+            " WHERE ingest_events.status = 'accepted'",
+            (event.event_id, event.ad_id, event.model_dump_json(), event.replay),
+        )
+        await conn.execute(
+            "INSERT INTO ads (ad_id, source, category, seller_id, last_event_id)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (ad_id) DO UPDATE SET source = EXCLUDED.source,"
+            " category = EXCLUDED.category, seller_id = EXCLUDED.seller_id,"
+            " last_event_id = EXCLUDED.last_event_id",
+            (event.ad_id, event.source, event.category, event.seller_id, event.event_id),
+        )
+        await conn.execute(
+            "INSERT INTO images (image_id, ad_id, url, position)"
+            " SELECT u.image_id, %s, u.url, u.position"
+            " FROM unnest(%s::uuid[], %s::text[], %s::int[]) AS u(image_id, url, position)"
+            " ON CONFLICT (image_id) DO NOTHING",
+            (event.ad_id, image_ids, urls, list(range(len(urls)))),
+        )
+        cur = await conn.cursor(row_factory=class_row(EventImage)).execute(
+            "SELECT image_id::text AS image_id, url, position, status, embedding, embedding_model,"
+            " photo_embedding FROM images WHERE image_id = ANY(%s::uuid[])",
+            (image_ids,),
+        )
+        rows = await cur.fetchall()
+    by_id = {row.image_id: row for row in rows}
+    return [by_id[image] for image in image_ids]
+
+
+async def finish_event(pool: AsyncConnectionPool, event_id: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE ingest_events SET status = 'indexed', updated_at = now()"
+            " WHERE event_id = %s AND status <> 'dead'",
+            (event_id,),
+        )
+
+
+async def mark_event_dead(
+    pool: AsyncConnectionPool,
+    *,
+    event_id: str,
+    ad_id: int | None,
+    payload: str,
+    reason: str,
+) -> None:
+    """A dead event is finished: `wait` stops waiting for it. Unknown events are recorded too."""
+    try:
+        payload_json = json.dumps(json.loads(payload))
+    except ValueError:
+        payload_json = json.dumps({"unparsed": payload[:10_000]})
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO ingest_events (event_id, ad_id, payload, status, dead_reason)"
+            " VALUES (%s, %s, %s, 'dead', %s)"
+            " ON CONFLICT (event_id) DO UPDATE SET status = 'dead',"
+            " dead_reason = EXCLUDED.dead_reason, updated_at = now()",
+            (event_id, ad_id if ad_id is not None else 0, payload_json, reason),
+        )
+
+
+async def unfinished_events(pool: AsyncConnectionPool, limit: int = 10_000) -> list[str]:
+    """Payloads of events accepted but not finished, oldest first (for redrive after a restart)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT payload::text FROM ingest_events WHERE status IN ('accepted', 'processing')"
+            " ORDER BY accepted_at LIMIT %s",
+            (limit,),
+        )
+        return [row[0] for row in await cur.fetchall()]

@@ -1,0 +1,89 @@
+"""imgdup.steps.index on a real Postgres and vector index, without Kafka: an ad event in; its images
+indexed, its failed images as data, and the candidate pairs its neighbours make out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from PIL import ImageOps
+
+from imgdup import ids
+from imgdup.steps.index import IndexContext, finish_event, index_ad
+from schemas import AdImagesCreatedV1
+from tests.helpers.fakes import Web
+from tests.helpers.photos import jpeg, photo
+
+
+def _event(ad_id: int, *urls: str, **changes: Any) -> AdImagesCreatedV1:
+    return AdImagesCreatedV1(
+        schema_version=1,
+        event_id=f"evt-{ad_id}",
+        ad_id=ad_id,
+        source="olx.pt",
+        images=list(urls),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        **changes,
+    )
+
+
+def _rows(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_one_failed_image_is_data_and_the_others_are_indexed(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    web.files["https://cdn.example/a.jpg"] = jpeg(photo("astronaut"))
+    event = _event(1, "https://cdn.example/a.jpg", "https://cdn.example/missing.jpg")
+
+    result = await index_ad(index_context, event)
+
+    assert result.candidates == []  # nothing else indexed yet
+    [failure] = result.failures
+    assert (failure.url, failure.reason) == ("https://cdn.example/missing.jpg", "http_404")
+    assert failure.image_id == ids.image_id(1, "https://cdn.example/missing.jpg")
+    states = dict(_rows(clean_db, "SELECT url, status || ':' || coalesce(error_reason, '') FROM images"))
+    assert states == {
+        "https://cdn.example/a.jpg": "indexed:",
+        "https://cdn.example/missing.jpg": "failed:http_404",
+    }
+    # Not finished until the caller has handed the candidates on.
+    assert _rows(clean_db, "SELECT status FROM ingest_events") == [("processing",)]
+    await finish_event(index_context, event, published=0)
+    assert _rows(clean_db, "SELECT status FROM ingest_events") == [("indexed",)]
+
+
+async def test_a_copy_in_another_ad_is_a_candidate_and_a_redelivery_repeats_it_without_downloading(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    original = photo("coffee")
+    web.files["https://cdn.example/coffee.jpg"] = jpeg(original)
+    web.files["https://cdn.example/mirror.jpg"] = jpeg(ImageOps.mirror(original))
+    web.files["https://cdn.example/cat.jpg"] = jpeg(photo("chelsea"))
+    await index_ad(index_context, _event(1, "https://cdn.example/coffee.jpg"))
+
+    event = _event(2, "https://cdn.example/mirror.jpg", "https://cdn.example/cat.jpg", category=None)
+    first = await index_ad(index_context, event)
+
+    copy = ids.image_id(2, "https://cdn.example/mirror.jpg")
+    source = ids.image_id(1, "https://cdn.example/coffee.jpg")
+    assert first.failures == []
+    assert first.candidates, "the mirrored copy must find its original"
+    best = first.candidates[0]
+    assert {best.a.image_id, best.b.image_id} == {copy, source}
+    assert best.pair_id == ids.pair_id(copy, source)
+    assert {best.a.ad_id, best.b.ad_id} == {1, 2}
+    cosines = [c.cosine for c in first.candidates]
+    assert cosines == sorted(cosines, reverse=True)  # most similar first
+    assert _rows(clean_db, f"SELECT status FROM duplicates WHERE pair_id = '{best.pair_id}'") == [
+        ("candidate",)
+    ]
+
+    downloads = len(web.downloads)
+    again = await index_ad(index_context, event)
+    assert len(web.downloads) == downloads  # indexed images are searched from their stored vectors
+    assert [c.pair_id for c in again.candidates] == [c.pair_id for c in first.candidates]
+    assert _rows(clean_db, "SELECT count(*) FROM duplicates") == [(len(first.candidates),)]

@@ -1,0 +1,96 @@
+"""imgdup.steps.verify on a real Postgres, without Kafka: a candidate pair in; its verdict and whole
+evidence on the pair's row, and the verified pair to hand on (or None) out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from PIL import ImageOps
+from psycopg.rows import dict_row
+
+from imgdup.steps.index import IndexContext, index_ad
+from imgdup.steps.verify import VerifyContext, verify_candidate
+from imgdup.store.pairs import evidence_from_row
+from schemas import AdImagesCreatedV1, CandidatePairV1
+from tests.helpers.fakes import Web, run_inline
+from tests.helpers.photos import jpeg, photo
+
+
+def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
+    return AdImagesCreatedV1(
+        schema_version=1,
+        event_id=f"evt-{ad_id}",
+        ad_id=ad_id,
+        source="olx.pt",
+        images=[url],
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def _candidate(ctx: IndexContext, web: Web, first: bytes, second: bytes) -> CandidatePairV1:
+    web.files["https://cdn.example/1.jpg"] = first
+    web.files["https://cdn.example/2.jpg"] = second
+    any_neighbour = replace(ctx, min_score=-1.0)  # even an unrelated photo becomes a candidate
+    await index_ad(any_neighbour, _event(1, "https://cdn.example/1.jpg"))
+    result = await index_ad(any_neighbour, _event(2, "https://cdn.example/2.jpg"))
+    [candidate] = result.candidates
+    return candidate
+
+
+def _pair_row(dsn: str, pair_id: str) -> dict[str, object]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT * FROM duplicates WHERE pair_id = %s", (pair_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+async def test_a_mirrored_copy_is_verified_and_its_evidence_is_the_row(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    original = photo("rocket")
+    candidate = await _candidate(index_context, web, jpeg(original), jpeg(ImageOps.mirror(original)))
+    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+
+    verified = await verify_candidate(ctx, candidate)
+
+    assert verified is not None and verified.pair_id == candidate.pair_id
+    assert verified.evidence.sift_mirrored and verified.evidence.sift_inliers > 30
+    assert verified.evidence.embedding_cosine == pytest.approx(candidate.cosine, abs=1e-6)  # a `real` column
+    assert verified.versions.embedding_model == "model-v1"
+    row = _pair_row(clean_db, candidate.pair_id)
+    assert row["status"] == "verified"
+    # One evidence shape: what was published is what the row says, field by field.
+    assert evidence_from_row(row) == verified.evidence
+    # A redelivery before the clusterer took it hands the same pair on again.
+    assert await verify_candidate(ctx, candidate) == verified
+
+
+async def test_identical_pixels_are_decided_without_the_heavy_methods(
+    index_context: IndexContext, web: Web
+) -> None:
+    same = jpeg(photo("astronaut"))
+    candidate = await _candidate(index_context, web, same, same)
+    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+
+    verified = await verify_candidate(ctx, candidate)
+
+    assert verified is not None
+    assert verified.evidence.exact and verified.confidence == 1.0
+    assert verified.evidence.compared == "full/full"
+
+
+async def test_a_different_photo_is_rejected_and_a_redelivery_changes_nothing(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
+    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+
+    assert await verify_candidate(ctx, candidate) is None
+    row = _pair_row(clean_db, candidate.pair_id)
+    assert (row["status"], row["is_duplicate"]) == ("rejected", False)
+    assert row["score"] is not None and row["verifier_version"]
+    assert await verify_candidate(ctx, candidate) is None
+    assert _pair_row(clean_db, candidate.pair_id)["decided_at"] == row["decided_at"]
