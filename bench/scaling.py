@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import random
 import shutil
@@ -39,8 +38,10 @@ from pydantic import AnyHttpUrl
 
 from bench.common import machine, table, write_results
 from imgdup import ids
+from imgdup.analysis.analyse import AnalysedImage
 from imgdup.ops.embedded import start_postgres
-from imgdup.store import repository
+from imgdup.store import clusters, events, pairs
+from imgdup.store import images as image_rows
 from imgdup.store.db import migrate
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
@@ -51,7 +52,7 @@ DIM = 512
 TOP_K = 10
 MIN_SCORE = 0.3
 JPEG = bytes(random.Random(1).randbytes(6000))  # stands in for the 512-px copy (~6 KB... 40 KB real)
-# Stands in for a new image's stored SIFT features (imgdup_core.verify.sift_to_bytes: ~500
+# Stands in for a new image's stored SIFT features (imgdup_core.sift.sift_to_bytes: ~500
 # keypoints x 136 bytes). Only the timed images carry them: 100k pre-filled rows of 70 KB
 # would be 7 GB, and the hot path reaches every row by its primary key.
 SIFT = bytes(random.Random(2).randbytes(68_000))
@@ -67,11 +68,8 @@ BIG_TABLES = {
 VERSIONS = VersionsV1(embedding_model="bench", verifier="bench")
 
 
-async def add_candidates(pool: AsyncConnectionPool, rows: list[repository.CandidateRow]) -> set[str]:
-    # The verifier version became a keyword argument of add_candidates; accept both signatures.
-    if "verifier_version" in inspect.signature(repository.add_candidates).parameters:
-        return await repository.add_candidates(pool, rows, verifier_version=VERSIONS.verifier)  # type: ignore[call-arg,unused-ignore]
-    return await repository.add_candidates(pool, rows)  # type: ignore[call-arg,unused-ignore]
+async def add_candidates(pool: AsyncConnectionPool, rows: list[pairs.CandidateRow]) -> set[str]:
+    return await pairs.add_candidates(pool, rows, verifier_version=VERSIONS.verifier)
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -246,7 +244,7 @@ async def hot_path(
                 created_at=datetime.now(UTC),
             )
             t0 = time.perf_counter()
-            rows = await repository.begin_event(pool, event)
+            rows = await events.begin_event(pool, event)
             timed("begin_event", t0)
             new_vecs = unit_rows(rng, 2)
             for j in range(2):
@@ -258,24 +256,26 @@ async def hot_path(
                     noise /= np.linalg.norm(noise)
                     new_vecs[j] = 0.9 * vectors[src] + np.sqrt(1 - 0.81) * noise
             indexed = [
-                repository.IndexedImage(
+                image_rows.IndexedImage(
                     image_id=row.image_id,
-                    content_sha256=f"c-{row.image_id}",
-                    pixel_sha256=f"p-{row.image_id}",
-                    phash=1,
-                    phash_mirrored=2,
-                    width=640,
-                    height=480,
-                    format="JPEG",
                     embedding_model="bench",
-                    embedding=new_vecs[j].astype("<f4").tobytes(),
-                    jpeg=JPEG,
-                    sift=SIFT,
+                    image=AnalysedImage(
+                        content_sha256=f"c-{row.image_id}",
+                        pixel_sha256=f"p-{row.image_id}",
+                        phash=1,
+                        phash_mirrored=2,
+                        width=640,
+                        height=480,
+                        format="JPEG",
+                        jpeg=JPEG,
+                        vector=new_vecs[j],
+                        sift=SIFT,
+                    ),
                 )
                 for j, row in enumerate(rows)
             ]
             t0 = time.perf_counter()
-            await repository.save_indexed_images(pool, indexed)
+            await image_rows.save_indexed_images(pool, indexed)
             timed("save_indexed_images", t0)
             points = [VectorPoint(r.image_id, new_vecs[j], ad_id, None, "bench") for j, r in enumerate(rows)]
             t0 = time.perf_counter()
@@ -290,27 +290,27 @@ async def hot_path(
                 min_score=MIN_SCORE,
             )
             timed("vector_search", t0)
-            cands: dict[str, repository.CandidateRow] = {}
+            cands: dict[str, pairs.CandidateRow] = {}
             for p, ph in zip(points, hits, strict=True):
                 candidates_per_image.append(len(ph))
                 for h in ph:
                     a, b = ids.ordered_pair(p.image_id, h.image_id)
                     ad_of = {p.image_id: ad_id, h.image_id: h.ad_id}
                     pid = ids.pair_id(a, b)
-                    cands[pid] = repository.CandidateRow(pid, a, ad_of[a], b, ad_of[b], h.score, False)
+                    cands[pid] = pairs.CandidateRow(pid, a, ad_of[a], b, ad_of[b], h.score, False)
             t0 = time.perf_counter()
             pending = await add_candidates(pool, list(cands.values()))
             timed("add_candidates", t0)
             t0 = time.perf_counter()
-            await repository.finish_event(pool, event.event_id)
+            await events.finish_event(pool, event.event_id)
             timed("finish_event", t0)
             for pid in sorted(pending):
                 row = cands[pid]
                 t0 = time.perf_counter()
-                await repository.load_for_verification(pool, row.image_a, row.image_b)
+                await image_rows.load_for_verification(pool, row.image_a, row.image_b)
                 timed("load_for_verification", t0)
                 dup = row.cosine >= 0.8
-                verdict = repository.VerdictRow(
+                verdict = pairs.VerdictRow(
                     pair_id=pid,
                     is_duplicate=dup,
                     confidence=0.9 if dup else 0.1,
@@ -325,11 +325,11 @@ async def hot_path(
                     versions=VERSIONS,
                 )
                 t0 = time.perf_counter()
-                verified = await repository.save_verdict(pool, verdict)
+                verified = await pairs.save_verdict(pool, verdict)
                 timed("save_verdict", t0)
                 if verified is not None:
                     t0 = time.perf_counter()
-                    event_out = await repository.cluster_pair(pool, verified)
+                    event_out = await clusters.cluster_pair(pool, verified)
                     elapsed = time.perf_counter() - t0
                     timed("cluster_pair", t0)
                     cluster_ms.append(elapsed * 1e3)
@@ -436,9 +436,9 @@ def explain_reads(dsn: str, pre: dict[str, Any]) -> list[dict[str, Any]]:
             " GROUP BY status",
             {"ad": ad},
         ),
-        "repository.progress (events)": ("SELECT status, count(*) FROM ingest_events GROUP BY status", {}),
-        "repository.progress (pairs)": ("SELECT status, count(*) FROM duplicates GROUP BY status", {}),
-        "repository.unfinished_pairs": (
+        "store.progress (events)": ("SELECT status, count(*) FROM ingest_events GROUP BY status", {}),
+        "store.progress (pairs)": ("SELECT status, count(*) FROM duplicates GROUP BY status", {}),
+        "store.pairs.unfinished_pairs": (
             "SELECT * FROM duplicates WHERE status IN ('candidate', 'verified')"
             " ORDER BY found_at LIMIT 10000",
             {},
