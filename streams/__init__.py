@@ -1,0 +1,1 @@
+"""Kafka messages -> steps -> Kafka messages: the Faust app, the error policy, the worker runtime."""

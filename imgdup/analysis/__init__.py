@@ -1,0 +1,1 @@
+"""Image URLs -> analysed images: the guarded download, decoding, hashing, framing, batched embedding."""

@@ -1,0 +1,1 @@
+"""Pipeline facts <-> Postgres rows, one module per aggregate; every write an idempotent upsert."""

@@ -1,0 +1,1 @@
+"""Vectors of images -> nearest neighbours: one interface, one module per backend, one factory."""
