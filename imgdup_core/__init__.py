@@ -3,7 +3,7 @@
 from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, load_rgb, storage_jpeg
 from imgdup_core.embedding import ClipEmbedder, Embedder, SscdOnnxEmbedder, build_embedder
 from imgdup_core.hashing import hamming64, phash64, phash_distance, phash_pair
-from imgdup_core.verify import DEFAULT_VERIFIER, Evidence, Verdict, VerifierConfig, verify_pair
+from imgdup_core.verify import DEFAULT_VERIFIER, Evidence, ImageView, Verdict, VerifierConfig, verify_images
 
 __all__ = [
     "DEFAULT_VERIFIER",
@@ -12,6 +12,7 @@ __all__ = [
     "Embedder",
     "Evidence",
     "ImageRejected",
+    "ImageView",
     "SscdOnnxEmbedder",
     "Verdict",
     "VerifierConfig",
@@ -23,5 +24,5 @@ __all__ = [
     "phash_distance",
     "phash_pair",
     "storage_jpeg",
-    "verify_pair",
+    "verify_images",
 ]

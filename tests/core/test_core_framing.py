@@ -94,7 +94,7 @@ def test_a_screenshot_is_verified_by_the_photo_inside_it(photos: dict[str, np.nd
     for a, b, compared in ((original, shot, "full/photo"), (shot, original, "photo/full")):
         verdict = verify_images(a, b, cosine=0.3)  # the whole screenshot's cosine is low
         assert verdict.is_duplicate, verdict
-        assert verdict.evidence.view == compared
+        assert verdict.evidence.compared == compared
         assert verdict.evidence.sift_inliers >= 50 and verdict.evidence.overlap >= 0.9
 
 
@@ -104,7 +104,7 @@ def test_screenshots_of_different_photos_are_not_duplicates(photos: dict[str, np
     a = _view(listing_screenshot(photos["chelsea"]))
     b = _view(listing_screenshot(photos["coffee"]))
     evidence = measure_images(a, b, cosine=0.9)
-    assert evidence.view == "photo/photo"
+    assert evidence.compared == "photo/photo"
     assert not verify_images(a, b, cosine=0.9).is_duplicate, evidence
     # Two screenshots of one photo are.
     c = _view(listing_screenshot(photos["coffee"]))

@@ -1,0 +1,98 @@
+"""Evidence -> the fused probability of a duplicate: the logistic model, its inputs and the
+calibrated model committed in fusion_weights.py."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import ModuleType
+
+from imgdup_core import fusion_weights
+from imgdup_core.evidence import Evidence
+
+__all__ = [
+    "CALIBRATED_FUSION",
+    "FUSION_FEATURES",
+    "FusionModel",
+    "duplicate_probability",
+    "fusion_features",
+    "model_from",
+]
+
+# What the fusion may weigh, all derived from Evidence (so stored evidence can be re-scored).
+# The names key the committed weights: renaming one invalidates fusion_weights.py.
+FUSION_FEATURES: tuple[str, ...] = (
+    "cosine",
+    "cosine_strong",
+    "phash_close",
+    "log_inliers",
+    "inlier_ratio",
+    "ssim",
+    "ssim_strong",
+    "no_alignment",
+    "overlap",
+    "mismatch",
+)
+
+
+@dataclass(frozen=True)
+class FusionModel:
+    """Logistic fusion of the evidence: p(duplicate) = sigmoid(bias + sum(weight * feature)),
+    a duplicate when p >= threshold. Fitted on the benchmark's training split only
+    (`python -m bench.quality calibrate`); see imgdup_core/fusion_weights.py."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(FUSION_FEATURES)
+        if unknown or len(self.features) != len(self.weights):
+            raise ValueError(f"bad fusion model: unknown features {sorted(unknown)} or weight count")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"fusion threshold must be in (0, 1), got {self.threshold}")
+
+    def probability(self, evidence: Evidence) -> float:
+        values = fusion_features(evidence)
+        logit = self.bias + sum(w * values[name] for name, w in zip(self.features, self.weights, strict=True))
+        return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, logit))))
+
+
+def fusion_features(evidence: Evidence) -> dict[str, float]:
+    """Evidence -> the fusion's inputs, each roughly in 0..1 (hinges let a linear model say
+    "this alone is enough" for a strong cosine or a strong aligned SSIM)."""
+    aligned = evidence.ssim is not None and evidence.sift_inliers > 0
+    ssim = max(0.0, evidence.ssim) if evidence.ssim is not None and aligned else 0.0
+    ratio = evidence.sift_inliers / evidence.sift_matches if evidence.sift_matches else 0.0
+    return {
+        "cosine": evidence.embedding_cosine,
+        "cosine_strong": max(0.0, evidence.embedding_cosine - 0.8) / 0.2,
+        "phash_close": max(0.0, 16 - evidence.phash_distance) / 16,
+        "log_inliers": math.log1p(evidence.sift_inliers) / math.log1p(500),
+        "inlier_ratio": ratio if aligned else 0.0,
+        "ssim": ssim,
+        "ssim_strong": max(0.0, ssim - 0.6) / 0.4,
+        "no_alignment": 0.0 if aligned else 1.0,
+        "overlap": evidence.overlap if aligned else 0.0,
+        "mismatch": evidence.mismatch if aligned and evidence.mismatch is not None else 0.0,
+    }
+
+
+def duplicate_probability(evidence: Evidence, model: FusionModel) -> float:
+    """The model's probability, except that identical stored pixels are a duplicate outright."""
+    return 1.0 if evidence.exact else model.probability(evidence)
+
+
+def model_from(weights: ModuleType) -> FusionModel:
+    """The model a weights module holds (FEATURES, WEIGHTS, BIAS, THRESHOLD), as
+    `python -m bench.quality calibrate` writes fusion_weights.py."""
+    return FusionModel(
+        features=tuple(weights.FEATURES),
+        weights=tuple(weights.WEIGHTS),
+        bias=weights.BIAS,
+        threshold=weights.THRESHOLD,
+    )
+
+
+CALIBRATED_FUSION = model_from(fusion_weights)

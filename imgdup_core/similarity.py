@@ -1,0 +1,96 @@
+"""Two grey working copies and the homography aligning them -> aligned SSIM over the textured
+overlap and the share of it where the pictures disagree."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from imgdup_core.gray import fit
+from imgdup_core.verifier_config import VerifierConfig
+
+__all__ = ["aligned_ssim", "local_std"]
+
+# scikit-image ships no annotations for it.
+_structural_similarity: Callable[..., Any] = structural_similarity
+
+
+def aligned_ssim(
+    gray_a: np.ndarray, gray_b: np.ndarray, homography: np.ndarray, config: VerifierConfig
+) -> tuple[float, float] | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim) over the textured overlap of a
+    and b warped onto it; None when the overlap is too small to say."""
+    small_a = fit(gray_a, config.ssim_max_side)
+    small_b = fit(gray_b, config.ssim_max_side)
+    scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
+    scale_b = np.diag([small_b.shape[1] / gray_b.shape[1], small_b.shape[0] / gray_b.shape[0], 1.0])
+    h = scale_a @ homography @ np.linalg.inv(scale_b)
+    h = h / h[2, 2]
+
+    # Band-limit whichever side is finer so that resampling alone does not cost SSIM: a crop
+    # blown up to full size carries less detail per pixel than the original it came from.
+    magnification = math.sqrt(abs(float(np.linalg.det(h[:2, :2]))))
+    src_b: np.ndarray = small_b.astype(np.float32)
+    ref_a: np.ndarray = small_a.astype(np.float32)
+    if magnification < 1.0:
+        src_b = cv2.GaussianBlur(src_b, (0, 0), 0.5 * math.sqrt(1.0 / magnification**2 - 1.0))
+    elif magnification > 1.0:
+        ref_a = cv2.GaussianBlur(ref_a, (0, 0), 0.5 * math.sqrt(magnification**2 - 1.0))
+
+    height, width = small_a.shape
+    if min(height, width) < 7:
+        return None
+    warped = cv2.warpPerspective(
+        src_b, h, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    footprint = cv2.warpPerspective(
+        np.full(small_b.shape, 255, np.uint8), h, (width, height), flags=cv2.INTER_NEAREST
+    )
+    # Drop a margin the size of the SSIM window so that border pixels never enter the score.
+    valid: np.ndarray = cv2.erode(footprint, np.ones((11, 11), np.uint8)) > 0
+    if valid.sum() < 0.02 * valid.size:
+        return None
+    _, ssim_map = _structural_similarity(
+        ref_a,
+        warped,
+        data_range=255.0,
+        full=True,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
+    # Flat areas (white studio backdrops, sky) score ~1 against any other flat photo, and text
+    # overlaid on them adds texture to one side only; content that both sides show textured
+    # is what says whether the pictures line up.
+    textured_a = local_std(ref_a) > config.texture_min_std
+    textured_b = local_std(warped) > config.texture_min_std
+    region = valid & textured_a & textured_b
+    if region.sum() < 0.05 * valid.sum():
+        region = valid & (textured_a | textured_b)
+    if region.sum() < 0.05 * valid.sum():
+        region = valid
+    # Where the aligned pictures disagree outright: a shared frame (a screenshot template, an
+    # agency banner) lines up while the photos inside it do not, which the mean over the
+    # textured intersection hides (a product on white in one picture and a different one in
+    # the other share little texture). Measured over each side's own texture and the smaller
+    # share kept, so an overlay that adds texture to one side only (text tiled over a flat sky)
+    # does not count: the clean side shows no disagreement there.
+    shares = []
+    for textured in (textured_a, textured_b):
+        own = valid & textured
+        shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
+    mismatch = min(shares)
+    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch
+
+
+def local_std(image: np.ndarray) -> np.ndarray:
+    """Standard deviation of the pixels in a Gaussian window (sigma 1.5) around each pixel."""
+    mean = cv2.GaussianBlur(image, (0, 0), 1.5)
+    mean_sq = cv2.GaussianBlur(image * image, (0, 0), 1.5)
+    std: np.ndarray = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    return std
