@@ -1,5 +1,5 @@
-"""Postgres rows -> duplicate statistics for operations: ratios by source and category over time,
-the image hosts and the sellers that show up most in duplicate clusters (`GET /api/v1/stats`).
+"""Postgres rows -> duplicate statistics for operations (read models): ratios by source and category
+over time, the image hosts and the sellers that show up most in duplicate clusters.
 
 An image counts as "in a cluster" when it is a member of a duplicate cluster through at least one
 pair that no moderator marked `not_duplicate`: a moderator's rejection is used here as everywhere
@@ -9,16 +9,11 @@ the admin API presents duplicates.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
-
-router = APIRouter(tags=["operations"])
-
-MAX_DAYS = 366
 
 # Images first seen in the window, with their ad and whether they count as duplicated.
 _WINDOW = """
@@ -124,6 +119,7 @@ def _group(rows: list[dict[str, Any]]) -> tuple[int, int, list[DayBucket]]:
 
 
 async def duplicate_stats(pool: AsyncConnectionPool, *, days: int = 30, top: int = 10) -> Stats:
+    """Statistics over the `days` days ending today (UTC); `top` hosts and sellers."""
     since = window_start(days)
     params = {"since": datetime(since.year, since.month, since.day, tzinfo=UTC), "top": top}
     async with pool.connection() as conn:
@@ -196,16 +192,3 @@ async def duplicate_stats(pool: AsyncConnectionPool, *, days: int = 30, top: int
         top_image_domains=[DomainStats(**row) for row in domains],
         top_sellers=[SellerStats(**row) for row in sellers],
     )
-
-
-@router.get("/api/v1/stats", summary="Duplicate ratios by source and category, top image hosts and sellers")
-async def stats(
-    request: Request,
-    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Window in days, ending today (UTC)")] = 30,
-    top: Annotated[
-        int, Query(ge=1, le=100, description="Length of the top-domains and top-sellers lists")
-    ] = 10,
-) -> Stats:
-    """Daily buckets are by the day an image was first seen (UTC). The ratio is images in a
-    duplicate cluster over images indexed; pairs a moderator marked `not_duplicate` do not count."""
-    return await duplicate_stats(request.app.state.pool, days=days, top=top)

@@ -21,12 +21,12 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import SecretStr
 from skimage import data as skdata
 
-from imgdup.http.moderation import moderated_truth
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.embedded import free_port
 from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
 from imgdup.store.db import open_pool
+from imgdup.store.moderation import moderated_truth
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

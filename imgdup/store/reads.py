@@ -1,4 +1,4 @@
-"""Postgres rows -> the read models the API serves (duplicates of an ad, clusters, ad state)."""
+"""Postgres rows -> the public read models: duplicates of an ad, live clusters, an ad's state, thumbnails."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from imgdup.store import repository
-
-Row = dict[str, Any]
+from imgdup.store.pairs import evidence_fields
 
 
 async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[str, Any]]:
@@ -55,7 +53,7 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
                 "confidence": row["confidence"],
                 "status": row["status"],
                 "cluster_id": row["cluster_id"],
-                "evidence": repository.evidence_fields(row),
+                "evidence": evidence_fields(row),
                 "versions": {
                     "embedding_model": row["embedding_model"],
                     "verifier": row["verifier_version"],
@@ -69,6 +67,8 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
 async def clusters_page(
     pool: AsyncConnectionPool, *, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
+    """Live (not merged) clusters, most recently changed first, with their images and the
+    clusters merged into them; also the number of live clusters."""
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL")
         total_row = await cur.fetchone()
@@ -110,6 +110,7 @@ async def clusters_page(
 
 
 async def ad_state(pool: AsyncConnectionPool, ad_id: int) -> dict[str, Any] | None:
+    """The ad, its events, its images and its pairs by status; None when nothing of it is known."""
     async with pool.connection() as conn:
         dcur = conn.cursor(row_factory=dict_row)
         await dcur.execute(
@@ -151,6 +152,7 @@ async def ad_state(pool: AsyncConnectionPool, ad_id: int) -> dict[str, Any] | No
 
 
 async def image_jpeg(pool: AsyncConnectionPool, image_id: str) -> bytes | None:
+    """The image's reduced JPEG copy (the admin page's thumbnail)."""
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT jpeg FROM image_blobs WHERE image_id = %s", (image_id,))
         row = await cur.fetchone()

@@ -1,0 +1,284 @@
+"""Store read models -> the API's request and response shapes (the JSON contract the admin page reads)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas import EvidenceV1
+from schemas.events import MAX_IMAGES_PER_AD, AdId, ImageUrl
+
+Verdict = Literal["confirmed", "not_duplicate"]
+
+
+def thumbnail_url(image_id: str) -> str:
+    return f"/api/v1/images/{image_id}/thumbnail"
+
+
+class Status(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+class IngestRequest(BaseModel):
+    """The seed's payload: one ad and the URLs of its images."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ad_id": 12345,
+                    "source": "olx.pt",
+                    "category": "real_estate",
+                    "images": ["https://cdn.example.com/house1.jpg"],
+                }
+            ]
+        },
+    )
+
+    ad_id: AdId
+    source: Annotated[str, Field(min_length=1, max_length=200)]
+    images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
+    category: Annotated[str | None, Field(max_length=200)] = None
+    seller_id: Annotated[str | None, Field(max_length=200)] = None
+    created_at: AwareDatetime | None = None
+
+
+class IngestAccepted(BaseModel):
+    event_id: str
+    status: str = "accepted"
+    already_accepted: bool = Field(
+        False, description="The same payload was accepted before; it was not published again"
+    )
+
+
+# --------------------------------------------------------------------------- moderators' verdicts
+
+
+class VerdictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"verdict": "not_duplicate", "moderator": "ana", "note": "same model, other car"}]
+        },
+    )
+
+    verdict: Verdict
+    moderator: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    note: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=2000)] = None
+
+
+class ModeratorVerdict(BaseModel):
+    verdict: Verdict
+    moderator: str
+    note: str | None
+    decided_at: AwareDatetime
+
+
+class VerdictStored(ModeratorVerdict):
+    pair_id: str
+    changed: bool = Field(description="False when the same verdict, moderator and note were already stored")
+
+
+# --------------------------------------------------------------------------- images and ads
+
+
+class ImageOfAd(BaseModel):
+    image_id: str
+    url: str
+    ad_id: int
+    source: str
+    category: str | None
+    seller_id: str | None
+    first_seen_at: AwareDatetime
+
+
+class PairImage(ImageOfAd):
+    # The URL has a default only to be filled in here; every response carries it.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    width: int | None
+    height: int | None
+    # Filled from the validated image_id: the store knows nothing of this API's URLs.
+    thumbnail_url: str = Field(default_factory=lambda data: thumbnail_url(data["image_id"]))
+
+
+class AdRecord(BaseModel):
+    ad_id: int
+    source: str
+    category: str | None
+    seller_id: str | None
+    first_seen_at: AwareDatetime
+
+
+class EventState(BaseModel):
+    event_id: str
+    status: str = Field(description="accepted, processing, indexed or dead")
+    replay: bool
+    dead_reason: str | None
+    accepted_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class ImageState(BaseModel):
+    image_id: str
+    url: str
+    position: int
+    status: str = Field(description="pending, indexed or failed")
+    error_reason: str | None
+    error_detail: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    embedding_model: str | None
+    indexed_at: AwareDatetime | None
+
+
+class AdState(BaseModel):
+    ad_id: int
+    ad: AdRecord | None = Field(description="None when only the ad's events are known")
+    state: Literal["processing", "done"]
+    events: list[EventState]
+    images: list[ImageState]
+    pairs: dict[str, int] = Field(description="The ad's pairs by status")
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    events_accepted: int
+    events_processing: int
+    events_indexed: int
+    events_dead: int
+    pairs_candidate: int
+    pairs_verified: int
+    pairs_rejected: int
+    pairs_clustered: int
+    unfinished: int = Field(description="Events and pairs still in flight")
+
+
+# --------------------------------------------------------------------------- duplicates of an ad
+
+
+class DuplicatePair(BaseModel):
+    pair_id: str
+    image_id: str = Field(description="The image of the ad asked about")
+    image_url: str
+    other_image_id: str
+    other_image_url: str
+    confidence: float
+    status: str
+    cluster_id: str | None
+    evidence: EvidenceV1
+    versions: dict[str, str | None]
+    decided_at: AwareDatetime | None
+    moderator_verdict: ModeratorVerdict | None
+
+
+class DuplicateAd(BaseModel):
+    ad_id: int
+    source: str
+    seller_id: str | None
+    category: str | None
+    similarity: float = Field(description="The best confidence among the pairs")
+    pairs: list[DuplicatePair]
+
+
+class AdDuplicates(BaseModel):
+    ad_id: int
+    duplicates: list[DuplicateAd]
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+class ClusterMerge(BaseModel):
+    cluster_id: str = Field(description="The cluster merged into this one")
+    merged_at: AwareDatetime
+
+
+class ClusterSummary(BaseModel):
+    cluster_id: str
+    size: int
+    ad_count: int
+    edge_count: int
+    confidence: float
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class Cluster(ClusterSummary):
+    images: list[ImageOfAd]
+    ads: list[int]
+    merged: list[ClusterMerge]
+
+
+class ClustersPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    clusters: list[Cluster]
+
+
+class ModeratedImage(PairImage):
+    detached: bool = Field(description="Every duplicate pair of the image was rejected by a moderator")
+
+
+class ModeratedPair(BaseModel):
+    pair_id: str
+    image_a: str
+    image_b: str
+    ad_a: int
+    ad_b: int
+    status: str
+    confidence: float
+    evidence: EvidenceV1
+    decided_at: AwareDatetime | None
+    duplicate: bool = Field(description="A moderator's verdict overrides the verifier's")
+    moderator_verdict: ModeratorVerdict | None
+
+
+class VerdictCounts(BaseModel):
+    confirmed: int
+    not_duplicate: int
+    pending: int
+
+
+class ModeratedCluster(ClusterSummary):
+    images: list[ModeratedImage]
+    ads: list[int]
+    pairs: list[ModeratedPair]
+    groups: list[list[str]] = Field(description="Images still linked by pairs no moderator rejected")
+    verdicts: VerdictCounts
+
+
+class ModeratedClustersPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    clusters: list[ModeratedCluster]
+
+
+# --------------------------------------------------------------------------- one pair
+
+
+class PairDetail(BaseModel):
+    pair_id: str
+    status: str = Field(description="Pipeline state: candidate, rejected, verified or clustered")
+    verifier_duplicate: bool | None = Field(description="The verifier's verdict (None while a candidate)")
+    duplicate: bool = Field(
+        description="What the API presents: a moderator's verdict overrides the verifier's"
+    )
+    confidence: float | None
+    evidence: EvidenceV1 | None = Field(description="None while no verifier has measured the pair")
+    versions: dict[str, str | None]
+    cluster_id: str | None
+    found_at: AwareDatetime
+    decided_at: AwareDatetime | None
+    images: list[PairImage]
+    moderator_verdict: ModeratorVerdict | None
+    history: list[ModeratorVerdict]

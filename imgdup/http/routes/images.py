@@ -1,0 +1,27 @@
+"""GET an image's thumbnail -> the reduced JPEG copy stored for verification (the admin page's grids)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response
+
+from imgdup.http.deps import PoolDep
+from imgdup.store import reads
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/v1/images/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "Unknown image"}},
+    include_in_schema=False,
+)
+async def thumbnail(image_id: str, pool: PoolDep) -> Response:
+    try:
+        jpeg = await reads.image_jpeg(pool, image_id)
+    except Exception as exc:
+        # Not a UUID, say: Postgres refuses it, and to the caller it is just an unknown image.
+        raise HTTPException(status_code=404, detail="unknown image") from exc
+    if jpeg is None:
+        raise HTTPException(status_code=404, detail="unknown image")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})

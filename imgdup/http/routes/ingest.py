@@ -1,0 +1,52 @@
+"""POST /api/v1/image/ingest -> an ad.images.created event on Kafka, recorded first in Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException
+
+from imgdup import ids, metrics
+from imgdup.http.deps import Authorized, IngestRateLimited, PoolDep, PublisherDep
+from imgdup.http.models import IngestAccepted, IngestRequest
+from imgdup.kafka.publisher import PublishError
+from imgdup.store import events
+from schemas import AdImagesCreatedV1, topics
+
+router = APIRouter()
+
+
+@router.post(
+    "/api/v1/image/ingest",
+    status_code=202,
+    response_model=IngestAccepted,
+    dependencies=[Authorized, IngestRateLimited],
+    summary="Publish an ad.images.created event for an ad",
+)
+async def ingest(body: IngestRequest, pool: PoolDep, publisher: PublisherDep) -> IngestAccepted:
+    identity = body.model_dump(mode="json", exclude_none=True)
+    event = AdImagesCreatedV1(
+        schema_version=1,
+        event_id=ids.ingest_event_id(identity),
+        ad_id=body.ad_id,
+        source=body.source,
+        category=body.category,
+        seller_id=body.seller_id,
+        images=body.images,
+        created_at=body.created_at or datetime.now(UTC),
+    )
+    if not await events.accept_event(pool, event):
+        metrics.API_INGEST_REQUESTS.labels("202").inc()
+        return IngestAccepted(event_id=event.event_id, already_accepted=True)
+    try:
+        await publisher.publish(
+            topics.AD_IMAGES_CREATED.name,
+            key=str(event.ad_id).encode(),
+            value=event.model_dump_json().encode(),
+        )
+    except PublishError as exc:
+        await events.forget_accepted_event(pool, event.event_id)
+        metrics.API_INGEST_REQUESTS.labels("503").inc()
+        raise HTTPException(status_code=503, detail=f"event bus unavailable: {exc}") from exc
+    metrics.API_INGEST_REQUESTS.labels("202").inc()
+    return IngestAccepted(event_id=event.event_id)

@@ -1,0 +1,44 @@
+"""Probes and scrapes -> liveness, readiness (Postgres answers) and Prometheus metrics with work counts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+from imgdup import metrics
+from imgdup.http.deps import PoolDep
+from imgdup.http.models import Status
+from imgdup.store.progress import progress
+
+router = APIRouter()
+
+PROGRESS = Gauge(
+    "imgdup_work_items",
+    "Ingest events and pairs by processing state (from Postgres)",
+    ["kind", "state"],
+    registry=metrics.REGISTRY,
+)
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def prometheus_metrics(pool: PoolDep) -> Response:
+    p = await progress(pool)
+    for state in ("accepted", "processing", "indexed", "dead"):
+        PROGRESS.labels("event", state).set(getattr(p, f"events_{state}"))
+    for state in ("candidate", "verified", "rejected", "clustered"):
+        PROGRESS.labels("pair", state).set(getattr(p, f"pairs_{state}"))
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/livez", response_model=Status, include_in_schema=False)
+async def livez() -> Status:
+    """Liveness: the process answers. Unlike /healthz it does not depend on Postgres, so a
+    database outage does not make Kubernetes restart every API pod."""
+    return Status()
+
+
+@router.get("/healthz", response_model=Status, include_in_schema=False)
+async def healthz(pool: PoolDep) -> Status:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+    return Status()

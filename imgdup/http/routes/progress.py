@@ -1,0 +1,20 @@
+"""GET /api/v1/progress -> counts of ingest events and pairs by processing state, from Postgres."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from imgdup.http.deps import PoolDep
+from imgdup.http.models import Progress
+from imgdup.store import progress as store_progress
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/v1/progress",
+    response_model=Progress,
+    summary="Work in flight, from Postgres's processing state",
+)
+async def progress(pool: PoolDep) -> Progress:
+    return Progress.model_validate(await store_progress.progress(pool))
