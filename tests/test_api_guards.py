@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -17,18 +18,29 @@ TOKEN = "s3cret-token-for-tests-0123"
 BODY = {"ad_id": 1, "source": "olx.pt", "images": ["https://cdn.example.com/a.jpg"]}
 
 
-@pytest.fixture
-def client(clean_db: str) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=SecretStr(clean_db),
+def _settings(dsn: str, token: str | None) -> Settings:
+    return Settings(
+        database_url=SecretStr(dsn),
         kafka_bootstrap_servers="127.0.0.1:9",  # nothing listens: publishing would fail, guards act first
-        api_token=SecretStr(TOKEN),
+        api_token=SecretStr(token) if token else None,
         api_ingest_rate_per_s=1.0,
         api_ingest_burst=2,
         api_max_body_bytes=2048,
     )
-    with TestClient(create_api(settings)) as test_client:
+
+
+@pytest.fixture
+def client(clean_db: str) -> Iterator[TestClient]:
+    with TestClient(create_api(_settings(clean_db, TOKEN))) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def open_api(clean_db: str) -> Iterator[FastAPI]:
+    """No token configured: the limiter tells clients apart by their address."""
+    app = create_api(_settings(clean_db, None))
+    with TestClient(app):  # runs the lifespan once for every client below
+        yield app
 
 
 def test_ingest_needs_the_token(client: TestClient) -> None:
@@ -48,15 +60,26 @@ def test_bad_payload_with_token_is_422(client: TestClient) -> None:
     assert "source" in response.json()["message"]
 
 
-def test_ingest_is_rate_limited_per_client_with_retry_after(client: TestClient) -> None:
+def test_ingest_is_rate_limited_per_client_with_retry_after(open_api: FastAPI) -> None:
+    first = TestClient(open_api, client=("203.0.113.1", 50000))
+    second = TestClient(open_api, client=("203.0.113.2", 50000))
+    statuses = [first.post("/api/v1/image/ingest", json={"ad_id": 1}).status_code for _ in range(4)]
+    assert statuses[:2] == [422, 422]  # the burst passes the limiter (and fails validation later)
+    limited = first.post("/api/v1/image/ingest", json={"ad_id": 1})
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    # The second client has a bucket of its own: the first one's empty bucket does not limit it.
+    assert second.post("/api/v1/image/ingest", json={"ad_id": 1}).status_code == 422
+
+
+def test_ingest_with_the_token_is_limited_per_token(client: TestClient) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     statuses = [
         client.post("/api/v1/image/ingest", json={"ad_id": 1}, headers=headers).status_code for _ in range(4)
     ]
-    assert statuses[:2] == [422, 422]  # the burst passes the limiter (and fails validation later)
-    limited = client.post("/api/v1/image/ingest", json={"ad_id": 1}, headers=headers)
-    assert limited.status_code == 429
-    assert int(limited.headers["retry-after"]) >= 1
+    assert statuses[:2] == [422, 422] and statuses[-1] == 429
+    # Without the token a request is refused before the limiter: it spends no bucket.
+    assert client.post("/api/v1/image/ingest", json={"ad_id": 1}).status_code == 401
 
 
 def test_oversized_body_is_413(client: TestClient) -> None:

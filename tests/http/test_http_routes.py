@@ -1,0 +1,140 @@
+"""The routers on a real Postgres: seeded rows in, the JSON the admin page and API clients read out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from imgdup.http.app import create_api
+from imgdup.settings import Settings
+from schemas import EvidenceV1
+
+TOKEN = "s3cret-token-for-tests-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WHEN = datetime(2024, 5, 1, 12, tzinfo=UTC)
+CLUSTER = str(uuid.UUID(int=900))
+KEPT, REJECTED, CANDIDATE = (str(uuid.UUID(int=n)) for n in (501, 502, 503))
+
+
+def _image(n: int) -> str:
+    return str(uuid.UUID(int=n))
+
+
+def _seed(dsn: str) -> None:
+    """Ads 1, 2, 3 with one image each: 1-2 a clustered duplicate, 1-3 clustered but rejected by a
+    moderator, 2-3 a candidate not yet verified."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for ad in (1, 2, 3):
+            conn.execute(
+                "INSERT INTO ads VALUES (%s, 'olx.pt', 'cars', %s, %s, %s)", (ad, f"s{ad}", WHEN, f"e{ad}")
+            )
+            conn.execute(
+                "INSERT INTO images (image_id, ad_id, url, position, status, width, height, first_seen_at)"
+                " VALUES (%s, %s, %s, 0, 'indexed', 640, 480, %s)",
+                (_image(ad), ad, f"https://cdn.example.com/{ad}.jpg", WHEN),
+            )
+        for pair, a, b, status in ((KEPT, 1, 2, "clustered"), (REJECTED, 1, 3, "clustered")):
+            conn.execute(
+                "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, status, is_duplicate,"
+                " confidence, cosine, phash_distance, phash_mirrored, sift_inliers, sift_mirrored, ssim,"
+                " exact, embedding_model, verifier_version, decided_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, true, 0.9, 0.8, 4, false, 30, false, 0.75, false,"
+                " 'm1', 'v1', %s)",
+                (pair, _image(a), _image(b), a, b, status, WHEN),
+            )
+        conn.execute(
+            "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, cosine)"
+            " VALUES (%s, %s, %s, 2, 3, 0.7)",
+            (CANDIDATE, _image(2), _image(3)),
+        )
+        conn.execute(
+            "INSERT INTO duplicate_clusters VALUES (%s, 3, 3, 2, 0.9, %s, %s, NULL)", (CLUSTER, WHEN, WHEN)
+        )
+        for ad in (1, 2, 3):
+            conn.execute(
+                "INSERT INTO cluster_members VALUES (%s, %s, %s, %s)", (_image(ad), CLUSTER, ad, WHEN)
+            )
+
+
+@pytest.fixture
+def client(clean_db: str) -> Iterator[TestClient]:
+    _seed(clean_db)
+    settings = Settings(
+        database_url=SecretStr(clean_db), kafka_bootstrap_servers="127.0.0.1:9", api_token=SecretStr(TOKEN)
+    )
+    with TestClient(create_api(settings)) as test_client:
+        response = test_client.post(
+            f"/api/v1/pairs/{REJECTED}/verdict",
+            json={"verdict": "not_duplicate", "moderator": "ana"},
+            headers=AUTH,
+        )
+        assert response.status_code == 200 and response.json()["changed"] is True
+        yield test_client
+
+
+def test_both_duplicates_urls_answer_the_same(client: TestClient) -> None:
+    public = client.get("/api/v1/duplicates/1").json()
+    assert public == client.get("/api/v1/admin/duplicates/1").json()
+    # The pair a moderator rejected is left out; the other carries the verifier's whole evidence.
+    assert [entry["ad_id"] for entry in public["duplicates"]] == [2]
+    (pair,) = public["duplicates"][0]["pairs"]
+    assert pair["pair_id"] == KEPT and pair["moderator_verdict"] is None
+    assert EvidenceV1.model_validate(pair["evidence"]).sift_inliers == 30
+    assert set(pair["evidence"]) == set(EvidenceV1.model_fields)
+
+
+def test_admin_clusters_mark_rejected_pairs_and_detached_images(client: TestClient) -> None:
+    (cluster,) = client.get("/api/v1/admin/clusters").json()["clusters"]
+    pairs = {pair["pair_id"]: pair for pair in cluster["pairs"]}
+    assert pairs[KEPT]["duplicate"] is True and pairs[REJECTED]["duplicate"] is False
+    assert pairs[REJECTED]["moderator_verdict"]["moderator"] == "ana"
+    assert cluster["verdicts"] == {"confirmed": 0, "not_duplicate": 1, "pending": 1}
+    detached = {image["image_id"]: image["detached"] for image in cluster["images"]}
+    assert detached == {_image(1): False, _image(2): False, _image(3): True}
+    assert all(
+        image["thumbnail_url"] == f"/api/v1/images/{image['image_id']}/thumbnail"
+        for image in cluster["images"]
+    )
+    hidden = client.get("/api/v1/admin/clusters", params={"include_rejected": "false"}).json()
+    assert [pair["pair_id"] for pair in hidden["clusters"][0]["pairs"]] == [KEPT]
+
+
+def test_pair_detail_has_evidence_once_a_verifier_measured_the_pair(client: TestClient) -> None:
+    decided = client.get(f"/api/v1/pairs/{REJECTED}").json()
+    assert decided["duplicate"] is False and decided["verifier_duplicate"] is True
+    assert decided["evidence"]["phash_distance"] == 4
+    assert [image["thumbnail_url"] for image in decided["images"]] == [
+        f"/api/v1/images/{_image(1)}/thumbnail",
+        f"/api/v1/images/{_image(3)}/thumbnail",
+    ]
+    assert [entry["verdict"] for entry in decided["history"]] == ["not_duplicate"]
+    candidate = client.get(f"/api/v1/pairs/{CANDIDATE}").json()
+    assert candidate["status"] == "candidate" and candidate["evidence"] is None
+    assert client.get(f"/api/v1/pairs/{uuid.UUID(int=1)}").status_code == 404
+
+
+def test_the_same_verdict_again_changes_nothing(client: TestClient) -> None:
+    again = client.post(
+        f"/api/v1/pairs/{REJECTED}/verdict",
+        json={"verdict": "not_duplicate", "moderator": "ana"},
+        headers=AUTH,
+    )
+    assert again.status_code == 200 and again.json()["changed"] is False
+
+
+def test_state_progress_and_probes(client: TestClient) -> None:
+    ad = client.get("/api/v1/ads/1").json()
+    assert ad["ad"]["seller_id"] == "s1" and ad["pairs"] == {"clustered": 2}
+    assert client.get("/api/v1/ads/99").status_code == 404
+    progress = client.get("/api/v1/progress").json()
+    assert progress["pairs_candidate"] == 1 and progress["unfinished"] == 1
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    page = client.get("/api/v1/clusters").json()
+    assert page["total"] == 1 and page["clusters"][0]["ads"] == [1, 2, 3]
