@@ -27,6 +27,7 @@ from imgdup.vectors.base import VectorStore
 from imgdup.vectors.factory import open_vector_store
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
+from imgdup_core.sift import FeatureCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +46,8 @@ class Runtime:
     model: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="imgdup-model")
     )
+    # One per process, shared by the verifier's concurrent agents (imgdup.steps.verify).
+    feature_cache: FeatureCache = field(default_factory=FeatureCache)
     _batcher: EmbeddingBatcher | None = None
     _embedder: Embedder | None = None
     _store: VectorStore | None = None
@@ -109,7 +112,9 @@ class Runtime:
 
     async def verify_context(self) -> VerifyContext:
         embedder = await self.embedder()
-        return VerifyContext(pool=self.pool, run_cpu=self.run_cpu, embedding_model=embedder.version)
+        return VerifyContext(
+            pool=self.pool, run_cpu=self.run_cpu, embedding_model=embedder.version, cache=self.feature_cache
+        )
 
     def cluster_context(self) -> ClusterContext:
         return ClusterContext(pool=self.pool)

@@ -35,7 +35,7 @@ class AnalysedImage:
     region: Region | None = None
     photo_vector: np.ndarray | None = None
     photo_jpeg: bytes | None = None
-    # imgdup_core.verify.sift_to_bytes of the stored copies (jpeg, photo_jpeg) as the verifier
+    # imgdup_core.sift.sift_to_bytes of the stored copies (jpeg, photo_jpeg) as the verifier
     # decodes them.
     sift: bytes | None = None
     photo_sift: bytes | None = None

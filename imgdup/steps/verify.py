@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -14,7 +14,7 @@ from imgdup.analysis.batching import RunCpu
 from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
-from imgdup_core.sift import sift_from_bytes
+from imgdup_core.sift import FeatureCache, sift_from_bytes
 from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 
@@ -26,6 +26,8 @@ class VerifyContext:
     pool: AsyncConnectionPool
     run_cpu: RunCpu
     embedding_model: str
+    # Features of images indexed without stored ones are extracted once per process, not per pair.
+    cache: FeatureCache = field(default_factory=FeatureCache)
 
 
 def evidence_of(verdict: Verdict) -> EvidenceV1:
@@ -81,7 +83,9 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
         )
     else:
         started = time.perf_counter()
-        verdict = await ctx.run_cpu(lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine))
+        verdict = await ctx.run_cpu(
+            lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine, cache=ctx.cache)
+        )
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         row = pairs.VerdictRow(
             pair_id=candidate.pair_id,
