@@ -394,7 +394,7 @@ def _nodes(node: dict[str, Any], out: list[str]) -> None:
 
 
 def explain_reads(dsn: str, pre: dict[str, Any]) -> list[dict[str, Any]]:
-    """EXPLAIN ANALYZE of the API's read queries (imgdup/queries.py) and the progress query."""
+    """EXPLAIN ANALYZE of the API's read queries (imgdup/store/reads.py) and the progress query."""
     ad = 7
     cluster_id = next(iter(pre["members"].values()))
     statements: dict[str, tuple[str, dict[str, Any]]] = {
