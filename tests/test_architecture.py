@@ -4,6 +4,7 @@ consumes and produces, out (docs/architecture.md draws the same layers)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,13 @@ def test_the_layers_name_only_existing_code() -> None:
         for entry in entries:
             assert any(m == entry or m.startswith(entry + ".") for m in MODULES), entry
     assert set(MODULES) >= LONG_MODULES
+
+
+def test_the_architecture_page_names_every_module_and_only_existing_folders() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [
+        m for m, path in MODULES.items() if path.name != "__init__.py" and f"`{path.name}`" not in page
+    ]
+    assert missing == [], "add these modules to docs/architecture.md"
+    for folder in re.findall(r"^### `([\w/]+/)`", page, flags=re.M):
+        assert (ROOT / folder).is_dir(), folder
