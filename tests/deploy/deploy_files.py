@@ -1,5 +1,4 @@
-"""The repository's deployment files (paths) and the facts their checks share: ports, worker
-services, what a secret's name looks like, and the command-line checkers a test may skip without."""
+"""The deployment files' paths and what their checks share: ports, worker services, secret names, tools."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""docker-compose.yml -> its structure checked without Docker; `docker compose config` when a
-compose CLI is installed."""
+"""docker-compose.yml -> structure checks without Docker; `docker compose config` where a CLI is installed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The Helm chart -> static checks of Chart.yaml, values.yaml and the templates, and checks of the
-chart rendered and linted by Helm's own engine: the `helm` binary when it is on PATH, else the
-`helm_python` bindings (helm-python-sdk, Helm's Go SDK as a shared library). Without either, the
-tests that need a render are skipped, with the reason; the static checks always run."""
+"""The Helm chart -> static checks of its files, and checks of the chart as Helm's own engine renders it.
+
+The engine is the `helm` binary when it is on PATH, else the `helm_python` bindings (helm-python-sdk,
+Helm's Go SDK as a shared library). Without either, the tests that need a render are skipped, with
+the reason; the static checks always run.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The Prometheus config (targets are compose services) and the Grafana dashboard (every query
-names only metrics that imgdup exports) -> checks; promtool parses both when it is installed."""
+"""Prometheus config and Grafana dashboard -> targets are compose services, queries use exported metrics."""
 
 from __future__ import annotations
 
