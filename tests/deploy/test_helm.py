@@ -221,8 +221,9 @@ def test_helm_secrets_are_references(rendered: list[dict[str, Any]]) -> None:
         for name, entry in env.items():
             if SECRET_NAME.search(name):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (owner, name)
-        # Every process loads production settings, which need both.
-        assert {"DATABASE_URL", "IMGDUP_API_TOKEN"} <= set(env), owner
+        assert "DATABASE_URL" in env, owner
+        # Only the API reads the token; worker pods and the migrate Job do not get it.
+        assert ("IMGDUP_API_TOKEN" in env) == (owner == "rel-imgdup-api"), owner
     secret = _by_kind(rendered, "Secret")["rel-imgdup"]
     assert base64.b64decode(secret["data"]["DATABASE_URL"]).decode() == DATABASE_URL
     assert base64.b64decode(secret["data"]["IMGDUP_API_TOKEN"]).decode() == API_TOKEN
@@ -254,6 +255,7 @@ def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
     # On a first install the chart's Secret does not exist yet: the Job reads a hook Secret.
     (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "DATABASE_URL"]
     hook_secret = _by_kind(rendered, "Secret")[ref["name"]]
+    assert set(hook_secret["data"]) == {"DATABASE_URL"}  # the migrate Job needs no API token
     weights = (hook_secret["metadata"]["annotations"], job["metadata"]["annotations"])
     assert int(weights[0]["helm.sh/hook-weight"]) < int(weights[1]["helm.sh/hook-weight"])
     env = {e["name"]: e.get("value") for e in container["env"]}
