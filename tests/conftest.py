@@ -1,4 +1,4 @@
-"""Fixtures: a real Postgres server (session) and a real tansu broker (per module), both embedded."""
+"""Fixtures for every test: an embedded Postgres server (session), migrated once, emptied on demand."""
 
 from __future__ import annotations
 
@@ -8,24 +8,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from helpers.db import truncate
 
 from imgdup.ops.embedded import Postgres
 
 # Imported modules read settings at import time; tests never reach a broker through these.
 os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
-
-TABLES = (
-    "cluster_merges",
-    "cluster_members",
-    "duplicate_clusters",
-    "duplicates",
-    "image_blobs",
-    "images",
-    "ads",
-    "ingest_events",
-)
 
 
 @pytest.fixture(scope="session")
@@ -59,18 +48,3 @@ def clean_db(pg_dsn: str) -> str:
 def truncate_db(pg_dsn: str) -> Callable[[], None]:
     """For module-scoped fixtures, which cannot use the function-scoped clean_db."""
     return lambda: truncate(pg_dsn)
-
-
-def truncate(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh tansu broker per test module, so no module sees another's messages."""
-    from imgdup.ops.embedded import start_broker
-
-    broker = start_broker(Path(tmp_path_factory.mktemp("tansu")))
-    yield broker.bootstrap
-    broker.stop()

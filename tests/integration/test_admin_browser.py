@@ -4,27 +4,19 @@ browser (Debian's chromium driven by Playwright), over real photos clustered by 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont, ImageOps
-from pydantic import SecretStr
-from skimage import data as skdata
+from helpers.pipeline import wait_idle
 
 from imgdup.ops.demo.image_server import LoopbackImageServer
-from imgdup.ops.embedded import free_port
 from imgdup.ops.supervisor import Stack
-from imgdup.settings import Settings
 from imgdup.store.db import open_pool
 from imgdup.store.moderation import moderated_truth
 
@@ -53,53 +45,6 @@ SCREENSHOTS = REPO / "artifacts" / "screenshots"
 # `IMGDUP_UPDATE_DOCS_SCREENSHOT=1 pytest tests/integration/test_admin_browser.py` refreshes the
 # README's screenshot; a plain run leaves tracked files alone.
 DOCS_SCREENSHOT = REPO / "docs" / "admin.png"
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
-
-
-def _photo(name: str) -> Image.Image:
-    if name.startswith("motorcycle_"):  # only reachable as files (stereo_motorcycle() loads both)
-        image = Image.open(Path(skdata.__file__).parent / f"{name}.png").convert("RGB")
-    else:
-        array = getattr(skdata, name)()
-        if array.ndim == 2:
-            array = np.stack([array] * 3, axis=-1)
-        image = Image.fromarray(array[..., :3].astype(np.uint8))
-    if max(image.size) > 640:
-        image.thumbnail((640, 640))
-    return image
-
-
-def _watermark(image: Image.Image) -> Image.Image:
-    out = image.copy()
-    draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default(size=max(16, image.height // 12))
-    draw.text((10, image.height // 2), "CALL 912 345 678", font=font, fill=(255, 255, 255))
-    return out
-
-
-def _crop(image: Image.Image, fraction: float = 0.1) -> Image.Image:
-    dx, dy = int(image.width * fraction), int(image.height * fraction)
-    return image.crop((dx, dy, image.width - dx, image.height - dy))
-
-
-FILES: dict[str, Callable[[], Image.Image]] = {
-    "coffee.jpg": lambda: _photo("coffee"),
-    "coffee_flip.jpg": lambda: ImageOps.mirror(_photo("coffee")),
-    "coffee_crop.jpg": lambda: _crop(_photo("coffee")),
-    "astronaut.jpg": lambda: _photo("astronaut"),
-    "astronaut_wm.jpg": lambda: _watermark(_photo("astronaut")),
-    "astronaut_small.jpg": lambda: _photo("astronaut").resize((256, 256)),
-    "chelsea.jpg": lambda: _photo("chelsea"),
-    "chelsea_bright.jpg": lambda: Image.eval(_photo("chelsea"), lambda v: min(255, int(v * 1.25))),
-    "moto_left.jpg": lambda: _photo("motorcycle_left"),
-    "moto_right.jpg": lambda: _photo("motorcycle_right"),
-    "rocket.jpg": lambda: _photo("rocket"),
-}
 
 
 @dataclass(frozen=True)
@@ -134,70 +79,26 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackImageServer]:
-    root = tmp_path_factory.mktemp("admin-images")
-    for name, make in FILES.items():
-        (root / name).write_bytes(_jpeg(make()))
-    with LoopbackImageServer(root) as server:
-        yield server
-
-
-def _wait_idle(api: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    progress: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        progress = httpx.get(f"{api}/api/v1/progress").json()
-        if progress["unfinished"] == 0:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"pipeline not idle after {timeout}s: {progress}")
+def stack_env() -> dict[str, str]:
+    return {"IMGDUP_API_TOKEN": TOKEN}
 
 
 @pytest.fixture(scope="module")
-def running(
-    pg_dsn: str,
-    kafka: str,
-    image_server: LoopbackImageServer,
-    truncate_db: Callable[[], None],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Running]:
-    truncate_db()
-    settings = Settings(
-        data_dir=Path(tmp_path_factory.mktemp("admin-stack")),
-        database_url=SecretStr(pg_dsn),
-        kafka_bootstrap_servers=kafka,
-        api_port=free_port(),
-        app_id=f"imgdup-admin-{uuid.uuid4().hex[:8]}",
-    )
-    stack = Stack(
-        settings,
-        say=lambda _line: None,
-        extra_env={
-            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "IMGDUP_APP_ID": settings.app_id,
-            "IMGDUP_API_PORT": str(settings.api_port),
-            "IMGDUP_API_TOKEN": TOKEN,
-        },
-    )
-    try:
-        stack.start()
-        for batch in (ORIGINALS, COPIES):
-            for ad in batch:
-                body = {
-                    "ad_id": ad.ad_id,
-                    "source": ad.source,
-                    "category": ad.category,
-                    "seller_id": ad.seller_id,
-                    "images": [image_server.url_for(name) for name in ad.images],
-                }
-                response = httpx.post(
-                    f"{stack.api_url}/api/v1/image/ingest", json=body, headers=AUTH, timeout=30
-                )
-                assert response.status_code == 202, response.text
-            _wait_idle(stack.api_url)
-        yield Running(stack.api_url, pg_dsn)
-    finally:
-        stack.stop()
+def running(image_server: LoopbackImageServer, stack: Stack) -> Running:
+    """The stack (helpers.photos.REPOSTED served) with the originals and then the copies processed."""
+    for batch in (ORIGINALS, COPIES):
+        for ad in batch:
+            body = {
+                "ad_id": ad.ad_id,
+                "source": ad.source,
+                "category": ad.category,
+                "seller_id": ad.seller_id,
+                "images": [image_server.url_for(name) for name in ad.images],
+            }
+            response = httpx.post(f"{stack.api_url}/api/v1/image/ingest", json=body, headers=AUTH, timeout=30)
+            assert response.status_code == 202, response.text
+        wait_idle(stack.api_url)
+    return Running(stack.api_url, stack.dsn)
 
 
 def _name(url: str) -> str:

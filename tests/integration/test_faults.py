@@ -4,7 +4,6 @@ final Postgres state must equal that of an undisturbed run of the same feed."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +12,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from pydantic import SecretStr
+from helpers.pipeline import read_topic
 
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.demo.synthetic import SyntheticAd, build_synthetic_feed
-from imgdup.ops.embedded import Postgres, free_port, start_broker
+from imgdup.ops.embedded import Postgres, start_broker
 from imgdup.ops.supervisor import Stack
-from imgdup.settings import Settings
 from schemas import DuplicateEventV1, topics
 from streams.liveness import check_health, write_health
 
@@ -44,22 +41,14 @@ class Run:
     kafka: str
 
 
-def _start(dsn: str, data_dir: Path) -> Run:
+def _start(make_stack: Callable[..., Stack], dsn: str, data_dir: Path) -> Run:
     broker = start_broker(data_dir / "tansu")
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=SecretStr(dsn),
-        kafka_bootstrap_servers=broker.bootstrap,
-        api_port=free_port(),
-    )
-    stack = Stack(
-        settings,
-        say=lambda _line: None,
+    stack = make_stack(
+        data_dir,
+        dsn,
+        broker.bootstrap,
         worker_groups=ROLE_GROUPS,
-        extra_env={
-            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "IMGDUP_APP_ID": f"imgdup-fault-{uuid.uuid4().hex[:8]}",
-            "IMGDUP_API_PORT": str(settings.api_port),
+        env={
             "IMGDUP_EMBEDDER": "sscd_distilled",
             # Candidates are every neighbour above the cut-off, never a top-K cut: the pair set is
             # then independent of the order in which images arrive, which a crash changes.
@@ -148,31 +137,16 @@ def _state(dsn: str) -> dict[str, Any]:
 
 
 def _public_events(kafka: str) -> list[DuplicateEventV1]:
-    # assign(), not subscribe(): no group join to wait for. End offsets are unreliable on tansu,
-    # so read until the topic has been quiet for a few seconds.
-    consumer = Consumer(
-        {"bootstrap.servers": kafka, "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
-    )
-    metadata = consumer.list_topics(topics.DUPLICATES.name, timeout=10)
-    partitions = metadata.topics[topics.DUPLICATES.name].partitions
-    consumer.assign([TopicPartition(topics.DUPLICATES.name, p, OFFSET_BEGINNING) for p in partitions])
-    out: list[DuplicateEventV1] = []
-    started = last = time.monotonic()
-    try:
-        while time.monotonic() - last < 4 and time.monotonic() - started < 60:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                out.append(DuplicateEventV1.model_validate_json(message.value()))
-                last = time.monotonic()
-    finally:
-        consumer.close()
-    return out
+    # End offsets are unreliable on tansu, so read until the topic has been quiet for a few seconds.
+    messages = read_topic(kafka, topics.DUPLICATES.name, quiet=4)
+    return [DuplicateEventV1.model_validate_json(m.value()) for m in messages]
 
 
 Disturb = Callable[[Run, Postgres], None]
 
 
 def _run(
+    make_stack: Callable[..., Stack],
     feed: tuple[list[SyntheticAd], LoopbackImageServer],
     pg: Postgres,
     truncate: Callable[[], None],
@@ -181,7 +155,7 @@ def _run(
 ) -> dict[str, Any]:
     ads, server = feed
     truncate()
-    run = _start(pg.dsn, tmp)  # stops what it started when it fails
+    run = _start(make_stack, pg.dsn, tmp)  # stops what it started when it fails
     try:
         _post_all(run, ads, server)
         if disturb is not None:
@@ -206,12 +180,13 @@ def _run(
 
 @pytest.fixture(scope="module")
 def baseline(
+    make_stack: Callable[..., Stack],
     feed: tuple[list[SyntheticAd], LoopbackImageServer],
     pg_server: Postgres,
     truncate_db: Callable[[], None],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
-    state = _run(feed, pg_server, truncate_db, tmp_path_factory.mktemp("baseline"), None)
+    state = _run(make_stack, feed, pg_server, truncate_db, tmp_path_factory.mktemp("baseline"), None)
     assert state["counts"]["ingest_events"] == len(feed[0])
     assert len(state["clusters"]) > 10, "the feed should produce clusters"
     assert any(status == "rejected" for status, _d, _c in state["pairs"].values())
@@ -286,12 +261,13 @@ DISTURBANCES: dict[str, Disturb] = {
 def test_disturbed_run_ends_in_the_same_state(
     name: str,
     baseline: dict[str, Any],
+    make_stack: Callable[..., Stack],
     feed: tuple[list[SyntheticAd], LoopbackImageServer],
     pg_server: Postgres,
     truncate_db: Callable[[], None],
     tmp_path: Path,
 ) -> None:
-    state = _run(feed, pg_server, truncate_db, tmp_path, DISTURBANCES[name])
+    state = _run(make_stack, feed, pg_server, truncate_db, tmp_path, DISTURBANCES[name])
     assert all(healthy for healthy, _reason in state["health"].values()), state["health"]
     assert state["counts"] == baseline["counts"]
     assert state["events"] == baseline["events"]

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from pydantic import SecretStr
+from confluent_kafka import Producer
+from helpers.pipeline import read_topic
 
 from imgdup.ops.bad_inputs import IMAGE_CASES, HostileServer, event_cases
-from imgdup.ops.embedded import free_port
 from imgdup.ops.supervisor import Stack
-from imgdup.settings import Settings
 from schemas import DeadLetterV1, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,33 +27,12 @@ def hostile() -> Iterator[HostileServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    pg_dsn: str, kafka: str, truncate_db: Callable[[], None], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    truncate_db()
-    settings = Settings(
-        data_dir=Path(tmp_path_factory.mktemp("hostile-stack")),
-        database_url=SecretStr(pg_dsn),
-        kafka_bootstrap_servers=kafka,
-        api_port=free_port(),
-    )
-    running = Stack(
-        settings,
-        say=lambda _line: None,
-        extra_env={
-            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "IMGDUP_API_PORT": str(settings.api_port),
-            "IMGDUP_APP_ID": f"imgdup-hostile-{uuid.uuid4().hex[:8]}",
-            "IMGDUP_DOWNLOAD_TIMEOUT_S": "2",
-            "IMGDUP_DOWNLOAD_MAX_BYTES": str(2 * 1024 * 1024),
-            "IMGDUP_EMBEDDER": "sscd_distilled",
-        },
-    )
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+def stack_env() -> dict[str, str]:
+    return {
+        "IMGDUP_DOWNLOAD_TIMEOUT_S": "2",
+        "IMGDUP_DOWNLOAD_MAX_BYTES": str(2 * 1024 * 1024),
+        "IMGDUP_EMBEDDER": "sscd_distilled",
+    }
 
 
 def _event(event_id: str, ad_id: int, urls: list[str]) -> bytes:
@@ -81,24 +56,9 @@ def _status(dsn: str, event_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _dead_letters(kafka: str, want: int, timeout: float = 60.0) -> list[DeadLetterV1]:
-    consumer = Consumer(
-        {"bootstrap.servers": kafka, "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
-    )
-    partitions = (
-        consumer.list_topics(topics.DEAD_LETTERS.name, timeout=10).topics[topics.DEAD_LETTERS.name].partitions
-    )
-    consumer.assign([TopicPartition(topics.DEAD_LETTERS.name, p, OFFSET_BEGINNING) for p in partitions])
-    records: list[DeadLetterV1] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < want and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                records.append(DeadLetterV1.model_validate_json(message.value()))
-    finally:
-        consumer.close()
-    return records
+def _dead_letters(kafka: str, want: int) -> list[DeadLetterV1]:
+    messages = read_topic(kafka, topics.DEAD_LETTERS.name, want=want)
+    return [DeadLetterV1.model_validate_json(m.value()) for m in messages]
 
 
 def test_every_bad_input_is_dead_lettered_with_its_reason_and_the_next_event_is_processed(

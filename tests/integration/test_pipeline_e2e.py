@@ -2,82 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from PIL import Image, ImageDraw, ImageFont, ImageOps
-from pydantic import SecretStr
-from skimage import data as skdata
+from confluent_kafka import Producer
+from helpers.db import truncate
+from helpers.photos import REPOSTED, Make, photo, screenshot
+from helpers.pipeline import read_topic, wait_idle
 
 from imgdup.ops.demo.image_server import LoopbackImageServer
-from imgdup.ops.embedded import free_port
 from imgdup.ops.supervisor import Stack
-from imgdup.settings import Settings
 from schemas import DeadLetterV1, DuplicateEventV1, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
-
-
-def _photo(name: str) -> Image.Image:
-    if name.startswith("motorcycle_"):  # only reachable as files (stereo_motorcycle() loads both)
-        image = Image.open(Path(skdata.__file__).parent / f"{name}.png").convert("RGB")
-    else:
-        array = getattr(skdata, name)()
-        if array.ndim == 2:
-            array = np.stack([array] * 3, axis=-1)
-        image = Image.fromarray(array[..., :3].astype(np.uint8))
-    if max(image.size) > 640:
-        image.thumbnail((640, 640))
-    return image
-
-
-def _watermark(image: Image.Image) -> Image.Image:
-    out = image.copy()
-    draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default(size=max(16, image.height // 12))
-    draw.text((10, image.height // 2), "CALL 912 345 678", font=font, fill=(255, 255, 255))
-    return out
-
-
-def _screenshot(image: Image.Image) -> Image.Image:
-    """The photo as a screenshot of another portal's listing page (header, title, price, buttons)."""
-    page = Image.new("RGB", (480, 760), (250, 250, 250))
-    draw = ImageDraw.Draw(page)
-    draw.rectangle((0, 0, 480, 70), fill=(0, 47, 52))
-    draw.text((20, 18), "other-portal.example", font=ImageFont.load_default(size=28), fill="white")
-    draw.text((20, 100), "Rocket model, as new", font=ImageFont.load_default(size=26), fill="black")
-    draw.text((20, 640), "2 450 PLN   Warszawa", font=ImageFont.load_default(size=30), fill="black")
-    draw.rounded_rectangle((20, 690, 230, 740), radius=12, fill=(35, 229, 219))
-    photo = image.copy()
-    photo.thumbnail((440, 380))
-    page.paste(photo, (20 + (440 - photo.width) // 2, 250 + (380 - photo.height) // 2))
-    return page
-
-
-def _crop(image: Image.Image, fraction: float = 0.1) -> Image.Image:
-    dx, dy = int(image.width * fraction), int(image.height * fraction)
-    return image.crop((dx, dy, image.width - dx, image.height - dy))
 
 
 @dataclass(frozen=True)
@@ -87,22 +34,11 @@ class FeedAd:
     images: tuple[str, ...]
 
 
-# Three photos re-posted with edits in other ads, one as a screenshot of another portal's
-# listing, and distinct photos (one a stereo pair: same scene, different shot) that must stay
-# apart.
-FILES: dict[str, Any] = {
-    "coffee.jpg": lambda: _photo("coffee"),
-    "coffee_flip.jpg": lambda: ImageOps.mirror(_photo("coffee")),
-    "coffee_crop.jpg": lambda: _crop(_photo("coffee")),
-    "astronaut.jpg": lambda: _photo("astronaut"),
-    "astronaut_wm.jpg": lambda: _watermark(_photo("astronaut")),
-    "astronaut_small.jpg": lambda: _photo("astronaut").resize((256, 256)),
-    "chelsea.jpg": lambda: _photo("chelsea"),
-    "chelsea_bright.jpg": lambda: Image.eval(_photo("chelsea"), lambda v: min(255, int(v * 1.25))),
-    "moto_left.jpg": lambda: _photo("motorcycle_left"),
-    "moto_right.jpg": lambda: _photo("motorcycle_right"),
-    "rocket.jpg": lambda: _photo("rocket"),
-    "rocket_screenshot.jpg": lambda: _screenshot(_photo("rocket")),
+# Three photos re-posted with edits in other ads (helpers.photos.REPOSTED, with distinct photos,
+# one a stereo pair, that must stay apart) and one more as a screenshot of another portal's listing.
+FILES: dict[str, Make] = {
+    **REPOSTED,
+    "rocket_screenshot.jpg": lambda: screenshot(photo("rocket")),
 }
 FEED = (
     FeedAd(9001, "electronics", ("coffee.jpg", "rocket.jpg")),
@@ -127,15 +63,6 @@ EXPECTED_PAIRS = {
 }
 
 
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackImageServer]:
-    root = tmp_path_factory.mktemp("images")
-    for name, make in FILES.items():
-        (root / name).write_bytes(_jpeg(make()))
-    with LoopbackImageServer(root) as server:
-        yield server
-
-
 @dataclass
 class Running:
     stack: Stack
@@ -146,45 +73,13 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def running(
-    pg_dsn: str,
-    kafka: str,
-    image_server: LoopbackImageServer,
-    truncate_db: Callable[[], None],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Running]:
-    truncate_db()
-    settings = Settings(
-        data_dir=Path(tmp_path_factory.mktemp("stack")),
-        database_url=SecretStr(pg_dsn),
-        kafka_bootstrap_servers=kafka,
-        api_port=free_port(),
-        app_id=f"imgdup-test-{uuid.uuid4().hex[:8]}",
-    )
-    stack = Stack(
-        settings,
-        say=lambda _line: None,
-        extra_env={
-            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "IMGDUP_APP_ID": settings.app_id,
-            "IMGDUP_API_PORT": str(settings.api_port),
-        },
-    )
-    try:
-        stack.start()
-        yield Running(stack, stack.api_url, pg_dsn, kafka, image_server)
-    finally:
-        stack.stop()
+def photo_files() -> Mapping[str, Make]:
+    return FILES
 
 
-def _wait_idle(api: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        progress: dict[str, Any] = httpx.get(f"{api}/api/v1/progress").json()
-        if progress["unfinished"] == 0:
-            return progress
-        time.sleep(0.3)
-    raise AssertionError(f"pipeline not idle after {timeout}s: {progress}")
+@pytest.fixture(scope="module")
+def running(image_server: LoopbackImageServer, stack: Stack) -> Running:
+    return Running(stack, stack.api_url, stack.dsn, stack.kafka, image_server)
 
 
 def _wait_event(dsn: str, event_id: str, timeout: float = 60.0) -> str:
@@ -231,31 +126,12 @@ def _db_state(dsn: str) -> dict[str, Any]:
     return {"pairs": pairs, "clusters": clusters, "images": images}
 
 
-def _consume(kafka: str, topic: str, want: int, timeout: float = 60.0) -> list[Any]:
-    # assign(), not subscribe(): no group join to wait for on the local broker.
-    consumer = Consumer(
-        {"bootstrap.servers": kafka, "group.id": f"test-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(messages) < want:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
 def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     for ad in FEED:
         response = _post(running, ad)
         assert response.status_code == 202, response.text
         assert response.json()["already_accepted"] is False
-    _wait_idle(running.api)
+    wait_idle(running.api)
 
     state = _db_state(running.dsn)
     duplicate_pairs = {frozenset({_name(a), _name(b)}) for a, b, _s, dup, _c in state["pairs"] if dup}
@@ -294,7 +170,7 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     assert httpx.get(f"{running.api}/api/v1/ads/424242").status_code == 404
 
     # The public events: one per duplicate pair (consumers dedupe by event_id), schema-valid.
-    events = _consume(running.kafka, topics.DUPLICATES.name, want=len(EXPECTED_PAIRS))
+    events = read_topic(running.kafka, topics.DUPLICATES.name, want=len(EXPECTED_PAIRS))
     parsed = {DuplicateEventV1.model_validate_json(m.value()).event_id: m for m in events}
     assert len(parsed) == len(EXPECTED_PAIRS)
     sample = DuplicateEventV1.model_validate_json(events[0].value())
@@ -335,7 +211,7 @@ def test_publishing_the_same_events_again_changes_nothing(running: Running) -> N
     assert producer.flush(10) == 0
     for event_id in sentinels:
         assert _wait_event(running.dsn, event_id) == "indexed"
-    _wait_idle(running.api)
+    wait_idle(running.api)
     assert _db_state(running.dsn) == before
 
 
@@ -362,7 +238,7 @@ def test_malformed_event_is_dead_lettered_and_the_next_one_processed(running: Ru
     assert producer.flush(10) == 0
 
     assert _wait_event(running.dsn, "after-the-bad-ones") == "indexed"
-    _wait_idle(running.api)
+    wait_idle(running.api)
     ad = httpx.get(f"{running.api}/api/v1/ads/9100").json()
     by_url = {_name(i["url"]): i for i in ad["images"]}
     assert by_url["chelsea.jpg"]["status"] == "indexed"
@@ -372,7 +248,7 @@ def test_malformed_event_is_dead_lettered_and_the_next_one_processed(running: Ru
     dups = httpx.get(f"{running.api}/api/v1/duplicates/9100").json()["duplicates"]
     assert sorted(d["ad_id"] for d in dups) == [9007, 9008]
 
-    letters = _consume(running.kafka, topics.DEAD_LETTERS.name, want=3)
+    letters = read_topic(running.kafka, topics.DEAD_LETTERS.name, want=3)
     records = [DeadLetterV1.model_validate_json(m.value()) for m in letters]
     reasons = sorted(r.reason for r in records)
     assert reasons == ["http_404", "invalid_json", "unsupported_schema_version"]
@@ -428,7 +304,7 @@ def _membership(dsn: str) -> tuple[set[frozenset[str]], dict[str, tuple[str, boo
 def test_replaying_onto_the_same_database_changes_nothing(running: Running) -> None:
     before = _db_state(running.dsn)
     _replay_cli(running.dsn, running.kafka, "--all")
-    _wait_idle(running.api)
+    wait_idle(running.api)
     assert _db_state(running.dsn) == before
     with psycopg.connect(running.dsn) as conn:
         replayed = conn.execute("SELECT count(*) FROM ingest_events WHERE replay").fetchone()
@@ -436,7 +312,7 @@ def test_replaying_onto_the_same_database_changes_nothing(running: Running) -> N
 
 
 def test_backfill_of_a_fresh_database_from_a_replay_gives_the_same_clusters(
-    running: Running, tmp_path_factory: pytest.TempPathFactory
+    running: Running, make_stack: Callable[..., Stack], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from imgdup.ops.embedded import start_broker
     from imgdup.store.db import migrate
@@ -447,32 +323,15 @@ def test_backfill_of_a_fresh_database_from_a_replay_gives_the_same_clusters(
             conn.execute("CREATE DATABASE imgdup_backfill")
     target = running.dsn.replace("/postgres?", "/imgdup_backfill?")
     migrate(target)
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE cluster_merges, cluster_members, duplicate_clusters, duplicates, image_blobs,"
-            " images, ads, ingest_events CASCADE"
-        )
+    truncate(target)
     broker = start_broker(tmp_path_factory.mktemp("backfill-broker"))
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("backfill"),
-        database_url=SecretStr(target),
-        kafka_bootstrap_servers=broker.bootstrap,
-        api_port=free_port(),
-    )
-    stack = Stack(
-        settings,
-        say=lambda _line: None,
-        extra_env={
-            "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-            "IMGDUP_API_PORT": str(settings.api_port),
-        },
-    )
+    stack = make_stack(tmp_path_factory.mktemp("backfill"), target, broker.bootstrap)
     try:
         stack.start()
         _replay_cli(target, broker.bootstrap, "--all", "--from-database-url", running.dsn)
-        _wait_idle(stack.api_url)
+        wait_idle(stack.api_url)
         assert _membership(target) == _membership(running.dsn)
-        events = _consume(broker.bootstrap, topics.DUPLICATES.name, want=1)
+        events = read_topic(broker.bootstrap, topics.DUPLICATES.name, want=1)
         assert events and all(DuplicateEventV1.model_validate_json(m.value()).replay for m in events)
     finally:
         stack.stop()
@@ -492,7 +351,7 @@ def test_reprocessing_with_a_new_embedding_model_updates_rows_in_place(running: 
     running.stack.extra_env["IMGDUP_EMBEDDER"] = "sscd_distilled"
     running.stack.start_process("worker")
     _replay_cli(running.dsn, running.kafka, "--all")
-    _wait_idle(running.api)
+    wait_idle(running.api)
     with psycopg.connect(running.dsn) as conn:
         models = {
             row[0]
