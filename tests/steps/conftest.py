@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from helpers.fakes import Web, run_inline
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup.analysis.analyse import AnalysedImage, analyse_images
@@ -15,7 +16,6 @@ from imgdup.store.db import open_pool
 from imgdup.vectors.numpy_index import NumpyVectorIndex
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
-from tests.helpers.fakes import Web, run_inline
 
 
 @pytest.fixture(scope="session")

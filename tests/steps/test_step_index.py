@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from helpers.fakes import Web
+from helpers.photos import jpeg, photo
 from PIL import ImageOps
 
 from imgdup import ids
 from imgdup.steps.index import IndexContext, finish_event, index_ad
 from schemas import AdImagesCreatedV1
-from tests.helpers.fakes import Web
-from tests.helpers.photos import jpeg, photo
 
 
 def _event(ad_id: int, *urls: str, **changes: Any) -> AdImagesCreatedV1:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from helpers.fakes import Web, run_inline
+from helpers.photos import jpeg, photo
 from PIL import ImageOps
 from psycopg.rows import dict_row
 
@@ -15,8 +17,6 @@ from imgdup.steps.index import IndexContext, index_ad
 from imgdup.steps.verify import VerifyContext, verify_candidate
 from imgdup.store.pairs import evidence_from_row
 from schemas import AdImagesCreatedV1, CandidatePairV1
-from tests.helpers.fakes import Web, run_inline
-from tests.helpers.photos import jpeg, photo
 
 
 def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
