@@ -98,8 +98,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from imgdup.kafka.publisher import EventPublisher
-    from imgdup.ops.replay import ReplayRange, load_events, replay
+    from imgdup.ops.replay import replay
     from imgdup.store.db import open_pool
+    from imgdup.store.events import ReplayRange, load_events
 
     settings = _with_stack_endpoints(_settings(args))
     if not (args.all or args.since or args.until or args.ad_ids):

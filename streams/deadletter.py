@@ -10,6 +10,7 @@ import faust
 
 from imgdup import metrics
 from schemas import DeadLetterV1
+from schemas.wire import encode
 
 log = logging.getLogger(__name__)
 MAX_ORIGINAL_BYTES = 64 * 1024
@@ -57,7 +58,7 @@ async def dead_letter(
         "imgdup-source-offset": str(message.offset).encode(),
         "imgdup-attempt": b"1",
     }
-    fut = await topic.send(key=message.key, value=record.model_dump_json().encode(), headers=headers)
+    fut = await topic.send(key=message.key, value=encode(record), headers=headers)
     await fut
     metrics.DEAD_LETTERS.labels(reason, message.topic).inc()
     log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)

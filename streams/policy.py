@@ -14,6 +14,7 @@ import faust
 from pydantic import BaseModel, ValidationError
 
 from schemas import DeadLetterV1
+from schemas.wire import encode, encode_key
 from streams.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,6 @@ def model_decoder(model: type[M], reason: str) -> Callable[[bytes | None], M]:
             raise MessageRejected(reason, error=exc) from exc
 
     return decode
-
-
-def encode(value: BaseModel) -> bytes:
-    """Every payload imgdup publishes is one of its pydantic models, as JSON."""
-    return value.model_dump_json().encode()
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ async def handle(policy: MessagePolicy[In], message: Any) -> None:
         )
     # Every delivery confirmed before `then`; one round trip for all of them, not one each.
     sent = [
-        await out.topic.send(key=out.key.encode(), value=encode(out.value), headers=out.headers)
+        await out.topic.send(key=encode_key(out.key), value=encode(out.value), headers=out.headers)
         for out in output.send
     ]
     await asyncio.gather(*sent)

@@ -27,6 +27,7 @@ from imgdup.store.db import migrate, open_pool
 from imgdup.store.events import unfinished_events
 from imgdup.store.pairs import unfinished_pairs, verified_pair_from_row
 from schemas import CandidatePairV1, ImageRef, topics
+from schemas.wire import encode, encode_key
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -276,7 +277,7 @@ async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
         for payload in events:
             ad_id = json.loads(payload)["ad_id"]
             await publisher.publish(
-                topics.AD_IMAGES_CREATED.name, key=str(ad_id).encode(), value=payload.encode()
+                topics.AD_IMAGES_CREATED.name, key=encode_key(ad_id), value=payload.encode()
             )
         pairs = await unfinished_pairs(pool)
         for row in pairs:
@@ -291,15 +292,15 @@ async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
                 )
                 await publisher.publish(
                     topics.IMAGE_CANDIDATES.name,
-                    key=str(row["ad_a"]).encode(),
-                    value=candidate.model_dump_json().encode(),
+                    key=encode_key(row["ad_a"]),
+                    value=encode(candidate),
                 )
             else:
                 verified = verified_pair_from_row(row)
                 await publisher.publish(
                     topics.PAIRS_VERIFIED.name,
-                    key=verified.pair_id.encode(),
-                    value=verified.model_dump_json().encode(),
+                    key=encode_key(verified.pair_id),
+                    value=encode(verified),
                 )
         return len(events), len(pairs)
     finally:

@@ -4,8 +4,11 @@ indexed or dead (the exact answer to "is everything processed?")."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -123,3 +126,52 @@ async def unfinished_events(pool: AsyncConnectionPool, limit: int = 10_000) -> l
             (limit,),
         )
         return [row[0] for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class ReplayRange:
+    since: datetime | None = None
+    until: datetime | None = None
+    ad_ids: Sequence[int] | None = None
+
+    def where(self) -> tuple[str, list[object]]:
+        clauses = ["status <> 'dead'"]
+        params: list[object] = []
+        if self.since is not None:
+            clauses.append("accepted_at >= %s")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("accepted_at < %s")
+            params.append(self.until)
+        if self.ad_ids:
+            clauses.append("ad_id = ANY(%s)")
+            params.append(list(self.ad_ids))
+        return " AND ".join(clauses), params
+
+
+def load_events(source_dsn: str, selection: ReplayRange) -> list[AdImagesCreatedV1]:
+    """Events of the source database in the order they were accepted, marked as replays."""
+    where, params = selection.where()
+    with psycopg.connect(source_dsn) as conn:
+        rows = conn.execute(
+            f"SELECT payload::text FROM ingest_events WHERE {where} ORDER BY accepted_at, event_id",
+            params,
+        ).fetchall()
+    events = []
+    for (payload,) in rows:
+        data = json.loads(payload)
+        data["replay"] = True
+        events.append(AdImagesCreatedV1.model_validate(data))
+    return events
+
+
+async def accept_replayed_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> None:
+    """Record a replayed event as accepted (so `imgdup wait` waits for it), also one that was dead."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO ingest_events (event_id, ad_id, payload, replay, status)"
+            " VALUES (%s, %s, %s, true, 'accepted')"
+            " ON CONFLICT (event_id) DO UPDATE SET status = 'accepted', replay = true,"
+            " payload = EXCLUDED.payload, dead_reason = NULL, updated_at = now()",
+            (event.event_id, event.ad_id, event.model_dump_json()),
+        )

@@ -24,9 +24,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-async def retry_transient(
-    stage: str, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
-) -> T:
+async def retry_transient(stage: str, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
     """`await fn(*args, **kwargs)`, again and again while it fails with a transient error.
 
     Nothing is dead-lettered for an outage: the message being processed stays un-acked meanwhile,

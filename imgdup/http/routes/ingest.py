@@ -12,6 +12,7 @@ from imgdup.http.models import IngestAccepted, IngestRequest
 from imgdup.kafka.publisher import PublishError
 from imgdup.store import events
 from schemas import AdImagesCreatedV1, topics
+from schemas.wire import encode, encode_key
 
 router = APIRouter()
 
@@ -41,8 +42,8 @@ async def ingest(body: IngestRequest, pool: PoolDep, publisher: PublisherDep) ->
     try:
         await publisher.publish(
             topics.AD_IMAGES_CREATED.name,
-            key=str(event.ad_id).encode(),
-            value=event.model_dump_json().encode(),
+            key=encode_key(event.ad_id),
+            value=encode(event),
         )
     except PublishError as exc:
         await events.forget_accepted_event(pool, event.event_id)
