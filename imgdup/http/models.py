@@ -147,20 +147,6 @@ class AdState(BaseModel):
     pairs: dict[str, int] = Field(description="The ad's pairs by status")
 
 
-class Progress(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    events_accepted: int
-    events_processing: int
-    events_indexed: int
-    events_dead: int
-    pairs_candidate: int
-    pairs_verified: int
-    pairs_rejected: int
-    pairs_clustered: int
-    unfinished: int = Field(description="Events and pairs still in flight")
-
-
 # --------------------------------------------------------------------------- duplicates of an ad
 
 
