@@ -3,6 +3,8 @@ indexed, its failed images as data, and the candidate pairs its neighbours make 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,9 @@ from helpers.photos import jpeg, photo
 from PIL import ImageOps
 
 from imgdup import ids
+from imgdup.analysis.analyse import AnalysedImage
 from imgdup.steps.index import IndexContext, finish_event, index_ad
+from imgdup_core.decode import ImageRejected
 from schemas import AdImagesCreatedV1
 
 
@@ -87,3 +91,50 @@ async def test_a_copy_in_another_ad_is_a_candidate_and_a_redelivery_repeats_it_w
     assert len(web.downloads) == downloads  # indexed images are searched from their stored vectors
     assert [c.pair_id for c in again.candidates] == [c.pair_id for c in first.candidates]
     assert _rows(clean_db, "SELECT count(*) FROM duplicates") == [(len(first.candidates),)]
+
+
+async def test_any_exception_of_one_download_is_that_image_s_failure(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    web.files["https://cdn.example/a.jpg"] = jpeg(photo("astronaut"))
+
+    async def fetch(url: str) -> bytes:
+        if url.endswith("boom.jpg"):
+            raise RuntimeError("a bug in a transport")
+        return await web.fetch(url)
+
+    ctx = dataclasses.replace(index_context, fetch=fetch)
+    result = await index_ad(ctx, _event(3, "https://cdn.example/a.jpg", "https://cdn.example/boom.jpg"))
+
+    [failure] = result.failures
+    assert failure.reason == "fetch_error"
+    assert failure.detail.startswith("RuntimeError: a bug in a transport")
+    states = dict(_rows(clean_db, "SELECT url, status FROM images"))
+    assert states == {"https://cdn.example/a.jpg": "indexed", "https://cdn.example/boom.jpg": "failed"}
+
+
+async def test_an_analysis_exception_of_one_image_fails_only_that_image(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """Whatever the analyse port raises on one image's bytes (a decoder or model bug), the ad's
+    other images are still analysed and indexed."""
+    poison = b"\xff\xd8 bytes that make the analysis raise"
+    web.files["https://cdn.example/a.jpg"] = jpeg(photo("astronaut"))
+    web.files["https://cdn.example/b.jpg"] = jpeg(photo("chelsea"))
+    web.files["https://cdn.example/poison.jpg"] = poison
+    analyse = index_context.analyse
+
+    async def fragile(blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
+        if poison in blobs:
+            raise MemoryError("the model ran out of memory on one input")
+        return await analyse(blobs)
+
+    ctx = dataclasses.replace(index_context, analyse=fragile)
+    urls = ["https://cdn.example/a.jpg", "https://cdn.example/poison.jpg", "https://cdn.example/b.jpg"]
+    result = await index_ad(ctx, _event(4, *urls))
+
+    [failure] = result.failures
+    assert (failure.url, failure.reason) == ("https://cdn.example/poison.jpg", "analysis_error")
+    assert failure.detail.startswith("MemoryError")
+    states = dict(_rows(clean_db, "SELECT url, status FROM images"))
+    assert states == {urls[0]: "indexed", urls[1]: "failed", urls[2]: "indexed"}
