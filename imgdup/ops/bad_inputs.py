@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image
+from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image, open_transport
 from imgdup_core.decode import ImageRejected, decode_image
 
 # Caps used by the corpus run and the hostile-input tests (small, so cases stay fast).
@@ -231,10 +231,10 @@ class HostileServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
 
 
-async def image_outcome(client: httpx.AsyncClient, url: str, policy: FetchPolicy = POLICY) -> str:
+async def image_outcome(transport: httpx.AsyncBaseTransport, url: str, policy: FetchPolicy = POLICY) -> str:
     """What the images agent does with one URL, minus the embedding: 'indexed' or a reason."""
     try:
-        data = await fetch_image(client, url, policy)
+        data = await fetch_image(transport, url, policy)
         decode_image(data)
     except (FetchError, ImageRejected) as exc:
         return exc.reason
@@ -249,9 +249,9 @@ def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[
     with HostileServer() as server:
 
         async def run_images() -> None:
-            async with httpx.AsyncClient(trust_env=False) as client:
+            async with open_transport(POLICY) as transport:
                 for case in IMAGE_CASES:
-                    observed = await image_outcome(client, server.url(case.path))
+                    observed = await image_outcome(transport, server.url(case.path))
                     rows.append(
                         {
                             "level": "image",
