@@ -472,6 +472,7 @@ BAD_REDIRECTS = [
     "http://h:+18081/",  # a sign is not a port
     "http://h:0/",  # port 0 is no port
     "https:127.0.0.1:18080/x",  # a scheme without an authority: no host
+    "http:127.0.0.1:18080/x",  # the same, with the scheme of the URL that redirects
     "http://[::1/x",  # unclosed IPv6 literal (httpx.InvalidURL, which is not an httpx.HTTPError)
     "http://[fe80::1%25eth0]/x",  # IPv6 zone id
     "http://a\\b/x",  # a backslash in the host
