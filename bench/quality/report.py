@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.quality.dataset import HARD_NEGATIVE_KINDS
-from bench.quality.edits import EDIT_FAMILIES
-from bench.quality.metrics import PRECISION_TARGETS
+from bench.quality.edits import CLASSIC_FAMILIES, EDIT_FAMILIES
+from bench.quality.metrics import EDIT_PAIR, PRECISION_TARGETS
+
+CLASSIC_NAMES = frozenset(f.name for f in CLASSIC_FAMILIES)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -86,15 +88,18 @@ def markdown(result: dict[str, Any]) -> str:
     fam_headers = ["edit", "kind", "pairs", *[m["name"] for m in methods], "imgdup precision"]
     fam_rows = []
     main = methods[0]
-    for family in EDIT_FAMILIES:
-        stats = [m["operating_point"]["families"][family.name] for m in methods]
+    rows_of = [(f.name, f.kind) for f in EDIT_FAMILIES] + [(EDIT_PAIR, "edit vs edit")]
+    for name, kind in rows_of:
+        stats = [m["operating_point"]["families"][name] for m in methods]
+        if not stats[0]["pairs"] and name not in CLASSIC_NAMES:
+            continue  # a family the evaluated pool does not use
         fam_rows.append(
             [
-                family.name,
-                family.kind,
+                name,
+                kind,
                 str(stats[0]["pairs"]),
                 *[_pct(s["recall"]) for s in stats],
-                _pct(main["operating_point"]["families"][family.name]["precision"], 2),
+                _pct(main["operating_point"]["families"][name]["precision"], 2),
             ]
         )
     out += [_table(fam_headers, fam_rows), ""]
@@ -103,6 +108,8 @@ def markdown(result: dict[str, Any]) -> str:
     hn_headers = ["kind", "pairs", *[m["name"] for m in methods]]
     hn_rows = []
     for kind in (*HARD_NEGATIVE_KINDS, "all"):
+        if kind == "same_template" and not methods[0]["operating_point"]["hard_negatives"][kind]["pairs"]:
+            continue  # the default pool has no screenshot templates
         cells = []
         for m in methods:
             h = m["operating_point"]["hard_negatives"][kind]
