@@ -358,15 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     args = parser.parse_args(argv)
     if args.command == "photos":
-        from bench.quality.domains import photo_traits, summary
-        from bench.quality.photos import DEFAULT_CACHE, POOLS
+        from bench.quality.dataset import pool_photos
+        from bench.quality.domains import summary
 
-        photos = ensure_photos(sources=POOLS[args.pool])
-        print(
-            f"pool {args.pool}: {len(photos)} distinct photos: "
-            + ", ".join(f"{s} {n}" for s, n in iter_sources(photos))
-        )
-        print("\n".join(summary(photos, photo_traits(photos, DEFAULT_CACHE.resolve()))))
+        photos, traits = pool_photos(args.pool)
+        print(f"pool {args.pool}: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
+        print("\n".join(summary(photos, traits)))
         return 0
     if args.command == "calibrate":
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.quality import templates
-from bench.quality.domains import photo_traits
+from bench.quality.domains import Traits, photo_traits
 from bench.quality.edits import CLASSIC_FAMILIES, EDIT_FAMILIES, FAMILY_BY_NAME, UPLOAD_QUALITY, EditFamily
 from bench.quality.photos import (
     DEFAULT_CACHE,
@@ -277,6 +277,20 @@ def template_pairs(groups: Sequence[str], seed: int) -> dict[str, str]:
     return chosen
 
 
+def pool_photos(
+    pool: str, cache: Path = DEFAULT_CACHE, *, say: bool = True
+) -> tuple[list[Photo], dict[str, Traits]]:
+    """The photos a set of this pool is made of (drawings left out; in the broad pool, photos
+    whose longer side is under MIN_LONG_SIDE too) and their traits."""
+    photos = [p for p in ensure_photos(cache, POOLS[pool], say=say) if p.photo_id not in EXCLUDED]
+    traits = photo_traits(photos, cache.resolve())
+    if pool != "default":  # thumbnails are not ad photos
+        photos = [
+            p for p in photos if max(traits[p.photo_id].width, traits[p.photo_id].height) >= MIN_LONG_SIDE
+        ]
+    return photos, traits
+
+
 def build_set(
     *,
     seed: int = 2024,
@@ -295,12 +309,7 @@ def build_set(
     broad = pool != "default"
     families = EDIT_FAMILIES if broad else CLASSIC_FAMILIES
     max_side = MAX_SIDE_BROAD if broad else MAX_SIDE
-    photos = [p for p in ensure_photos(cache, POOLS[pool], say=say) if p.photo_id not in EXCLUDED]
-    traits = photo_traits(photos, cache.resolve())
-    if broad:  # thumbnails are not ad photos
-        photos = [
-            p for p in photos if max(traits[p.photo_id].width, traits[p.photo_id].height) >= MIN_LONG_SIDE
-        ]
+    photos, traits = pool_photos(pool, cache, say=say)
     photo_ids = [p.photo_id for p in photos]
     variant = f":{pool}:{holdout_domain}:{max_side}:{MIN_LONG_SIDE}" if broad or holdout_domain else ""
     key = _set_key(photos, seed, copies, test_fraction, families, variant)
@@ -319,10 +328,13 @@ def build_set(
         in_split = [p for p in photo_ids if splits[p] == split_name]
         plan.update(_assign_families(in_split, copies, rng, families))
     template_of: dict[str, str] = {}
-    if broad:
+    image_relations: dict[frozenset[str], str] = {}
+    if broad:  # pairs within a split: the splits are evaluated apart
         for split_name in ("test", "train"):
             chosen = [p for p in photo_ids if splits[p] == split_name and "screenshot_templates" in plan[p]]
-            template_of.update(template_pairs(chosen, seed))
+            paired = template_pairs(chosen, seed)
+            template_of.update(paired)
+            image_relations.update(_same_template_images(paired))
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     if say:
@@ -353,7 +365,6 @@ def build_set(
                 records.append(
                     SetImage(name, photo.photo_id, family_name, splits[photo.photo_id], _sha(data), **extra)  # type: ignore[arg-type]
                 )
-    image_relations = _same_template_images(template_of)
     document = {
         "format": SET_FORMAT,
         "seed": seed,
