@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.quality import templates
-from bench.quality.domains import Traits, photo_traits
+from bench.quality.domains import Traits, domain_of, photo_traits
 from bench.quality.edits import CLASSIC_FAMILIES, EDIT_FAMILIES, FAMILY_BY_NAME, UPLOAD_QUALITY, EditFamily
 from bench.quality.photos import (
     DEFAULT_CACHE,
@@ -358,12 +358,12 @@ def build_set(
                     edited = family.apply(source, edit_rng)
                 outputs.append((family_name, _encode(edited, UPLOAD_QUALITY)))
             t = traits[photo.photo_id]
-            extra = {"domain": t.domain, "flat": t.flat} if broad else {}
             for family_name, data in outputs:
                 name = _file_name(photo.photo_id, family_name)
                 (images_dir / name).write_bytes(data)
+                split = splits[photo.photo_id]
                 records.append(
-                    SetImage(name, photo.photo_id, family_name, splits[photo.photo_id], _sha(data), **extra)  # type: ignore[arg-type]
+                    SetImage(name, photo.photo_id, family_name, split, _sha(data), t.domain, t.flat)
                 )
     document = {
         "format": SET_FORMAT,
@@ -409,7 +409,10 @@ def _sha(data: bytes) -> str:
 
 def _load(root: Path, seed: int, relations: dict[frozenset[str], str]) -> BenchSet:
     document = json.loads((root / "manifest.json").read_text())
-    images = tuple(SetImage(**record) for record in document["images"])
+    # A set built before domains were recorded gets them from the table (its flat flags stay unset).
+    images = tuple(
+        SetImage(**{"domain": domain_of(record["group"]), **record}) for record in document["images"]
+    )
     return BenchSet(
         root,
         seed,

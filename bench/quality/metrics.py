@@ -38,12 +38,15 @@ class PairLabels:
     hard_kind: np.ndarray  # object: hard-negative kind or ""
     copy_family_i: np.ndarray  # object: family of image i ("original" for originals)
     copy_family_j: np.ndarray
+    domain_i: np.ndarray  # object: the domain of image i's source photo ("" when unknown)
+    domain_j: np.ndarray
 
 
 def pair_labels(bench: BenchSet, images: Sequence[SetImage]) -> PairLabels:
     n = len(images)
     groups = [image.group for image in images]
     families = np.array([image.family for image in images], dtype=object)
+    domains = np.array([image.domain for image in images], dtype=object)
     group_ids = {g: k for k, g in enumerate(sorted(set(groups)))}
     gid = np.array([group_ids[g] for g in groups])
     kinds = np.full((len(group_ids), len(group_ids)), "", dtype=object)
@@ -84,6 +87,8 @@ def pair_labels(bench: BenchSet, images: Sequence[SetImage]) -> PairLabels:
         hard_kind,
         families[i],
         families[j],
+        domains[i],
+        domains[j],
     )
 
 
@@ -134,6 +139,18 @@ def operating_point(labels: PairLabels, predicted: np.ndarray) -> dict[str, Any]
             "fpr": _ratio((predicted & mask).sum(), mask.sum()),
         }
     out["hard_negatives"] = hard
+    # Per domain of the source photo: recall of its positives, and the wrong matches that
+    # involve one of its images.
+    by_domain: dict[str, dict[str, float | int]] = {}
+    for domain in sorted({*labels.domain_i, *labels.domain_j} - {""}):
+        mask = labels.positive & (labels.domain_i == domain)
+        involved = (labels.domain_i == domain) | (labels.domain_j == domain)
+        by_domain[domain] = {
+            "pairs": int(mask.sum()),
+            "recall": _ratio((predicted & mask).sum(), mask.sum()),
+            "false_positives": int((fp & involved).sum()),
+        }
+    out["domains"] = by_domain
     return out
 
 

@@ -42,6 +42,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"which {setup['hard_negative_pairs']:,} hard. Split by source photo (seed {setup['seed']}); "
         f"the verifier was calibrated on the train split only. Percentages.",
         "",
+        *(
+            [
+                f"Photo pool **{setup['pool']}**"
+                + (
+                    f"; domain **{setup['holdout_domain']}** left out: the test split is its photos, "
+                    "the train split every other domain."
+                    if setup.get("holdout_domain")
+                    else "."
+                ),
+                "",
+            ]
+            if setup.get("pool", "default") != "default" or setup.get("holdout_domain")
+            else []
+        ),
         "**imgdup** is the whole product run through the embedded stack and fed through the API "
         f"(ANN top-{setup['ann_top_k']} above cosine {setup['ann_min_score']}, verifier "
         f"`{setup['verifier_version']}`): predicted pairs are the `duplicates` rows with "
@@ -116,6 +130,16 @@ def markdown(result: dict[str, Any]) -> str:
             cells.append(f"{_pct(h['fpr'], 2)} ({h['false_positives']})")
         hn_rows.append([kind, str(methods[0]["operating_point"]["hard_negatives"][kind]["pairs"]), *cells])
     out += [_table(hn_headers, hn_rows), ""]
+
+    domains = main["operating_point"].get("domains", {})
+    if len(domains) > 1:
+        out += ["### Recall per domain of the source photo (at each method's operating point)", ""]
+        dom_headers = ["domain", "pairs", *[m["name"] for m in methods], "imgdup false positives"]
+        dom_rows = []
+        for domain, stats in domains.items():
+            cells = [_pct(m["operating_point"]["domains"][domain]["recall"]) for m in methods]
+            dom_rows.append([domain, str(stats["pairs"]), *cells, str(stats["false_positives"])])
+        out += [_table(dom_headers, dom_rows), ""]
 
     timing = result.get("timing", {})
     if timing:
