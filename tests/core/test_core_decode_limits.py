@@ -18,6 +18,7 @@ import pytest
 from core_images import encode
 from PIL import EpsImagePlugin, Image, WebPImagePlugin, features
 
+from imgdup_core import pixels
 from imgdup_core.decode import ImageRejected, decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,10 +212,74 @@ def test_webp_size_is_checked_from_its_header_before_pillow_allocates_the_canvas
     assert opened == [True]
 
 
+# --- conversion in strips gives the pixels of a whole-image conversion -----------------------------
+
+
+def _whole_image_rgb(im: Image.Image) -> np.ndarray:
+    """The conversions as one full-size pass each (what decode did before converting in strips)."""
+    if im.mode in ("I;16", "I;16B"):
+        return np.repeat((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)[:, :, None], 3, 2)
+    if im.mode == "I":
+        values = np.clip(np.asarray(im), 0, None)
+        peak = int(values.max())
+        grey = values.astype(np.uint8) if peak <= 255 else (values.astype(np.float32) * (255.0 / peak))
+        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, 2)
+    if im.mode == "F":
+        finite = np.nan_to_num(np.asarray(im), nan=0.0, posinf=0.0, neginf=0.0)
+        scale = 255.0 if finite.max() <= 1.0 else 255.0 / float(finite.max())
+        return np.repeat(np.rint(np.clip(finite * scale, 0, 255)).astype(np.uint8)[:, :, None], 3, 2)
+    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, im.convert("RGBA")).convert("RGB"))
+
+
+def _modes() -> dict[str, Image.Image]:
+    rng = np.random.default_rng(3)
+    shape = (41, 37)
+    u8 = rng.integers(0, 256, shape, dtype=np.uint8)
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    palette = Image.fromarray(u8 % 16).convert("P")
+    palette.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tobytes())
+    indexed = palette.copy()
+    indexed.info["transparency"] = 3
+    graded = palette.copy()
+    graded.info["transparency"] = bytes(range(0, 256, 16))  # a tRNS alpha per palette entry
+    grey = Image.fromarray(u8 % 8)
+    grey.info["transparency"] = 5
+    keyed = Image.fromarray(rgb // 128 * 255)
+    keyed.info["transparency"] = (255, 0, 255)
+    wide = rng.integers(0, 300, shape).astype(np.int32)
+    wide[-1, -1] = 1_000_000  # the peak is in the last strip only: the scale must still apply to all
+    floats = rng.random(shape, dtype=np.float32) * 3
+    floats[0, 0], floats[0, 1], floats[-1, -1] = np.nan, np.inf, 7.5
+    return {
+        "P with index transparency": indexed,
+        "P with tRNS alpha": graded,
+        "L with transparency": grey,
+        "RGB with transparency": keyed,
+        "LA": Image.fromarray(np.dstack([u8, u8[::-1]])),
+        "RGBA": Image.fromarray(np.dstack([rgb, u8])),
+        "PA": Image.fromarray(np.dstack([u8 % 16, u8])).convert("LA").convert("PA"),
+        "I;16": Image.fromarray((u8.astype(np.uint16) * 257).astype(np.uint16)),
+        "I;16B": Image.frombytes("I;16B", shape[::-1], (u8.astype(">u2") * 251).tobytes()),
+        "I": Image.fromarray(wide, "I"),
+        "F": Image.fromarray(floats, "F"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_modes()))
+def test_conversion_in_strips_gives_the_pixels_of_a_whole_image_conversion(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = _modes()[name]
+    monkeypatch.setattr(pixels, "STRIP_PIXELS", 80)  # 2 rows a strip: 21 strips
+    assert np.array_equal(np.asarray(pixels.to_rgb(image)), _whole_image_rgb(image))
+
+
 # --- hostile images, peak memory measured in a fresh process --------------------------------------
 
 _CHILD = """
 import json, resource, sys
+from imgdup_core import pixels
 from imgdup_core.decode import ImageRejected, decode_image
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
