@@ -23,7 +23,7 @@ _BANDS = {"L": 1, "RGB": 3, "YCbCr": 3, "CMYK": 4}
 _BMP_RLE = (1, 2)  # BMP compression: RLE8, RLE4
 # Conversion temporaries per strip pixel: a crop, an RGBA copy, a white background, the composite
 # and its RGB (or the float arrays of a wide-mode strip).
-_STRIP_BYTES = STRIP_PIXELS * 24
+_STRIP_BYTES_PER_PIXEL = 24
 
 
 def stored_bytes_per_pixel(mode: str) -> int:
@@ -40,7 +40,8 @@ class DecodeCost:
 
     @property
     def peak(self) -> int:
-        converting = self.decoder + self.image + (self.rgb + _STRIP_BYTES if self.rgb else 0)
+        strips = min(self.rgb // _RGB, STRIP_PIXELS) * _STRIP_BYTES_PER_PIXEL
+        converting = self.decoder + self.image + self.rgb + strips
         # The decoded image is released once converted; a plain RGB one is downscaled as it is.
         downscaling = (self.rgb or self.image + self.decoder) + self.downscale
         return max(converting, downscaling)
