@@ -277,18 +277,21 @@ def test_conversion_in_strips_gives_the_pixels_of_a_whole_image_conversion(
 
 # --- hostile images, peak memory measured in a fresh process --------------------------------------
 
+# Peak RSS from VmHWM (this memory map's high-water mark), not ru_maxrss: Linux carries the
+# parent's peak into the child across fork and exec, which would hide the child's own below it.
 _CHILD = """
-import json, resource, sys
-from imgdup_core import pixels
+import json, sys
 from imgdup_core.decode import ImageRejected, decode_image
+def peak_kib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
 data = open(sys.argv[1], "rb").read()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 try:
     decoded = decode_image(data)
     outcome = {"format": decoded.format, "shape": list(decoded.rgb.shape)}
 except ImageRejected as exc:
     outcome = {"reason": exc.reason, "detail": exc.detail}
-outcome["growth_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+outcome["growth_kib"] = peak_kib() - before
 print(json.dumps(outcome))
 """
 
