@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
@@ -85,6 +86,10 @@ class Settings(BaseSettings):
     download_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     download_max_redirects: int = Field(3, ge=0)
     decode_max_pixels: int = Field(40_000_000, gt=0)
+    # What decoding one image may hold at peak (decoder buffers, the decoded pixels, the RGB copy,
+    # the downscale), estimated from the header before decoding (imgdup_core.decode_budget). A
+    # worker decodes up to IMGDUP_CPU_THREADS images at once.
+    decode_max_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     # CIDR ranges that image URLs may resolve to even though they are private/loopback.
     # Empty by default (SSRF guard); the demo allows its own loopback server explicitly.
     allow_private_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)

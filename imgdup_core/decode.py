@@ -6,12 +6,26 @@ import hashlib
 import io
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from imgdup_core.decode_budget import DEFAULT_MAX_BYTES, decode_cost
+from imgdup_core.formats import (
+    ALLOWED_FORMATS,
+    OPENED_AS,
+    declared_format,
+    foreign_format,
+    strong_signature,
+    webp_canvas_size,
+)
+from imgdup_core.pixels import UnsupportedMode, is_supported, to_rgb
+
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DecodedImage",
     "ImageRejected",
     "decode_image",
@@ -35,28 +49,15 @@ _ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
 }
 _EXIF_ORIENTATION = 0x0112
 
-_IMAGE_SIGNATURES = (
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",
-    b"GIF87a",
-    b"GIF89a",
-    b"II*\x00",
-    b"MM\x00*",
-)
-
-# Modes PIL converts to RGB faithfully. Anything else (e.g. raw "BGR;16") is refused rather
-# than guessed at, because a wrong conversion silently poisons hashes and embeddings.
-_DIRECT_MODES = frozenset({"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
-_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
-_WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-
 
 class ImageRejected(Exception):
     """The input cannot (or must not) be decoded; ``reason`` is a stable machine-readable code.
 
-    Reasons: ``empty``, ``not_an_image``, ``truncated``, ``corrupt`` (decoder error other than
-    premature end of data), ``too_many_pixels``, ``unsupported_mode``, ``bad_array`` (storage
-    helpers given something that is not an HxWx3 uint8 array).
+    Reasons: ``empty``, ``not_an_image``, ``unsupported_format`` (an image format ad photos do
+    not come in: refused before any decoder sees it), ``truncated``, ``corrupt`` (decoder error
+    other than premature end of data), ``too_many_pixels``, ``too_much_memory`` (decoding it would
+    hold more than the memory budget), ``unsupported_mode``, ``bad_array`` (storage helpers given
+    something that is not an HxWx3 uint8 array).
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -78,10 +79,19 @@ class DecodedImage:
     pixel_sha256: str
 
 
-def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_side: int = 1024) -> DecodedImage:
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = 40_000_000,
+    max_side: int = 1024,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> DecodedImage:
     """Decode untrusted bytes into an upright HxWx3 uint8 array whose longer side is <= max_side.
 
-    Raises ImageRejected for anything that is not a decodable image within the pixel budget.
+    Only the formats ad photos come in are decoded (formats.ALLOWED_FORMATS), and only when their
+    pixel count is within max_pixels and what decoding them holds at peak (decode_budget: decoder
+    buffers, Pillow's image, the RGB conversion, the downscale) is within max_bytes; both are
+    checked on the header, before any pixel is decompressed. Raises ImageRejected otherwise.
     """
     if not data:
         raise ImageRejected("empty", "no bytes")
@@ -89,26 +99,24 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_side: int = 1
         raise ValueError("max_side must be positive")
     content_sha256 = hashlib.sha256(data).hexdigest()
 
-    im = _open(data)
-    fmt = im.format or "UNKNOWN"
+    fmt = _allowed_format(data)
+    if fmt == "WEBP" and (canvas := webp_canvas_size(data)) is not None:
+        # Pillow's WebP plugin allocates the canvas when it opens the file: check before that.
+        _check_budget(fmt, "RGB", canvas, canvas, {}, max_pixels, max_side, max_bytes)
+    im = _open(data, fmt)
+    fmt = im.format or fmt
     raw_w, raw_h = im.size
     if raw_w < 1 or raw_h < 1:
         raise ImageRejected("corrupt", f"declared size {raw_w}x{raw_h}")
-    if raw_w * raw_h > max_pixels:
-        # Checked on the header only: nothing has been decompressed yet.
-        raise ImageRejected("too_many_pixels", f"{raw_w}x{raw_h} exceeds the budget of {max_pixels} pixels")
-
-    orientation = _orientation(im)
-    if orientation in (5, 6, 7, 8):
-        width, height = raw_h, raw_w
-    else:
-        width, height = raw_w, raw_h
+    if not is_supported(im.mode):
+        raise ImageRejected("unsupported_mode", f"pixel mode {im.mode!r}")
 
     if fmt == "JPEG" and max(raw_w, raw_h) >= 2 * max_side:
         # libjpeg can decode at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients,
         # which saves most of the decode time and memory for camera-sized photos.
         ratio = max_side / max(raw_w, raw_h)
         im.draft(im.mode, (max(1, math.ceil(raw_w * ratio)), max(1, math.ceil(raw_h * ratio))))
+    _check_budget(fmt, im.mode, im.size, (raw_w, raw_h), im.info, max_pixels, max_side, max_bytes)
 
     # PIL's LOAD_TRUNCATED_IMAGES stays False: a cut-off upload is reported as "truncated"
     # rather than silently padded with grey.
@@ -121,7 +129,15 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_side: int = 1
     except Exception as exc:  # decoder plugins raise assorted errors on bad input
         raise ImageRejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
 
+    # Read after load: PNG's getexif() loads the whole image to find an eXIf chunk at the end.
+    orientation = _orientation(im)
+    if orientation in (5, 6, 7, 8):
+        width, height = raw_h, raw_w
+    else:
+        width, height = raw_w, raw_h
+
     rgb_image = _to_rgb(im)
+    del im  # a converted image no longer needs the decoded one (nor its decoder's buffers)
     rgb_image = _downscale(rgb_image, max_side)
     transpose = _ORIENTATION_TRANSPOSE.get(orientation)
     if transpose is not None:
@@ -139,6 +155,33 @@ def decode_image(data: bytes, *, max_pixels: int = 40_000_000, max_side: int = 1
     )
 
 
+def _check_budget(
+    fmt: str,
+    mode: str,
+    size: tuple[int, int],
+    source_size: tuple[int, int],
+    info: Mapping[Any, object],
+    max_pixels: int,
+    max_side: int,
+    max_bytes: int,
+) -> None:
+    """Checked on the header only: nothing has been decompressed yet."""
+    raw_w, raw_h = source_size
+    if raw_w * raw_h > max_pixels:
+        raise ImageRejected("too_many_pixels", f"{raw_w}x{raw_h} exceeds the budget of {max_pixels} pixels")
+    peak = decode_cost(fmt, mode, size, source_size=source_size, info=info, max_side=max_side).peak
+    if peak > max_bytes:
+        raise ImageRejected(
+            "too_much_memory",
+            f"decoding {fmt} {mode} {raw_w}x{raw_h} would hold about {_mib(peak)} MiB, "
+            f"over the budget of {_mib(max_bytes)} MiB",
+        )
+
+
+def _mib(size: int) -> int:
+    return math.ceil(size / (1024 * 1024))
+
+
 def storage_jpeg(rgb: np.ndarray, *, max_side: int = 512, quality: int = 90) -> bytes:
     """Encode the reduced copy the pipeline keeps for verification and thumbnails."""
     image = _downscale(Image.fromarray(_check_rgb(rgb), "RGB"), max_side)
@@ -151,7 +194,7 @@ def load_rgb(jpeg_or_png: bytes) -> np.ndarray:
     """Decode a stored copy (trusted, already small) back to an HxWx3 uint8 array."""
     if not jpeg_or_png:
         raise ImageRejected("empty", "no bytes")
-    im = _open(jpeg_or_png)
+    im = _open(jpeg_or_png, _allowed_format(jpeg_or_png))
     try:
         im.load()
     except Exception as exc:  # same assorted decoder errors as above
@@ -159,23 +202,42 @@ def load_rgb(jpeg_or_png: bytes) -> np.ndarray:
     return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
 
 
-def _open(data: bytes) -> Image.Image:
+def _allowed_format(data: bytes) -> str:
+    """The allowed format the data declares by its signature; anything else is refused here,
+    before any Pillow plugin parses it."""
+    fmt = declared_format(data)
+    if fmt is not None:
+        return fmt
+    foreign = foreign_format(data)
+    if foreign is not None:
+        allowed = ", ".join(ALLOWED_FORMATS)
+        raise ImageRejected("unsupported_format", f"{foreign} is not among the formats decoded ({allowed})")
+    raise ImageRejected("not_an_image", "no image format recognised the data")
+
+
+def _open(data: bytes, fmt: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check is the policy; PIL's global warning would only turn into
             # an error under strict warning filters.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+            # Only the plugin of the declared format may parse the data.
+            im = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        if data.startswith(_IMAGE_SIGNATURES):
+        if strong_signature(fmt):
             # PIL reports a damaged header of a known format as "unidentified"; that is a
             # broken image, not some other kind of file.
             raise ImageRejected("corrupt", "image header could not be parsed") from exc
         raise ImageRejected("not_an_image", "no image format recognised the data") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if not strong_signature(fmt):
+            raise ImageRejected("not_an_image", f"not a {fmt} header: {exc}") from exc
         raise ImageRejected(_damage_reason(exc), str(exc)) from exc
+    if im.format not in OPENED_AS[fmt]:
+        raise ImageRejected("unsupported_format", f"{im.format} is not among the formats decoded")
+    return im
 
 
 def _damage_reason(exc: BaseException) -> str:
@@ -194,51 +256,10 @@ def _orientation(im: Image.Image) -> int:
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    mode = im.mode
-    if mode in _WIDE_MODES:
-        return _wide_to_rgb(im)
-    has_alpha = mode in _ALPHA_MODES or (mode in ("P", "L", "RGB") and "transparency" in im.info)
-    if has_alpha:
-        try:
-            with warnings.catch_warnings():
-                # PIL warns about palette transparency given as bytes; converting is the fix.
-                warnings.simplefilter("ignore", UserWarning)
-                rgba = im.convert("RGBA")
-        except ValueError as exc:
-            raise ImageRejected("unsupported_mode", f"pixel mode {mode!r}: {exc}") from exc
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode not in _DIRECT_MODES:
-        raise ImageRejected("unsupported_mode", f"pixel mode {mode!r}")
     try:
-        return im if mode == "RGB" else im.convert("RGB")
-    except ValueError as exc:
-        raise ImageRejected("unsupported_mode", f"pixel mode {mode!r}: {exc}") from exc
-
-
-def _wide_to_rgb(im: Image.Image) -> Image.Image:
-    # PIL's own convert("RGB") clips 16-bit values at 255, which turns most photos white.
-    values = np.asarray(im)
-    if im.mode.startswith("I;16"):
-        # The high byte is the 8-bit value; shifting keeps the temporaries at 1-2 bytes a pixel.
-        gray8 = (values.astype(np.uint16, copy=False) >> 8).astype(np.uint8)
-    elif im.mode == "I":
-        # 32-bit integers carry no declared range: 8-bit data stays, 16-bit data is shifted,
-        # anything wider is scaled by its peak.
-        peak = int(values.max()) if values.size else 0
-        clipped = np.clip(values, 0, None)
-        if peak <= 255:
-            gray8 = clipped.astype(np.uint8)
-        elif peak <= 65535:
-            gray8 = (clipped >> 8).astype(np.uint8)
-        else:
-            gray8 = (clipped.astype(np.float32) * (255.0 / peak)).astype(np.uint8)
-    else:  # "F": floats, either 0..1 or an arbitrary positive range
-        finite = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        peak_f = float(finite.max()) if finite.size else 0.0
-        scale = 255.0 if peak_f <= 1.0 else 255.0 / peak_f
-        gray8 = np.rint(np.clip(finite * scale, 0, 255)).astype(np.uint8)
-    return Image.fromarray(np.repeat(gray8[:, :, None], 3, axis=2), "RGB")
+        return to_rgb(im)
+    except UnsupportedMode as exc:
+        raise ImageRejected("unsupported_mode", str(exc)) from exc
 
 
 def _downscale(image: Image.Image, max_side: int) -> Image.Image:

@@ -96,7 +96,11 @@ class Runtime:
 
         async def analyse(blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
             return await analyse_with_batcher(
-                blobs, batcher, self.run_cpu, max_pixels=self.settings.decode_max_pixels
+                blobs,
+                batcher,
+                self.run_cpu,
+                max_pixels=self.settings.decode_max_pixels,
+                max_bytes=self.settings.decode_max_bytes,
             )
 
         return IndexContext(

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgdup_core.decode import DecodedImage, ImageRejected, decode_image, load_rgb, storage_jpeg
+from imgdup_core.decode import (
+    DEFAULT_MAX_BYTES,
+    DecodedImage,
+    ImageRejected,
+    decode_image,
+    load_rgb,
+    storage_jpeg,
+)
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
@@ -60,14 +67,15 @@ class FramedImage:
 
 
 def decode_all(
-    blobs: Sequence[bytes], *, max_pixels: int, max_side: int = 1024
+    blobs: Sequence[bytes], *, max_pixels: int, max_side: int = 1024, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> list[FramedImage | ImageRejected]:
-    """Decode each image under the caps and find the photo it frames; a rejection is a value,
-    in place, and so is any other exception of one image (`analysis_error`)."""
+    """Decode each image under the caps (pixels, memory held while decoding one image) and find
+    the photo it frames; a rejection is a value, in place, and so is any other exception of one
+    image (`analysis_error`)."""
     outcomes: list[FramedImage | ImageRejected] = []
     for blob in blobs:
         try:
-            decoded = decode_image(blob, max_pixels=max_pixels, max_side=max_side)
+            decoded = decode_image(blob, max_pixels=max_pixels, max_side=max_side, max_bytes=max_bytes)
             region = find_photo_region(decoded.rgb)
             photo = crop_region(decoded.rgb, region) if region is not None else None
         except ImageRejected as rejected:
@@ -192,10 +200,11 @@ def _finish_one(outcome: FramedImage, vector: np.ndarray, photo_vector: np.ndarr
 
 
 def analyse_images(
-    blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int
+    blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> list[AnalysedImage | ImageRejected]:
     """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
-    outcomes, vectors = embed_isolated(decode_all(blobs, max_pixels=max_pixels), embedder.embed)
+    decoded = decode_all(blobs, max_pixels=max_pixels, max_bytes=max_bytes)
+    outcomes, vectors = embed_isolated(decoded, embedder.embed)
     return finish_analysis(outcomes, vectors)
 
 

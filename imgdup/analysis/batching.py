@@ -36,7 +36,7 @@ from imgdup.analysis.analyse import (
     image_inputs,
     merge_single_embeddings,
 )
-from imgdup_core.decode import ImageRejected
+from imgdup_core.decode import DEFAULT_MAX_BYTES, ImageRejected
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -215,10 +215,12 @@ async def analyse_with_batcher(
     *,
     max_pixels: int,
     max_side: int = 1024,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[AnalysedImage | ImageRejected]:
     """Same result as `analyse_images(blobs, embedder, max_pixels=...)`, the model call shared.
 
     run_cpu: runs a blocking function off the event loop (`Runtime.run_cpu`).
+    max_bytes: what decoding one image may hold at peak (imgdup_core.decode_budget).
     max_side: longest side of the decoded array. Nothing downstream uses more than 512 px (the
     stored copy is 512, SSCD reads 320, pHash 32), and 512 lets libjpeg decode camera photos at
     1/4 or 1/8 scale: 125 -> 40 CPU ms for a 12 MP JPEG (decode, pHash, storage copy, SSCD
@@ -226,7 +228,9 @@ async def analyse_with_batcher(
     switch it with a new embedding/verifier version, not silently.
     """
 
-    decoded = await run_cpu(lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side))
+    decoded = await run_cpu(
+        lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side, max_bytes=max_bytes)
+    )
     outcomes, vectors = await _embed_isolated(decoded, batcher)
     return await run_cpu(lambda: finish_analysis(outcomes, vectors))
 

@@ -1,5 +1,5 @@
 """Bad-input corpus -> a loopback server that misbehaves on purpose, and a table of what imgdup does
-with each case (`imgdup bad-inputs`)."""
+with each case and the peak memory of decoding it in a fresh process (`imgdup bad-inputs`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -20,7 +22,6 @@ import numpy as np
 from PIL import Image
 
 from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image, open_transport
-from imgdup_core.decode import ImageRejected, decode_image
 
 # Caps used by the corpus run and the hostile-input tests (small, so cases stay fast).
 POLICY = FetchPolicy.from_cidrs(["127.0.0.1/32"], timeout_s=2.0, max_bytes=2 * 1024 * 1024, max_redirects=3)
@@ -67,6 +68,34 @@ def _sixteen_bit_png() -> bytes:
     return _save(Image.fromarray(gray), "PNG")  # uint16 -> mode I;16
 
 
+# Memory amplifiers: a few bytes to a few hundred KB that decode to 6320 x 6320 (39.9 M pixels, just
+# under the pixel cap), in the modes that cost most per pixel.
+_AMPLIFIED = 6320
+
+
+def _palette_png() -> bytes:
+    image = Image.new("P", (_AMPLIFIED, _AMPLIFIED), 0)
+    image.putpalette([0, 0, 0, 255, 255, 255])
+    return _save(image, "PNG", transparency=0, bits=1)
+
+
+def _lossless_webp() -> bytes:
+    return _save(Image.new("RGBA", (_AMPLIFIED, _AMPLIFIED), (0, 0, 0, 0)), "WEBP", lossless=True)
+
+
+def _float_tiff() -> bytes:
+    return _save(Image.new("F", (_AMPLIFIED, _AMPLIFIED), 0.5), "TIFF", compression="tiff_adobe_deflate")
+
+
+def _rgba_png() -> bytes:
+    return _save(Image.new("RGBA", (_AMPLIFIED, _AMPLIFIED), (9, 9, 9, 9)), "PNG")
+
+
+def _heic_header() -> bytes:
+    brands = b"heic" + b"\x00\x00\x00\x00" + b"mif1heic"
+    return struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands + bytes(200)
+
+
 @dataclass(frozen=True)
 class ImageCase:
     path: str
@@ -109,6 +138,17 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
     ImageCase("/truncated.jpg", "truncated", "JPEG cut in half"),
     ImageCase("/truncated.png", "truncated", "PNG cut in half"),
     ImageCase("/bomb.png", "too_many_pixels", "decompression bomb: 20000×20000 PNG"),
+    ImageCase("/image.bmp", "indexed", "BMP"),
+    ImageCase("/image.tif", "indexed", "TIFF (LZW)"),
+    ImageCase("/palette-6320.png", "indexed", "palette PNG with transparency, 6320×6320 in 5 KB"),
+    ImageCase("/rgba-6320.png", "too_much_memory", "RGBA PNG, 6320×6320 in 170 KB"),
+    ImageCase("/lossless-6320.webp", "too_much_memory", "lossless WebP, 6320×6320 in 34 B"),
+    ImageCase("/float-6320.tif", "too_much_memory", "float TIFF, 6320×6320 in 250 KB"),
+    ImageCase("/image.ppm", "unsupported_format", "PPM"),
+    ImageCase("/image.pcx", "unsupported_format", "PCX"),
+    ImageCase("/image.tga", "unsupported_format", "TGA"),
+    ImageCase("/image.eps", "unsupported_format", "EPS (would run Ghostscript)"),
+    ImageCase("/image.heic", "unsupported_format", "HEIC (no decoder)"),
     ImageCase("/huge.jpg", "too_large", "3 MB body with Content-Length over the byte cap"),
     ImageCase("/huge-chunked.jpg", "too_large", "3 MB chunked body, no Content-Length"),
 )
@@ -163,7 +203,8 @@ def event_cases(image_url: str) -> tuple[EventCase, ...]:
     )
 
 
-def _bodies() -> dict[str, tuple[str, bytes]]:
+def image_bodies() -> dict[str, tuple[str, bytes]]:
+    """Path -> (content type, body) of every case served as it is."""
     photo = _photo()
     ok = _save(photo, "JPEG", quality=90)
     png = _save(photo, "PNG")
@@ -181,6 +222,17 @@ def _bodies() -> dict[str, tuple[str, bytes]]:
         "/truncated.jpg": ("image/jpeg", ok[: len(ok) // 2]),
         "/truncated.png": ("image/png", png[: len(png) // 2]),
         "/bomb.png": ("image/png", _png_bomb()),
+        "/image.bmp": ("image/bmp", _save(photo, "BMP")),
+        "/image.tif": ("image/tiff", _save(photo, "TIFF", compression="tiff_lzw")),
+        "/palette-6320.png": ("image/png", _palette_png()),
+        "/rgba-6320.png": ("image/png", _rgba_png()),
+        "/lossless-6320.webp": ("image/webp", _lossless_webp()),
+        "/float-6320.tif": ("image/tiff", _float_tiff()),
+        "/image.ppm": ("image/x-portable-pixmap", _save(photo, "PPM")),
+        "/image.pcx": ("image/x-pcx", _save(photo, "PCX")),
+        "/image.tga": ("image/x-tga", _save(photo, "TGA")),
+        "/image.eps": ("application/postscript", _save(photo.resize((16, 16)), "EPS")),
+        "/image.heic": ("image/heic", _heic_header()),
         "/huge.jpg": ("image/jpeg", b"\xff\xd8" + bytes(3 * 1024 * 1024)),
     }
 
@@ -189,7 +241,7 @@ class HostileServer:
     """A loopback HTTP server whose paths misbehave as IMAGE_CASES describe."""
 
     def __init__(self) -> None:
-        bodies = _bodies()
+        bodies = image_bodies()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -260,18 +312,55 @@ class HostileServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
 
 
-async def image_outcome(transport: httpx.AsyncBaseTransport, url: str, policy: FetchPolicy = POLICY) -> str:
-    """What the images agent does with one URL, minus the embedding: 'indexed' or a reason."""
+@dataclass(frozen=True)
+class DecodeResult:
+    """One body decoded in a fresh process: "indexed" or the reason, and that process's peak RSS."""
+
+    outcome: str
+    before_kib: int  # peak RSS once Python, numpy, Pillow and the decoder are imported
+    peak_kib: int
+
+    @property
+    def growth_kib(self) -> int:
+        return self.peak_kib - self.before_kib
+
+
+def decode_in_child(data: bytes, *, timeout_s: float = 120.0) -> DecodeResult:
+    """Decode one body in a fresh `python -m imgdup.ops.decode_probe`, so that its peak memory is
+    its own (a process's peak RSS never goes down) and a runaway decode cannot take this one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "imgdup.ops.decode_probe"],
+        input=data,
+        capture_output=True,
+        timeout=timeout_s,
+        check=True,
+    )
+    reply = json.loads(done.stdout)
+    return DecodeResult(str(reply["outcome"]), int(reply["before_kib"]), int(reply["peak_kib"]))
+
+
+def peak_cell(result: DecodeResult | None) -> str:
+    if result is None:
+        return "–"  # nothing to decode: the download failed
+    return f"{round(result.peak_kib / 1024)} MiB (+{round(result.growth_kib / 1024)})"
+
+
+async def image_outcome(
+    transport: httpx.AsyncBaseTransport, url: str, policy: FetchPolicy = POLICY
+) -> tuple[str, DecodeResult | None]:
+    """What the images agent does with one URL, minus the embedding: 'indexed' or a reason, and
+    the decode's peak memory when there was something to decode."""
     try:
         data = await fetch_image(transport, url, policy)
-        decode_image(data)
-    except (FetchError, ImageRejected) as exc:
-        return exc.reason
-    return "indexed"
+    except FetchError as exc:
+        return exc.reason, None
+    result = await asyncio.to_thread(decode_in_child, data)
+    return result.outcome, result
 
 
 def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[list[dict[str, str]], str]:
-    """Run the whole corpus; return rows and a markdown table (case, expected, observed)."""
+    """Run the whole corpus; return rows and a markdown table (case, expected, observed, and the
+    peak RSS of the process that decoded the image: a measurement, not a check)."""
     from schemas.parsing import InvalidEvent, parse_ad_event
 
     rows: list[dict[str, str]] = []
@@ -280,16 +369,17 @@ def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[
         async def run_images() -> None:
             async with open_transport(POLICY) as transport:
                 for case in IMAGE_CASES:
-                    observed = await image_outcome(transport, server.url(case.path))
+                    observed, decoded = await image_outcome(transport, server.url(case.path))
                     rows.append(
                         {
                             "level": "image",
                             "case": case.description,
                             "expected": case.expected,
                             "observed": observed,
+                            "peak_rss": peak_cell(decoded),
                         }
                     )
-                    progress(f"{case.description}: {observed}")
+                    progress(f"{case.description}: {observed}, decode peak RSS {peak_cell(decoded)}")
 
         asyncio.run(run_images())
         for event_case in event_cases(server.url("/ok.jpg")):
@@ -304,12 +394,17 @@ def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[
                     "case": event_case.name,
                     "expected": event_case.expected,
                     "observed": observed,
+                    "peak_rss": "",
                 }
             )
-    lines = ["| level | case | expected | observed | |", "|---|---|---|---|---|"]
+    lines = [
+        "| level | case | expected | observed | | decode peak RSS (fresh process; + over its start) |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         mark = "ok" if row["expected"] == row["observed"] else "MISMATCH"
         lines.append(
-            f"| {row['level']} | {row['case']} | `{row['expected']}` | `{row['observed']}` | {mark} |"
+            f"| {row['level']} | {row['case']} | `{row['expected']}` | `{row['observed']}` | {mark} "
+            f"| {row['peak_rss']} |"
         )
     return rows, "\n".join(lines)
