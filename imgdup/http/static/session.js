@@ -96,6 +96,8 @@ function showLogin(message) {
   $("login-error").textContent = message || "";
   $("login-error").hidden = !message;
   $("token").value = "";
+  // Forget a name filled in from the last caller's credential; keep one the user typed.
+  $("moderator").value = localStorage.getItem(STORE.moderator) || "";
   $("token").focus();
 }
 
