@@ -62,7 +62,7 @@ class Principal:
 
     @property
     def access(self) -> frozenset[Access]:
-        if FULL_ACCESS in self.roles or self.via == "open":
+        if FULL_ACCESS in self.roles:
             return EVERYTHING
         return frozenset().union(*(ROLES[role] for role in self.roles))
 
@@ -259,7 +259,10 @@ class Authenticator:
         return Outcome.NONE
 
     def _bearer(self, token: str) -> Principal | Outcome:
-        if self.api_token is not None and hmac.compare_digest(token.encode(), self.api_token.encode()):
+        # Digests of equal length: the comparison does not even tell the token's length.
+        if self.api_token is not None and hmac.compare_digest(
+            hashlib.sha256(token.encode()).digest(), hashlib.sha256(self.api_token.encode()).digest()
+        ):
             return Principal(name="api-token", roles=(FULL_ACCESS,), via="token")
         name, sep, secret = token.partition(":")
         credential = self.credentials.get(name) if sep else None
