@@ -1,4 +1,4 @@
-"""Command line -> `imgdup up | demo | wait | worker | api | migrate | topics`."""
+"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics`."""
 
 from __future__ import annotations
 
@@ -199,7 +199,39 @@ def cmd_api(args: argparse.Namespace) -> int:
         port=settings.api_port,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        # uvicorn would take X-Forwarded-For from 127.0.0.1 (its default) as the client's address;
+        # the API reads it itself, from IMGDUP_TRUSTED_PROXIES only (imgdup.http.auth).
+        proxy_headers=False,
+        forwarded_allow_ips="",
     )
+    return 0
+
+
+def cmd_credential(args: argparse.Namespace) -> int:
+    import getpass
+
+    from imgdup.http.auth import CredentialError, hash_secret, new_credential, parse_credentials
+
+    try:
+        if args.secret_stdin:
+            # A secret someone chose (a moderator's password): scrypt, and no token is printed.
+            secret = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+            if len(secret) < 12:
+                print("error: choose a secret of 12+ characters", file=sys.stderr)
+                return 2
+            entry = f"{args.name}:{args.roles}:{hash_secret(secret, 'scrypt')}"
+            parse_credentials(entry)
+            print(f"entry  {entry}")
+            print(f"log in with  {args.name}:<your secret>")
+            return 0
+        token, entry = new_credential(args.name, args.roles, "scrypt" if args.scrypt else "sha256")
+    except CredentialError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"token  {token}")
+    print(f"entry  {entry}")
+    print("Hand the token to its user (Authorization: Bearer <token>); add the entry to")
+    print("IMGDUP_API_CREDENTIALS (or its secret file). Only the entry's hash is stored.")
     return 0
 
 
@@ -280,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     api = with_data_dir(sub.add_parser("api", help="run the HTTP API (endpoints from the environment)"))
     api.add_argument("--api-port", type=int)
     api.set_defaults(func=cmd_api)
+
+    cred = sub.add_parser(
+        "credential", help="make an API credential: a token to hand out and the entry to configure"
+    )
+    cred.add_argument("name", help="who holds it, e.g. portal, prometheus, ana")
+    cred.add_argument("roles", help="ingest, moderator, viewer or metrics; several joined by +")
+    cred.add_argument("--scrypt", action="store_true", help="store an scrypt hash instead of sha256")
+    cred.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="hash a secret read from stdin (a person's password; scrypt) instead of generating one",
+    )
+    cred.set_defaults(func=cmd_credential)
 
     for name, func, text in (
         ("migrate", cmd_migrate, "apply SQL migrations"),

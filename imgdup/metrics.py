@@ -55,6 +55,12 @@ TRANSIENT_RETRIES = Counter(
 API_INGEST_REQUESTS = Counter(
     "imgdup_api_ingest_requests_total", "Ingest API requests", ["status"], registry=REGISTRY
 )
+API_AUTH_REFUSALS = Counter(
+    "imgdup_api_auth_refusals_total",
+    "API requests refused by the access guard (missing, wrong, throttled, forbidden)",
+    ["reason"],
+    registry=REGISTRY,
+)
 EMBED_BATCH_IMAGES = Histogram(
     "imgdup_embed_batch_images",
     "Images per embedder call (micro-batches across concurrent events)",

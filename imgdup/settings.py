@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -97,25 +98,78 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Full access on every route (the contract). Per-role credentials are better: see below.
     api_token: SecretStr | None = None
+    # `name:role[+role]:hash` entries (roles ingest, moderator, viewer, metrics), one per line or
+    # comma-separated; only hashes, made by `imgdup credential`. From the environment, the secret
+    # file /run/secrets/imgdup_api_credentials, or a file of their own (both are read).
+    api_credentials: SecretStr | None = None
+    api_credentials_file: Path | None = None
+    # Peers (CIDRs) whose X-Forwarded-For and identity headers (X-Imgdup-Role, X-Auth-Request-User)
+    # are believed: an authenticating reverse proxy. Empty: no header names the caller.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Wrong credentials from one address: this many per window, then 429 until the window refills.
+    api_auth_failures: int = Field(10, ge=1)
+    api_auth_failure_window_s: float = Field(60.0, gt=0)
     api_max_body_bytes: int = Field(256 * 1024, gt=0)
     api_ingest_rate_per_s: float = Field(50.0, gt=0)
     api_ingest_burst: int = Field(200, ge=1)
 
+    def api_credentials_text(self) -> str:
+        """Every configured credential entry: the variable (or its secret file), then the file."""
+        parts = [self.api_credentials.get_secret_value()] if self.api_credentials else []
+        if self.api_credentials_file is not None:
+            parts.append(self.api_credentials_file.read_text())
+        return "\n".join(parts)
+
+    def api_is_open(self) -> bool:
+        """No token, no credentials, no trusted proxy: the API lets everyone in (development)."""
+        return (
+            self.api_token is None
+            and self.api_credentials is None
+            and self.api_credentials_file is None
+            and not self.trusted_proxies
+        )
+
     def check_production_ready(self) -> None:
-        """The API refuses to start in production without a real token (workers need none)."""
-        if self.environment == "production":
-            token = self.api_token.get_secret_value() if self.api_token else ""
+        """In production the API refuses to start open, or with a placeholder token (workers need
+        no credentials)."""
+        if self.environment != "production":
+            return
+        if self.api_is_open():
+            raise ValueError(
+                "the API refuses to run open in production: set IMGDUP_API_TOKEN (a real secret,"
+                " 16+ characters) or IMGDUP_API_CREDENTIALS (see docs/production.md)"
+            )
+        if self.api_token is not None:
+            token = self.api_token.get_secret_value()
             if len(token) < 16 or token.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "IMGDUP_API_TOKEN must be set to a real secret (16+ characters) in production"
                 )
 
-    @field_validator("worker_roles", "allow_private_networks", mode="before")
+    @field_validator("api_token", "api_credentials", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `IMGDUP_API_TOKEN=` (compose's empty default) means no token, not an empty one.
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("worker_roles", "allow_private_networks", "trusted_proxies", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError -> a validation error naming it
         return value
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -112,5 +113,48 @@ def test_prefixed_plain_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_out_of_range_setting_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMGDUP_TOPIC_PARTITIONS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_api_credentials_from_the_environment_a_secret_file_and_their_own_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert Settings().api_is_open()
+    monkeypatch.setenv("IMGDUP_API_CREDENTIALS", "a:viewer:sha256:00")
+    assert Settings().api_credentials_text() == "a:viewer:sha256:00"
+    monkeypatch.delenv("IMGDUP_API_CREDENTIALS")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "imgdup_api_credentials").write_text("b:metrics:sha256:11\n")
+    from_secret = Settings(_secrets_dir=secrets)
+    assert from_secret.api_credentials_text() == "b:metrics:sha256:11"
+    assert not from_secret.api_is_open()
+    (tmp_path / "creds.txt").write_text("c:ingest:sha256:22\n")
+    monkeypatch.setenv("IMGDUP_API_CREDENTIALS_FILE", str(tmp_path / "creds.txt"))
+    both = Settings(_secrets_dir=secrets)
+    assert both.api_credentials_text().split() == ["b:metrics:sha256:11", "c:ingest:sha256:22"]
+    assert "sha256:11" not in repr(both)
+
+
+def test_a_blank_token_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_API_TOKEN", "")
+    assert Settings().api_token is None and Settings().api_is_open()
+
+
+def test_trusted_proxies_csv_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().trusted_proxies == []
+    monkeypatch.setenv("IMGDUP_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1 ,fd00::/8")
+    settings = Settings()
+    assert settings.trusted_proxies == ["10.0.0.0/8", "192.0.2.1", "fd00::/8"]
+    assert not settings.api_is_open()
+    monkeypatch.setenv("IMGDUP_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network")
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings()
+
+
+@pytest.mark.parametrize("name", ["IMGDUP_API_AUTH_FAILURES", "IMGDUP_API_AUTH_FAILURE_WINDOW_S"])
+def test_auth_failure_throttle_must_be_positive(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "0")
     with pytest.raises(ValidationError):
         Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,11 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from imgdup import metrics
+from imgdup.http.auth import Authenticator
+from imgdup.http.deps import LoginRequired
 from imgdup.http.limits import BodySizeLimit, RateLimiter
 from imgdup.http.routes import ROUTERS
+from imgdup.http.routes.admin import login_page
 from imgdup.kafka.publisher import EventPublisher
 from imgdup.settings import Settings
 from imgdup.store.db import open_pool
+
+log = logging.getLogger(__name__)
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -33,8 +39,25 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     )
 
 
+def _authenticator(settings: Settings) -> Authenticator:
+    """Parsed once: a malformed credential entry or proxy range stops the start (ValueError)."""
+    authenticator = Authenticator(
+        settings.api_token.get_secret_value() if settings.api_token else None,
+        settings.api_credentials_text(),
+        settings.trusted_proxies,
+        open_access=settings.api_is_open(),
+    )
+    if authenticator.open:
+        log.warning(
+            "the API is OPEN: no IMGDUP_API_TOKEN, IMGDUP_API_CREDENTIALS or IMGDUP_TRUSTED_PROXIES is"
+            " set, so every route answers anyone (development only; production refuses to start so)"
+        )
+    return authenticator
+
+
 def create_api(settings: Settings) -> FastAPI:
     settings.check_production_ready()
+    authenticator = _authenticator(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,12 +74,23 @@ def create_api(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Duplicate and near-duplicate photo detection for classified-ad listings.",
         lifespan=lifespan,
+        # Served by routes.docs behind the access guard instead of FastAPI's public ones.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.authenticator = authenticator
     app.state.ingest_limiter = RateLimiter(
         rate_per_s=settings.api_ingest_rate_per_s, burst=settings.api_ingest_burst
     )
+    # Wrong credentials per address: a bucket of api_auth_failures refilled over the window.
+    app.state.auth_failures = RateLimiter(
+        rate_per_s=settings.api_auth_failures / settings.api_auth_failure_window_s,
+        burst=settings.api_auth_failures,
+    )
     app.exception_handler(RequestValidationError)(invalid_request)
+    app.exception_handler(LoginRequired)(login_page)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)

@@ -1,4 +1,5 @@
-"""HTTP requests -> 413 for oversized bodies and 429 (with Retry-After) for clients over their ingest rate."""
+"""HTTP requests -> 413 for oversized bodies; token buckets behind the 429s (with Retry-After) for
+callers over their ingest rate and addresses over their share of wrong credentials."""
 
 from __future__ import annotations
 
@@ -79,7 +80,18 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self, client: str, now: float | None = None) -> float:
-        """0.0 when allowed; otherwise the seconds to wait before the next request can pass."""
+        """0.0 when allowed (a token is spent); otherwise the seconds to wait before the next
+        request can pass."""
+        return self._take(client, now, spend=True)
+
+    def peek(self, client: str, now: float | None = None) -> float:
+        """Like `acquire`, but spends nothing (and remembers no new client): would one pass now?"""
+        with self._lock:
+            if client not in self._buckets:
+                return 0.0
+        return self._take(client, now, spend=False)
+
+    def _take(self, client: str, now: float | None, *, spend: bool) -> float:
         now = time.monotonic() if now is None else now
         with self._lock:
             bucket = self._buckets.pop(client, None) or _Bucket(float(self.burst), now)
@@ -89,7 +101,8 @@ class RateLimiter:
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
             if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+                if spend:
+                    bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
 

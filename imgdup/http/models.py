@@ -286,3 +286,17 @@ class PairDetail(BaseModel):
     images: list[PairImage]
     moderator_verdict: ModeratorVerdict | None
     history: list[ModeratorVerdict]
+
+
+# --------------------------------------------------------------------------- the caller
+
+
+class Caller(BaseModel):
+    """Who the API takes the caller for (GET /api/v1/whoami)."""
+
+    name: str = Field(description="The credential's name, the proxy's user, api-token, or anonymous")
+    roles: list[str] = Field(description="ingest, moderator, viewer, metrics; admin for full access")
+    via: Literal["token", "credential", "proxy", "open"] = Field(
+        description="open: no credentials are configured (development), everyone has full access"
+    )
+    access: list[str] = Field(description="What the roles reach: any, ingest, read, moderate, metrics")

@@ -112,6 +112,11 @@ class Stack:
         self._spawn("api", [sys.executable, "-m", "imgdup", "api", "--api-port", str(s.api_port)])
         self.api_url = f"http://{s.api_host}:{s.api_port}"
         self._wait_for_api()
+        if self.api_is_open():
+            self.say(
+                "      the API is OPEN: no IMGDUP_API_TOKEN or IMGDUP_API_CREDENTIALS is set, so every"
+                " route answers anyone (fine on a laptop; see docs/production.md)"
+            )
         self.write_stack_file()
         self.say(f"stack ready in {time.monotonic() - t0:.1f}s: API {self.api_url}/docs")
 
@@ -177,6 +182,14 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise StackError(f"API did not answer within {timeout}s; see {self.settings.data_dir}/api.log")
+
+    def api_is_open(self) -> bool:
+        """Asked of the API itself: it lets a caller without credentials in only when open."""
+        try:
+            answer = httpx.get(f"{self.api_url}/api/v1/whoami", timeout=5)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200 and answer.json().get("via") == "open"
 
     def check_children(self) -> None:
         for name, process in self.processes.items():

@@ -19,7 +19,13 @@ from imgdup.settings import ALL_ROLES
 IMGDUP_SERVICES = {"init", "api", *WORKER_SERVICES}
 SCALABLE_WORKERS = {"worker-images", "worker-verifier"}
 # Variables compose must refuse to run without (no default secret in the file).
-REQUIRED_SECRETS = ("IMGDUP_API_TOKEN", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+REQUIRED_SECRETS = (
+    "IMGDUP_API_TOKEN",
+    "IMGDUP_API_CREDENTIALS",
+    "IMGDUP_METRICS_TOKEN",
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 REQUIRED_VARIABLE = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*:\?[^}]*\}$")
 
 
@@ -124,8 +130,11 @@ def test_compose_environment(services: dict[str, dict[str, Any]]) -> None:
     api_env = _env(services["api"])
     assert api_env["IMGDUP_ENVIRONMENT"] == "production"
     assert REQUIRED_VARIABLE.match(api_env.get("IMGDUP_API_TOKEN", "")), "api"
+    # Its named credentials too (Prometheus's metrics one at least): only hashes, only the API.
+    assert REQUIRED_VARIABLE.match(api_env.get("IMGDUP_API_CREDENTIALS", "")), "api"
     for name in set(IMGDUP_SERVICES) - {"api"}:
         assert "IMGDUP_API_TOKEN" not in _env(services[name]), name
+        assert "IMGDUP_API_CREDENTIALS" not in _env(services[name]), name
 
 
 def test_compose_has_no_hardcoded_secret(services: dict[str, dict[str, Any]]) -> None:

@@ -222,8 +222,12 @@ def test_helm_secrets_are_references(rendered: list[dict[str, Any]]) -> None:
             if SECRET_NAME.search(name):
                 assert "value" not in entry and "secretKeyRef" in entry["valueFrom"], (owner, name)
         assert "DATABASE_URL" in env, owner
-        # Only the API reads the token; worker pods and the migrate Job do not get it.
+        # Only the API reads the token and the named credentials; worker pods and the migrate Job
+        # do not get them.
         assert ("IMGDUP_API_TOKEN" in env) == (owner == "rel-imgdup-api"), owner
+        assert ("IMGDUP_API_CREDENTIALS" in env) == (owner == "rel-imgdup-api"), owner
+        if owner == "rel-imgdup-api":
+            assert env["IMGDUP_API_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["optional"] is True
     secret = _by_kind(rendered, "Secret")["rel-imgdup"]
     assert base64.b64decode(secret["data"]["DATABASE_URL"]).decode() == DATABASE_URL
     assert base64.b64decode(secret["data"]["IMGDUP_API_TOKEN"]).decode() == API_TOKEN

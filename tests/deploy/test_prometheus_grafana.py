@@ -61,6 +61,23 @@ def test_prometheus_scrapes_every_role(prometheus: dict[str, Any], services: dic
     assert len(names) == len(set(names))
 
 
+def test_prometheus_scrapes_the_api_with_a_metrics_credential_from_a_secret(
+    prometheus: dict[str, Any], services: dict[str, Any]
+) -> None:
+    """The API's /metrics answers its metrics role only; its token reaches Prometheus as a file,
+    written at start from a required variable, never committed."""
+    (api_job,) = [job for job in prometheus["scrape_configs"] if ("api", API_PORT) in _scrape_targets(job)]
+    authorization = api_job["authorization"]
+    assert authorization.get("type", "Bearer") == "Bearer" and "credentials" not in authorization
+    token_file = authorization["credentials_file"]
+    service = services["prometheus"]
+    assert service["environment"]["IMGDUP_METRICS_TOKEN"].startswith("${IMGDUP_METRICS_TOKEN:?")
+    start = " ".join(service["command"])
+    assert f'"$$IMGDUP_METRICS_TOKEN" > {token_file} &&' in start and "umask 077" in start
+    assert start.rstrip().split("&&")[-1].strip().startswith("exec /bin/prometheus")
+    assert any(str(v).endswith(":" + str(Path(token_file).parent)) for v in service["volumes"])
+
+
 def test_prometheus_config_is_mounted(services: dict[str, Any]) -> None:
     mounts = [str(v).split(":") for v in services["prometheus"].get("volumes", [])]
     sources = {(ROOT / m[0]).resolve(): m[1] for m in mounts if m[0].startswith(".")}

@@ -10,12 +10,13 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 
-def wait_idle(api: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Poll the API's progress until no work is unfinished; the last progress it read."""
+def wait_idle(api: str, timeout: float = 120.0, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Poll the API's progress until no work is unfinished; the last progress it read. `headers`:
+    the credentials of a stack that is not open."""
     deadline = time.monotonic() + timeout
     progress: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        progress = httpx.get(f"{api}/api/v1/progress").json()
+        progress = httpx.get(f"{api}/api/v1/progress", headers=headers).json()
         if progress["unfinished"] == 0:
             return progress
         time.sleep(0.3)

@@ -1,8 +1,9 @@
-"""API guards on a real Postgres: bearer token on writes, per-client ingest rate limit, body cap,
-and settings that refuse placeholder secrets in production."""
+"""API guards on a real Postgres: bearer token on every route but the probes, per-caller ingest rate
+limit, body cap, and settings that refuse placeholder secrets or an open API in production."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from imgdup.http.app import create_api
+from imgdup.http.auth import new_credential
 from imgdup.http.limits import RateLimiter
 from imgdup.settings import Settings
 
@@ -48,8 +50,9 @@ def test_ingest_needs_the_token(client: TestClient) -> None:
     wrong = client.post("/api/v1/image/ingest", json=BODY, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert wrong.headers["www-authenticate"] == "Bearer"
-    # Reads stay open.
-    assert client.get("/api/v1/clusters").status_code == 200
+    # Reads need it too; the token reads everything.
+    assert client.get("/api/v1/clusters").status_code == 401
+    assert client.get("/api/v1/clusters", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
 def test_bad_payload_with_token_is_422(client: TestClient) -> None:
@@ -104,6 +107,36 @@ def test_production_api_refuses_missing_or_placeholder_tokens(token: str | None)
     settings = Settings(environment="production", api_token=SecretStr(token) if token else None)
     with pytest.raises(ValueError, match="IMGDUP_API_TOKEN"):
         create_api(settings)
+
+
+def test_an_open_api_says_so_once_when_built(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="imgdup.http.app"):
+        create_api(Settings())
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "imgdup.http.app"]
+    assert "the API is OPEN" in line and "IMGDUP_API_CREDENTIALS" in line
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="imgdup.http.app"):
+        create_api(Settings(api_token=SecretStr(TOKEN)))
+    assert not [r for r in caplog.records if r.name == "imgdup.http.app"]
+
+
+def test_production_runs_on_credentials_alone_but_never_open_or_on_a_placeholder() -> None:
+    _token, entry = new_credential("portal", "ingest")
+    create_api(Settings(environment="production", api_credentials=SecretStr(entry)))
+    create_api(Settings(environment="production", trusted_proxies=["10.0.0.0/8"]))
+    with pytest.raises(ValueError, match="refuses to run open"):
+        create_api(Settings(environment="production", api_token=SecretStr("  ")))
+    with pytest.raises(ValueError, match="IMGDUP_API_TOKEN"):
+        create_api(
+            Settings(
+                environment="production", api_token=SecretStr("changeme"), api_credentials=SecretStr(entry)
+            )
+        )
+
+
+def test_a_malformed_credential_stops_the_start() -> None:
+    with pytest.raises(ValueError, match="credential entry 2"):
+        create_api(Settings(api_credentials=SecretStr("a:viewer:sha256:" + "0" * 64 + "\nb:viewer:plain")))
 
 
 def test_secrets_never_show_in_repr() -> None:

@@ -68,11 +68,11 @@ def client(clean_db: str) -> Iterator[TestClient]:
     settings = Settings(
         database_url=SecretStr(clean_db), kafka_bootstrap_servers="127.0.0.1:9", api_token=SecretStr(TOKEN)
     )
-    with TestClient(create_api(settings)) as test_client:
+    # Every read needs credentials too (tests/http/test_http_access.py): this client sends the token.
+    with TestClient(create_api(settings), headers=AUTH) as test_client:
         response = test_client.post(
             f"/api/v1/pairs/{REJECTED}/verdict",
             json={"verdict": "not_duplicate", "moderator": "ana"},
-            headers=AUTH,
         )
         assert response.status_code == 200 and response.json()["changed"] is True
         yield test_client
@@ -123,7 +123,6 @@ def test_the_same_verdict_again_changes_nothing(client: TestClient) -> None:
     again = client.post(
         f"/api/v1/pairs/{REJECTED}/verdict",
         json={"verdict": "not_duplicate", "moderator": "ana"},
-        headers=AUTH,
     )
     assert again.status_code == 200 and again.json()["changed"] is False
 

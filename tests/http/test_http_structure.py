@@ -44,8 +44,15 @@ def test_every_documented_operation_answers_a_named_model() -> None:
 def test_every_route_declares_its_response() -> None:
     for route in _api_routes():
         if route.response_model is None:
-            # Only the non-JSON answers: the page, its thumbnails and the Prometheus scrape.
-            assert route.path in {"/admin", "/api/v1/images/{image_id}/thumbnail", "/metrics"}, route.path
+            # Only the non-JSON answers: the page, its thumbnails, the Prometheus scrape, the docs
+            # page and the OpenAPI document itself.
+            assert route.path in {
+                "/admin",
+                "/api/v1/images/{image_id}/thumbnail",
+                "/metrics",
+                "/docs",
+                "/openapi.json",
+            }, route.path
         else:
             assert route.response_model is not dict, route.path
 

@@ -1,11 +1,14 @@
-"""The admin side on the real stack: statistics, moderator verdicts and the admin page in a real
-browser (Debian's chromium driven by Playwright), over real photos clustered by the real pipeline."""
+"""The admin side on the real stack: statistics, moderator verdicts, access control over the real
+server (uvicorn), and the admin page in a real browser (Debian's chromium driven by Playwright): it
+logs in, as a viewer (read-only) and as a moderator, over real photos clustered by the real pipeline."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ import httpx
 import pytest
 from helpers.pipeline import wait_idle
 
+from imgdup.http.auth import new_credential
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.supervisor import Stack
 from imgdup.store.db import open_pool
@@ -24,6 +28,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "admin-e2e-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+VIEWER, VIEWER_ENTRY = new_credential("vera", "viewer")
+MODERATOR, MODERATOR_ENTRY = new_credential("mia", "moderator")
+# Reads need credentials too: every read here goes with the full-access token.
+_get = functools.partial(httpx.get, headers=AUTH)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -80,7 +88,13 @@ class Running:
 
 @pytest.fixture(scope="module")
 def stack_env() -> dict[str, str]:
-    return {"IMGDUP_API_TOKEN": TOKEN}
+    # Wrong credentials: 3 per address, refilled at one a second (the tests all come from loopback).
+    return {
+        "IMGDUP_API_TOKEN": TOKEN,
+        "IMGDUP_API_CREDENTIALS": f"{VIEWER_ENTRY}\n{MODERATOR_ENTRY}",
+        "IMGDUP_API_AUTH_FAILURES": "3",
+        "IMGDUP_API_AUTH_FAILURE_WINDOW_S": "3",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +111,7 @@ def running(image_server: LoopbackImageServer, stack: Stack) -> Running:
             }
             response = httpx.post(f"{stack.api_url}/api/v1/image/ingest", json=body, headers=AUTH, timeout=30)
             assert response.status_code == 202, response.text
-        wait_idle(stack.api_url)
+        wait_idle(stack.api_url, headers=AUTH)
     return Running(stack.api_url, stack.dsn)
 
 
@@ -106,7 +120,7 @@ def _name(url: str) -> str:
 
 
 def _admin_clusters(api: str, **params: Any) -> dict[str, Any]:
-    response = httpx.get(f"{api}/api/v1/admin/clusters", params=params)
+    response = _get(f"{api}/api/v1/admin/clusters", params=params)
     assert response.status_code == 200, response.text
     page: dict[str, Any] = response.json()
     return page
@@ -126,7 +140,7 @@ def _pair_between(api: str, name_x: str, name_y: str) -> dict[str, Any]:
 
 
 def test_stats_give_ratios_by_source_and_category_hosts_and_sellers(running: Running) -> None:
-    stats = httpx.get(f"{running.api}/api/v1/stats").json()
+    stats = _get(f"{running.api}/api/v1/stats").json()
     assert stats["days"] == 30
     # 11 images indexed; the coffee (3), astronaut (3) and chelsea (2) copies are in clusters.
     assert stats["totals"] == {"images_indexed": 11, "images_in_clusters": 8, "ratio": 0.7273, "clusters": 3}
@@ -148,12 +162,56 @@ def test_stats_give_ratios_by_source_and_category_hosts_and_sellers(running: Run
     assert sellers["seller-a"]["copies"] == 0 and sellers["seller-c"]["copies"] == 1
     assert "seller-x" not in sellers
 
-    narrow = httpx.get(f"{running.api}/api/v1/stats", params={"days": 1, "top": 1}).json()
+    narrow = _get(f"{running.api}/api/v1/stats", params={"days": 1, "top": 1}).json()
     assert narrow["totals"]["images_indexed"] == 11 and len(narrow["top_sellers"]) == 1
     for bad in ({"days": 0}, {"days": 10_000}, {"days": "x"}, {"top": 0}):
-        response = httpx.get(f"{running.api}/api/v1/stats", params=bad)
+        response = _get(f"{running.api}/api/v1/stats", params=bad)
         assert response.status_code == 422, bad
         assert response.json()["error"] == "invalid_request"
+
+
+# --------------------------------------------------------------------------- access, over the real server
+
+
+def test_reads_need_credentials_and_the_right_role(running: Running) -> None:
+    api = running.api
+    for path in ("/api/v1/clusters", "/api/v1/stats", "/api/v1/admin/clusters", "/metrics", "/openapi.json"):
+        response = httpx.get(f"{api}{path}")
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer", path
+    assert httpx.get(f"{api}/admin").status_code == 401  # the login form, no data
+    assert httpx.get(f"{api}/livez").status_code == 200
+    viewer = {"authorization": f"Bearer {VIEWER}"}
+    stats = httpx.get(f"{api}/api/v1/stats", headers=viewer)
+    assert stats.status_code == 200 and stats.json()["top_sellers"]
+    assert httpx.get(f"{api}/metrics", headers=viewer).status_code == 403
+    assert httpx.get(f"{api}/metrics", headers=AUTH).status_code == 200
+    pair = _admin_clusters(api)["clusters"][0]["pairs"][0]
+    verdict = {"verdict": "confirmed", "moderator": "vera"}
+    url = f"{api}/api/v1/pairs/{pair['pair_id']}/verdict"
+    assert httpx.post(url, json=verdict, headers=viewer).status_code == 403
+    thumb = httpx.get(f"{api}/api/v1/images/{pair['image_a']}/thumbnail", headers=viewer)
+    assert thumb.status_code == 200 and thumb.headers["cache-control"].startswith("private")
+    assert httpx.get(f"{api}/api/v1/images/{pair['image_a']}/thumbnail").status_code == 401
+    assert _get(f"{api}/api/v1/pairs/{pair['pair_id']}").json()["moderator_verdict"] is None
+
+
+def test_wrong_credentials_are_throttled_whatever_x_forwarded_for_says(running: Running) -> None:
+    """The API server does not take X-Forwarded-For from loopback (uvicorn's default would): each
+    guess counts against this one address, and after 3 even the right token waits."""
+    url = f"{running.api}/api/v1/progress"
+    statuses = [
+        httpx.get(
+            url, headers={"authorization": f"Bearer guess-{n}", "x-forwarded-for": f"198.51.100.{n}"}
+        ).status_code
+        for n in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    throttled = httpx.get(url, headers={**AUTH, "x-forwarded-for": "198.51.100.99"})
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) == 1  # the window refills one a second
+    # The whole window, not just one guess: the other tests come from this address too.
+    time.sleep(3.5)
+    assert httpx.get(url, headers=AUTH).status_code == 200
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -166,7 +224,7 @@ def test_verdicts_need_the_token(running: Running) -> None:
     assert httpx.post(url, json=body).status_code == 401
     wrong = httpx.post(url, json=body, headers={"authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
-    assert httpx.get(f"{running.api}/api/v1/pairs/{pair['pair_id']}").json()["moderator_verdict"] is None
+    assert _get(f"{running.api}/api/v1/pairs/{pair['pair_id']}").json()["moderator_verdict"] is None
 
 
 @pytest.mark.parametrize(
@@ -193,9 +251,9 @@ def test_unknown_or_malformed_pair_ids(running: Running) -> None:
         httpx.post(f"{running.api}/api/v1/pairs/{unknown}/verdict", json=body, headers=AUTH).status_code
         == 404
     )
-    assert httpx.get(f"{running.api}/api/v1/pairs/{unknown}").status_code == 404
+    assert _get(f"{running.api}/api/v1/pairs/{unknown}").status_code == 404
     assert httpx.post(f"{running.api}/api/v1/pairs/nope/verdict", json=body, headers=AUTH).status_code == 422
-    assert httpx.get(f"{running.api}/api/v1/pairs/nope").status_code == 422
+    assert _get(f"{running.api}/api/v1/pairs/nope").status_code == 422
 
 
 def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(running: Running) -> None:
@@ -212,7 +270,7 @@ def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(runnin
     ).json()
     assert latest["changed"] is True and latest["verdict"] == "not_duplicate"
 
-    detail = httpx.get(f"{api}/api/v1/pairs/{pair['pair_id']}").json()
+    detail = _get(f"{api}/api/v1/pairs/{pair['pair_id']}").json()
     assert detail["moderator_verdict"]["verdict"] == "not_duplicate"
     assert detail["moderator_verdict"]["moderator"] == "rui"
     assert detail["moderator_verdict"]["note"] == "two different cats"
@@ -221,7 +279,7 @@ def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(runnin
     assert detail["status"] == "clustered" and detail["cluster_id"]
     assert {_name(i["url"]) for i in detail["images"]} == {"chelsea.jpg", "chelsea_bright.jpg"}
     assert detail["evidence"]["embedding_cosine"] > 0.3 and detail["evidence"]["sift_inliers"] is not None
-    thumb = httpx.get(f"{api}{detail['images'][0]['thumbnail_url']}")
+    thumb = _get(f"{api}{detail['images'][0]['thumbnail_url']}")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
 
     # The admin clusters mark the rejected pair and detach both cats (their only pair) ...
@@ -235,13 +293,13 @@ def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(runnin
     # ... or leave the cluster out, as the moderated duplicates of the ad do.
     assert _admin_clusters(api, ad_id=9107, include_rejected="false")["total"] == 0
     assert _admin_clusters(api, include_rejected="false")["total"] == 2
-    moderated = httpx.get(f"{api}/api/v1/admin/duplicates/9107").json()
+    moderated = _get(f"{api}/api/v1/admin/duplicates/9107").json()
     assert moderated == {"ad_id": 9107, "duplicates": []}
-    coffee = httpx.get(f"{api}/api/v1/admin/duplicates/9102").json()["duplicates"]
+    coffee = _get(f"{api}/api/v1/admin/duplicates/9102").json()["duplicates"]
     assert sorted(d["ad_id"] for d in coffee) == [9101, 9103]
     assert coffee[0]["pairs"][0]["moderator_verdict"] is None
     # The statistics stop counting the cats as duplicates.
-    stats = httpx.get(f"{api}/api/v1/stats").json()
+    stats = _get(f"{api}/api/v1/stats").json()
     assert stats["totals"]["images_in_clusters"] == 6
     assert {c["category"]: c["images_in_clusters"] for c in stats["by_category"]}["pets"] == 0
 
@@ -274,7 +332,7 @@ def test_admin_clusters_filters(running: Running) -> None:
     assert names(_admin_clusters(api, source="olx.pl", category="electronics")) == {coffee}
     assert _admin_clusters(api, source="olx.pt", category="pets")["total"] == 1
     assert _admin_clusters(api, source="avito.ma")["total"] == 0
-    today = httpx.get(f"{api}/api/v1/stats").json()["daily"][0]["day"]
+    today = _get(f"{api}/api/v1/stats").json()["daily"][0]["day"]
     assert _admin_clusters(api, since=today, until=today)["total"] == 3
     assert _admin_clusters(api, until="2001-01-01")["total"] == 0
     first = _admin_clusters(api, limit=2)
@@ -282,7 +340,7 @@ def test_admin_clusters_filters(running: Running) -> None:
     assert first["total"] == second["total"] == 3 and len(first["clusters"]) == 2
     assert len(second["clusters"]) == 1
     assert astronaut in names(first) | names(second)
-    assert httpx.get(f"{api}/api/v1/admin/clusters", params={"since": "yesterday"}).status_code == 422
+    assert _get(f"{api}/api/v1/admin/clusters", params={"since": "yesterday"}).status_code == 422
 
 
 # --------------------------------------------------------------------------- the page in a browser
@@ -301,7 +359,7 @@ def _browser_or_skip() -> None:
     assert not missing, f"CI must run the browser test; missing: {', '.join(missing)}"
 
 
-def test_admin_page_shows_clusters_and_records_a_verdict(running: Running) -> None:
+def test_admin_page_logs_in_shows_clusters_and_records_a_verdict(running: Running) -> None:
     _browser_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
@@ -319,20 +377,43 @@ def test_admin_page_shows_clusters_and_records_a_verdict(running: Running) -> No
                     problems.append(message.text) if "Content Security Policy" in message.text else None
                 ),
             )
-            page.goto(f"{api}/admin")
+            opened = page.goto(f"{api}/admin")
 
-            # Real clusters, every thumbnail actually decoded, the evidence and the statistics.
+            # Not logged in: the login form and no data at all (nothing was even fetched).
+            assert opened is not None and opened.status == 401
+            login = page.locator("#login")
+            expect(login).to_be_visible()
+            expect(page.locator("#app")).to_be_hidden()
             clusters = page.locator("article.cluster")
+            assert clusters.count() == 0 and page.locator("img").count() == 0
+            assert page.locator("#stats-body").inner_text() == ""
+            assert "seller" not in page.content() and "9101" not in page.content()
+            page.screenshot(path=str(SCREENSHOTS / "admin-login.png"))
+
+            # A wrong credential is refused and the page says so.
+            page.fill("#token", "vera:not-the-secret")
+            page.click("#login-submit")
+            expect(page.locator("#login-error")).to_contain_text("does not accept")
+            expect(page.locator("#app")).to_be_hidden()
+
+            # A viewer reads everything, thumbnails included, and records nothing.
+            page.fill("#token", VIEWER)
+            page.click("#login-submit")
             expect(clusters).to_have_count(3)
+            expect(login).to_be_hidden()
+            expect(page.locator("#who")).to_contain_text("vera · viewer · read-only")
             page.wait_for_function(IMAGES_LOADED)
             assert page.locator(".grid img").count() == 8
             widths = page.eval_on_selector_all(".grid img", "imgs => imgs.map(i => i.naturalWidth)")
             assert all(width > 0 for width in widths)
+            sources = page.eval_on_selector_all(".grid img", "imgs => imgs.map(i => i.src)")
+            assert all(src.startswith("blob:") for src in sources), sources
             expect(page.locator("table.pairs tbody tr")).to_have_count(3 + 3 + 1)
             expect(page.locator("tr.rejected")).to_have_count(1)  # the cats, rejected through the API
             expect(page.locator(".thumb.detached")).to_have_count(2)
             expect(page.locator("#stats-body")).to_contain_text("olx.pl")
             expect(page.locator("#stats-body")).to_contain_text("seller-b")
+            assert page.locator("td.actions button:enabled").count() == 0
             page.screenshot(path=str(SCREENSHOTS / "admin-clusters.png"), full_page=True)
 
             # Search by ad id: only the coffee cluster, the searched ad highlighted, in the URL.
@@ -347,36 +428,38 @@ def test_admin_page_shows_clusters_and_records_a_verdict(running: Running) -> No
             page.wait_for_function(IMAGES_LOADED)
             page.screenshot(path=str(SCREENSHOTS / "admin-search.png"), full_page=True)
 
+            # Logging out forgets the credential and every piece of data on the page.
+            page.click("#logout")
+            expect(login).to_be_visible()
+            assert clusters.count() == 0 and page.locator("img").count() == 0
+            assert page.evaluate("sessionStorage.getItem('imgdup.credential')") is None
+
+            # A moderator records verdicts.
+            page.fill("#token", MODERATOR)
+            page.click("#login-submit")
+            expect(clusters).to_have_count(1)  # the search is still in the URL's filters
+            expect(page.locator("#who")).to_contain_text("mia · moderator")
+            assert page.input_value("#moderator") == "mia"  # the credential's name, until changed
             row = page.locator("tr[data-pair-id]", has_text="ad 9101").filter(has_text="ad 9102")
             expect(row).to_have_count(1)
             pair_id = row.get_attribute("data-pair-id")
             assert pair_id
-
-            # Without a token the API refuses, and the page says so.
             page.fill("#moderator", "e2e-moderator")
             row.get_by_role("button", name="Not a duplicate").click()
-            expect(page.locator("#toast")).to_contain_text("token is missing or wrong")
-            verdict = httpx.get(f"{api}/api/v1/pairs/{pair_id}").json()["moderator_verdict"]
-            assert verdict is None
-
-            # With the token (kept in localStorage) the verdict is stored and shown.
-            page.fill("#token", TOKEN)
-            page.click("#save-identity")
-            row.get_by_role("button", name="Not a duplicate").click()
             expect(page.locator(f'tr[data-pair-id="{pair_id}"].rejected')).to_have_count(1)
-            assert page.evaluate("localStorage.getItem('imgdup.apiToken')") == TOKEN
+            assert page.evaluate("sessionStorage.getItem('imgdup.credential')") == MODERATOR
+            assert page.evaluate("localStorage.getItem('imgdup.credential')") is None
             page.wait_for_function(IMAGES_LOADED)
             page.screenshot(path=str(SCREENSHOTS / "admin-verdict.png"), full_page=True)
 
-            detail = httpx.get(f"{api}/api/v1/pairs/{pair_id}").json()
+            detail = _get(f"{api}/api/v1/pairs/{pair_id}").json()
             assert detail["moderator_verdict"]["verdict"] == "not_duplicate"
             assert detail["moderator_verdict"]["moderator"] == "e2e-moderator"
             assert detail["duplicate"] is False
 
-            # A reload keeps the token; confirm another pair from the full list.
+            # A reload keeps the session (this tab); confirm another pair from the full list.
             page.goto(f"{api}/admin")
             expect(clusters).to_have_count(3)
-            assert page.input_value("#token") == TOKEN
             astronaut_row = page.locator("tr[data-pair-id]", has_text="ad 9104").first
             astronaut_pair = astronaut_row.get_attribute("data-pair-id")
             astronaut_row.get_by_role("button", name="Confirm").click()
@@ -387,8 +470,14 @@ def test_admin_page_shows_clusters_and_records_a_verdict(running: Running) -> No
             if os.environ.get("IMGDUP_UPDATE_DOCS_SCREENSHOT"):
                 DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(SCREENSHOTS / "admin-overview.png", DOCS_SCREENSHOT)
+
+            # Another browser context (a fresh tab of another profile) has no session: the login form.
+            other = browser.new_page()
+            other.goto(f"{api}/admin")
+            expect(other.locator("#login")).to_be_visible()
+            assert other.locator("article.cluster").count() == 0
         finally:
             browser.close()
     assert problems == []
-    confirmed = httpx.get(f"{api}/api/v1/pairs/{astronaut_pair}").json()["moderator_verdict"]
+    confirmed = _get(f"{api}/api/v1/pairs/{astronaut_pair}").json()["moderator_verdict"]
     assert confirmed["verdict"] == "confirmed" and confirmed["moderator"] == "e2e-moderator"

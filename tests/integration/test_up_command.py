@@ -30,8 +30,19 @@ def _wait_stack(data_dir: Path, process: subprocess.Popen[bytes], timeout: float
     raise AssertionError("imgdup up did not become ready")
 
 
+# Started as on a laptop: no endpoints and no credentials from the environment running the tests.
+NOT_INHERITED = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "IMGDUP_API_TOKEN",
+    "IMGDUP_API_CREDENTIALS",
+    "IMGDUP_API_CREDENTIALS_FILE",
+    "IMGDUP_TRUSTED_PROXIES",
+)
+
+
 def _up(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env.update({"IMGDUP_API_PORT": str(port), "IMGDUP_EMBEDDER": "sscd_distilled"})
     log = (data_dir / "up.log").open("ab")
     return subprocess.Popen(
@@ -106,6 +117,8 @@ def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
         code = process.wait(90)  # `up` stops its children on SIGTERM; TimeoutExpired fails the test
     assert code == 0, (data_dir / "up.log").read_text()[-3000:]
     assert not (data_dir / "stack.json").exists()
+    # No credentials configured: the API ran open, and `up` said so.
+    assert "the API is OPEN" in (data_dir / "up.log").read_text()
 
     # Postgres data lives in the data dir and survives the restart.
     process = _up(data_dir, port)

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imgdup.http.routes import admin, ads, clusters, duplicates, images, ingest, ops, pairs, progress, stats
+from imgdup.http.routes import (
+    admin,
+    ads,
+    clusters,
+    docs,
+    duplicates,
+    images,
+    ingest,
+    ops,
+    pairs,
+    progress,
+    stats,
+    whoami,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     ingest.router,
@@ -17,4 +30,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats.router,
     pairs.router,
     admin.router,
+    whoami.router,
+    docs.router,
 )

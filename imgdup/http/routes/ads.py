@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.http.models import AdState
 from imgdup.store import reads
 
-router = APIRouter()
+router = APIRouter(dependencies=[allow(Access.READ)])
 
 
 @router.get(

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.http.models import ClustersPage, ModeratedClustersPage
 from imgdup.store import moderation, reads
 
-router = APIRouter()
+router = APIRouter(dependencies=[allow(Access.READ)])
 
 
 @router.get(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.http.models import AdDuplicates
 from imgdup.store import moderation
 
-router = APIRouter()
+router = APIRouter(dependencies=[allow(Access.READ)])
 
 
 # Both URLs serve the same answer (the admin one came first); the decorator nearest the function

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.store import reads
 
-router = APIRouter()
+router = APIRouter(dependencies=[allow(Access.READ)])
 
 
 @router.get(
@@ -24,4 +25,5 @@ async def thumbnail(image_id: str, pool: PoolDep) -> Response:
         raise HTTPException(status_code=404, detail="unknown image") from exc
     if jpeg is None:
         raise HTTPException(status_code=404, detail="unknown image")
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    # private: sellers' photos, for this caller only, never kept by a shared cache.
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException
 
 from imgdup import ids, metrics
-from imgdup.http.deps import Authorized, IngestRateLimited, PoolDep, PublisherDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import IngestRateLimited, PoolDep, PublisherDep, allow
 from imgdup.http.models import IngestAccepted, IngestRequest
 from imgdup.kafka.publisher import PublishError
 from imgdup.store import events
@@ -21,7 +22,8 @@ router = APIRouter()
     "/api/v1/image/ingest",
     status_code=202,
     response_model=IngestAccepted,
-    dependencies=[Authorized, IngestRateLimited],
+    dependencies=[allow(Access.INGEST), IngestRateLimited],
+    responses={401: {"description": "Missing or wrong credentials"}, 429: {"description": "Over the rate"}},
     summary="Publish an ad.images.created event for an ad",
 )
 async def ingest(body: IngestRequest, pool: PoolDep, publisher: PublisherDep) -> IngestAccepted:

@@ -1,4 +1,5 @@
-"""Probes and scrapes -> liveness, readiness (Postgres answers) and Prometheus metrics with work counts."""
+"""Probes and scrapes -> liveness, readiness (Postgres answers), open to probes; Prometheus metrics with
+work counts, for the metrics role."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from imgdup import metrics
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.http.models import Status
 from imgdup.store.progress import progress
 
@@ -20,7 +22,9 @@ PROGRESS = Gauge(
 )
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=False)
+@router.get(
+    "/metrics", response_class=Response, include_in_schema=False, dependencies=[allow(Access.METRICS)]
+)
 async def prometheus_metrics(pool: PoolDep) -> Response:
     p = await progress(pool)
     for state in ("accepted", "processing", "indexed", "dead"):
@@ -30,14 +34,15 @@ async def prometheus_metrics(pool: PoolDep) -> Response:
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/livez", response_model=Status, include_in_schema=False)
+# The only two routes without credentials: Kubernetes and compose probe them as they are.
+@router.get("/livez", response_model=Status, include_in_schema=False, dependencies=[allow(Access.PUBLIC)])
 async def livez() -> Status:
     """Liveness: the process answers. Unlike /healthz it does not depend on Postgres, so a
     database outage does not make Kubernetes restart every API pod."""
     return Status()
 
 
-@router.get("/healthz", response_model=Status, include_in_schema=False)
+@router.get("/healthz", response_model=Status, include_in_schema=False, dependencies=[allow(Access.PUBLIC)])
 async def healthz(pool: PoolDep) -> Status:
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")

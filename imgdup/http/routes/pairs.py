@@ -6,7 +6,8 @@ import uuid
 
 from fastapi import APIRouter, HTTPException
 
-from imgdup.http.deps import Authorized, PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.http.models import PairDetail, VerdictRequest, VerdictStored
 from imgdup.store import moderation
 
@@ -16,9 +17,13 @@ router = APIRouter(tags=["moderation"])
 @router.post(
     "/api/v1/pairs/{pair_id}/verdict",
     response_model=VerdictStored,
-    dependencies=[Authorized],
+    dependencies=[allow(Access.MODERATE)],
     summary="Record a moderator's verdict on a pair (latest wins; repeating it changes nothing)",
-    responses={404: {"description": "Unknown pair"}, 401: {"description": "Missing or wrong API token"}},
+    responses={
+        404: {"description": "Unknown pair"},
+        401: {"description": "Missing or wrong credentials"},
+        403: {"description": "Not a moderator"},
+    },
 )
 async def post_verdict(pair_id: uuid.UUID, body: VerdictRequest, pool: PoolDep) -> VerdictStored:
     stored = await moderation.record_verdict(
@@ -32,6 +37,7 @@ async def post_verdict(pair_id: uuid.UUID, body: VerdictRequest, pool: PoolDep) 
 @router.get(
     "/api/v1/pairs/{pair_id}",
     response_model=PairDetail,
+    dependencies=[allow(Access.READ)],
     summary="One pair: both images, the verifier's evidence and the moderator's verdict",
     responses={404: {"description": "Unknown pair"}},
 )

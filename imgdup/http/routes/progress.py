@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.store import progress as store_progress
 
-router = APIRouter()
+router = APIRouter(dependencies=[allow(Access.READ)])
 
 
 @router.get(

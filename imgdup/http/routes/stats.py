@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from imgdup.http.deps import PoolDep
+from imgdup.http.auth import Access
+from imgdup.http.deps import PoolDep, allow
 from imgdup.store.stats import Stats, duplicate_stats
 
-router = APIRouter(tags=["operations"])
+# Seller ids and hosts: not for the public.
+router = APIRouter(tags=["operations"], dependencies=[allow(Access.READ)])
 
 MAX_DAYS = 366
 

@@ -1,12 +1,9 @@
 // imgdup admin page: clusters as thumbnail grids, per-pair evidence, moderator verdicts.
 // Plain DOM; every value from the API goes through textContent or a checked attribute.
+// Logging in, the credential on every fetch and the thumbnails: session.js (loaded first).
 "use strict";
 
 const PAGE_SIZE = 20;
-const STORE = { token: "imgdup.apiToken", moderator: "imgdup.moderator" };
-const $ = (id) => document.getElementById(id);
-
-const state = { offset: 0, total: 0 };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -50,12 +47,6 @@ function toast(message, isError) {
   box.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { box.hidden = true; }, isError ? 6000 : 2500);
-}
-
-async function getJSON(url) {
-  const response = await fetch(url, { headers: { accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
-  return response.json();
 }
 
 // ------------------------------------------------------------------------------- filters & URL
@@ -149,6 +140,7 @@ async function loadStats() {
   const body = $("stats-body");
   try {
     const stats = await getJSON("/api/v1/stats?days=30");
+    if (!state.caller) return;
     $("stats-window").textContent = `· last ${stats.days} days (since ${stats.since})`;
     body.replaceChildren(
       el("div", { class: "totals" },
@@ -168,6 +160,7 @@ async function loadStats() {
       .map((c) => el("option", { value: c.category })));
     $("sources").replaceChildren(...stats.by_source.map((s) => el("option", { value: s.source })));
   } catch (error) {
+    if (error instanceof AuthError) return;
     body.replaceChildren(el("p", { class: "muted", text: `statistics unavailable: ${error.message}` }));
   }
 }
@@ -178,19 +171,15 @@ function imageCard(image, searchedAd) {
   const classes = ["thumb"];
   if (image.detached) classes.push("detached");
   if (searchedAd && String(image.ad_id) === searchedAd) classes.push("match");
-  const img = el("img", {
-    src: image.thumbnail_url,
-    alt: `image of ad ${image.ad_id}`,
-    title: image.url,
-    decoding: "async",
-  });
+  const link = el("a", { target: "_blank", rel: "noopener noreferrer" });
+  link.append(thumbnail(image.image_id, { alt: `image of ad ${image.ad_id}`, title: image.url, decoding: "async" }, link));
   const adLink = el("a", { href: `?ad_id=${encodeURIComponent(image.ad_id)}`, text: `ad ${image.ad_id}` });
   adLink.addEventListener("click", (event) => {
     event.preventDefault();
     searchAd(String(image.ad_id));
   });
   return el("figure", { class: classes.join(" "), "data-image-id": image.image_id, "data-ad-id": image.ad_id },
-    el("a", { href: image.thumbnail_url, target: "_blank", rel: "noopener noreferrer" }, img),
+    link,
     el("figcaption", {},
       adLink, ` · ${image.source}`, image.category ? ` · ${image.category}` : "",
       image.detached ? el("span", { class: "flag", text: "detached" }) : null,
@@ -211,11 +200,17 @@ function pairRow(pair, imagesById) {
   const verdict = pair.moderator_verdict ? pair.moderator_verdict.verdict : null;
   const thumbs = [pair.image_a, pair.image_b].map((id) => {
     const image = imagesById.get(id);
-    return el("img", { src: `/api/v1/images/${id}/thumbnail`, alt: image ? `ad ${image.ad_id}` : "" });
+    return thumbnail(id, { alt: image ? `ad ${image.ad_id}` : "" });
   });
-  const confirm = el("button", { type: "button", class: "confirm", text: "Confirm", disabled: verdict === "confirmed" });
+  // A viewer sees the evidence and the verdicts but records none (the API would answer 403).
+  const readOnly = canModerate() ? null : "read-only: your role may not record verdicts";
+  const confirm = el("button", {
+    type: "button", class: "confirm", text: "Confirm", disabled: verdict === "confirmed" || Boolean(readOnly),
+    title: readOnly,
+  });
   const reject = el("button", {
-    type: "button", class: "reject", text: "Not a duplicate", disabled: verdict === "not_duplicate",
+    type: "button", class: "reject", text: "Not a duplicate",
+    disabled: verdict === "not_duplicate" || Boolean(readOnly), title: readOnly,
   });
   confirm.addEventListener("click", () => sendVerdict(pair.pair_id, "confirmed", [confirm, reject]));
   reject.addEventListener("click", () => sendVerdict(pair.pair_id, "not_duplicate", [confirm, reject]));
@@ -267,6 +262,7 @@ async function loadClusters() {
   const main = $("clusters");
   try {
     const page = await getJSON(`/api/v1/admin/clusters?${params}`);
+    if (!state.caller) return; // logged out while it loaded
     state.total = page.total;
     const first = page.total ? state.offset + 1 : 0;
     const last = state.offset + page.clusters.length;
@@ -280,8 +276,12 @@ async function loadClusters() {
         filters.ad_id ? `No duplicate clusters contain ad ${filters.ad_id}.` : "No clusters match these filters." }));
       return;
     }
+    const previous = state.thumbs;
+    state.thumbs = new Map();
     main.replaceChildren(...page.clusters.map((c) => clusterCard(c, filters.ad_id)));
+    forgetThumbnails(previous);
   } catch (error) {
+    if (error instanceof AuthError) return;
     $("summary").textContent = "";
     main.replaceChildren(el("div", { class: "empty-state", text: `Could not load clusters: ${error.message}` }));
   }
@@ -302,18 +302,19 @@ async function sendVerdict(pairId, verdict, buttons) {
     $("moderator").focus();
     return;
   }
-  const token = $("token").value.trim() || localStorage.getItem(STORE.token) || "";
   buttons.forEach((b) => { b.disabled = true; });
   try {
-    const headers = { "content-type": "application/json", accept: "application/json" };
-    if (token) headers.authorization = `Bearer ${token}`;
     const response = await fetch(`/api/v1/pairs/${encodeURIComponent(pairId)}/verdict`, {
-      method: "POST", headers, body: JSON.stringify({ verdict, moderator }),
+      method: "POST",
+      headers: authHeaders({ "content-type": "application/json" }),
+      body: JSON.stringify({ verdict, moderator }),
     });
     if (response.status === 401) {
-      toast("The API token is missing or wrong: enter it at the top right.", true);
-      $("token").focus();
-      buttons.forEach((b) => { b.disabled = false; });
+      showLogin("The API no longer accepts your credential: log in again.");
+      return;
+    }
+    if (response.status === 403) {
+      toast("Your role may not record verdicts (moderators only).", true);
       return;
     }
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
@@ -326,20 +327,13 @@ async function sendVerdict(pairId, verdict, buttons) {
   }
 }
 
-function saveIdentity() {
-  localStorage.setItem(STORE.moderator, $("moderator").value.trim());
-  localStorage.setItem(STORE.token, $("token").value.trim());
-  toast("Saved in this browser.");
-}
-
 // ------------------------------------------------------------------------------- wiring
 
 document.addEventListener("DOMContentLoaded", () => {
   $("moderator").value = localStorage.getItem(STORE.moderator) || "";
-  $("token").value = localStorage.getItem(STORE.token) || "";
-  $("save-identity").addEventListener("click", saveIdentity);
   $("moderator").addEventListener("change", () => localStorage.setItem(STORE.moderator, $("moderator").value.trim()));
-  $("token").addEventListener("change", () => localStorage.setItem(STORE.token, $("token").value.trim()));
+  $("login-form").addEventListener("submit", logIn);
+  $("logout").addEventListener("click", () => showLogin(""));
   $("filters").addEventListener("submit", (event) => {
     event.preventDefault();
     state.offset = 0;
@@ -359,6 +353,5 @@ document.addEventListener("DOMContentLoaded", () => {
     loadClusters();
   });
   filtersToForm(new URLSearchParams(location.search));
-  loadStats();
-  loadClusters();
+  start();
 });

@@ -121,7 +121,10 @@ def run_demo(settings: Settings, *, exit_when_done: bool, timeout: float) -> int
     try:
         with _image_server(demo_dir) as server:
             stack.start()
-            with httpx.Client(timeout=30) as client:
+            # The demo runs open unless credentials are configured; then it uses the API token.
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            with httpx.Client(timeout=30, headers=headers) as client:
                 started = time.monotonic()
                 post_feed(client, stack.api_url, feed, server)
                 progress = wait_until_processed(client, stack.api_url, timeout)

@@ -103,8 +103,8 @@ IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
 {{/*
 Secret environment: references into a Secret, never values. Called with
 (dict "root" $ "secret" NAME "apiToken" BOOL). Only the API passes "apiToken" true: it is the only
-process that reads IMGDUP_API_TOKEN (write endpoints need it, and in production it refuses to
-start without a real one). Workers serve no authenticated routes; they, `imgdup health` and the
+process that reads IMGDUP_API_TOKEN and the optional IMGDUP_API_CREDENTIALS (every route but the
+probes needs one of them, and in production it refuses to start without a real token). Workers serve no authenticated routes; they, `imgdup health` and the
 migrate Job need no token and do not get it.
 */}}
 {{- define "imgdup.secretEnv" -}}
@@ -120,6 +120,12 @@ migrate Job need no token and do not get it.
     secretKeyRef:
       name: {{ .secret }}
       key: {{ $keys.apiToken }}
+- name: IMGDUP_API_CREDENTIALS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.apiCredentials | default "IMGDUP_API_CREDENTIALS" }}
+      optional: true
 {{- end }}
 - name: IMGDUP_QDRANT_API_KEY
   valueFrom:
