@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
@@ -20,8 +21,31 @@ from pydantic import (
     UrlConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-AdId = Annotated[int, Field(ge=1, le=2**63 - 1, description="64-bit ad identifier")]
+AD_ID_MAX = 2**63 - 1
+AdId = Annotated[int, Field(ge=1, le=AD_ID_MAX, description="64-bit ad identifier")]
+# What a producer's JSON must carry: an integer. Not `true` (ad 1 in Python), not "42", not 42.0,
+# as the published JSON Schema (`"type": "integer"`) says.
+StrictAdId = Annotated[AdId, Field(strict=True)]
+
+
+def storable_text(text: str) -> str:
+    """Text Postgres can store: its text type refuses NUL, and UTF-8 cannot encode a lone
+    surrogate (JSON can carry both as escapes, \\u0000 and \\ud800)."""
+    if "\x00" in text:
+        raise PydanticCustomError("text_nul", "must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "text_surrogate", "must not contain a lone surrogate (\\ud800-\\udfff)"
+        ) from exc
+    return text
+
+
+# Every free-text field that reaches Postgres.
+SafeText = Annotated[str, AfterValidator(storable_text)]
 ImageUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
 MAX_IMAGES_PER_AD = 50
 
@@ -43,11 +67,11 @@ class AdImagesCreatedV1(_Event):
 
     # Strict: JSON `true` must not pass as version 1 or ad 1, as the published schema says.
     schema_version: Literal[1]
-    event_id: Annotated[str, Field(min_length=1, max_length=200)]
-    ad_id: Annotated[AdId, Field(strict=True)]
-    source: Annotated[str, Field(min_length=1, max_length=200, examples=["olx.pt"])]
-    category: Annotated[str | None, Field(max_length=200, examples=["real_estate"])] = None
-    seller_id: Annotated[str | None, Field(max_length=200)] = None
+    event_id: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    ad_id: StrictAdId
+    source: Annotated[SafeText, Field(min_length=1, max_length=200, examples=["olx.pt"])]
+    category: Annotated[SafeText | None, Field(max_length=200, examples=["real_estate"])] = None
+    seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
     created_at: AwareDatetime
     # Set by `imgdup replay`; the portal never sets it.
