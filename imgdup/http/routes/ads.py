@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from imgdup.http.deps import PoolDep
-from imgdup.http.models import AdState
+from imgdup.http.models import AdIdPath, AdState
 from imgdup.store import reads
 
 router = APIRouter()
@@ -17,7 +17,7 @@ router = APIRouter()
     summary="Processing state of an ad's images",
     responses={404: {"description": "Unknown ad"}},
 )
-async def ad(ad_id: int, pool: PoolDep) -> AdState:
+async def ad(ad_id: AdIdPath, pool: PoolDep) -> AdState:
     state = await reads.ad_state(pool, ad_id)
     if state is None:
         raise HTTPException(status_code=404, detail=f"ad {ad_id} is unknown")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imgdup.http.deps import PoolDep
-from imgdup.http.models import AdDuplicates
+from imgdup.http.models import AdDuplicates, AdIdPath
 from imgdup.store import moderation
 
 router = APIRouter()
@@ -25,7 +25,7 @@ router = APIRouter()
     response_model=AdDuplicates,
     summary="Ads sharing duplicate images with this ad",
 )
-async def duplicates(ad_id: int, pool: PoolDep) -> AdDuplicates:
+async def duplicates(ad_id: AdIdPath, pool: PoolDep) -> AdDuplicates:
     # Moderators' verdicts apply: a pair marked "not a duplicate" is not presented as one.
     others = await moderation.moderated_duplicates_of_ad(pool, ad_id)
     return AdDuplicates.model_validate({"ad_id": ad_id, "duplicates": others})
