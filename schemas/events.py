@@ -8,6 +8,7 @@ they drift from these models.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     UrlConstraints,
@@ -46,6 +48,23 @@ def storable_text(text: str) -> str:
 
 # Every free-text field that reaches Postgres.
 SafeText = Annotated[str, AfterValidator(storable_text)]
+
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def date_time_text(value: object) -> object:
+    """A date-time from a producer is an RFC 3339 string, as the published schema says; pydantic
+    alone would also read a number, or a string of digits, as a Unix time (0 -> 1970-01-01)."""
+    if isinstance(value, datetime):  # built by our own code (the API, replay)
+        return value
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise PydanticCustomError(
+            "date_time_text", "must be an RFC 3339 date-time string, e.g. 2024-05-01T12:00:00Z"
+        )
+    return value
+
+
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(date_time_text)]
 ImageUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
 MAX_IMAGES_PER_AD = 50
 
@@ -73,7 +92,7 @@ class AdImagesCreatedV1(_Event):
     category: Annotated[SafeText | None, Field(max_length=200, examples=["real_estate"])] = None
     seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
-    created_at: AwareDatetime
+    created_at: DateTimeText
     # Set by `imgdup replay`; the portal never sets it.
     replay: bool = False
 

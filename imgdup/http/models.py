@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from schemas import EvidenceV1
-from schemas.events import AD_ID_MAX, MAX_IMAGES_PER_AD, ImageUrl, SafeText, StrictAdId
+from schemas.events import (
+    AD_ID_MAX,
+    MAX_IMAGES_PER_AD,
+    DateTimeText,
+    ImageUrl,
+    SafeText,
+    StrictAdId,
+)
 
 Verdict = Literal["confirmed", "not_duplicate"]
 
@@ -30,6 +40,18 @@ MAX_OFFSET = 2**31 - 1
 AdIdPath = Annotated[int, Path(ge=1, le=AD_ID_MAX, description="64-bit ad identifier")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 TextFilter = Annotated[SafeText | None, Query(max_length=200)]
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    # pydantic alone reads "0" as the Unix epoch.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise PydanticCustomError("iso_day", "must be a day as YYYY-MM-DD")
+    return value
+
+
+DayFilter = Annotated[date | None, BeforeValidator(_iso_day)]
 
 
 # --------------------------------------------------------------------------- ingest
@@ -58,7 +80,7 @@ class IngestRequest(BaseModel):
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
     category: Annotated[SafeText | None, Field(max_length=200)] = None
     seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
-    created_at: AwareDatetime | None = None
+    created_at: DateTimeText | None = None
 
 
 class IngestAccepted(BaseModel):

@@ -88,11 +88,32 @@ def test_ingest_ad_id_must_be_a_json_integer(api: Any, value: object) -> None:
     assert publisher.published == [] and _events(dsn) == 0
 
 
+@pytest.mark.parametrize("value", [0, 1714560000.5, True], ids=["int", "float", "bool"])
+def test_ingest_created_at_must_be_an_iso_string(api: Any, value: object) -> None:
+    # Found by tests/http/test_http_fuzz.py: pydantic took 0 for 1970-01-01 (a Unix time).
+    client, publisher, dsn = api
+    response = client.post(INGEST, json={**BODY, "created_at": value}, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "created_at" in _message(response)
+    assert publisher.published == [] and _events(dsn) == 0
+
+
+@pytest.mark.parametrize("params", [{"until": "0"}, {"since": "1714560000"}, {"since": "2024-5-1"}])
+def test_admin_dates_must_be_iso_days(api: Any, params: dict[str, str]) -> None:
+    # Found by the fuzzer too: "0" was read as the Unix epoch.
+    client, _, _ = api
+    response = client.get("/api/v1/admin/clusters", params=params)
+    assert response.status_code == 422, response.text
+    assert next(iter(params)) in _message(response)
+
+
 def test_ingest_still_accepts_a_plain_integer_ad_id(api: Any) -> None:
     client, publisher, _ = api
-    response = client.post(INGEST, json=BODY, headers=AUTH)
+    response = client.post(INGEST, json={**BODY, "created_at": "2024-05-01T12:00:00+01:00"}, headers=AUTH)
     assert response.status_code == 202, response.text
     assert len(publisher.published) == 1
+    filtered = client.get("/api/v1/admin/clusters", params={"since": "2024-05-01", "until": "2024-05-01"})
+    assert filtered.status_code == 200 and filtered.json()["total"] == 1
 
 
 @pytest.mark.parametrize(

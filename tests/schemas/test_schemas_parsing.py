@@ -131,3 +131,10 @@ def test_text_postgres_cannot_hold_is_named(field: str, bad: str) -> None:
 def test_ad_id_must_be_a_json_integer(ad_id: object) -> None:
     error = _reason(_raw(_event(ad_id=ad_id)))
     assert error.reason == "invalid_event" and "ad_id" in error.detail
+
+
+@pytest.mark.parametrize("created_at", [0, 1714560000.5], ids=["int", "float"])
+def test_created_at_must_be_a_date_time_string(created_at: object) -> None:
+    # pydantic reads a number as a Unix time; the published schema says a date-time string.
+    error = _reason(_raw(_event(created_at=created_at)))
+    assert error.reason == "invalid_event" and "created_at" in error.detail

@@ -3,13 +3,12 @@ and moderators' verdicts."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from imgdup.http.deps import PoolDep
-from imgdup.http.models import ClustersPage, ModeratedClustersPage, Offset, TextFilter
+from imgdup.http.models import ClustersPage, DayFilter, ModeratedClustersPage, Offset, TextFilter
 from imgdup.store import moderation, reads
 from schemas.events import AD_ID_MAX
 
@@ -45,8 +44,8 @@ async def get_admin_clusters(
     ] = None,
     category: TextFilter = None,
     source: TextFilter = None,
-    since: Annotated[date | None, Query(description="First day (UTC) an image was first seen")] = None,
-    until: Annotated[date | None, Query(description="Last day (UTC), inclusive")] = None,
+    since: Annotated[DayFilter, Query(description="First day (UTC) an image was first seen")] = None,
+    until: Annotated[DayFilter, Query(description="Last day (UTC), inclusive")] = None,
     include_rejected: Annotated[
         bool, Query(description="Show (marked) the pairs moderators rejected, instead of leaving them out")
     ] = True,
