@@ -8,20 +8,63 @@ they drift from these models.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     UrlConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-AdId = Annotated[int, Field(ge=1, le=2**63 - 1, description="64-bit ad identifier")]
+AD_ID_MAX = 2**63 - 1
+AdId = Annotated[int, Field(ge=1, le=AD_ID_MAX, description="64-bit ad identifier")]
+# What a producer's JSON must carry: an integer. Not `true` (ad 1 in Python), not "42", not 42.0,
+# as the published JSON Schema (`"type": "integer"`) says.
+StrictAdId = Annotated[AdId, Field(strict=True)]
+
+
+def storable_text(text: str) -> str:
+    """Text Postgres can store: its text type refuses NUL, and UTF-8 cannot encode a lone
+    surrogate (JSON can carry both as escapes, \\u0000 and \\ud800)."""
+    if "\x00" in text:
+        raise PydanticCustomError("text_nul", "must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "text_surrogate", "must not contain a lone surrogate (\\ud800-\\udfff)"
+        ) from exc
+    return text
+
+
+# Every free-text field that reaches Postgres.
+SafeText = Annotated[str, AfterValidator(storable_text)]
+
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def date_time_text(value: object) -> object:
+    """A date-time from a producer is an RFC 3339 string, as the published schema says; pydantic
+    alone would also read a number, or a string of digits, as a Unix time (0 -> 1970-01-01)."""
+    if isinstance(value, datetime):  # built by our own code (the API, replay)
+        return value
+    if not isinstance(value, str) or not _RFC3339_START.match(value):
+        raise PydanticCustomError(
+            "date_time_text", "must be an RFC 3339 date-time string, e.g. 2024-05-01T12:00:00Z"
+        )
+    return value
+
+
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(date_time_text)]
 ImageUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
 MAX_IMAGES_PER_AD = 50
 
@@ -43,13 +86,13 @@ class AdImagesCreatedV1(_Event):
 
     # Strict: JSON `true` must not pass as version 1 or ad 1, as the published schema says.
     schema_version: Literal[1]
-    event_id: Annotated[str, Field(min_length=1, max_length=200)]
-    ad_id: Annotated[AdId, Field(strict=True)]
-    source: Annotated[str, Field(min_length=1, max_length=200, examples=["olx.pt"])]
-    category: Annotated[str | None, Field(max_length=200, examples=["real_estate"])] = None
-    seller_id: Annotated[str | None, Field(max_length=200)] = None
+    event_id: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    ad_id: StrictAdId
+    source: Annotated[SafeText, Field(min_length=1, max_length=200, examples=["olx.pt"])]
+    category: Annotated[SafeText | None, Field(max_length=200, examples=["real_estate"])] = None
+    seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
-    created_at: AwareDatetime
+    created_at: DateTimeText
     # Set by `imgdup replay`; the portal never sets it.
     replay: bool = False
 

@@ -3,6 +3,7 @@ callers over their ingest rate and addresses over their share of wrong credentia
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Pure ASGI middleware: refuses request bodies over `max_bytes`, declared or streamed."""
+    """Pure ASGI middleware: refuses request bodies over `max_bytes` with a 413, whether the size
+    is declared (Content-Length) or known only by reading (chunked transfer).
+
+    The body is read here, up to the cap, before the app sees any of it, and handed on whole. An
+    error raised from inside the app's own read would reach FastAPI's body parsing, which answers
+    any failure there with a 400; and by then the app may have started its answer."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -31,24 +33,39 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def counted() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away before sending its whole body: no one to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-        try:
-            await self.app(scope, counted, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            # The whole body once; after that, what the server says next (a disconnect).
+            nonlocal body
+            if body is not None:
+                message, body = body, None
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = b'{"error":"request_too_large","message":"request body over the size cap"}'
+        body = json.dumps(
+            {
+                "error": "request_too_large",
+                "message": f"request body over the size cap of {self.max_bytes} bytes",
+            }
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path, Query
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from schemas import EvidenceV1
-from schemas.events import MAX_IMAGES_PER_AD, AdId, ImageUrl
+from schemas.events import (
+    AD_ID_MAX,
+    MAX_IMAGES_PER_AD,
+    DateTimeText,
+    ImageUrl,
+    SafeText,
+    StrictAdId,
+)
 
 Verdict = Literal["confirmed", "not_duplicate"]
 
@@ -18,6 +29,29 @@ def thumbnail_url(image_id: str) -> str:
 
 class Status(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+# --------------------------------------------------------------------------- path and query parameters
+# Bounded so that every value that passes also fits the database: a bigint ad id, a bigint offset,
+# text without NUL. Out of range is a 422 that names the parameter, never a Postgres error.
+
+MAX_OFFSET = 2**31 - 1
+
+AdIdPath = Annotated[int, Path(ge=1, le=AD_ID_MAX, description="64-bit ad identifier")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+TextFilter = Annotated[SafeText | None, Query(max_length=200)]
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    # pydantic alone reads "0" as the Unix epoch.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise PydanticCustomError("iso_day", "must be a day as YYYY-MM-DD")
+    return value
+
+
+DayFilter = Annotated[date | None, BeforeValidator(_iso_day)]
 
 
 # --------------------------------------------------------------------------- ingest
@@ -40,12 +74,13 @@ class IngestRequest(BaseModel):
         },
     )
 
-    ad_id: AdId
-    source: Annotated[str, Field(min_length=1, max_length=200)]
+    # Strict as the event's: JSON `true`, "900400" and 900401.0 are not ad ids.
+    ad_id: StrictAdId
+    source: Annotated[SafeText, Field(min_length=1, max_length=200)]
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
-    category: Annotated[str | None, Field(max_length=200)] = None
-    seller_id: Annotated[str | None, Field(max_length=200)] = None
-    created_at: AwareDatetime | None = None
+    category: Annotated[SafeText | None, Field(max_length=200)] = None
+    seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
+    created_at: DateTimeText | None = None
 
 
 class IngestAccepted(BaseModel):
@@ -68,8 +103,8 @@ class VerdictRequest(BaseModel):
     )
 
     verdict: Verdict
-    moderator: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    note: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=2000)] = None
+    moderator: Annotated[SafeText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    note: Annotated[SafeText | None, StringConstraints(strip_whitespace=True, max_length=2000)] = None
 
 
 class ModeratorVerdict(BaseModel):

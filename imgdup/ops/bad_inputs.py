@@ -200,6 +200,10 @@ def event_cases(image_url: str) -> tuple[EventCase, ...]:
         EventCase("missing ad_id", variant(ad_id=...), "invalid_event"),
         EventCase("too many images (51)", variant(images=[image_url] * 51), "too_many_images"),
         EventCase("non-http image URL", variant(images=["file:///etc/passwd"]), "invalid_event"),
+        # Postgres text cannot hold NUL: refused here rather than failing the step's writes.
+        EventCase("NUL character in source", variant(source="olx\x00pt"), "invalid_event"),
+        EventCase("ad_id as a string", variant(ad_id="77"), "invalid_event"),
+        EventCase("created_at as a number (Unix time)", variant(created_at=0), "invalid_event"),
     )
 
 

@@ -180,7 +180,8 @@ async def admin_clusters(
         "category": category,
         "source": source,
         "since": _day_start(since) if since else None,
-        "until": _day_start(until + timedelta(days=1)) if until else None,
+        # The day after the last one Python knows does not exist: until then is no upper bound.
+        "until": _day_start(until + timedelta(days=1)) if until and until < date.max else None,
         "hide": not include_rejected,
         "limit": limit,
         "offset": offset,

@@ -115,3 +115,26 @@ def test_invalid_field_is_named(changes: dict[str, Any], field: str) -> None:
     error = _reason(_raw(_event(**changes)))
     assert error.reason == "invalid_event"
     assert field in error.detail
+
+
+@pytest.mark.parametrize("field", ["event_id", "source", "category", "seller_id"])
+@pytest.mark.parametrize("bad", ["olx\x00pt", "olx\ud800"], ids=["nul", "surrogate"])
+def test_text_postgres_cannot_hold_is_named(field: str, bad: str) -> None:
+    # json.dumps writes both as escapes (\\u0000, \\ud800), which json.loads turns back into them;
+    # Postgres text refuses NUL, and UTF-8 cannot encode a lone surrogate.
+    error = _reason(_raw(_event(**{field: bad})))
+    assert error.reason == "invalid_event"
+    assert field in error.detail
+
+
+@pytest.mark.parametrize("ad_id", ["42", 42.0], ids=["string", "float"])
+def test_ad_id_must_be_a_json_integer(ad_id: object) -> None:
+    error = _reason(_raw(_event(ad_id=ad_id)))
+    assert error.reason == "invalid_event" and "ad_id" in error.detail
+
+
+@pytest.mark.parametrize("created_at", [0, 1714560000.5], ids=["int", "float"])
+def test_created_at_must_be_a_date_time_string(created_at: object) -> None:
+    # pydantic reads a number as a Unix time; the published schema says a date-time string.
+    error = _reason(_raw(_event(created_at=created_at)))
+    assert error.reason == "invalid_event" and "created_at" in error.detail

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 
 from imgdup.http.auth import Access
 from imgdup.http.deps import PoolDep, allow
-from imgdup.http.models import AdState
+from imgdup.http.models import AdIdPath, AdState
 from imgdup.store import reads
 
 router = APIRouter(dependencies=[allow(Access.READ)])
@@ -18,7 +18,7 @@ router = APIRouter(dependencies=[allow(Access.READ)])
     summary="Processing state of an ad's images",
     responses={404: {"description": "Unknown ad"}},
 )
-async def ad(ad_id: int, pool: PoolDep) -> AdState:
+async def ad(ad_id: AdIdPath, pool: PoolDep) -> AdState:
     state = await reads.ad_state(pool, ad_id)
     if state is None:
         raise HTTPException(status_code=404, detail=f"ad {ad_id} is unknown")

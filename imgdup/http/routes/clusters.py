@@ -3,15 +3,15 @@ and moderators' verdicts."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from imgdup.http.auth import Access
 from imgdup.http.deps import PoolDep, allow
-from imgdup.http.models import ClustersPage, ModeratedClustersPage
+from imgdup.http.models import ClustersPage, DayFilter, ModeratedClustersPage, Offset, TextFilter
 from imgdup.store import moderation, reads
+from schemas.events import AD_ID_MAX
 
 router = APIRouter(dependencies=[allow(Access.READ)])
 
@@ -24,7 +24,7 @@ router = APIRouter(dependencies=[allow(Access.READ)])
 async def clusters(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ClustersPage:
     total, page = await reads.clusters_page(pool, limit=limit, offset=offset)
     return ClustersPage.model_validate({"total": total, "limit": limit, "offset": offset, "clusters": page})
@@ -39,12 +39,14 @@ async def clusters(
 async def get_admin_clusters(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    ad_id: Annotated[int | None, Query(ge=1, description="Only clusters with an image of this ad")] = None,
-    category: Annotated[str | None, Query(max_length=200)] = None,
-    source: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[date | None, Query(description="First day (UTC) an image was first seen")] = None,
-    until: Annotated[date | None, Query(description="Last day (UTC), inclusive")] = None,
+    offset: Offset = 0,
+    ad_id: Annotated[
+        int | None, Query(ge=1, le=AD_ID_MAX, description="Only clusters with an image of this ad")
+    ] = None,
+    category: TextFilter = None,
+    source: TextFilter = None,
+    since: Annotated[DayFilter, Query(description="First day (UTC) an image was first seen")] = None,
+    until: Annotated[DayFilter, Query(description="Last day (UTC), inclusive")] = None,
     include_rejected: Annotated[
         bool, Query(description="Show (marked) the pairs moderators rejected, instead of leaving them out")
     ] = True,

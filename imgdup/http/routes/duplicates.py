@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from imgdup.http.auth import Access
 from imgdup.http.deps import PoolDep, allow
-from imgdup.http.models import AdDuplicates
+from imgdup.http.models import AdDuplicates, AdIdPath
 from imgdup.store import moderation
 
 router = APIRouter(dependencies=[allow(Access.READ)])
@@ -26,7 +26,7 @@ router = APIRouter(dependencies=[allow(Access.READ)])
     response_model=AdDuplicates,
     summary="Ads sharing duplicate images with this ad",
 )
-async def duplicates(ad_id: int, pool: PoolDep) -> AdDuplicates:
+async def duplicates(ad_id: AdIdPath, pool: PoolDep) -> AdDuplicates:
     # Moderators' verdicts apply: a pair marked "not a duplicate" is not presented as one.
     others = await moderation.moderated_duplicates_of_ad(pool, ad_id)
     return AdDuplicates.model_validate({"ad_id": ad_id, "duplicates": others})
