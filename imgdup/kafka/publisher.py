@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -17,12 +18,14 @@ class EventPublisher:
     """A thread-safe confluent-kafka producer with an asyncio-friendly `publish`.
 
     `partitioner=murmur2_random` hashes keys the way Java clients and aiokafka (Faust) do, so
-    an ad's events land on the same partition whoever produced them.
+    an ad's events land on the same partition whoever produced them. `security` is
+    `imgdup.kafka.security.confluent_config(settings)`: required, so that no caller forgets it.
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str = "imgdup-api") -> None:
+    def __init__(self, bootstrap: str, *, security: Mapping[str, str], client_id: str = "imgdup-api") -> None:
         self._producer: Producer | None = Producer(
             {
+                **security,
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
                 "partitioner": "murmur2_random",
