@@ -10,11 +10,8 @@ import asyncio
 import ssl
 import time
 
-from imgdup.kafka.security import KafkaSecurityError, aiokafka_config, describe
+from imgdup.kafka.security import LOGIN_HINT, TLS_HINT, KafkaSecurityError, aiokafka_config, describe
 from imgdup.settings import Settings
-
-LOGIN_HINT = "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-TLS_HINT = "check KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CAFILE and the broker's certificate"
 
 
 async def _open_once(host: str, port: int, settings: Settings) -> None:
@@ -55,7 +52,7 @@ async def check_broker(settings: Settings, *, give_up_after_s: float = 30.0) -> 
             except ssl.SSLError as exc:
                 raise KafkaSecurityError(
                     f"Kafka broker at {host}:{port}: TLS handshake failed ({describe(settings)}):"
-                    f" {exc.reason or exc}; {TLS_HINT}"
+                    f" {exc}; {TLS_HINT}"
                 ) from exc
             except (
                 errors.SaslAuthenticationFailed,

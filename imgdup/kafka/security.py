@@ -28,6 +28,11 @@ ENV_NAMES = {
 }
 
 
+# What to check when the broker refuses the login or the TLS handshake (every client's message).
+LOGIN_HINT = "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+TLS_HINT = "check KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CAFILE and the broker's certificate"
+
+
 class KafkaSecurityError(RuntimeError):
     """The Kafka security settings cannot work, or the broker refused them; the message says which."""
 

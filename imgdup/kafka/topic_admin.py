@@ -10,13 +10,16 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from imgdup.kafka.security import KafkaSecurityError
+from imgdup.kafka.security import LOGIN_HINT, TLS_HINT, KafkaSecurityError
 from schemas.topics import ALL_TOPICS, partitions_of
 
 log = logging.getLogger(__name__)
 
 # A broker that refuses the TLS handshake or the login refuses it again: no point waiting.
-REFUSALS = {KafkaError._SSL: "TLS handshake failed", KafkaError._AUTHENTICATION: "login refused"}
+REFUSALS = {
+    KafkaError._SSL: ("TLS handshake failed", TLS_HINT),
+    KafkaError._AUTHENTICATION: ("login refused", LOGIN_HINT),
+}
 
 
 def ensure_topics(
@@ -51,10 +54,10 @@ def ensure_topics(
             admin.poll(0)
             refused = [e for e in errors if e.code() in REFUSALS]
             if refused:
-                what = REFUSALS[refused[-1].code()]
+                what, hint = REFUSALS[refused[-1].code()]
+                protocol = security.get("security.protocol", "PLAINTEXT")
                 raise KafkaSecurityError(
-                    f"Kafka broker at {bootstrap}: {what} ({security.get('security.protocol', 'PLAINTEXT')}):"
-                    f" {refused[-1].str()}"
+                    f"Kafka broker at {bootstrap}: {what} ({protocol}): {refused[-1].str()}; {hint}"
                 ) from exc
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kafka broker at {bootstrap} is unreachable: {exc}") from exc

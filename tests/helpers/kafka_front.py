@@ -50,6 +50,7 @@ class ScramExchange:
         self.users = users
         self.salt = os.urandom(16)
         self.password: str | None = None
+        self.user = ""
         self.first_bare = self.server_first = self.nonce = ""
 
     def first(self, message: str) -> str:
@@ -61,6 +62,7 @@ class ScramExchange:
         if user not in self.users:
             raise Refused(f"unknown user {user!r}")
         self.password = self.users[user]
+        self.user = user
         self.first_bare = bare
         self.nonce = attrs["r"] + base64.b64encode(os.urandom(18)).decode()
         salt = base64.b64encode(self.salt).decode()
@@ -120,6 +122,7 @@ class Request:
         self.frame = frame
         self.api_key, self.api_version, self.correlation_id = struct.unpack_from(">hhi", frame)
         (client_id_len,) = struct.unpack_from(">h", frame, 8)
+        self.client_id = frame[10 : 10 + max(client_id_len, 0)].decode(errors="replace")
         self.body = 10 + max(client_id_len, 0)
         self.flexible = self.api_key == SASL_AUTHENTICATE and self.api_version >= 2
         if self.flexible:
@@ -194,6 +197,7 @@ class KafkaFront:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(client_ca)
         self.refusals: list[str] = []
+        self.logins: list[tuple[str, str]] = []  # (client id, user) of every accepted login
         self._loop = asyncio.new_event_loop()
         # TLS handshakes the tests make fail on purpose are reported here, not logged as errors.
         self._loop.set_exception_handler(lambda _loop, ctx: self.refusals.append(str(ctx.get("message"))))
@@ -289,6 +293,7 @@ class KafkaFront:
                 step += 1
                 if step == 2:
                     await writer.drain()
+                    self.logins.append((request.client_id, exchange.user))
                     return upstream
             else:
                 raise Refused(f"api key {request.api_key} before authentication")
