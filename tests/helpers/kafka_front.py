@@ -217,8 +217,14 @@ class KafkaFront:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        async def shutdown() -> None:  # on the front's own loop: asyncio objects are not thread-safe
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
