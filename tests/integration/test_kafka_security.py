@@ -22,8 +22,11 @@ from helpers.kafka_front import KafkaFront
 from helpers.pipeline import wait_idle
 from pydantic import SecretStr
 
+from imgdup.kafka.publisher import EventPublisher, PublishError
+from imgdup.kafka.security import confluent_config
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.embedded import Broker, free_port, start_broker
+from imgdup.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -188,3 +191,22 @@ def test_tansu_refuses_a_login_it_does_not_know(tmp_path: Path) -> None:
         assert "login refused" in line and "unknown-user" in line, line
     finally:
         broker.stop()
+
+
+async def test_api_publisher_reports_a_refused_login_in_its_error_and_once_in_the_log(
+    secured: KafkaFront, pki: Pki, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API's producer (librdkafka) with a wrong password: ingest's 503 says why, and the log says
+    it once, not a line per reconnect (librdkafka's own logging printed one every ~50 ms)."""
+    wrong = security(pki, KAFKA_SASL_PASSWORD="wrong-password")
+    settings = Settings(kafka_bootstrap_servers=secured.address, **{k.lower(): v for k, v in wrong.items()})
+    publisher = EventPublisher(secured.address, security=confluent_config(settings))
+    try:
+        for _ in range(2):
+            with pytest.raises(PublishError, match=r"login refused.*Invalid username or password"):
+                await publisher.publish("ad.images.created", key=b"1", value=b"{}")
+    finally:
+        publisher.close(1)
+    assert "SASL authentication error" not in capfd.readouterr().err
+    logged = [r.getMessage() for r in caplog.records if "login refused" in r.getMessage()]
+    assert len(logged) == 1, logged
