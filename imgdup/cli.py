@@ -8,10 +8,13 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgdup.ops.embedded import StackError
 from imgdup.settings import ALL_ROLES, Settings
+
+if TYPE_CHECKING:
+    from imgdup.store.events import ReplayRange
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -94,26 +97,37 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return asyncio.run(poll())
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def replay_range(args: argparse.Namespace) -> ReplayRange:
+    """The events `imgdup replay` selects: dead-lettered ones too with --include-dead, or when
+    ads are named (whatever became of them: an ad a bug killed is recovered this way)."""
     from datetime import datetime
 
+    from imgdup.store.events import ReplayRange
+
+    return ReplayRange(
+        since=datetime.fromisoformat(args.since) if args.since else None,
+        until=datetime.fromisoformat(args.until) if args.until else None,
+        ad_ids=[int(a) for a in args.ad_ids.split(",")] if args.ad_ids else None,
+        include_dead=bool(args.include_dead or args.ad_ids),
+    )
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
     from imgdup.kafka.publisher import EventPublisher
     from imgdup.kafka.security import confluent_config
     from imgdup.ops.replay import replay
     from imgdup.store.db import open_pool
-    from imgdup.store.events import ReplayRange, load_events
+    from imgdup.store.events import load_events
 
     settings = _with_stack_endpoints(_settings(args))
     if not (args.all or args.since or args.until or args.ad_ids):
         print("error: say what to replay: --all, --since/--until, or --ad-ids", file=sys.stderr)
         return 2
-    selection = ReplayRange(
-        since=datetime.fromisoformat(args.since) if args.since else None,
-        until=datetime.fromisoformat(args.until) if args.until else None,
-        ad_ids=[int(a) for a in args.ad_ids.split(",")] if args.ad_ids else None,
-    )
     target_dsn = settings.database_dsn()
-    events = load_events(args.from_database_url or target_dsn, selection)
+    stored = load_events(args.from_database_url or target_dsn, replay_range(args))
+    events = stored.events
+    if stored.unreadable:
+        print(f"skipping {len(stored.unreadable)} dead events that were never ad events (e.g. invalid JSON)")
     print(f"replaying {len(events)} events onto the replay topic ...")
 
     def show(done: int, total: int) -> None:
@@ -258,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--all", action="store_true", help="every event known in the source database")
     rep.add_argument("--since", help="accepted at or after (ISO 8601)")
     rep.add_argument("--until", help="accepted before (ISO 8601)")
-    rep.add_argument("--ad-ids", help="comma-separated ad ids")
+    rep.add_argument("--ad-ids", help="comma-separated ad ids (their dead-lettered events included)")
+    rep.add_argument("--include-dead", action="store_true", help="also re-run events that were dead-lettered")
     rep.add_argument(
         "--from-database-url", help="read events from this database (default: the target itself)"
     )

@@ -16,7 +16,7 @@ import psycopg_pool
 from imgdup import metrics
 from imgdup.analysis.analyse import AnalysedImage
 from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
-from imgdup.analysis.fetch import FetchPolicy, fetch_image
+from imgdup.analysis.fetch import FetchPolicy, fetch_image, open_transport
 from imgdup.settings import Settings
 from imgdup.steps.cluster import ClusterContext
 from imgdup.steps.index import IndexContext
@@ -37,7 +37,8 @@ T = TypeVar("T")
 class Runtime:
     settings: Settings
     pool: psycopg_pool.AsyncConnectionPool
-    http: httpx.AsyncClient
+    # Image downloads: connects only to addresses resolved once and judged (analysis.guarded).
+    transport: httpx.AsyncBaseTransport
     # CPU-heavy work (decode, hashing, embedding, SIFT) runs here, never on the event loop.
     cpu: ThreadPoolExecutor
     fetch_policy: FetchPolicy
@@ -101,7 +102,7 @@ class Runtime:
         return IndexContext(
             pool=self.pool,
             vectors=await self.store(),
-            fetch=lambda url: fetch_image(self.http, url, self.fetch_policy),
+            fetch=lambda url: fetch_image(self.transport, url, self.fetch_policy),
             analyse=analyse,
             run_cpu=self.run_cpu,
             embedder_name=embedder.name,
@@ -120,7 +121,7 @@ class Runtime:
         return ClusterContext(pool=self.pool)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.transport.aclose()
         await self.pool.close()
         if self._batcher is not None:
             await self._batcher.close()
@@ -149,22 +150,18 @@ async def open_runtime(settings: Settings) -> Runtime:
     """The worker's shared resources; the database pool waits out a database that is not up yet."""
     single_threaded_kernels()
     pool = await retry_transient("startup", open_pool, settings.database_dsn())
+    fetch_policy = FetchPolicy.from_cidrs(
+        settings.allow_private_networks,
+        timeout_s=settings.download_timeout_s,
+        max_bytes=settings.download_max_bytes,
+        max_redirects=settings.download_max_redirects,
+    )
     return Runtime(
         settings=settings,
         pool=pool,
-        http=httpx.AsyncClient(
-            trust_env=False,
-            timeout=httpx.Timeout(settings.download_timeout_s),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            headers={"User-Agent": "imgdup/0.1 (+duplicate photo detection)"},
-        ),
+        transport=open_transport(fetch_policy),
         cpu=ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="imgdup-cpu"),
-        fetch_policy=FetchPolicy.from_cidrs(
-            settings.allow_private_networks,
-            timeout_s=settings.download_timeout_s,
-            max_bytes=settings.download_max_bytes,
-            max_redirects=settings.download_max_redirects,
-        ),
+        fetch_policy=fetch_policy,
     )
 
 

@@ -36,7 +36,7 @@ from bench.quality.metrics import (
     pair_labels,
     pair_scores,
 )
-from bench.quality.photos import ensure_photos, iter_sources
+from bench.quality.photos import POOLS, ensure_photos, iter_sources
 from imgdup_core.decode import load_rgb
 
 DEFAULT_TOP_K = 10
@@ -167,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     facts = machine()
     print("quality benchmark")
-    bench = build_set(seed=args.seed, copies=args.copies)
-    photos = ensure_photos(say=False)
+    bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
+    photos = ensure_photos(sources=POOLS[args.pool], say=False)
     images = bench.split("test")
     if args.quick:
         images = _quick(images, args.seed)
@@ -249,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         "machine": facts,
         "setup": {
             "set": bench.root.name,
+            "pool": bench.pool,
+            "holdout_domain": bench.holdout_domain,
             "seed": args.seed,
             "copies_per_photo": args.copies,
             "quick": args.quick,
@@ -291,7 +293,7 @@ def _embedder() -> Any:
 def calibrate(args: argparse.Namespace) -> int:
     from bench.quality.calibrate import calibrate as fit
 
-    bench = build_set(seed=args.seed, copies=args.copies)
+    bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
     images = bench.split("train")
     print(f"calibrating on the train split: {len(images)} images")
     analysed = analyse(bench, images, _embedder())
@@ -325,6 +327,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="run", choices=("run", "calibrate", "photos"))
     parser.add_argument("--quick", action="store_true", help="a quarter of the test photos")
+    parser.add_argument(
+        "--pool",
+        choices=("default", "broad"),
+        default="default",
+        help="default: the original photo pool and edits (its set id is unchanged); broad: more "
+        "domains, full-size photos, the new edit families, edit-vs-edit positives",
+    )
+    parser.add_argument(
+        "--holdout-domain",
+        default=None,
+        help="leave one domain out: its photos (and those that share a scene with them) are the test "
+        "split, every other photo trains (broad pool)",
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--copies", type=int, default=3, help="edited copies per source photo")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
@@ -343,8 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     args = parser.parse_args(argv)
     if args.command == "photos":
-        photos = ensure_photos()
-        print(f"{len(photos)} distinct photos: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
+        from bench.quality.dataset import pool_photos
+        from bench.quality.domains import summary
+
+        photos, traits = pool_photos(args.pool)
+        print(f"pool {args.pool}: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
+        print("\n".join(summary(photos, traits)))
         return 0
     if args.command == "calibrate":
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score

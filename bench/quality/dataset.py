@@ -1,7 +1,8 @@
 """Cached real photos -> the labelled benchmark set: each source photo is a group (an "original"
-upload plus edited copies), split into train and test by source photo with a fixed seed, with
-hard-negative relations between groups (stereo pairs, neighbouring frames, the same scene, the
-same kind of product). Written to `.imgdup/bench-quality/<set>/` as JPEG files plus
+upload plus edited copies), split into train and test by source photo with a fixed seed (or, to
+leave one domain out, by domain), with hard-negative relations between groups (stereo pairs,
+neighbouring frames, the same scene, the same kind of product) and between images (two different
+photos in one screenshot template). Written to `.imgdup/bench-quality/<set>/` as JPEG files plus
 manifest.json; the same arguments give byte-identical files."""
 
 from __future__ import annotations
@@ -14,17 +15,29 @@ import os
 import random
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from bench.quality.edits import EDIT_FAMILIES, FAMILY_BY_NAME, UPLOAD_QUALITY
-from bench.quality.photos import DEFAULT_CACHE, Photo, ensure_photos, load_photo
+from bench.quality import templates
+from bench.quality.domains import Traits, domain_of, photo_traits
+from bench.quality.edits import CLASSIC_FAMILIES, EDIT_FAMILIES, FAMILY_BY_NAME, UPLOAD_QUALITY, EditFamily
+from bench.quality.photos import (
+    DEFAULT_CACHE,
+    MAX_SIDE,
+    MAX_SIDE_BROAD,
+    POOLS,
+    Photo,
+    ensure_photos,
+    load_photo,
+)
 
 DEFAULT_OUT = Path(".imgdup/bench-quality")
 SET_FORMAT = "imgdup-quality-set/2"  # bump whenever the generated files change
 ORIGINAL_QUALITY = 92
+# The broad pool leaves out photos whose longer side is under this (stamps of a few dozen pixels).
+MIN_LONG_SIDE = 140
 
 # Drawings and renders among the scratch backgrounds (not photographs).
 EXCLUDED = frozenset(
@@ -60,6 +73,7 @@ FRAMES: tuple[tuple[str, str], ...] = (
         for a in ("left", "right")
         for b in ("left", "right")
     ),
+    ("labelme/00000100", "labelme/00000104"),  # a street, 4 video frames apart
 )
 # Distinct photos of one place or object (not the same moment).
 SAME_SCENE: tuple[tuple[str, str], ...] = (
@@ -73,8 +87,21 @@ SAME_SCENE: tuple[tuple[str, str], ...] = (
     ("opencv/box", "opencv/box_in_scene"),
     ("opencv/aero1", "opencv/aero3"),
     ("opencv/apple", "opencv/orange"),
+    # The broad pool's (none is in the default pool, whose set is unchanged by them).
+    ("kphotoalbum/bar55", "kphotoalbum/bar55_2"),
+    ("kphotoalbum/donna", "kphotoalbum/donna_2"),
+    ("kphotoalbum/grand_canyon_1", "kphotoalbum/grand_canyon_2"),
+    ("kphotoalbum/grand_canyon_1", "kphotoalbum/grand_canyon_3"),
+    ("kphotoalbum/grand_canyon_2", "kphotoalbum/grand_canyon_3"),
+    ("kphotoalbum/jesper", "kphotoalbum/jesper_2"),
+    ("kphotoalbum/new_wave_1", "kphotoalbum/new_wave_2"),
+    ("kphotoalbum/pool", "kphotoalbum/pool_2"),
+    ("kphotoalbum/skagen", "kphotoalbum/skagen_2"),
+    ("kphotoalbum/spiff", "kphotoalbum/spiff_2"),
 )
-HARD_NEGATIVE_KINDS = ("stereo", "frames", "same_scene", "same_kind")
+# Frames far enough apart to be different photos, kept together by the split.
+SPLIT_FRAMES: tuple[tuple[str, str], ...] = (*FRAMES[:2], FRAMES[-1])
+HARD_NEGATIVE_KINDS = ("stereo", "frames", "same_scene", "same_kind", "same_template")
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,8 @@ class SetImage:
     family: str  # "original" or an edit family
     split: str  # "train" or "test"
     sha256: str
+    domain: str = ""  # the source photo's domain (bench/quality/domains.py)
+    flat: bool = False  # the source photo is flat / low-texture (measured)
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,13 @@ class BenchSet:
     images: tuple[SetImage, ...]
     # Unordered group pairs that are hard negatives, with their kind.
     hard_negatives: dict[frozenset[str], str]
+    pool: str = "default"
+    holdout_domain: str | None = None
+    # Unordered image-name pairs that are hard negatives although their groups are not related
+    # (two different photos in one screenshot template).
+    image_hard_negatives: dict[frozenset[str], str] = field(default_factory=dict)
+    # Two different edits of one photo: a positive (broad pool) or neither (default pool).
+    edit_pairs_positive: bool = False
 
     def split(self, name: str) -> list[SetImage]:
         return [image for image in self.images if image.split == name]
@@ -105,12 +141,16 @@ class BenchSet:
 
 
 def _same_kind_relations(photos: Iterable[Photo]) -> list[tuple[str, str]]:
-    """IFCT photo codes start with the food group (A cereals, ... P fish): one letter, one kind."""
-    by_letter: dict[str, list[str]] = {}
+    """IFCT photo codes start with the food group (A cereals, ... P fish): one letter, one kind.
+    Tux Paint stamps of one folder (birds, fish, fruit, flowers, trucks ...) are one kind too."""
+    by_kind: dict[str, list[str]] = {}
     for photo in photos:
+        name = photo.photo_id.split("/")[1]
         if photo.source == "ifct":
-            by_letter.setdefault(photo.photo_id.split("/")[1][0], []).append(photo.photo_id)
-    return [pair for ids in by_letter.values() for pair in itertools.combinations(sorted(ids), 2)]
+            by_kind.setdefault("ifct:" + name[0], []).append(photo.photo_id)
+        elif photo.source == "tuxstamps" and name.count("__") >= 2:
+            by_kind.setdefault("stamps:" + name.rsplit("__", 1)[0], []).append(photo.photo_id)
+    return [pair for ids in by_kind.values() for pair in itertools.combinations(sorted(ids), 2)]
 
 
 def hard_negative_relations(photo_ids: set[str], photos: Sequence[Photo]) -> dict[frozenset[str], str]:
@@ -138,14 +178,32 @@ def _split_units(photo_ids: Sequence[str]) -> dict[str, str]:
             x = parent[x]
         return x
 
-    for a, b in (*STEREO, *SAME_SCENE, *FRAMES[:2]):
+    for a, b in (*STEREO, *SAME_SCENE, *SPLIT_FRAMES):
         if a in parent and b in parent:
             parent[find(a)] = find(b)
     return {pid: find(pid) for pid in photo_ids}
 
 
-def assign_splits(photo_ids: Sequence[str], seed: int, test_fraction: float) -> dict[str, str]:
+def assign_splits(
+    photo_ids: Sequence[str],
+    seed: int,
+    test_fraction: float,
+    *,
+    domains: dict[str, str] | None = None,
+    holdout_domain: str | None = None,
+) -> dict[str, str]:
+    """photo_id -> "train" or "test". By default a seeded share of the split units goes to test.
+    Leaving one domain out (`holdout_domain`, with `domains`: photo_id -> domain): every unit
+    with a photo of that domain is test, every other unit is train, so the held-out domain is
+    absent from training and no scene straddles the split."""
     units = _split_units(photo_ids)
+    if holdout_domain is not None:
+        if domains is None:
+            raise ValueError("leaving a domain out needs every photo's domain")
+        held = {units[pid] for pid in photo_ids if domains[pid] == holdout_domain}
+        if not held:
+            raise ValueError(f"no photo of domain {holdout_domain!r} in the pool")
+        return {pid: "test" if units[pid] in held else "train" for pid in photo_ids}
     split: dict[str, str] = {}
     for pid in photo_ids:
         digest = hashlib.sha256(f"imgdup-quality-split:{seed}:{units[pid]}".encode()).digest()
@@ -153,9 +211,11 @@ def assign_splits(photo_ids: Sequence[str], seed: int, test_fraction: float) -> 
     return split
 
 
-def _assign_families(groups: Sequence[str], copies: int, rng: random.Random) -> dict[str, list[str]]:
+def _assign_families(
+    groups: Sequence[str], copies: int, rng: random.Random, families: Sequence[EditFamily] = CLASSIC_FAMILIES
+) -> dict[str, list[str]]:
     """Each group gets `copies` distinct families; over all groups the families are balanced."""
-    names = [family.name for family in EDIT_FAMILIES]
+    names = [family.name for family in families]
     cycle: list[str] = []
     plan: dict[str, list[str]] = {}
     for group in groups:
@@ -184,13 +244,51 @@ def _file_name(group: str, family: str) -> str:
     return f"{group.replace('/', '_')}__{family}.jpg"
 
 
-def _set_key(photos: Sequence[Photo], seed: int, copies: int, test_fraction: float) -> str:
-    digest = hashlib.sha256(f"{SET_FORMAT}:{seed}:{copies}:{test_fraction}".encode())
+def _set_key(
+    photos: Sequence[Photo],
+    seed: int,
+    copies: int,
+    test_fraction: float,
+    families: Sequence[EditFamily] = CLASSIC_FAMILIES,
+    variant: str = "",
+) -> str:
+    """The set's id. The default pool's has no `variant`: it is the id it had before pools."""
+    digest = hashlib.sha256(f"{SET_FORMAT}:{seed}:{copies}:{test_fraction}{variant}".encode())
     for photo in photos:
         digest.update(photo.sha256.encode())
-    for family in EDIT_FAMILIES:
+    for family in families:
         digest.update(f"{family.name}:{family.kind}".encode())
     return digest.hexdigest()[:12]
+
+
+def template_pairs(groups: Sequence[str], seed: int) -> dict[str, str]:
+    """group -> template name for the groups whose copy is `screenshot_templates`: consecutive
+    groups (in a seeded order) share one template, so that two different photos appear in the
+    same page (a hard negative pair); an odd one out gets a template of its own."""
+    order = sorted(
+        groups, key=lambda g: hashlib.sha256(f"imgdup-template-pairs:{seed}:{g}".encode()).digest()
+    )
+    chosen: dict[str, str] = {}
+    for k in range(0, len(order), 2):
+        rng = random.Random(f"imgdup-template-pair:{seed}:{order[k]}")
+        name = rng.choice(templates.TEMPLATES).name
+        for group in order[k : k + 2]:
+            chosen[group] = name
+    return chosen
+
+
+def pool_photos(
+    pool: str, cache: Path = DEFAULT_CACHE, *, say: bool = True
+) -> tuple[list[Photo], dict[str, Traits]]:
+    """The photos a set of this pool is made of (drawings left out; in the broad pool, photos
+    whose longer side is under MIN_LONG_SIDE too) and their traits."""
+    photos = [p for p in ensure_photos(cache, POOLS[pool], say=say) if p.photo_id not in EXCLUDED]
+    traits = photo_traits(photos, cache.resolve())
+    if pool != "default":  # thumbnails are not ad photos
+        photos = [
+            p for p in photos if max(traits[p.photo_id].width, traits[p.photo_id].height) >= MIN_LONG_SIDE
+        ]
+    return photos, traits
 
 
 def build_set(
@@ -198,26 +296,45 @@ def build_set(
     seed: int = 2024,
     copies: int = 3,
     test_fraction: float = 0.5,
+    pool: str = "default",
+    holdout_domain: str | None = None,
     cache: Path = DEFAULT_CACHE,
     out: Path = DEFAULT_OUT,
     say: bool = True,
 ) -> BenchSet:
-    """Build (or reuse) the labelled set for these arguments."""
-    photos = [p for p in ensure_photos(cache, say=say) if p.photo_id not in EXCLUDED]
+    """Build (or reuse) the labelled set for these arguments. `pool`: "default" (the original
+    photos, edits and set ids) or "broad" (bench/quality/photos.py POOLS; full-size photos up to
+    MAX_SIDE_BROAD, every edit family, edit-vs-edit pairs as positives). `holdout_domain`: leave
+    that domain out (assign_splits)."""
+    broad = pool != "default"
+    families = EDIT_FAMILIES if broad else CLASSIC_FAMILIES
+    max_side = MAX_SIDE_BROAD if broad else MAX_SIDE
+    photos, traits = pool_photos(pool, cache, say=say)
     photo_ids = [p.photo_id for p in photos]
-    key = _set_key(photos, seed, copies, test_fraction)
+    variant = f":{pool}:{holdout_domain}:{max_side}:{MIN_LONG_SIDE}" if broad or holdout_domain else ""
+    key = _set_key(photos, seed, copies, test_fraction, families, variant)
     root = out / f"set-{key}"
     manifest_path = root / "manifest.json"
     relations = hard_negative_relations(set(photo_ids), photos)
     if manifest_path.exists():
         return _load(root, seed, relations)
 
-    splits = assign_splits(photo_ids, seed, test_fraction)
+    domains = {pid: traits[pid].domain for pid in photo_ids}
+    splits = assign_splits(photo_ids, seed, test_fraction, domains=domains, holdout_domain=holdout_domain)
     # Families are balanced within each split.
     plan: dict[str, list[str]] = {}
     for split_name in ("test", "train"):
         rng = random.Random(f"imgdup-quality-families:{seed}:{split_name}")
-        plan.update(_assign_families([p for p in photo_ids if splits[p] == split_name], copies, rng))
+        in_split = [p for p in photo_ids if splits[p] == split_name]
+        plan.update(_assign_families(in_split, copies, rng, families))
+    template_of: dict[str, str] = {}
+    image_relations: dict[frozenset[str], str] = {}
+    if broad:  # pairs within a split: the splits are evaluated apart
+        for split_name in ("test", "train"):
+            chosen = [p for p in photo_ids if splits[p] == split_name and "screenshot_templates" in plan[p]]
+            paired = template_pairs(chosen, seed)
+            template_of.update(paired)
+            image_relations.update(_same_template_images(paired))
     images_dir = root / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     if say:
@@ -226,7 +343,7 @@ def build_set(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # AugLy's own deprecation noise
         for photo in photos:
-            source = Image.fromarray(load_photo(photo))
+            source = Image.fromarray(load_photo(photo, max_side))
             original_bytes = _encode(source, ORIGINAL_QUALITY)
             outputs = [("original", original_bytes)]
             for family_name in plan[photo.photo_id]:
@@ -234,13 +351,19 @@ def build_set(
                 if family.apply is None:
                     outputs.append((family_name, original_bytes))
                     continue
-                edit_rng = random.Random(f"imgdup-quality-edit:{seed}:{photo.photo_id}:{family_name}")
-                outputs.append((family_name, _encode(family.apply(source, edit_rng), UPLOAD_QUALITY)))
+                if family_name == "screenshot_templates":
+                    edited = templates.render(template_of[photo.photo_id], source)
+                else:
+                    edit_rng = random.Random(f"imgdup-quality-edit:{seed}:{photo.photo_id}:{family_name}")
+                    edited = family.apply(source, edit_rng)
+                outputs.append((family_name, _encode(edited, UPLOAD_QUALITY)))
+            t = traits[photo.photo_id]
             for family_name, data in outputs:
                 name = _file_name(photo.photo_id, family_name)
                 (images_dir / name).write_bytes(data)
+                split = splits[photo.photo_id]
                 records.append(
-                    SetImage(name, photo.photo_id, family_name, splits[photo.photo_id], _sha(data))
+                    SetImage(name, photo.photo_id, family_name, split, _sha(data), t.domain, t.flat)
                 )
     document = {
         "format": SET_FORMAT,
@@ -249,10 +372,35 @@ def build_set(
         "test_fraction": test_fraction,
         "images": [asdict(r) for r in records],
     }
+    if broad or holdout_domain:
+        document.update(
+            {
+                "pool": pool,
+                "holdout_domain": holdout_domain,
+                "max_side": max_side,
+                "edit_pairs_positive": broad,
+                "image_hard_negatives": [
+                    [*sorted(pair), kind]
+                    for pair, kind in sorted(image_relations.items(), key=lambda kv: sorted(kv[0]))
+                ],
+            }
+        )
     tmp = manifest_path.with_name(".manifest.json.tmp")
     tmp.write_text(json.dumps(document, indent=1) + "\n")
     os.replace(tmp, manifest_path)
-    return BenchSet(root, seed, tuple(records), relations)
+    return _load(root, seed, relations)
+
+
+def _same_template_images(template_of: dict[str, str]) -> dict[frozenset[str], str]:
+    """The screenshot copies of two different photos in one template: a hard negative pair."""
+    by_template: dict[str, list[str]] = {}
+    for group, name in sorted(template_of.items()):
+        by_template.setdefault(name, []).append(_file_name(group, "screenshot_templates"))
+    return {
+        frozenset(pair): "same_template"
+        for names in by_template.values()
+        for pair in itertools.combinations(names, 2)
+    }
 
 
 def _sha(data: bytes) -> str:
@@ -261,5 +409,19 @@ def _sha(data: bytes) -> str:
 
 def _load(root: Path, seed: int, relations: dict[frozenset[str], str]) -> BenchSet:
     document = json.loads((root / "manifest.json").read_text())
-    images = tuple(SetImage(**record) for record in document["images"])
-    return BenchSet(root, seed, images, relations)
+    # A set built before domains were recorded gets them from the table (its flat flags stay unset).
+    images = tuple(
+        SetImage(**{"domain": domain_of(record["group"]), **record}) for record in document["images"]
+    )
+    return BenchSet(
+        root,
+        seed,
+        images,
+        relations,
+        pool=document.get("pool", "default"),
+        holdout_domain=document.get("holdout_domain"),
+        image_hard_negatives={
+            frozenset((a, b)): kind for a, b, kind in document.get("image_hard_negatives", [])
+        },
+        edit_pairs_positive=bool(document.get("edit_pairs_positive", False)),
+    )

@@ -1,6 +1,7 @@
 """A source photo (PIL RGB) and a seeded RNG in -> an edited copy, DISC21-style, made with AugLy
-(Meta's augmentation library, the one that generated DISC21's queries). Each edit family is a
-function; `EDIT_FAMILIES` lists them with the group they are reported in."""
+(Meta's augmentation library, the one that generated DISC21's queries) and, for the broad pool's
+families, with PIL (overlays.py, templates.py). Each edit family is a function; `EDIT_FAMILIES`
+lists them with the group they are reported in; `CLASSIC_FAMILIES` are the default pool's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
+
+from bench.quality import overlays, templates
 
 
 def _augly() -> Any:
@@ -303,7 +306,9 @@ class EditFamily:
     description: str
 
 
-EDIT_FAMILIES: tuple[EditFamily, ...] = (
+# The default pool's families, in this order: the order decides which photo gets which edit, so
+# a set built from the default pool stays byte-identical (and keeps its set id) as families are added.
+CLASSIC_FAMILIES: tuple[EditFamily, ...] = (
     EditFamily("exact", "benign", None, "the same file uploaded again"),
     EditFamily("resize", "benign", resize, "scaled to 35-70 % (or up to 150 %)"),
     EditFamily("jpeg", "benign", jpeg, "re-encoded at JPEG quality 12-30"),
@@ -323,6 +328,26 @@ EDIT_FAMILIES: tuple[EditFamily, ...] = (
     EditFamily("screenshot", "hard", screenshot, "inside a web or phone screenshot template"),
     EditFamily("combo", "hard", combo, "2-4 of the edits above, then JPEG 35-70"),
 )
+# What ad portals carry on top (issue 11): the broad pool uses these as well.
+BROAD_FAMILIES: tuple[EditFamily, ...] = (
+    EditFamily(
+        "logo", "benign", overlays.logo, "semi-transparent logo, 12-22 % of the side, corner or centre"
+    ),
+    EditFamily(
+        "tiled_watermark",
+        "hard",
+        overlays.tiled_watermark,
+        "dense tiled text over the whole photo, opacity 0.4-0.6, several fonts, sizes, angles",
+    ),
+    EditFamily("sticker", "hard", overlays.sticker, "opaque promo sticker 25-45 % of the side"),
+    EditFamily(
+        "screenshot_templates",
+        "hard",
+        templates.screenshot_template,
+        "letterboxed in a listing page, phone app or social post template",
+    ),
+)
+EDIT_FAMILIES: tuple[EditFamily, ...] = CLASSIC_FAMILIES + BROAD_FAMILIES
 FAMILY_BY_NAME = {family.name: family for family in EDIT_FAMILIES}
 BENIGN = tuple(f.name for f in EDIT_FAMILIES if f.kind == "benign")
 HARD = tuple(f.name for f in EDIT_FAMILIES if f.kind == "hard")

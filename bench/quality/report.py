@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.quality.dataset import HARD_NEGATIVE_KINDS
-from bench.quality.edits import EDIT_FAMILIES
-from bench.quality.metrics import PRECISION_TARGETS
+from bench.quality.edits import CLASSIC_FAMILIES, EDIT_FAMILIES
+from bench.quality.metrics import EDIT_PAIR, PRECISION_TARGETS
+
+CLASSIC_NAMES = frozenset(f.name for f in CLASSIC_FAMILIES)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -40,6 +42,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"which {setup['hard_negative_pairs']:,} hard. Split by source photo (seed {setup['seed']}); "
         f"the verifier was calibrated on the train split only. Percentages.",
         "",
+        *(
+            [
+                f"Photo pool **{setup['pool']}**"
+                + (
+                    f"; domain **{setup['holdout_domain']}** left out: the test split is its photos, "
+                    "the train split every other domain."
+                    if setup.get("holdout_domain")
+                    else "."
+                ),
+                "",
+            ]
+            if setup.get("pool", "default") != "default" or setup.get("holdout_domain")
+            else []
+        ),
         "**imgdup** is the whole product run through the embedded stack and fed through the API "
         f"(ANN top-{setup['ann_top_k']} above cosine {setup['ann_min_score']}, verifier "
         f"`{setup['verifier_version']}`): predicted pairs are the `duplicates` rows with "
@@ -86,15 +102,18 @@ def markdown(result: dict[str, Any]) -> str:
     fam_headers = ["edit", "kind", "pairs", *[m["name"] for m in methods], "imgdup precision"]
     fam_rows = []
     main = methods[0]
-    for family in EDIT_FAMILIES:
-        stats = [m["operating_point"]["families"][family.name] for m in methods]
+    rows_of = [(f.name, f.kind) for f in EDIT_FAMILIES] + [(EDIT_PAIR, "edit vs edit")]
+    for name, kind in rows_of:
+        stats = [m["operating_point"]["families"][name] for m in methods]
+        if not stats[0]["pairs"] and name not in CLASSIC_NAMES:
+            continue  # a family the evaluated pool does not use
         fam_rows.append(
             [
-                family.name,
-                family.kind,
+                name,
+                kind,
                 str(stats[0]["pairs"]),
                 *[_pct(s["recall"]) for s in stats],
-                _pct(main["operating_point"]["families"][family.name]["precision"], 2),
+                _pct(main["operating_point"]["families"][name]["precision"], 2),
             ]
         )
     out += [_table(fam_headers, fam_rows), ""]
@@ -103,12 +122,24 @@ def markdown(result: dict[str, Any]) -> str:
     hn_headers = ["kind", "pairs", *[m["name"] for m in methods]]
     hn_rows = []
     for kind in (*HARD_NEGATIVE_KINDS, "all"):
+        if kind == "same_template" and not methods[0]["operating_point"]["hard_negatives"][kind]["pairs"]:
+            continue  # the default pool has no screenshot templates
         cells = []
         for m in methods:
             h = m["operating_point"]["hard_negatives"][kind]
             cells.append(f"{_pct(h['fpr'], 2)} ({h['false_positives']})")
         hn_rows.append([kind, str(methods[0]["operating_point"]["hard_negatives"][kind]["pairs"]), *cells])
     out += [_table(hn_headers, hn_rows), ""]
+
+    domains = main["operating_point"].get("domains", {})
+    if len(domains) > 1:
+        out += ["### Recall per domain of the source photo (at each method's operating point)", ""]
+        dom_headers = ["domain", "pairs", *[m["name"] for m in methods], "imgdup false positives"]
+        dom_rows = []
+        for domain, stats in domains.items():
+            cells = [_pct(m["operating_point"]["domains"][domain]["recall"]) for m in methods]
+            dom_rows.append([domain, str(stats["pairs"]), *cells, str(stats["false_positives"])])
+        out += [_table(dom_headers, dom_rows), ""]
 
     timing = result.get("timing", {})
     if timing:

@@ -7,7 +7,8 @@ verifier does not extract them again for every candidate pair the image is in.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import extract_sift, sift_to_bytes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,24 @@ def decode_all(
     blobs: Sequence[bytes], *, max_pixels: int, max_side: int = 1024
 ) -> list[FramedImage | ImageRejected]:
     """Decode each image under the caps and find the photo it frames; a rejection is a value,
-    in place."""
+    in place, and so is any other exception of one image (`analysis_error`)."""
     outcomes: list[FramedImage | ImageRejected] = []
     for blob in blobs:
         try:
             decoded = decode_image(blob, max_pixels=max_pixels, max_side=max_side)
+            region = find_photo_region(decoded.rgb)
+            photo = crop_region(decoded.rgb, region) if region is not None else None
         except ImageRejected as rejected:
             outcomes.append(rejected)
-            continue
-        region = find_photo_region(decoded.rgb)
-        photo = crop_region(decoded.rgb, region) if region is not None else None
-        outcomes.append(FramedImage(decoded, region, photo))
+        except Exception as exc:
+            outcomes.append(_failed("analysis_error", exc))
+        else:
+            outcomes.append(FramedImage(decoded, region, photo))
     return outcomes
+
+
+def _failed(reason: str, exc: Exception) -> ImageRejected:
+    return ImageRejected(reason, f"{type(exc).__name__}: {exc}"[:500])
 
 
 def embedding_inputs(outcomes: Sequence[FramedImage | ImageRejected]) -> list[np.ndarray]:
@@ -81,10 +90,62 @@ def embedding_inputs(outcomes: Sequence[FramedImage | ImageRejected]) -> list[np
     return [f.image.rgb for f in framed] + [f.photo for f in framed if f.photo is not None]
 
 
+def image_inputs(outcome: FramedImage) -> list[np.ndarray]:
+    """One image's embedding inputs: the image, then its framed photo if it has one."""
+    return [outcome.image.rgb] + ([outcome.photo] if outcome.photo is not None else [])
+
+
+def merge_single_embeddings(
+    outcomes: Sequence[FramedImage | ImageRejected], singles: Mapping[int, np.ndarray | Exception]
+) -> tuple[list[FramedImage | ImageRejected], list[np.ndarray]]:
+    """After a batch failed, each image embedded alone (`singles`, by position): the outcomes with
+    the images whose own call failed rejected (`embed_error`), and the others' vectors in
+    embedding_inputs order."""
+    merged: list[FramedImage | ImageRejected] = []
+    rows: dict[int, np.ndarray] = {}
+    for index, outcome in enumerate(outcomes):
+        single = singles.get(index)
+        if isinstance(outcome, FramedImage):
+            if single is None:
+                single = RuntimeError("not embedded")
+            elif not isinstance(single, Exception) and len(single) != len(image_inputs(outcome)):
+                single = RuntimeError(f"{len(single)} vectors for {len(image_inputs(outcome))} inputs")
+            if isinstance(single, Exception):
+                merged.append(_failed("embed_error", single))
+                continue
+            rows[index] = single
+        merged.append(outcome)
+    ordered = [rows[i] for i in sorted(rows)]
+    return merged, [r[0] for r in ordered] + [r[1] for r in ordered if len(r) > 1]
+
+
+def embed_isolated(
+    outcomes: Sequence[FramedImage | ImageRejected], embed: Callable[[Sequence[np.ndarray]], np.ndarray]
+) -> tuple[list[FramedImage | ImageRejected], list[np.ndarray]]:
+    """Embed all images in one call; when it raises, each image alone, so that an input the
+    model cannot take fails only its own image."""
+    inputs = embedding_inputs(outcomes)
+    if not inputs:
+        return list(outcomes), []
+    try:
+        return list(outcomes), list(embed(inputs))
+    except Exception as exc:
+        log.warning("embedding %d inputs failed (%s); embedding each image alone", len(inputs), exc)
+    singles: dict[int, np.ndarray | Exception] = {}
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, FramedImage):
+            try:
+                singles[index] = np.asarray(embed(image_inputs(outcome)))
+            except Exception as exc:
+                singles[index] = exc
+    return merge_single_embeddings(outcomes, singles)
+
+
 def finish_analysis(
     outcomes: Sequence[FramedImage | ImageRejected], vectors: Iterable[np.ndarray]
 ) -> list[AnalysedImage | ImageRejected]:
-    """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order)."""
+    """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order);
+    an exception of one image rejects that image (`analysis_error`)."""
     rows = list(vectors)
     framed = [o for o in outcomes if isinstance(o, FramedImage)]
     expected = len(framed) + sum(f.photo is not None for f in framed)
@@ -97,39 +158,45 @@ def finish_analysis(
         if isinstance(outcome, ImageRejected):
             results.append(outcome)
             continue
-        image = outcome.image
-        plain, mirrored = phash_pair(image.rgb)
-        jpeg, sift = stored_copy(image.rgb)
-        photo_jpeg, photo_sift = stored_copy(outcome.photo) if outcome.photo is not None else (None, None)
-        has_photo = outcome.photo is not None
-        results.append(
-            AnalysedImage(
-                content_sha256=image.content_sha256,
-                pixel_sha256=image.pixel_sha256,
-                phash=plain,
-                phash_mirrored=mirrored,
-                width=image.width,
-                height=image.height,
-                format=image.format,
-                jpeg=jpeg,
-                vector=np.asarray(next(full), dtype=np.float32),
-                region=outcome.region,
-                photo_vector=np.asarray(next(photos), dtype=np.float32) if has_photo else None,
-                photo_jpeg=photo_jpeg,
-                sift=sift,
-                photo_sift=photo_sift,
-            )
-        )
+        # Taken before the work that may fail, so that the next image gets its own vectors.
+        vector = next(full)
+        photo_vector = next(photos) if outcome.photo is not None else None
+        try:
+            results.append(_finish_one(outcome, vector, photo_vector))
+        except Exception as exc:
+            results.append(_failed("analysis_error", exc))
     return results
+
+
+def _finish_one(outcome: FramedImage, vector: np.ndarray, photo_vector: np.ndarray | None) -> AnalysedImage:
+    image = outcome.image
+    plain, mirrored = phash_pair(image.rgb)
+    jpeg, sift = stored_copy(image.rgb)
+    photo_jpeg, photo_sift = stored_copy(outcome.photo) if outcome.photo is not None else (None, None)
+    return AnalysedImage(
+        content_sha256=image.content_sha256,
+        pixel_sha256=image.pixel_sha256,
+        phash=plain,
+        phash_mirrored=mirrored,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        jpeg=jpeg,
+        vector=np.asarray(vector, dtype=np.float32),
+        region=outcome.region,
+        photo_vector=np.asarray(photo_vector, dtype=np.float32) if photo_vector is not None else None,
+        photo_jpeg=photo_jpeg,
+        sift=sift,
+        photo_sift=photo_sift,
+    )
 
 
 def analyse_images(
     blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int
 ) -> list[AnalysedImage | ImageRejected]:
     """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
-    outcomes = decode_all(blobs, max_pixels=max_pixels)
-    inputs = embedding_inputs(outcomes)
-    return finish_analysis(outcomes, embedder.embed(inputs) if inputs else [])
+    outcomes, vectors = embed_isolated(decode_all(blobs, max_pixels=max_pixels), embedder.embed)
+    return finish_analysis(outcomes, vectors)
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -27,7 +27,15 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from imgdup.analysis.analyse import AnalysedImage, decode_all, embedding_inputs, finish_analysis
+from imgdup.analysis.analyse import (
+    AnalysedImage,
+    FramedImage,
+    decode_all,
+    embedding_inputs,
+    finish_analysis,
+    image_inputs,
+    merge_single_embeddings,
+)
 from imgdup_core.decode import ImageRejected
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
@@ -218,7 +226,28 @@ async def analyse_with_batcher(
     switch it with a new embedding/verifier version, not silently.
     """
 
-    outcomes = await run_cpu(lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side))
-    inputs = embedding_inputs(outcomes)
-    vectors: Iterable[np.ndarray] = await batcher.embed(inputs) if inputs else []
+    decoded = await run_cpu(lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side))
+    outcomes, vectors = await _embed_isolated(decoded, batcher)
     return await run_cpu(lambda: finish_analysis(outcomes, vectors))
+
+
+async def _embed_isolated(
+    outcomes: Sequence[FramedImage | ImageRejected], batcher: EmbeddingBatcher
+) -> tuple[list[FramedImage | ImageRejected], list[np.ndarray]]:
+    """`imgdup.analysis.analyse.embed_isolated` through the batcher: one call for the caller's
+    images; when it raises, one call per image, so that one bad input fails only its image."""
+    inputs = embedding_inputs(outcomes)
+    if not inputs:
+        return list(outcomes), []
+    try:
+        return list(outcomes), list(await batcher.embed(inputs))
+    except Exception as exc:
+        log.warning("embedding %d inputs failed (%s); embedding each image alone", len(inputs), exc)
+    singles: dict[int, np.ndarray | Exception] = {}
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, FramedImage):
+            try:
+                singles[index] = await batcher.embed(image_inputs(outcome))
+            except Exception as exc:
+                singles[index] = exc
+    return merge_single_embeddings(outcomes, singles)

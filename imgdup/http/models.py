@@ -138,27 +138,31 @@ class ImageState(BaseModel):
     indexed_at: AwareDatetime | None
 
 
+class ImageFailure(BaseModel):
+    image_id: str
+    url: str
+    reason: str = Field(
+        description="The image's machine-readable failure (e.g. url_invalid, url_blocked, http_404,"
+        " truncated, fetch_error), or not_processed when the ad's event died before reaching it"
+    )
+    detail: str | None
+
+
 class AdState(BaseModel):
     ad_id: int
     ad: AdRecord | None = Field(description="None when only the ad's events are known")
-    state: Literal["processing", "done"]
+    state: Literal["processing", "done", "done_with_failures", "dead"] = Field(
+        description="processing: an event or a pair is in flight; dead: the ad's latest event was"
+        " dead-lettered (`imgdup replay --ad-ids` re-runs it); done_with_failures: processed, but some"
+        " images were not indexed (see failed_images); done: every image indexed"
+    )
+    image_counts: dict[str, int] = Field(description="The ad's images by status (pending, indexed, failed)")
+    failed_images: list[ImageFailure] = Field(
+        description="Each image not indexed once nothing is in flight, with its reason"
+    )
     events: list[EventState]
     images: list[ImageState]
     pairs: dict[str, int] = Field(description="The ad's pairs by status")
-
-
-class Progress(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    events_accepted: int
-    events_processing: int
-    events_indexed: int
-    events_dead: int
-    pairs_candidate: int
-    pairs_verified: int
-    pairs_rejected: int
-    pairs_clustered: int
-    unfinished: int = Field(description="Events and pairs still in flight")
 
 
 # --------------------------------------------------------------------------- duplicates of an ad

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image
+from imgdup.analysis.fetch import FetchError, FetchPolicy, fetch_image, open_transport
 from imgdup_core.decode import ImageRejected, decode_image
 
 # Caps used by the corpus run and the hostile-input tests (small, so cases stay fast).
@@ -88,6 +88,21 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
     ImageCase("/slow-drip", "timeout", "one byte every 0.5 s (slow drip)"),
     ImageCase("/redirect-loop", "too_many_redirects", "redirects to itself"),
     ImageCase("/redirect-metadata", "url_blocked", "redirects to 169.254.169.254 (SSRF)"),
+    ImageCase("/redirect-bad-port", "url_invalid", "redirects to port 99999"),
+    ImageCase("/redirect-signed-port", "url_invalid", "redirects to port +18081"),
+    ImageCase("/redirect-no-host", "url_invalid", "redirects to `http:127.0.0.1:18080/x` (no host)"),
+    ImageCase(
+        "/redirect-v4-compatible", "url_blocked", "redirects to [::7f00:1] (IPv4-compatible 127.0.0.1)"
+    ),
+    ImageCase(
+        "/redirect-v4-translated", "url_blocked", "redirects to [::ffff:0:7f00:1] (translated 127.0.0.1)"
+    ),
+    ImageCase(
+        "/redirect-nat64", "url_blocked", "redirects to [64:ff9b::a9fe:a9fe] (NAT64 of 169.254.169.254)"
+    ),
+    ImageCase("/redirect-6to4", "url_blocked", "redirects to [2002:7f00:1::] (6to4 of 127.0.0.1)"),
+    ImageCase("/redirect-teredo", "url_blocked", "redirects to [2001::1] (Teredo)"),
+    ImageCase("/redirect-site-local", "url_blocked", "redirects to [fec0::1] (site-local)"),
     ImageCase("/page.html", "not_an_image", "an HTML page"),
     ImageCase("/doc.pdf", "not_an_image", "a PDF document"),
     ImageCase("/empty.jpg", "empty", "0-byte file"),
@@ -97,6 +112,22 @@ IMAGE_CASES: tuple[ImageCase, ...] = (
     ImageCase("/huge.jpg", "too_large", "3 MB body with Content-Length over the byte cap"),
     ImageCase("/huge-chunked.jpg", "too_large", "3 MB chunked body, no Content-Length"),
 )
+
+
+# Where each redirecting case sends the client (issue 12: each used to fail the whole ad or pass).
+REDIRECTS = {
+    "/redirect-loop": "/redirect-loop",
+    "/redirect-metadata": "http://169.254.169.254/latest/meta-data/",
+    "/redirect-bad-port": "http://127.0.0.1:99999/img.jpg",
+    "/redirect-signed-port": "http://127.0.0.1:+18081/img.jpg",
+    "/redirect-no-host": "http:127.0.0.1:18080/x",
+    "/redirect-v4-compatible": "http://[::7f00:1]/img.jpg",
+    "/redirect-v4-translated": "http://[::ffff:0:7f00:1]/img.jpg",
+    "/redirect-nat64": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+    "/redirect-6to4": "http://[2002:7f00:1::]/img.jpg",
+    "/redirect-teredo": "http://[2001::1]/img.jpg",
+    "/redirect-site-local": "http://[fec0::1]/img.jpg",
+}
 
 
 @dataclass(frozen=True)
@@ -194,10 +225,8 @@ class HostileServer:
                             self.wfile.write(b"\xff")
                             self.wfile.flush()
                             time.sleep(0.5)
-                    elif path == "/redirect-loop":
-                        self._send(302, Location="/redirect-loop")
-                    elif path == "/redirect-metadata":
-                        self._send(302, Location="http://169.254.169.254/latest/meta-data/")
+                    elif path in REDIRECTS:
+                        self._send(302, Location=REDIRECTS[path])
                     elif path == "/huge-chunked.jpg":
                         self.send_response(200)
                         self.send_header("Content-Type", "image/jpeg")
@@ -231,10 +260,10 @@ class HostileServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
 
 
-async def image_outcome(client: httpx.AsyncClient, url: str, policy: FetchPolicy = POLICY) -> str:
+async def image_outcome(transport: httpx.AsyncBaseTransport, url: str, policy: FetchPolicy = POLICY) -> str:
     """What the images agent does with one URL, minus the embedding: 'indexed' or a reason."""
     try:
-        data = await fetch_image(client, url, policy)
+        data = await fetch_image(transport, url, policy)
         decode_image(data)
     except (FetchError, ImageRejected) as exc:
         return exc.reason
@@ -249,9 +278,9 @@ def corpus_table(progress: Callable[[str], None] = lambda _line: None) -> tuple[
     with HostileServer() as server:
 
         async def run_images() -> None:
-            async with httpx.AsyncClient(trust_env=False) as client:
+            async with open_transport(POLICY) as transport:
                 for case in IMAGE_CASES:
-                    observed = await image_outcome(client, server.url(case.path))
+                    observed = await image_outcome(transport, server.url(case.path))
                     rows.append(
                         {
                             "level": "image",

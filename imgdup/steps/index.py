@@ -59,10 +59,24 @@ class IndexResult:
 
 
 async def _download(fetch: Fetch, url: str) -> bytes | FetchError:
+    """One image's download: whatever it raises is that image's failure, never the ad's."""
     try:
         return await fetch(url)
     except FetchError as exc:
         return exc
+    except Exception as exc:
+        return FetchError("fetch_error", f"{type(exc).__name__}: {exc}"[:500])
+
+
+async def _analyse(analyse: Analyse, blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
+    """The ad's images analysed together; when that raises, each alone, so that an exception
+    caused by one image (a decoder or model bug, memory) fails that image with `analysis_error`."""
+    try:
+        return await analyse(blobs)
+    except Exception as exc:
+        if len(blobs) == 1:
+            return [ImageRejected("analysis_error", f"{type(exc).__name__}: {exc}"[:500])]
+    return [outcome for blob in blobs for outcome in await _analyse(analyse, [blob])]
 
 
 async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
@@ -84,7 +98,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
         if isinstance(data, FetchError)
     ]
     started = time.perf_counter()
-    analysed = await ctx.analyse([data for _, data in blobs])
+    analysed = await _analyse(ctx.analyse, [data for _, data in blobs])
     metrics.STAGE_SECONDS.labels("analyse").observe(time.perf_counter() - started)
 
     indexed: list[images.IndexedImage] = []

@@ -11,6 +11,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
 from imgdup import ids
 from schemas import AdImagesCreatedV1
@@ -133,9 +134,12 @@ class ReplayRange:
     since: datetime | None = None
     until: datetime | None = None
     ad_ids: Sequence[int] | None = None
+    # Dead-lettered events too: an event that died of a bug (processing_error) is re-run after
+    # the fix; one that was never an event (invalid_json, ...) is reported as unreadable.
+    include_dead: bool = False
 
     def where(self) -> tuple[str, list[object]]:
-        clauses = ["status <> 'dead'"]
+        clauses = ["TRUE"] if self.include_dead else ["status <> 'dead'"]
         params: list[object] = []
         if self.since is not None:
             clauses.append("accepted_at >= %s")
@@ -149,20 +153,29 @@ class ReplayRange:
         return " AND ".join(clauses), params
 
 
-def load_events(source_dsn: str, selection: ReplayRange) -> list[AdImagesCreatedV1]:
+@dataclass(frozen=True)
+class StoredEvents:
+    events: list[AdImagesCreatedV1]  # marked as replays, in the order they were accepted
+    unreadable: list[str]  # ids of selected events whose stored payload is not an ad event
+
+
+def load_events(source_dsn: str, selection: ReplayRange) -> StoredEvents:
     """Events of the source database in the order they were accepted, marked as replays."""
     where, params = selection.where()
     with psycopg.connect(source_dsn) as conn:
         rows = conn.execute(
-            f"SELECT payload::text FROM ingest_events WHERE {where} ORDER BY accepted_at, event_id",
+            f"SELECT event_id, payload::text FROM ingest_events WHERE {where} ORDER BY accepted_at, event_id",
             params,
         ).fetchall()
-    events = []
-    for (payload,) in rows:
+    events: list[AdImagesCreatedV1] = []
+    unreadable: list[str] = []
+    for event_id, payload in rows:
         data = json.loads(payload)
-        data["replay"] = True
-        events.append(AdImagesCreatedV1.model_validate(data))
-    return events
+        try:
+            events.append(AdImagesCreatedV1.model_validate({**data, "replay": True}))
+        except ValidationError:
+            unreadable.append(event_id)
+    return StoredEvents(events, unreadable)
 
 
 async def accept_replayed_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> None:

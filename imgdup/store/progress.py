@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, computed_field
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(BaseModel):
+    """A read model: what `imgdup wait` polls and `GET /api/v1/progress` serves."""
+
     events_accepted: int
     events_processing: int
     events_indexed: int
@@ -18,6 +18,7 @@ class Progress:
     pairs_rejected: int
     pairs_clustered: int
 
+    @computed_field(description="Events and pairs still in flight")  # type: ignore[prop-decorator]
     @property
     def unfinished(self) -> int:
         """Work still in flight: events not indexed or dead, pairs without a final state."""

@@ -138,17 +138,53 @@ async def ad_state(pool: AsyncConnectionPool, ad_id: int) -> dict[str, Any] | No
             (ad_id, ad_id),
         )
         pairs = {r["status"]: r["n"] for r in await dcur.fetchall()}
-    unfinished = any(e["status"] in ("accepted", "processing") for e in events) or bool(
-        pairs.get("candidate") or pairs.get("verified")
-    )
+    state = _state(events, images, pairs)
+    counts: dict[str, int] = {}
+    for image in images:
+        counts[image["status"]] = counts.get(image["status"], 0) + 1
     return {
         "ad_id": ad_id,
         "ad": ad,
-        "state": "processing" if unfinished else "done",
+        "state": state,
+        "image_counts": counts,
+        "failed_images": [] if state == "processing" else _failed_images(events, images),
         "events": events,
         "images": images,
         "pairs": pairs,
     }
+
+
+def _state(events: list[dict[str, Any]], images: list[dict[str, Any]], pairs: dict[str, int]) -> str:
+    """processing: an event or a pair is in flight. dead: the ad's latest event was dead-lettered.
+    done_with_failures: every event finished but some image is not indexed. done: all indexed."""
+    if (
+        any(e["status"] in ("accepted", "processing") for e in events)
+        or pairs.get("candidate")
+        or pairs.get("verified")
+    ):
+        return "processing"
+    if events and events[-1]["status"] == "dead":
+        return "dead"
+    if any(image["status"] != "indexed" for image in images):
+        return "done_with_failures"
+    return "done"
+
+
+def _failed_images(events: list[dict[str, Any]], images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each image that is not indexed once nothing is in flight, and why: its own failure, or the
+    dead event that never got to it."""
+    dead = [e["dead_reason"] for e in events if e["status"] == "dead"]
+    never = f"the ad's event was dead-lettered: {dead[-1]}" if dead else "no event of the ad processed it"
+    return [
+        {
+            "image_id": image["image_id"],
+            "url": image["url"],
+            "reason": image["error_reason"] if image["status"] == "failed" else "not_processed",
+            "detail": image["error_detail"] if image["status"] == "failed" else never,
+        }
+        for image in images
+        if image["status"] != "indexed"
+    ]
 
 
 async def image_jpeg(pool: AsyncConnectionPool, image_id: str) -> bytes | None:

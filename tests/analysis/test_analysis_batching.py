@@ -15,7 +15,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from imgdup.analysis.analyse import analyse_images
+from imgdup.analysis import analyse as analyse_module
+from imgdup.analysis.analyse import AnalysedImage, analyse_images
 from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
 from imgdup_core.decode import ImageRejected, load_rgb
 from imgdup_core.verify import extract_sift, sift_from_bytes
@@ -198,3 +199,72 @@ async def test_analyse_with_batcher_equals_analyse_images(pool: ThreadPoolExecut
     crop = page[shot.region.y0 : shot.region.y1, shot.region.x0 : shot.region.x1]
     np.testing.assert_allclose(shot.photo_vector, MeanEmbedder().embed([crop])[0], atol=0.02)
     assert np.abs(shot.vector - shot.photo_vector).max() > 0.005
+
+
+def _is_red(im: np.ndarray) -> bool:
+    return bool(im[..., 0].mean() > 200 and im[..., 1].mean() < 50 and im[..., 2].mean() < 50)
+
+
+class RedIntolerantEmbedder(MeanEmbedder):
+    """Raises on any batch holding an all-red picture, as a model might on one odd input."""
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        if any(_is_red(im) for im in images):
+            raise RuntimeError("the model fell over on one input")
+        return super().embed(images)
+
+
+def _three_photos() -> list[bytes]:
+    photos = Path(skimage.__file__).parent / "data"
+    astronaut = np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
+    coffee = np.asarray(Image.open(photos / "coffee.png").convert("RGB"))
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    return [jpeg(astronaut), jpeg(red), jpeg(coffee)]
+
+
+def _only_the_middle_one_failed(got: list[AnalysedImage | ImageRejected], reason: str) -> None:
+    blobs = _three_photos()
+    alone = [analyse_images([blobs[i]], MeanEmbedder(), max_pixels=40_000_000)[0] for i in (0, 2)]
+    rejected = got[1]
+    assert isinstance(rejected, ImageRejected) and rejected.reason == reason, rejected
+    assert "RuntimeError" in rejected.detail
+    for mine, reference in zip((got[0], got[2]), alone, strict=True):
+        assert isinstance(mine, AnalysedImage) and isinstance(reference, AnalysedImage)
+        np.testing.assert_allclose(mine.vector, reference.vector, rtol=1e-6)
+        assert mine.jpeg == reference.jpeg
+
+
+def test_a_model_failure_on_one_image_rejects_only_that_image() -> None:
+    got = analyse_images(_three_photos(), RedIntolerantEmbedder(), max_pixels=40_000_000)
+    _only_the_middle_one_failed(got, "embed_error")
+
+
+async def test_a_model_failure_on_one_image_rejects_only_that_image_when_batched(
+    pool: ThreadPoolExecutor,
+) -> None:
+    batcher = EmbeddingBatcher(RedIntolerantEmbedder().embed, executor=pool)
+    loop = asyncio.get_running_loop()
+
+    async def run_cpu(fn: Callable[[], T]) -> T:
+        return await loop.run_in_executor(pool, fn)
+
+    got = await analyse_with_batcher(_three_photos(), batcher, run_cpu, max_pixels=40_000_000)
+    await batcher.close()
+    _only_the_middle_one_failed(got, "embed_error")
+
+
+@pytest.mark.parametrize("step", ["find_photo_region", "phash_pair", "stored_copy"])
+def test_an_exception_in_one_image_s_analysis_rejects_only_that_image(
+    monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    original = getattr(analyse_module, step)
+
+    def fragile(rgb: np.ndarray, *args: object, **kwargs: object) -> object:
+        if _is_red(rgb):
+            raise RuntimeError(f"{step} broke on one image")
+        return original(rgb, *args, **kwargs)
+
+    monkeypatch.setattr(analyse_module, step, fragile)
+    got = analyse_images(_three_photos(), MeanEmbedder(), max_pixels=40_000_000)
+    _only_the_middle_one_failed(got, "analysis_error")

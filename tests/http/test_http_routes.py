@@ -138,3 +138,71 @@ def test_state_progress_and_probes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     page = client.get("/api/v1/clusters").json()
     assert page["total"] == 1 and page["clusters"][0]["ads"] == [1, 2, 3]
+
+
+def _seed_outcomes(dsn: str) -> None:
+    """Ad 10: one image indexed, one failed (its event indexed). Ad 11: its event dead, its
+    images never processed. Ad 12: an event still processing."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for ad, status, reason in (
+            (10, "indexed", None),
+            (11, "dead", "processing_error"),
+            (12, "processing", None),
+        ):
+            conn.execute(
+                "INSERT INTO ingest_events (event_id, ad_id, payload, status, dead_reason)"
+                " VALUES (%s, %s, '{}', %s, %s)",
+                (f"evt-{ad}", ad, status, reason),
+            )
+            conn.execute("INSERT INTO ads VALUES (%s, 'olx.pt', NULL, NULL, %s, %s)", (ad, WHEN, f"evt-{ad}"))
+        images = [
+            (10, 0, "indexed", None, None),
+            (10, 1, "failed", "url_invalid", "bad port in http://host:99999/img.jpg"),
+            (11, 0, "pending", None, None),
+            (12, 0, "pending", None, None),
+        ]
+        for ad, position, status, reason, detail in images:
+            conn.execute(
+                "INSERT INTO images (image_id, ad_id, url, position, status, error_reason, error_detail)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    _image(ad * 10 + position),
+                    ad,
+                    f"https://cdn.example.com/{ad}/{position}.jpg",
+                    position,
+                    status,
+                    reason,
+                    detail,
+                ),
+            )
+
+
+def test_ad_state_says_what_happened_to_each_image(client: TestClient, clean_db: str) -> None:
+    _seed_outcomes(clean_db)
+    states = {ad: client.get(f"/api/v1/ads/{ad}").json() for ad in (1, 10, 11, 12)}
+    assert {ad: state["state"] for ad, state in states.items()} == {
+        1: "done",
+        10: "done_with_failures",  # was "done": a failed image was not worth a word
+        11: "dead",  # was "done": its event was dead-lettered, nothing was processed
+        12: "processing",
+    }
+    assert states[1]["image_counts"] == {"indexed": 1} and states[1]["failed_images"] == []
+    assert states[10]["image_counts"] == {"indexed": 1, "failed": 1}
+    assert states[10]["failed_images"] == [
+        {
+            "image_id": _image(101),
+            "url": "https://cdn.example.com/10/1.jpg",
+            "reason": "url_invalid",
+            "detail": "bad port in http://host:99999/img.jpg",
+        }
+    ]
+    assert states[11]["image_counts"] == {"pending": 1}
+    assert states[11]["events"][0]["dead_reason"] == "processing_error"
+    assert states[11]["failed_images"] == [
+        {
+            "image_id": _image(110),
+            "url": "https://cdn.example.com/11/0.jpg",
+            "reason": "not_processed",
+            "detail": "the ad's event was dead-lettered: processing_error",
+        }
+    ]

@@ -3,16 +3,22 @@ indexed, its failed images as data, and the candidate pairs its neighbours make 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import psycopg
 from helpers.fakes import Web
 from helpers.photos import jpeg, photo
 from PIL import ImageOps
 
 from imgdup import ids
+from imgdup.analysis.analyse import AnalysedImage
+from imgdup.analysis.fetch import FetchPolicy, fetch_image
 from imgdup.steps.index import IndexContext, finish_event, index_ad
+from imgdup_core.decode import ImageRejected
 from schemas import AdImagesCreatedV1
 
 
@@ -87,3 +93,98 @@ async def test_a_copy_in_another_ad_is_a_candidate_and_a_redelivery_repeats_it_w
     assert len(web.downloads) == downloads  # indexed images are searched from their stored vectors
     assert [c.pair_id for c in again.candidates] == [c.pair_id for c in first.candidates]
     assert _rows(clean_db, "SELECT count(*) FROM duplicates") == [(len(first.candidates),)]
+
+
+def _served(files: dict[str, bytes], redirects: dict[str, str]) -> httpx.MockTransport:
+    """A mock CDN: each URL in `redirects` answers 302 to its target, each in `files` its bytes."""
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        if url in redirects:
+            return httpx.Response(302, headers={"location": redirects[url]})
+        if url in files:
+            return httpx.Response(200, content=files[url])
+        return httpx.Response(404)
+
+    return httpx.MockTransport(respond)
+
+
+async def _public(host: str, port: int) -> list[str]:
+    return ["93.184.216.34"]
+
+
+async def test_an_image_redirecting_to_a_bad_port_fails_alone_and_the_ad_still_finds_its_copies(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """Issue 12: the second image's 302 to port 99999 used to raise ValueError out of the whole
+    event (dead / processing_error, both images pending, no duplicates found)."""
+    original = photo("coffee")
+    web.files["https://cdn.example/coffee.jpg"] = jpeg(original)
+    await index_ad(index_context, _event(1, "https://cdn.example/coffee.jpg"))
+
+    transport = _served(
+        {"https://cdn2.example/copy.jpg": jpeg(ImageOps.mirror(original))},
+        {"https://cdn2.example/stolen.jpg": "http://host:99999/img.jpg"},
+    )
+    policy = FetchPolicy(timeout_s=5.0, max_bytes=5_000_000, max_redirects=3)
+    ctx = dataclasses.replace(
+        index_context, fetch=lambda url: fetch_image(transport, url, policy, resolver=_public)
+    )
+    event = _event(2, "https://cdn2.example/copy.jpg", "https://cdn2.example/stolen.jpg")
+    result = await index_ad(ctx, event)
+
+    [failure] = result.failures
+    assert (failure.url, failure.reason) == ("https://cdn2.example/stolen.jpg", "url_invalid")
+    assert "99999" in failure.detail
+    copy = ids.image_id(2, "https://cdn2.example/copy.jpg")
+    assert any(copy in (c.a.image_id, c.b.image_id) for c in result.candidates)
+    states = dict(_rows(clean_db, "SELECT url, status || ':' || coalesce(error_reason, '') FROM images"))
+    assert states["https://cdn2.example/copy.jpg"] == "indexed:"
+    assert states["https://cdn2.example/stolen.jpg"] == "failed:url_invalid"
+
+
+async def test_any_exception_of_one_download_is_that_image_s_failure(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    web.files["https://cdn.example/a.jpg"] = jpeg(photo("astronaut"))
+
+    async def fetch(url: str) -> bytes:
+        if url.endswith("boom.jpg"):
+            raise RuntimeError("a bug in a transport")
+        return await web.fetch(url)
+
+    ctx = dataclasses.replace(index_context, fetch=fetch)
+    result = await index_ad(ctx, _event(3, "https://cdn.example/a.jpg", "https://cdn.example/boom.jpg"))
+
+    [failure] = result.failures
+    assert failure.reason == "fetch_error"
+    assert failure.detail.startswith("RuntimeError: a bug in a transport")
+    states = dict(_rows(clean_db, "SELECT url, status FROM images"))
+    assert states == {"https://cdn.example/a.jpg": "indexed", "https://cdn.example/boom.jpg": "failed"}
+
+
+async def test_an_analysis_exception_of_one_image_fails_only_that_image(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """Whatever the analyse port raises on one image's bytes (a decoder or model bug), the ad's
+    other images are still analysed and indexed."""
+    poison = b"\xff\xd8 bytes that make the analysis raise"
+    web.files["https://cdn.example/a.jpg"] = jpeg(photo("astronaut"))
+    web.files["https://cdn.example/b.jpg"] = jpeg(photo("chelsea"))
+    web.files["https://cdn.example/poison.jpg"] = poison
+    analyse = index_context.analyse
+
+    async def fragile(blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
+        if poison in blobs:
+            raise MemoryError("the model ran out of memory on one input")
+        return await analyse(blobs)
+
+    ctx = dataclasses.replace(index_context, analyse=fragile)
+    urls = ["https://cdn.example/a.jpg", "https://cdn.example/poison.jpg", "https://cdn.example/b.jpg"]
+    result = await index_ad(ctx, _event(4, *urls))
+
+    [failure] = result.failures
+    assert (failure.url, failure.reason) == ("https://cdn.example/poison.jpg", "analysis_error")
+    assert failure.detail.startswith("MemoryError")
+    states = dict(_rows(clean_db, "SELECT url, status FROM images"))
+    assert states == {urls[0]: "indexed", urls[1]: "failed", urls[2]: "indexed"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from imgdup.http.deps import PoolDep
-from imgdup.http.models import Progress
 from imgdup.store import progress as store_progress
 
 router = APIRouter()
@@ -13,8 +12,8 @@ router = APIRouter()
 
 @router.get(
     "/api/v1/progress",
-    response_model=Progress,
+    response_model=store_progress.Progress,
     summary="Work in flight, from Postgres's processing state",
 )
-async def progress(pool: PoolDep) -> Progress:
-    return Progress.model_validate(await store_progress.progress(pool))
+async def progress(pool: PoolDep) -> store_progress.Progress:
+    return await store_progress.progress(pool)
