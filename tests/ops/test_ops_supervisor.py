@@ -58,6 +58,9 @@ def test_secured_kafka_needs_an_external_broker(tmp_path: Path, pg_dsn: str) -> 
         kafka_security_protocol="SSL",
     )
     stack = Stack(settings, say=lambda _: None)
-    with pytest.raises(StackError, match="KAFKA_SECURITY_PROTOCOL=SSL needs KAFKA_BOOTSTRAP_SERVERS"):
-        stack.start()
-    assert stack.broker is None
+    try:
+        with pytest.raises(StackError, match="KAFKA_SECURITY_PROTOCOL=SSL needs KAFKA_BOOTSTRAP_SERVERS"):
+            stack.start()
+        assert stack.broker is None
+    finally:
+        stack.stop()  # whatever a failing run started
