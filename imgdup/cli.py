@@ -201,8 +201,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from imgdup.http.app import create_api
+    from imgdup.kafka.security import KafkaSecurityError, confluent_config
 
     settings = _settings(args)
+    try:
+        confluent_config(settings)  # unusable TLS files: one line here, not a traceback from the lifespan
+    except KafkaSecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
         create_api(settings),
         host=settings.api_host,

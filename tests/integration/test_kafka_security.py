@@ -210,3 +210,16 @@ async def test_api_publisher_reports_a_refused_login_in_its_error_and_once_in_th
     assert "SASL authentication error" not in capfd.readouterr().err
     logged = [r.getMessage() for r in caplog.records if "login refused" in r.getMessage()]
     assert len(logged) == 1, logged
+
+
+@pytest.mark.parametrize("command", [*START_UPS, ["api"]], ids=["topics", "worker", "api"])
+def test_missing_ca_file_fails_in_one_line(pki: Pki, command: list[str], tmp_path: Path) -> None:
+    """Checked before any connection: no broker is needed to see it."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "IMGDUP_API_PORT": str(free_port()),
+        **security(pki, KAFKA_SSL_CAFILE=str(tmp_path / "missing-ca.pem")),
+    }
+    line = _error_line(_run(command, env, timeout=60))
+    assert "KAFKA_SSL_CAFILE" in line and "missing-ca.pem: no such file" in line, line
