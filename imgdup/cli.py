@@ -114,6 +114,7 @@ def replay_range(args: argparse.Namespace) -> ReplayRange:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from imgdup.kafka.publisher import EventPublisher
+    from imgdup.kafka.security import confluent_config
     from imgdup.ops.replay import replay
     from imgdup.store.db import open_pool
     from imgdup.store.events import load_events
@@ -135,7 +136,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         pool = await open_pool(target_dsn, max_size=2)
-        publisher = EventPublisher(settings.bootstrap_servers(), client_id="imgdup-replay")
+        publisher = EventPublisher(
+            settings.bootstrap_servers(), security=confluent_config(settings), client_id="imgdup-replay"
+        )
         try:
             return await replay(events, target=pool, publisher=publisher, on_progress=show)
         finally:
@@ -170,6 +173,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from agents import register_roles
+    from imgdup.kafka.preflight import check_broker
     from streams.app import build_app
     from streams.worker import run_worker
 
@@ -181,6 +185,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     # The roles name the consumer group and the heartbeat file.
     settings = settings.model_copy(update={"worker_roles": roles})
+    try:
+        # A refused TLS handshake or login is one line here, not Faust's endless retries.
+        asyncio.run(check_broker(settings))
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     app = build_app(settings)
     register_roles(app, settings.worker_roles)
     run_worker(app, loglevel=args.loglevel)
@@ -191,8 +201,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from imgdup.http.app import create_api
+    from imgdup.kafka.security import KafkaSecurityError, confluent_config
 
     settings = _settings(args)
+    try:
+        confluent_config(settings)  # unusable TLS files: one line here, not a traceback from the lifespan
+    except KafkaSecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
         create_api(settings),
         host=settings.api_host,
@@ -244,14 +260,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    from imgdup.kafka.security import confluent_config
     from imgdup.kafka.topic_admin import ensure_topics
 
     settings = _with_stack_endpoints(_settings(args))
-    created = ensure_topics(
-        settings.bootstrap_servers(),
-        settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
+    try:
+        created = ensure_topics(
+            settings.bootstrap_servers(),
+            settings.topic_partitions,
+            security=confluent_config(settings),
+            replication_factor=settings.topic_replication_factor,
+        )
+    except RuntimeError as exc:  # unreachable, refused TLS or login, unusable security files
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"created: {', '.join(created) or 'nothing to do'}")
     return 0
 
@@ -335,9 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:  # settings from the environment: one line per problem, no traceback
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"error: invalid settings: {where + ': ' if where else ''}{message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

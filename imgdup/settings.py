@@ -7,13 +7,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", "token", "test"}
@@ -46,6 +48,22 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
     qdrant_collection: str = "imgdup_images"
+
+    # Kafka security, one group for every client (imgdup/kafka/security.py maps it for each). Bare
+    # names too, like KAFKA_BOOTSTRAP_SERVERS. TLS always verifies the broker's certificate and
+    # host name: against KAFKA_SSL_CAFILE, or the system's CAs when it is unset.
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        None, validation_alias=_env("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=_env("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=_env("KAFKA_SASL_PASSWORD"))
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
+    # A client certificate and its key (PEM) for brokers that require one (mutual TLS).
+    kafka_ssl_certfile: Path | None = Field(None, validation_alias=_env("KAFKA_SSL_CERTFILE"))
+    kafka_ssl_keyfile: Path | None = Field(None, validation_alias=_env("KAFKA_SSL_KEYFILE"))
 
     # Streams.
     app_id: str = "imgdup"
@@ -171,6 +189,45 @@ class Settings(BaseSettings):
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)  # ValueError -> a validation error naming it
         return value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        """A half-configured group fails here, rather than connecting in plaintext or without a login."""
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        files = {
+            "KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+        }
+        if protocol.startswith("SASL_"):
+            missing = [name for name, value in sasl.items() if not value]
+            if missing:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        elif given := [name for name, value in sasl.items() if value]:
+            raise ValueError(
+                f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL login"
+                " (SASL_SSL or SASL_PLAINTEXT does)"
+            )
+        if not protocol.endswith("SSL") and (given := [name for name, value in files.items() if value]):
+            raise ValueError(
+                f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS"
+                " (SSL or SASL_SSL does)"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client certificate and its key)"
+            )
+        return self
 
     @property
     def embedded_pg_dir(self) -> Path:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Python: chromium (the admin page's browser test),
 # docker-compose v1 and prometheus' promtool (offline checks of the compose file, the Prometheus
-# config and the dashboard's queries). Installs only what is missing; needs root and apt.
+# config and the dashboard's queries), openssl (throwaway certificates for the Kafka TLS tests).
+# Installs only what is missing; needs root and apt.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

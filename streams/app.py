@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from imgdup.kafka.security import faust_credentials
 from imgdup.settings import ALL_ROLES, Settings
 from schemas import topics
 from streams.transport import FAUST_FETCH_MAX_WAIT_MS, Transport
@@ -36,6 +37,8 @@ def create_app(settings: Settings) -> faust.App:
     app = App(
         consumer_group(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers().split(",")],
+        # TLS and SASL for every consumer and producer Faust makes (imgdup.kafka.security).
+        broker_credentials=faust_credentials(settings),
         # The local broker (tansu) supports neither idempotent producers nor transactions, so
         # delivery is at-least-once and every sink is idempotent (see README "Guarantees").
         processing_guarantee="at_least_once",

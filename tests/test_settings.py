@@ -15,6 +15,15 @@ ENDPOINTS = {
     "DATABASE_URL": "database_url",
     "QDRANT_URL": "qdrant_url",
 }
+KAFKA_SECURITY = {
+    "KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
+    "KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
+    "KAFKA_SASL_USERNAME": "kafka_sasl_username",
+    "KAFKA_SASL_PASSWORD": "kafka_sasl_password",
+    "KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
+    "KAFKA_SSL_CERTFILE": "kafka_ssl_certfile",
+    "KAFKA_SSL_KEYFILE": "kafka_ssl_keyfile",
+}
 PASSWORD = "s3cr3t-pw-do-not-log"
 DSN = f"postgresql://imgdup:{PASSWORD}@db.internal:5432/imgdup"
 
@@ -23,7 +32,12 @@ DSN = f"postgresql://imgdup:{PASSWORD}@db.internal:5432/imgdup"
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Settings read the process environment: start every test without any imgdup variable."""
     for name in list(os.environ):
-        if name.startswith("IMGDUP_") or name in ENDPOINTS or name == "QDRANT_API_KEY":
+        if (
+            name.startswith("IMGDUP_")
+            or name in ENDPOINTS
+            or name in KAFKA_SECURITY
+            or name == "QDRANT_API_KEY"
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env or secrets in the working directory
 
@@ -157,4 +171,83 @@ def test_trusted_proxies_csv_and_checked(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_auth_failure_throttle_must_be_positive(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "0")
     with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_kafka_security_defaults_to_plaintext() -> None:
+    settings = Settings()
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert all(
+        getattr(settings, a) is None for n, a in KAFKA_SECURITY.items() if n != "KAFKA_SECURITY_PROTOCOL"
+    )
+
+
+@pytest.mark.parametrize("prefix", ["", "IMGDUP_"], ids=["bare", "prefixed"])
+def test_kafka_security_names(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    """Read like KAFKA_BOOTSTRAP_SERVERS: the bare name or the IMGDUP_ one."""
+    values = {
+        "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",  # any case, as Kafka's own clients accept it
+        "KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "KAFKA_SASL_USERNAME": "imgdup",
+        "KAFKA_SASL_PASSWORD": "kafka-pw-do-not-log",
+        "KAFKA_SSL_CAFILE": "/etc/imgdup/kafka/ca.crt",
+        "KAFKA_SSL_CERTFILE": "/etc/imgdup/kafka/tls.crt",
+        "KAFKA_SSL_KEYFILE": "/etc/imgdup/kafka/tls.key",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(prefix + name, value)
+    settings = Settings()
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_sasl_username == "imgdup"
+    assert isinstance(settings.kafka_sasl_password, SecretStr)
+    assert settings.kafka_sasl_password.get_secret_value() == "kafka-pw-do-not-log"
+    assert str(settings.kafka_ssl_cafile) == "/etc/imgdup/kafka/ca.crt"
+    assert str(settings.kafka_ssl_certfile) == "/etc/imgdup/kafka/tls.crt"
+    assert str(settings.kafka_ssl_keyfile) == "/etc/imgdup/kafka/tls.key"
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())):
+        assert "kafka-pw-do-not-log" not in shown
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": "u",
+            },
+            "needs KAFKA_SASL_PASSWORD",
+        ),
+        ({"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SSL_CAFILE": "/ca.pem"}, "SASL_PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTFILE": "/c.pem"}, "KAFKA_SSL_KEYFILE"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL\n  Input should be 'PLAINTEXT'"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI"},
+            "KAFKA_SASL_MECHANISM\n  Input should be 'PLAIN'",
+        ),
+    ],
+    ids=[
+        "sasl-without-login",
+        "sasl-without-password",
+        "login-without-sasl",
+        "files-without-tls",
+        "cert-without-key",
+        "unknown-protocol",
+        "unsupported-mechanism",
+    ],
+)
+def test_inconsistent_kafka_security_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    """A half-configured group fails at start-up, never silently falls back to plaintext."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=problem):
         Settings()

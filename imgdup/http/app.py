@@ -18,6 +18,7 @@ from imgdup.http.limits import BodySizeLimit, RateLimiter
 from imgdup.http.routes import ROUTERS
 from imgdup.http.routes.admin import login_page
 from imgdup.kafka.publisher import EventPublisher
+from imgdup.kafka.security import confluent_config
 from imgdup.settings import Settings
 from imgdup.store.db import open_pool
 
@@ -62,7 +63,9 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(settings.database_dsn(), max_size=10)
-        app.state.publisher = EventPublisher(settings.bootstrap_servers())
+        app.state.publisher = EventPublisher(
+            settings.bootstrap_servers(), security=confluent_config(settings)
+        )
         try:
             yield
         finally:

@@ -61,9 +61,22 @@ class Broker:
                 self.process.wait(timeout)
 
 
-def start_broker(data_dir: Path, *, port: int | None = None, timeout: float = 20.0) -> Broker:
+def start_broker(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    timeout: float = 20.0,
+    advertise: str | None = None,
+    authentication: bool = False,
+) -> Broker:
     """Start tansu on loopback with in-memory storage (its topics do not survive a restart;
-    unfinished work is re-driven from Postgres, see `imgdup up`)."""
+    unfinished work is re-driven from Postgres, see `imgdup up`).
+
+    It speaks PLAINTEXT only: tansu 0.6.0 takes `--cert` or `--key` but not both and never uses the
+    TLS acceptor it builds. `advertise` ("host:port") is the address it tells clients to come back
+    to, e.g. a TLS front before it (the tests' secured Kafka). `authentication` requires a SASL
+    login (tansu offers SCRAM-SHA-256/512; its in-memory storage keeps no SCRAM users, so every
+    login is refused as unknown-user: useful only to see clients refused)."""
     port = port or free_port()
     if port_open("127.0.0.1", port):
         raise StackError(f"port {port} is in use: pick another with --broker-port or stop that process")
@@ -71,18 +84,21 @@ def start_broker(data_dir: Path, *, port: int | None = None, timeout: float = 20
     log_path = data_dir / "tansu.log"
     url = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+    argv = [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        f"tcp://{advertise}" if advertise else url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    if authentication:
+        argv.append("--authentication")
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            argv,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,

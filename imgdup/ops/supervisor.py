@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from imgdup.kafka.publisher import EventPublisher
+from imgdup.kafka.security import KafkaSecurityError, confluent_config, security_env
 from imgdup.kafka.topic_admin import ensure_topics
 from imgdup.ops.embedded import Broker, Postgres, StackError, port_open, start_broker, start_postgres
 from imgdup.settings import ALL_ROLES, Settings
@@ -89,21 +90,33 @@ class Stack:
             raise StackError(f"cannot migrate the database (check DATABASE_URL): {exc}") from exc
         self.say(f"      migrations applied: {', '.join(applied) or 'none needed'}")
         if s.kafka_bootstrap_servers is None:
+            if s.kafka_security_protocol != "PLAINTEXT":
+                raise StackError(
+                    f"KAFKA_SECURITY_PROTOCOL={s.kafka_security_protocol} needs KAFKA_BOOTSTRAP_SERVERS:"
+                    " the embedded broker (tansu) speaks PLAINTEXT only"
+                )
             self.say("[2/5] starting embedded Kafka-protocol broker (tansu) ...")
             self.broker = start_broker(s.data_dir)
             self.kafka = self.broker.bootstrap
         else:
             self.kafka = s.kafka_bootstrap_servers
             self.say(f"[2/5] using KAFKA_BOOTSTRAP_SERVERS={self.kafka}")
+        security = confluent_config(s)  # PLAINTEXT for the embedded broker (checked above)
         try:
             created = ensure_topics(
-                self.kafka, s.topic_partitions, replication_factor=s.topic_replication_factor, timeout=15
+                self.kafka,
+                s.topic_partitions,
+                security=security,
+                replication_factor=s.topic_replication_factor,
+                timeout=15,
             )
+        except KafkaSecurityError as exc:
+            raise StackError(str(exc)) from exc
         except RuntimeError as exc:
             raise StackError(f"{exc} (check KAFKA_BOOTSTRAP_SERVERS)") from exc
         self.say(f"      topics created: {len(created)} (of {len(topics.ALL_TOPICS)})")
         self.say("[3/5] re-driving unfinished work from Postgres ...")
-        events, pairs = asyncio.run(redrive(self.dsn, self.kafka))
+        events, pairs = asyncio.run(redrive(self.dsn, self.kafka, security))
         self.say(f"      re-published {events} events and {pairs} pairs")
         self.say(f"[4/5] starting {len(self.worker_groups)} Faust worker process(es) ...")
         for name, roles in self.workers().items():
@@ -154,6 +167,8 @@ class Stack:
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            # Its own view of Kafka security too, however it was given (environment, secret files).
+            **security_env(self.settings),
             "DATABASE_URL": self.dsn,
             "IMGDUP_DATA_DIR": str(self.settings.data_dir),
             **self.extra_env,
@@ -232,9 +247,10 @@ class Stack:
         ensure_topics(
             self.kafka,
             self.settings.topic_partitions,
+            security=confluent_config(self.settings),  # PLAINTEXT: the embedded broker
             replication_factor=self.settings.topic_replication_factor,
         )
-        asyncio.run(redrive(self.dsn, self.kafka))
+        asyncio.run(redrive(self.dsn, self.kafka, confluent_config(self.settings)))
         for name in self.workers():
             self.start_process(name)
 
@@ -280,11 +296,11 @@ class Stack:
             time.sleep(0.5)
 
 
-async def redrive(dsn: str, kafka: str) -> tuple[int, int]:
+async def redrive(dsn: str, kafka: str, security: Mapping[str, str]) -> tuple[int, int]:
     """Publish again what Postgres says is unfinished (the embedded broker forgets its topics
     on restart). Everything downstream is idempotent, so re-publishing is always safe."""
     pool = await open_pool(dsn, max_size=2)
-    publisher = EventPublisher(kafka, client_id="imgdup-redrive")
+    publisher = EventPublisher(kafka, security=security, client_id="imgdup-redrive")
     try:
         events = await unfinished_events(pool)
         for payload in events:

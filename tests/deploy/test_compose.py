@@ -12,9 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from deploy_files import COMPOSE_FILE, DOCKERFILE, ROOT, SECRET_NAME, WORKER_METRICS_PORT, WORKER_SERVICES
 
-from imgdup.settings import ALL_ROLES
+from imgdup.settings import ALL_ROLES, Settings
 
 IMGDUP_SERVICES = {"init", "api", *WORKER_SERVICES}
 SCALABLE_WORKERS = {"worker-images", "worker-verifier"}
@@ -191,4 +192,77 @@ def test_compose_config_validates(tmp_path: Path) -> None:
     ]
     (_, _), (_, ok_err) = (run.communicate(timeout=60) for run in runs)
     assert runs[0].returncode != 0, "compose must refuse to run without the secrets"
+    assert runs[1].returncode == 0, ok_err
+
+
+# The commented Kafka security example: its YAML lines, found by what they set.
+KAFKA_SECURITY_EXAMPLE = re.compile(r"(?m)^(\s*)# ((?:KAFKA_[A-Z_]+|volumes):.*|  - \./secrets/kafka.*)$")
+KAFKA_SECURITY_ENV = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CAFILE",
+}
+
+
+def _with_kafka_security_example() -> str:
+    text, uncommented = KAFKA_SECURITY_EXAMPLE.subn(r"\1\2", COMPOSE_FILE.read_text())
+    assert uncommented == len(KAFKA_SECURITY_ENV) + 2, "the example: five variables and the CA's volume"
+    return text
+
+
+def test_compose_kafka_is_plaintext_unless_uncommented(services: dict[str, dict[str, Any]]) -> None:
+    for name in IMGDUP_SERVICES:
+        assert not KAFKA_SECURITY_ENV & set(_env(services[name])), name
+        assert not services[name].get("volumes"), name
+
+
+def test_compose_kafka_security_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uncommented, the example gives every imgdup service the same security, the CA file mounted
+    where KAFKA_SSL_CAFILE points, a login required from the environment, and settings imgdup accepts."""
+    services = yaml.safe_load(_with_kafka_security_example())["services"]
+    examples = []
+    for name in IMGDUP_SERVICES:
+        env = _env(services[name])
+        security = {key: value for key, value in env.items() if key in KAFKA_SECURITY_ENV}
+        assert set(security) == KAFKA_SECURITY_ENV, name
+        for secret in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+            assert REQUIRED_VARIABLE.match(security[secret]), f"{name}: {secret} must be ${{VAR:?message}}"
+        mounts = {volume.split(":")[1]: volume for volume in services[name].get("volumes", [])}
+        assert security["KAFKA_SSL_CAFILE"] in mounts, name
+        assert mounts[security["KAFKA_SSL_CAFILE"]].endswith(":ro"), name
+        examples.append(security)
+    assert all(example == examples[0] for example in examples)
+    for key in list(os.environ):
+        if key.startswith(("KAFKA_", "IMGDUP_KAFKA_")):
+            monkeypatch.delenv(key)
+    for key, value in examples[0].items():
+        monkeypatch.setenv(key, "from-the-environment" if value.startswith("${") else value)
+    settings = Settings(kafka_bootstrap_servers="kafka.example:9093")
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert str(settings.kafka_ssl_cafile) == examples[0]["KAFKA_SSL_CAFILE"]
+
+
+def test_compose_config_validates_the_kafka_security_example(tmp_path: Path) -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no `docker compose` plugin and no docker-compose binary installed")
+    example = ROOT / f".compose-kafka-security-{os.getpid()}.yml"  # beside the original: same build context
+    example.write_text(_with_kafka_security_example())
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        env.pop("COMPOSE_PROJECT_NAME", None)
+        env.update(dict.fromkeys(REQUIRED_SECRETS, "test-only-value"))
+        empty_env_file = tmp_path / "empty.env"
+        empty_env_file.write_text("")
+        command = [*cli, "--env-file", str(empty_env_file), "-f", str(example), "config", "-q"]
+        login = {"KAFKA_SASL_USERNAME": "imgdup", "KAFKA_SASL_PASSWORD": "test-only-value"}
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        runs = [subprocess.Popen(command, cwd=ROOT, env=e, **pipes) for e in (env, {**env, **login})]
+        (_, _), (_, ok_err) = (run.communicate(timeout=60) for run in runs)
+    finally:
+        example.unlink()
+    assert runs[0].returncode != 0, "compose must refuse the example without the Kafka login"
     assert runs[1].returncode == 0, ok_err

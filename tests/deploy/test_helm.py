@@ -20,6 +20,8 @@ import pytest
 import yaml
 from deploy_files import API_PORT, CHART_DIR, SECRET_NAME, WORKER_METRICS_PORT
 
+from imgdup.settings import Settings
+
 DATABASE_URL = "postgresql://imgdup:test-db-password@db.example:5432/imgdup"
 API_TOKEN = "test-api-token-value"
 BASE_VALUES: dict[str, Any] = {
@@ -281,3 +283,142 @@ def test_helm_refuses_bad_values(helm: Any, extra: dict[str, Any], message: str)
     render, _lint = helm
     with pytest.raises(HelmError, match=re.escape(message)):
         render(_merge(BASE_VALUES, extra))
+
+
+KAFKA_PASSWORD = "test-kafka-sasl-password"
+TLS_DIR = "/etc/imgdup/kafka-tls"
+SECURE_VALUES = _merge(
+    BASE_VALUES,
+    {
+        "kafka": {
+            "security": {
+                "protocol": "SASL_SSL",
+                "sasl": {"mechanism": "SCRAM-SHA-512", "username": "imgdup"},
+                "tls": {"secretName": "kafka-client-tls", "certKey": "tls.crt", "keyKey": "tls.key"},
+            }
+        },
+        "secrets": {"kafkaSaslPassword": KAFKA_PASSWORD},
+    },
+)
+
+
+def _pod_env(
+    obj: dict[str, Any], secrets: dict[str, dict[str, Any]], configmap: dict[str, str]
+) -> dict[str, str]:
+    """The environment a pod's container starts with: the ConfigMap, inline values, Secret keys."""
+    (container,) = obj["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    if container.get("envFrom"):
+        env.update(configmap)
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            env[entry["name"]] = entry["value"]
+        elif ref["key"] in secrets.get(ref["name"], {}).get("data", {}):
+            env[entry["name"]] = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
+        else:
+            assert ref.get("optional"), (obj["metadata"]["name"], entry["name"])
+    return env
+
+
+def test_helm_plaintext_kafka_by_default(rendered: list[dict[str, Any]]) -> None:
+    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    assert configmap["KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert not [key for key in configmap if key.startswith(("KAFKA_SASL", "KAFKA_SSL"))]
+    for owner, container in _containers(rendered):
+        assert "KAFKA_SASL_PASSWORD" not in {e["name"] for e in container.get("env", [])}, owner
+        assert "kafka-tls" not in {m["name"] for m in container["volumeMounts"]}, owner
+
+
+def test_helm_kafka_security_reaches_every_pod_and_the_topics_hook(helm: Any) -> None:
+    """Every Deployment and the pre-install Job (`imgdup topics`) start with the same Kafka settings,
+    which imgdup's own Settings read as SASL_SSL with the mounted files, the password from a Secret."""
+    render, lint = helm
+    assert lint(SECURE_VALUES) == []
+    objects = _objects(render(SECURE_VALUES))
+    secrets = _by_kind(objects, "Secret")
+    configmap = _by_kind(objects, "ConfigMap")["rel-imgdup"]["data"]
+    for obj in objects:
+        if obj["kind"] != "Secret":
+            assert KAFKA_PASSWORD not in yaml.safe_dump(obj), f"password inline in {obj['kind']}"
+    pods = [o for o in objects if o["kind"] in ("Deployment", "Job")]
+    assert len(pods) == 5
+    for obj in pods:
+        name = obj["metadata"]["name"]
+        spec = obj["spec"]["template"]["spec"]
+        env = _pod_env(obj, secrets, configmap)
+        settings = {key: value for key, value in env.items() if key.startswith("KAFKA_")}
+        assert settings == {
+            "KAFKA_BOOTSTRAP_SERVERS": "kafka-0.kafka:9092",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": "imgdup",
+            "KAFKA_SASL_PASSWORD": KAFKA_PASSWORD,
+            "KAFKA_SSL_CAFILE": f"{TLS_DIR}/ca.crt",
+            "KAFKA_SSL_CERTFILE": f"{TLS_DIR}/client.crt",
+            "KAFKA_SSL_KEYFILE": f"{TLS_DIR}/client.key",
+        }, name
+        volume = {v["name"]: v for v in spec["volumes"]}["kafka-tls"]["secret"]
+        assert volume["secretName"] == "kafka-client-tls", name
+        files = {item["path"]: item["key"] for item in volume["items"]}
+        assert files == {"ca.crt": "ca.crt", "client.crt": "tls.crt", "client.key": "tls.key"}, name
+        (container,) = spec["containers"]
+        mount = {m["name"]: m for m in container["volumeMounts"]}["kafka-tls"]
+        assert mount["mountPath"] == TLS_DIR and mount["readOnly"] is True, name
+        # The names are the ones imgdup reads: its Settings accept this environment as it is.
+        parsed = Settings.model_validate(settings)
+        assert parsed.kafka_security_protocol == "SASL_SSL" and parsed.kafka_sasl_password is not None
+        assert parsed.kafka_sasl_password.get_secret_value() == KAFKA_PASSWORD
+        assert str(parsed.kafka_ssl_keyfile) == f"{TLS_DIR}/client.key"
+
+
+def test_helm_kafka_password_from_an_existing_secret(helm: Any) -> None:
+    render, _lint = helm
+    values = _merge(
+        SECURE_VALUES,
+        {
+            "secrets": {
+                "existingSecret": "imgdup-prod",
+                "databaseUrl": "",
+                "apiToken": "",
+                "kafkaSaslPassword": "",
+            }
+        },
+    )
+    objects = _objects(render(values))
+    assert not _by_kind(objects, "Secret")
+    for owner, container in _containers(objects):
+        (entry,) = [e for e in container["env"] if e["name"] == "KAFKA_SASL_PASSWORD"]
+        assert entry["valueFrom"]["secretKeyRef"] == {"name": "imgdup-prod", "key": "KAFKA_SASL_PASSWORD"}, (
+            owner
+        )
+
+
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ({"protocol": "TLS"}, "kafka.security.protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+        ({"sasl": {"mechanism": "GSSAPI"}}, "kafka.security.sasl.mechanism must be"),
+        ({"sasl": {"username": ""}}, "kafka.security.sasl.username is required"),
+        ({"protocol": "SSL"}, "uses no SASL login"),
+        ({"protocol": "SASL_PLAINTEXT"}, "uses no TLS"),
+        ({"tls": {"keyKey": ""}}, "certKey and keyKey go together"),
+    ],
+)
+def test_helm_refuses_inconsistent_kafka_security(helm: Any, security: dict[str, Any], message: str) -> None:
+    render, _lint = helm
+    with pytest.raises(HelmError, match=re.escape(message)):
+        render(_merge(SECURE_VALUES, {"kafka": {"security": security}}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"secrets": {"kafkaSaslPassword": ""}}, "SASL_SSL needs a password"),
+        ({"settings": {"KAFKA_SECURITY_PROTOCOL": "SSL"}}, "set Kafka security with kafka.security.*"),
+    ],
+)
+def test_helm_refuses_kafka_security_elsewhere(helm: Any, extra: dict[str, Any], message: str) -> None:
+    render, _lint = helm
+    with pytest.raises(HelmError, match=re.escape(message)):
+        render(_merge(SECURE_VALUES, extra))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.photos import REPOSTED, Make, write_jpegs
@@ -34,7 +35,8 @@ def make_stack() -> MakeStack:
 
     Its processes run under a fresh Faust app id (so their own consumer groups) and may fetch
     images from 127.0.0.1, where the tests serve them; `env` adds to or overrides that
-    environment, `worker_groups` replaces the one worker process running every role."""
+    environment, `worker_groups` replaces the one worker process running every role, `extra_settings`
+    adds to the supervisor's own settings (it hands Kafka security on to its children itself)."""
 
     def make(
         data_dir: Path,
@@ -43,6 +45,7 @@ def make_stack() -> MakeStack:
         *,
         env: Mapping[str, str] | None = None,
         worker_groups: list[list[str]] | None = None,
+        extra_settings: Mapping[str, Any] | None = None,
     ) -> Stack:
         settings = Settings(
             data_dir=data_dir,
@@ -50,6 +53,7 @@ def make_stack() -> MakeStack:
             kafka_bootstrap_servers=kafka,
             api_port=free_port(),
             app_id=f"imgdup-test-{uuid.uuid4().hex[:8]}",
+            **(extra_settings or {}),
         )
         stack = Stack(
             settings,

@@ -36,7 +36,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Name of the Secret with DATABASE_URL, the API's IMGDUP_API_TOKEN (and optionally the Qdrant key). */}}
+{{/* Name of the Secret with DATABASE_URL, the API's IMGDUP_API_TOKEN (and optionally the Qdrant key and the Kafka SASL password). */}}
 {{- define "imgdup.secretName" -}}
 {{- default (include "imgdup.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
@@ -69,7 +69,11 @@ IMGDUP_API_TOKEN for the API, which every release runs and which refuses to star
 {{- if regexMatch "(?i)(DATABASE_URL|TOKEN|PASSWORD|SECRET|API_KEY)" $key }}
 {{- fail (printf "settings.%s looks like a secret: put it in the Secret (secrets.*), not the ConfigMap" $key) }}
 {{- end }}
+{{- if regexMatch "^(IMGDUP_)?KAFKA_(SECURITY|SASL|SSL)_" $key }}
+{{- fail (printf "settings.%s: set Kafka security with kafka.security.*, not settings" $key) }}
 {{- end }}
+{{- end }}
+{{- include "imgdup.validateKafkaSecurity" . }}
 {{- if hasKey .Values.clusterer "replicas" }}
 {{- if ne (int .Values.clusterer.replicas) 1 }}
 {{- fail "clusterer.replicas must be 1: the clusterer is the single writer of clusters" }}
@@ -85,12 +89,64 @@ IMGDUP_API_TOKEN for the API, which every release runs and which refuses to star
 {{- end }}
 {{- end }}
 
+{{/* kafka.security: the same consistency rules as imgdup/settings.py, at render time. */}}
+{{- define "imgdup.validateKafkaSecurity" -}}
+{{- $sec := .Values.kafka.security }}
+{{- if not (has $sec.protocol (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) }}
+{{- fail (printf "kafka.security.protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not %q" $sec.protocol) }}
+{{- end }}
+{{- if hasPrefix "SASL_" $sec.protocol }}
+{{- if not (has $sec.sasl.mechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) }}
+{{- fail (printf "kafka.security.sasl.mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with %s" $sec.protocol) }}
+{{- end }}
+{{- if not $sec.sasl.username }}
+{{- fail (printf "kafka.security.sasl.username is required with %s" $sec.protocol) }}
+{{- end }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.kafkaSaslPassword) }}
+{{- fail (printf "%s needs a password: secrets.kafkaSaslPassword, or the %s key of secrets.existingSecret" $sec.protocol .Values.secrets.keys.kafkaSaslPassword) }}
+{{- end }}
+{{- else if or $sec.sasl.mechanism $sec.sasl.username .Values.secrets.kafkaSaslPassword }}
+{{- fail (printf "kafka.security.sasl.* or secrets.kafkaSaslPassword set, but protocol %s uses no SASL login (SASL_SSL or SASL_PLAINTEXT does)" $sec.protocol) }}
+{{- end }}
+{{- if $sec.tls.secretName }}
+{{- if not (hasSuffix "SSL" $sec.protocol) }}
+{{- fail (printf "kafka.security.tls.secretName set, but protocol %s uses no TLS (SSL or SASL_SSL does)" $sec.protocol) }}
+{{- end }}
+{{- if ne (empty $sec.tls.certKey) (empty $sec.tls.keyKey) }}
+{{- fail "kafka.security.tls.certKey and keyKey go together (a client certificate and its key)" }}
+{{- end }}
+{{- if and (empty $sec.tls.caKey) (empty $sec.tls.certKey) }}
+{{- fail "kafka.security.tls.secretName needs caKey, or certKey and keyKey" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Kafka TLS Secret's files are mounted; imgdup reads them through KAFKA_SSL_*FILE. */}}
+{{- define "imgdup.kafkaTlsDir" -}}
+/etc/imgdup/kafka-tls
+{{- end }}
+
 {{/*
 Non-secret environment, the same for every role. The ConfigMap holds it for the Deployments;
 the migration hook Job, which runs before the ConfigMap exists, gets it inline.
 */}}
 {{- define "imgdup.settings" -}}
 KAFKA_BOOTSTRAP_SERVERS: {{ .Values.kafka.bootstrapServers | quote }}
+{{- $sec := .Values.kafka.security }}
+KAFKA_SECURITY_PROTOCOL: {{ $sec.protocol | quote }}
+{{- if hasPrefix "SASL_" $sec.protocol }}
+KAFKA_SASL_MECHANISM: {{ $sec.sasl.mechanism | quote }}
+KAFKA_SASL_USERNAME: {{ $sec.sasl.username | quote }}
+{{- end }}
+{{- if $sec.tls.secretName }}
+{{- if $sec.tls.caKey }}
+KAFKA_SSL_CAFILE: {{ printf "%s/ca.crt" (include "imgdup.kafkaTlsDir" .) | quote }}
+{{- end }}
+{{- if $sec.tls.certKey }}
+KAFKA_SSL_CERTFILE: {{ printf "%s/client.crt" (include "imgdup.kafkaTlsDir" .) | quote }}
+KAFKA_SSL_KEYFILE: {{ printf "%s/client.key" (include "imgdup.kafkaTlsDir" .) | quote }}
+{{- end }}
+{{- end }}
 QDRANT_URL: {{ .Values.qdrant.url | quote }}
 IMGDUP_API_HOST: "0.0.0.0"
 IMGDUP_API_PORT: {{ .Values.api.port | quote }}
@@ -133,6 +189,13 @@ migrate Job need no token and do not get it.
       name: {{ .secret }}
       key: {{ $keys.qdrantApiKey }}
       optional: true
+{{- if hasPrefix "SASL_" .root.Values.kafka.security.protocol }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.kafkaSaslPassword }}
+{{- end }}
 {{- end }}
 
 {{/* Pod-level settings shared by every Deployment and the Job. */}}
@@ -158,13 +221,36 @@ affinity:
 {{- end }}
 {{- end }}
 
-{{/* Writable folders under a read-only root: the working directory (Faust's data) and /tmp. */}}
+{{/*
+Writable folders under a read-only root: the working directory (Faust's data) and /tmp; and the
+Kafka TLS files when kafka.security.tls.secretName names a Secret (fixed names: ca.crt, client.crt,
+client.key; readable by the pod's group, fsGroup).
+*/}}
 {{- define "imgdup.volumes" -}}
 volumes:
   - name: work
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+{{- with .Values.kafka.security.tls }}
+{{- if .secretName }}
+  - name: kafka-tls
+    secret:
+      secretName: {{ .secretName }}
+      defaultMode: 0440
+      items:
+        {{- if .caKey }}
+        - key: {{ .caKey }}
+          path: ca.crt
+        {{- end }}
+        {{- if .certKey }}
+        - key: {{ .certKey }}
+          path: client.crt
+        - key: {{ .keyKey }}
+          path: client.key
+        {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "imgdup.volumeMounts" -}}
@@ -173,6 +259,11 @@ volumeMounts:
     mountPath: /var/lib/imgdup
   - name: tmp
     mountPath: /tmp
+{{- if .Values.kafka.security.tls.secretName }}
+  - name: kafka-tls
+    mountPath: {{ include "imgdup.kafkaTlsDir" . }}
+    readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* Prometheus scrape annotations for a pod serving /metrics on `port`. */}}
