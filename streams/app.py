@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         key_serializer="raw",
         stream_wait_empty=False,
+        # Faust's own state folder (it keeps none we use): under the data dir, not the cwd.
+        datadir=str(settings.data_dir / "faust"),
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
     return app

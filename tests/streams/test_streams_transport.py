@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from imgdup.settings import Settings
 from streams.app import create_app
@@ -28,3 +29,8 @@ async def test_worker_consumer_waits_at_most_the_configured_fetch_wait() -> None
 
 def test_default_fetch_wait_is_short() -> None:
     assert Settings().consumer_fetch_max_wait_ms <= 200
+
+
+def test_faust_keeps_its_folder_under_the_data_dir(tmp_path: Path) -> None:
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", data_dir=tmp_path))
+    assert Path(app.conf.datadir).resolve().is_relative_to(tmp_path.resolve())
