@@ -18,7 +18,22 @@ Lint = Callable[[dict[str, Any]], list[str]]
 
 DATABASE_URL = "postgresql://imgdup:test-db-password@db.example:5432/imgdup"
 API_TOKEN = "test-api-token-value"
+# Where Kafka, Postgres and Qdrant are: the NetworkPolicy lets pods reach them and no other private address.
+SERVICE_PEERS: dict[str, Any] = {
+    "kafka": {"to": [{"podSelector": {"matchLabels": {"app": "kafka"}}}], "ports": [9092]},
+    "postgres": {"to": [{"ipBlock": {"cidr": "10.20.30.0/24"}}], "ports": [5432]},
+    "qdrant": {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "vectors"}},
+                "podSelector": {"matchLabels": {"app": "qdrant"}},
+            }
+        ],
+        "ports": [6333, 6334],
+    },
+}
 BASE_VALUES: dict[str, Any] = {
+    "networkPolicy": SERVICE_PEERS,
     "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
     "qdrant": {"url": "http://qdrant:6333"},
     "secrets": {"databaseUrl": DATABASE_URL, "apiToken": API_TOKEN},

@@ -114,7 +114,7 @@ def test_helm_pods(rendered: list[dict[str, Any]]) -> None:
         if role is None:
             assert container["args"] == ["api"]
             assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"  # not Postgres
         else:
             assert container["args"] == ["worker", "--roles", role]
             health = ["imgdup", "health", "--roles", role]
