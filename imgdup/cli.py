@@ -1,4 +1,4 @@
-"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics`."""
+"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics | prune`."""
 
 from __future__ import annotations
 
@@ -259,6 +259,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from imgdup.store.retention import prune_rejected_pairs
+
+    settings = _with_stack_endpoints(_settings(args))
+    days = settings.rejected_pair_retention_days
+    deleted = prune_rejected_pairs(
+        settings.database_dsn(), retention_days=days, batch_size=settings.prune_batch_size
+    )
+    print(f"pruned {deleted} rejected pairs decided more than {days} days ago")
+    return 0
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
     from imgdup.kafka.security import confluent_config
     from imgdup.kafka.topic_admin import ensure_topics
@@ -351,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("migrate", cmd_migrate, "apply SQL migrations"),
         ("topics", cmd_topics, "create the Kafka topics"),
+        ("prune", cmd_prune, "delete rejected pairs older than IMGDUP_REJECTED_PAIR_RETENTION_DAYS"),
     ):
         with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
     return parser

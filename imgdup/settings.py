@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     api_ingest_rate_per_s: float = Field(50.0, gt=0)
     api_ingest_burst: int = Field(200, ge=1)
 
+    # Retention: `imgdup prune` deletes pairs judged not duplicate (status 'rejected') decided more
+    # than this many days ago; they are never shown and would otherwise grow without bound.
+    rejected_pair_retention_days: int = Field(30, ge=1)
+    prune_batch_size: int = Field(5000, ge=1, le=100_000)
+
     def api_credentials_text(self) -> str:
         """Every configured credential entry: the variable (or its secret file), then the file."""
         parts = [self.api_credentials.get_secret_value()] if self.api_credentials else []

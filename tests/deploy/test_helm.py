@@ -9,37 +9,24 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 from deploy_files import API_PORT, CHART_DIR, SECRET_NAME, WORKER_METRICS_PORT
+from helm_render import (
+    API_TOKEN,
+    BASE_VALUES,
+    DATABASE_URL,
+    DEPLOYMENTS,
+    HelmError,
+    by_kind,
+    merge,
+    parse,
+)
 
 from imgdup.settings import Settings
-
-DATABASE_URL = "postgresql://imgdup:test-db-password@db.example:5432/imgdup"
-API_TOKEN = "test-api-token-value"
-BASE_VALUES: dict[str, Any] = {
-    "kafka": {"bootstrapServers": "kafka-0.kafka:9092"},
-    "qdrant": {"url": "http://qdrant:6333"},
-    "secrets": {"databaseUrl": DATABASE_URL, "apiToken": API_TOKEN},
-    "api": {"ingress": {"enabled": True, "className": "nginx"}},
-}
-DEPLOYMENTS = {"api": None, "worker": "images", "verifier": "verifier", "clusterer": "clusterer"}
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = (
-            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
 
 
 def test_chart_metadata_and_values() -> None:
@@ -69,76 +56,10 @@ def test_chart_templates_reference_existing_values() -> None:
                 node = node[part]
 
 
-class HelmError(Exception):
-    pass
-
-
-def _helm_binary() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]] | None:
-    helm = shutil.which("helm")
-    if helm is None:
-        return None
-
-    def run(args: list[str], values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        with tempfile.TemporaryDirectory() as folder:
-            values_file = Path(folder) / "values.yaml"
-            values_file.write_text(yaml.safe_dump(values))
-            command = [helm, *args, "--values", str(values_file)]
-            return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-    def render(values: dict[str, Any]) -> str:
-        result = run(["template", "rel", str(CHART_DIR), "--namespace", "ns"], values)
-        if result.returncode != 0:
-            raise HelmError(result.stderr)
-        return result.stdout
-
-    def lint(values: dict[str, Any]) -> list[str]:
-        result = run(["lint", "--strict", str(CHART_DIR)], values)
-        return [] if result.returncode == 0 else [result.stdout + result.stderr]
-
-    return render, lint
-
-
-def _helm_library() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]] | None:
-    try:
-        import helm_python  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-
-    def render(values: dict[str, Any]) -> str:
-        try:
-            with helm_python.Chart.load(CHART_DIR) as chart:
-                manifests = chart.render(values, name="rel", namespace="ns", is_install=True)
-        except helm_python.HelmError as exc:
-            raise HelmError(str(exc)) from exc
-        return "\n---\n".join(text for path, text in sorted(manifests.items()) if path.endswith(".yaml"))
-
-    def lint(values: dict[str, Any]) -> list[str]:
-        report = helm_python.lint(CHART_DIR, values, strict=True)
-        return [*report["errors"], *(m["error"] for m in report["messages"] if m["severity"] >= 2)]
-
-    return render, lint
-
-
-@pytest.fixture(scope="module")
-def helm() -> tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], list[str]]]:
-    engine = _helm_binary() or _helm_library()
-    if engine is None:
-        pytest.skip("no Helm engine: install `helm`, or helm-python-sdk (Helm's Go SDK) in the venv")
-    return engine
-
-
-def _objects(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
-
-
 @pytest.fixture(scope="module")
 def rendered(helm: Any) -> list[dict[str, Any]]:
     render, _lint = helm
-    return _objects(render(BASE_VALUES))
+    return parse(render(BASE_VALUES))
 
 
 def test_helm_lint(helm: Any) -> None:
@@ -151,17 +72,17 @@ def test_helm_renders_every_object(rendered: list[dict[str, Any]]) -> None:
     assert kinds.count("Deployment") == 4
     assert kinds.count("HorizontalPodAutoscaler") == 3
     assert {"Service", "ConfigMap", "Secret", "Job", "Ingress"} <= set(kinds)
-    deployments = _by_kind(rendered, "Deployment")
+    deployments = by_kind(rendered, "Deployment")
     assert set(deployments) == {f"rel-imgdup-{name}" for name in DEPLOYMENTS}
-    service = _by_kind(rendered, "Service")["rel-imgdup-api"]
+    service = by_kind(rendered, "Service")["rel-imgdup-api"]
     assert service["spec"]["selector"] == deployments["rel-imgdup-api"]["spec"]["selector"]["matchLabels"]
-    ingress = _by_kind(rendered, "Ingress")["rel-imgdup-api"]
+    ingress = by_kind(rendered, "Ingress")["rel-imgdup-api"]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "rel-imgdup-api"
 
 
 def test_helm_autoscaling_excludes_the_clusterer(rendered: list[dict[str, Any]]) -> None:
-    hpas = _by_kind(rendered, "HorizontalPodAutoscaler").values()
+    hpas = by_kind(rendered, "HorizontalPodAutoscaler").values()
     targets = {h["spec"]["scaleTargetRef"]["name"] for h in hpas}
     assert targets == {"rel-imgdup-api", "rel-imgdup-worker", "rel-imgdup-verifier"}
     for hpa in hpas:
@@ -169,14 +90,14 @@ def test_helm_autoscaling_excludes_the_clusterer(rendered: list[dict[str, Any]])
         (metric,) = hpa["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu"
         assert hpa["spec"]["maxReplicas"] >= hpa["spec"]["minReplicas"] >= 1
-    clusterer = _by_kind(rendered, "Deployment")["rel-imgdup-clusterer"]["spec"]
+    clusterer = by_kind(rendered, "Deployment")["rel-imgdup-clusterer"]["spec"]
     assert clusterer["replicas"] == 1 and clusterer["strategy"] == {"type": "Recreate"}
     for name in ("api", "worker", "verifier"):
-        assert "replicas" not in _by_kind(rendered, "Deployment")[f"rel-imgdup-{name}"]["spec"], name
+        assert "replicas" not in by_kind(rendered, "Deployment")[f"rel-imgdup-{name}"]["spec"], name
 
 
 def test_helm_pods(rendered: list[dict[str, Any]]) -> None:
-    deployments = _by_kind(rendered, "Deployment")
+    deployments = by_kind(rendered, "Deployment")
     for name, role in DEPLOYMENTS.items():
         pod = deployments[f"rel-imgdup-{name}"]["spec"]["template"]
         (container,) = pod["spec"]["containers"]
@@ -193,14 +114,14 @@ def test_helm_pods(rendered: list[dict[str, Any]]) -> None:
         if role is None:
             assert container["args"] == ["api"]
             assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"  # not Postgres
         else:
             assert container["args"] == ["worker", "--roles", role]
             health = ["imgdup", "health", "--roles", role]
             assert container["livenessProbe"]["exec"]["command"] == health, name
             assert container["startupProbe"]["exec"]["command"] == health, name
             assert container["readinessProbe"]["httpGet"]["port"] == "metrics", name
-    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    configmap = by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
     assert configmap["IMGDUP_WORKER_METRICS_PORT"] == str(WORKER_METRICS_PORT)
     assert configmap["KAFKA_BOOTSTRAP_SERVERS"] == BASE_VALUES["kafka"]["bootstrapServers"]
     assert configmap["QDRANT_URL"] == BASE_VALUES["qdrant"]["url"]
@@ -230,20 +151,20 @@ def test_helm_secrets_are_references(rendered: list[dict[str, Any]]) -> None:
         assert ("IMGDUP_API_CREDENTIALS" in env) == (owner == "rel-imgdup-api"), owner
         if owner == "rel-imgdup-api":
             assert env["IMGDUP_API_CREDENTIALS"]["valueFrom"]["secretKeyRef"]["optional"] is True
-    secret = _by_kind(rendered, "Secret")["rel-imgdup"]
+    secret = by_kind(rendered, "Secret")["rel-imgdup"]
     assert base64.b64decode(secret["data"]["DATABASE_URL"]).decode() == DATABASE_URL
     assert base64.b64decode(secret["data"]["IMGDUP_API_TOKEN"]).decode() == API_TOKEN
-    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    configmap = by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
     assert not any(SECRET_NAME.search(key) for key in configmap)
 
 
 def test_helm_existing_secret(helm: Any) -> None:
     render, _lint = helm
-    values = _merge(
+    values = merge(
         BASE_VALUES, {"secrets": {"existingSecret": "imgdup-prod", "databaseUrl": "", "apiToken": ""}}
     )
-    objects = _objects(render(values))
-    assert not _by_kind(objects, "Secret"), "no Secret is created when one exists"
+    objects = parse(render(values))
+    assert not by_kind(objects, "Secret"), "no Secret is created when one exists"
     for owner, container in _containers(objects):
         for entry in container.get("env", []):
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
@@ -252,7 +173,7 @@ def test_helm_existing_secret(helm: Any) -> None:
 
 
 def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
-    (job,) = _by_kind(rendered, "Job").values()
+    (job,) = by_kind(rendered, "Job").values()
     hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
     assert hooks == {"pre-install", "pre-upgrade"}
     (container,) = job["spec"]["template"]["spec"]["containers"]
@@ -260,7 +181,7 @@ def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     # On a first install the chart's Secret does not exist yet: the Job reads a hook Secret.
     (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "DATABASE_URL"]
-    hook_secret = _by_kind(rendered, "Secret")[ref["name"]]
+    hook_secret = by_kind(rendered, "Secret")[ref["name"]]
     assert set(hook_secret["data"]) == {"DATABASE_URL"}  # the migrate Job needs no API token
     weights = (hook_secret["metadata"]["annotations"], job["metadata"]["annotations"])
     assert int(weights[0]["helm.sh/hook-weight"]) < int(weights[1]["helm.sh/hook-weight"])
@@ -282,12 +203,12 @@ def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
 def test_helm_refuses_bad_values(helm: Any, extra: dict[str, Any], message: str) -> None:
     render, _lint = helm
     with pytest.raises(HelmError, match=re.escape(message)):
-        render(_merge(BASE_VALUES, extra))
+        render(merge(BASE_VALUES, extra))
 
 
 KAFKA_PASSWORD = "test-kafka-sasl-password"
 TLS_DIR = "/etc/imgdup/kafka-tls"
-SECURE_VALUES = _merge(
+SECURE_VALUES = merge(
     BASE_VALUES,
     {
         "kafka": {
@@ -322,7 +243,7 @@ def _pod_env(
 
 
 def test_helm_plaintext_kafka_by_default(rendered: list[dict[str, Any]]) -> None:
-    configmap = _by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
+    configmap = by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"]
     assert configmap["KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
     assert not [key for key in configmap if key.startswith(("KAFKA_SASL", "KAFKA_SSL"))]
     for owner, container in _containers(rendered):
@@ -335,9 +256,9 @@ def test_helm_kafka_security_reaches_every_pod_and_the_topics_hook(helm: Any) ->
     which imgdup's own Settings read as SASL_SSL with the mounted files, the password from a Secret."""
     render, lint = helm
     assert lint(SECURE_VALUES) == []
-    objects = _objects(render(SECURE_VALUES))
-    secrets = _by_kind(objects, "Secret")
-    configmap = _by_kind(objects, "ConfigMap")["rel-imgdup"]["data"]
+    objects = parse(render(SECURE_VALUES))
+    secrets = by_kind(objects, "Secret")
+    configmap = by_kind(objects, "ConfigMap")["rel-imgdup"]["data"]
     for obj in objects:
         if obj["kind"] != "Secret":
             assert KAFKA_PASSWORD not in yaml.safe_dump(obj), f"password inline in {obj['kind']}"
@@ -374,7 +295,7 @@ def test_helm_kafka_security_reaches_every_pod_and_the_topics_hook(helm: Any) ->
 
 def test_helm_kafka_password_from_an_existing_secret(helm: Any) -> None:
     render, _lint = helm
-    values = _merge(
+    values = merge(
         SECURE_VALUES,
         {
             "secrets": {
@@ -385,8 +306,8 @@ def test_helm_kafka_password_from_an_existing_secret(helm: Any) -> None:
             }
         },
     )
-    objects = _objects(render(values))
-    assert not _by_kind(objects, "Secret")
+    objects = parse(render(values))
+    assert not by_kind(objects, "Secret")
     for owner, container in _containers(objects):
         (entry,) = [e for e in container["env"] if e["name"] == "KAFKA_SASL_PASSWORD"]
         assert entry["valueFrom"]["secretKeyRef"] == {"name": "imgdup-prod", "key": "KAFKA_SASL_PASSWORD"}, (
@@ -408,7 +329,7 @@ def test_helm_kafka_password_from_an_existing_secret(helm: Any) -> None:
 def test_helm_refuses_inconsistent_kafka_security(helm: Any, security: dict[str, Any], message: str) -> None:
     render, _lint = helm
     with pytest.raises(HelmError, match=re.escape(message)):
-        render(_merge(SECURE_VALUES, {"kafka": {"security": security}}))
+        render(merge(SECURE_VALUES, {"kafka": {"security": security}}))
 
 
 @pytest.mark.parametrize(
@@ -421,4 +342,4 @@ def test_helm_refuses_inconsistent_kafka_security(helm: Any, security: dict[str,
 def test_helm_refuses_kafka_security_elsewhere(helm: Any, extra: dict[str, Any], message: str) -> None:
     render, _lint = helm
     with pytest.raises(HelmError, match=re.escape(message)):
-        render(_merge(SECURE_VALUES, extra))
+        render(merge(SECURE_VALUES, extra))

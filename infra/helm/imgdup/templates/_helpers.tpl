@@ -41,6 +41,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "imgdup.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
+{{/* The pods' ServiceAccount: no token mounted and no Role bound (imgdup calls no Kubernetes API). */}}
+{{- define "imgdup.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "imgdup.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{/* Checks that fail the render early with a readable message. */}}
 {{- define "imgdup.validate" -}}
 {{- if not .Values.kafka.bootstrapServers }}
@@ -69,11 +78,26 @@ IMGDUP_API_TOKEN for the API, which every release runs and which refuses to star
 {{- if regexMatch "(?i)(DATABASE_URL|TOKEN|PASSWORD|SECRET|API_KEY)" $key }}
 {{- fail (printf "settings.%s looks like a secret: put it in the Secret (secrets.*), not the ConfigMap" $key) }}
 {{- end }}
+{{- if eq $key "IMGDUP_TOPIC_REPLICATION_FACTOR" "IMGDUP_REJECTED_PAIR_RETENTION_DAYS" }}
+{{- fail (printf "settings.%s: set it with kafka.topicReplicationFactor or prune.rejectedPairRetentionDays" $key) }}
+{{- end }}
 {{- if regexMatch "^(IMGDUP_)?KAFKA_(SECURITY|SASL|SSL)_" $key }}
 {{- fail (printf "settings.%s: set Kafka security with kafka.security.*, not settings" $key) }}
 {{- end }}
 {{- end }}
 {{- include "imgdup.validateKafkaSecurity" . }}
+{{- if .Values.networkPolicy.enabled }}
+{{- range $service := list "kafka" "postgres" "qdrant" }}
+{{- if not (index $.Values.networkPolicy $service).to }}
+{{- fail (printf "networkPolicy.%s.to is required with networkPolicy.enabled: the pods reach no private address but the peers named there (pod/namespace selectors or ipBlock CIDRs)" $service) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.api.ingress.certManager }}
+{{- if and .issuer .clusterIssuer }}
+{{- fail "api.ingress.certManager: set issuer or clusterIssuer, not both" }}
+{{- end }}
+{{- end }}
 {{- if hasKey .Values.clusterer "replicas" }}
 {{- if ne (int .Values.clusterer.replicas) 1 }}
 {{- fail "clusterer.replicas must be 1: the clusterer is the single writer of clusters" }}
@@ -151,6 +175,8 @@ QDRANT_URL: {{ .Values.qdrant.url | quote }}
 IMGDUP_API_HOST: "0.0.0.0"
 IMGDUP_API_PORT: {{ .Values.api.port | quote }}
 IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
+IMGDUP_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
+IMGDUP_REJECTED_PAIR_RETENTION_DAYS: {{ .Values.prune.rejectedPairRetentionDays | quote }}
 {{- range $key, $value := .Values.settings }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -200,6 +226,7 @@ migrate Job need no token and do not get it.
 
 {{/* Pod-level settings shared by every Deployment and the Job. */}}
 {{- define "imgdup.podCommon" -}}
+serviceAccountName: {{ include "imgdup.serviceAccountName" . }}
 automountServiceAccountToken: false
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
