@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from imgdup.store.retention import prune_rejected_pairs
 from seed import counts, seed
 
 from imgdup.cli import main
+from imgdup.store.retention import prune_rejected_pairs
 
 ROWS = 1_000  # 580 rejected (seed.PAIR_STATES)
 
