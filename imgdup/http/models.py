@@ -7,7 +7,15 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic_core import PydanticCustomError
 
 from schemas import EvidenceV1
@@ -18,6 +26,7 @@ from schemas.events import (
     ImageUrl,
     SafeText,
     StrictAdId,
+    storable_text,
 )
 
 Verdict = Literal["confirmed", "not_duplicate"]
@@ -94,6 +103,10 @@ class IngestAccepted(BaseModel):
 # --------------------------------------------------------------------------- moderators' verdicts
 
 
+def optional_storable_text(value: str | None) -> str | None:
+    return None if value is None else storable_text(value)
+
+
 class VerdictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -103,8 +116,18 @@ class VerdictRequest(BaseModel):
     )
 
     verdict: Verdict
-    moderator: Annotated[SafeText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    note: Annotated[SafeText | None, StringConstraints(strip_whitespace=True, max_length=2000)] = None
+    # Constraints first, then the text check: nested in SafeText, pydantic strips the blanks after
+    # checking the length, so "   " passed as an empty name (and the database refused it: a 500).
+    moderator: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        AfterValidator(storable_text),
+    ]
+    note: Annotated[
+        str | None,
+        StringConstraints(strip_whitespace=True, max_length=2000),
+        AfterValidator(optional_storable_text),
+    ] = None
 
 
 class ModeratorVerdict(BaseModel):

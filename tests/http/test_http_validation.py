@@ -69,6 +69,14 @@ def test_verdict_text_with_nul_is_422(api: Any, field: str) -> None:
     assert field in _message(response) and "NUL" in _message(response)
 
 
+def test_a_blank_moderator_is_422_not_an_empty_name(api: Any) -> None:
+    client, _, _ = api
+    body = {"verdict": "confirmed", "moderator": "   "}
+    response = client.post(f"/api/v1/pairs/{PAIR}/verdict", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "moderator" in _message(response)
+
+
 @pytest.mark.parametrize("param", ["source", "category"])
 def test_admin_filter_with_nul_is_422(api: Any, param: str) -> None:
     client, _, _ = api
