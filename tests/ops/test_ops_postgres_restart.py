@@ -1,4 +1,4 @@
-"""The embedded Postgres after its postmaster is SIGKILLed: the Stack notices and restarts it with its data."""
+"""The embedded Postgres after its postmaster is SIGKILLed: the Stack notices, restarts it, data intact."""
 
 from __future__ import annotations
 
