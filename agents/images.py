@@ -1,19 +1,25 @@
 """Consumes ad.images.created and its replay topic (key ad_id, AdImagesCreatedV1) -> downloads, hashes,
 embeds and indexes each image and searches its neighbours (imgdup.steps.index), and produces
-imgdup.image-candidates.v1 (key ad_id, CandidatePairV1); bad events and images go to dead letters."""
+imgdup.image-candidates.v1 (key ad_id, CandidatePairV1); bad events and images go to dead letters. Also
+re-publishes events accepted in Postgres that no worker picked up (their publisher died)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from functools import partial
 from typing import Any
 
+from psycopg_pool import AsyncConnectionPool
+
 from imgdup import metrics
 from imgdup.steps.index import IndexContext, finish_event, index_ad
-from imgdup.store.events import mark_event_dead
-from imgdup.store.transient import retry_transient
+from imgdup.store.events import claim_stale_accepted, mark_event_dead
+from imgdup.store.transient import TRANSIENT_ERRORS, retry_transient
 from schemas import AdImagesCreatedV1, DeadLetterV1
 from schemas.parsing import InvalidEvent, parse_ad_event
+from schemas.wire import encode_key
 from streams.app import StreamsApp
 from streams.policy import (
     Identity,
@@ -26,6 +32,8 @@ from streams.policy import (
     handle,
 )
 from streams.runtime import SharedRuntime
+
+log = logging.getLogger(__name__)
 
 
 def decode(value: bytes | None) -> AdImagesCreatedV1:
@@ -73,6 +81,32 @@ def register(app: StreamsApp, shared: SharedRuntime) -> None:
             on_dead=on_dead,
         )
         await for_each_message(stream, partial(handle, policy))
+
+    # Checked twice per period (at most every 30 s): an event is re-driven within 1.5 periods.
+    @app.faust.timer(min(30.0, max(0.5, app.settings.redrive_after_s / 2)))  # type: ignore[untyped-decorator]
+    async def redrive_accepted() -> None:
+        rt = await shared.get()
+        await redrive_stale_events(app, rt.pool)
+
+
+async def redrive_stale_events(app: StreamsApp, pool: AsyncConnectionPool) -> int:
+    """Publish again, through this worker's producer, the events accepted but never picked up.
+    Never raises: a failed round is retried next period (the claim expires), and the worker's
+    own processing goes on."""
+    try:
+        stale = await claim_stale_accepted(pool, older_than_s=app.settings.redrive_after_s)
+        for payload, replay in stale:
+            topic = app.topics.ad_images_replay if replay else app.topics.ad_images_created
+            await topic.send(key=encode_key(json.loads(payload)["ad_id"]), value=payload.encode())
+    except TRANSIENT_ERRORS as exc:
+        log.warning("re-drive of accepted events skipped this round: %s", exc)
+        return 0
+    except Exception:
+        log.exception("re-drive of accepted events failed this round")
+        return 0
+    if stale:
+        log.warning("re-drove %d accepted events that no worker had picked up", len(stale))
+    return len(stale)
 
 
 async def _run(app: StreamsApp, ctx: IndexContext, event: AdImagesCreatedV1) -> StepOutput:

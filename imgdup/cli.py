@@ -67,29 +67,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from imgdup.store.db import open_pool
+    from psycopg_pool import AsyncConnectionPool
+
     from imgdup.store.progress import progress
+    from imgdup.store.transient import TRANSIENT_ERRORS
 
     settings = _with_stack_endpoints(_settings(args))
     if settings.database_url is None:
         print("error: no DATABASE_URL and no running `imgdup up` in this data dir", file=sys.stderr)
         return 2
+    # The pool would log every failed connection attempt; an outage is reported once, at the end.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
     async def poll() -> int:
-        pool = await open_pool(settings.database_dsn(), max_size=1)
+        # Not opened with wait: a database that is down (e.g. restarting under `imgdup up`) is
+        # asked again every half second until our own timeout, never fatal on the first try.
+        pool = AsyncConnectionPool(
+            settings.database_dsn(),
+            min_size=0,
+            max_size=1,
+            open=False,
+            timeout=max(1.0, min(5.0, args.timeout)),
+            reconnect_timeout=0,
+        )
+        await pool.open()
         deadline = time.monotonic() + args.timeout
         try:
             while True:
-                p = await progress(pool)
-                if p.unfinished == 0:
-                    print(
-                        f"done: {p.events_indexed} events processed, {p.events_dead} dead-lettered,"
-                        f" {p.pairs_clustered} duplicate pairs, {p.pairs_rejected} rejected"
-                    )
-                    return 0
-                if time.monotonic() > deadline:
-                    print(f"timeout: {p.unfinished} items unfinished ({p})", file=sys.stderr)
-                    return 1
+                try:
+                    p = await progress(pool)
+                except TRANSIENT_ERRORS as exc:
+                    if time.monotonic() > deadline:
+                        reason = " ".join(str(exc).split())
+                        print(f"timeout: the database is unreachable ({reason})", file=sys.stderr)
+                        return 1
+                else:
+                    if p.unfinished == 0:
+                        print(
+                            f"done: {p.events_indexed} events processed, {p.events_dead} dead-lettered,"
+                            f" {p.pairs_clustered} duplicate pairs, {p.pairs_rejected} rejected"
+                        )
+                        return 0
+                    if time.monotonic() > deadline:
+                        print(f"timeout: {p.unfinished} items unfinished ({p})", file=sys.stderr)
+                        return 1
                 await asyncio.sleep(0.5)
         finally:
             await pool.close()

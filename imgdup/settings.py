@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = Field(100, ge=10, le=10_000)
     # A worker that received messages but committed nothing for this long reports itself unhealthy.
     worker_stall_after_s: float = Field(120.0, gt=0)
+    # An event recorded as accepted but still not picked up by a worker this long after (or after its
+    # last re-drive) is published again by the images workers: the API, or `imgdup replay`, may have
+    # died between recording and publishing it. Keep it above the usual consumer lag: a re-publish
+    # is always safe (same event_id, idempotent downstream) but costs work.
+    redrive_after_s: float = Field(60.0, gt=0)
 
     # Detection.
     embedder: EmbedderKind = "sscd"

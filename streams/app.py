@@ -67,6 +67,8 @@ class Topics:
     """The Faust handles of every topic a worker reads or writes (names from schemas.topics)."""
 
     ad_images_in: faust.TopicT  # live and replayed ad events, read through one channel
+    ad_images_created: faust.TopicT  # each of the two, to publish to (re-drive)
+    ad_images_replay: faust.TopicT
     image_candidates: faust.TopicT
     pairs_verified: faust.TopicT
     duplicates: faust.TopicT
@@ -95,6 +97,8 @@ def build_app(settings: Settings) -> StreamsApp:
         faust=app,
         topics=Topics(
             ad_images_in=topic(topics.AD_IMAGES_CREATED, topics.AD_IMAGES_REPLAY),
+            ad_images_created=topic(topics.AD_IMAGES_CREATED),
+            ad_images_replay=topic(topics.AD_IMAGES_REPLAY),
             image_candidates=topic(topics.IMAGE_CANDIDATES),
             pairs_verified=topic(topics.PAIRS_VERIFIED),
             duplicates=topic(topics.DUPLICATES),

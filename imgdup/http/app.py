@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
 
 from imgdup import metrics
 from imgdup.http.auth import Authenticator
@@ -37,6 +39,22 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse(
         status_code=422,
         content=jsonable_encoder({"error": "invalid_request", "message": message, "problems": problems}),
+    )
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 while Postgres is unreachable (restarting, failing over): the client retries later.
+    The pool reconnects on its own once the database is back."""
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    if request.url.path.endswith("/image/ingest"):
+        metrics.API_INGEST_REQUESTS.labels("503").inc()
+    return JSONResponse(
+        status_code=503,
+        headers={"Retry-After": "5"},
+        content={
+            "error": "database_unavailable",
+            "message": "the database is unreachable right now; retry in a few seconds",
+        },
     )
 
 
@@ -94,6 +112,8 @@ def create_api(settings: Settings) -> FastAPI:
     )
     app.exception_handler(RequestValidationError)(invalid_request)
     app.exception_handler(LoginRequired)(login_page)
+    app.exception_handler(OperationalError)(database_unavailable)
+    app.exception_handler(PoolTimeout)(database_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)

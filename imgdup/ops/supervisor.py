@@ -254,6 +254,17 @@ class Stack:
         for name in self.workers():
             self.start_process(name)
 
+    def check_postgres(self) -> bool:
+        """Restart the embedded Postgres if its postmaster died (SIGKILL, OOM kill); True if it did.
+        Nothing else restarts: the workers retry their statements and the API answers 503 until
+        their pools reconnect on their own; Postgres recovers from its WAL, so nothing is lost."""
+        if self.postgres is None or self.postgres.running():
+            return False
+        self.say("the embedded Postgres died; restarting it on the same data dir")
+        self.postgres.restart()
+        self.say("      embedded Postgres is back")
+        return True
+
     def stop(self) -> None:
         for name in ("api", *self.workers()):
             self.stop_process(name)
@@ -276,6 +287,7 @@ class Stack:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         while not stop:
+            self.check_postgres()
             if self.broker is not None and self.broker.process.poll() is not None:
                 self.say("the embedded broker died; restarting it and re-driving unfinished work")
                 self.restart_broker()

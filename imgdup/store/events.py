@@ -129,6 +129,24 @@ async def unfinished_events(pool: AsyncConnectionPool, limit: int = 10_000) -> l
         return [row[0] for row in await cur.fetchall()]
 
 
+async def claim_stale_accepted(
+    pool: AsyncConnectionPool, *, older_than_s: float, limit: int = 500
+) -> list[tuple[str, bool]]:
+    """(payload, replay) of events still 'accepted' `older_than_s` after they were recorded or last
+    claimed: their publisher may have died before publishing them. Claiming moves updated_at on,
+    so of several workers one re-drives each event, once per period."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE ingest_events SET updated_at = now() WHERE event_id IN ("
+            " SELECT event_id FROM ingest_events WHERE status = 'accepted'"
+            " AND updated_at < now() - make_interval(secs => %s)"
+            " ORDER BY accepted_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING payload::text, replay",
+            (older_than_s, limit),
+        )
+        return [(str(payload), bool(replay)) for payload, replay in await cur.fetchall()]
+
+
 @dataclass(frozen=True)
 class ReplayRange:
     since: datetime | None = None

@@ -3,6 +3,10 @@ final Postgres state must equal that of an undisturbed run of the same feed."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,6 +177,7 @@ def _run(
             assert len(published) == clustered
         return state
     finally:
+        run.stack.postgres = None  # the session's server: not the stack's to stop
         run.stack.stop()
         assert run.stack.broker is not None
         run.stack.broker.stop()
@@ -232,6 +237,38 @@ def _restart_postgres(run: Run, pg: Postgres) -> None:
     pg.start()
 
 
+def _kill_postgres(run: Run, pg: Postgres) -> None:
+    """SIGKILL the postmaster of the Postgres the stack owns, as `imgdup up` owns its embedded one;
+    the stack's supervision pass restarts it, and `imgdup wait` rides out the outage."""
+    _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 60, timeout=120)
+    run.stack.postgres = pg  # handed back in _run before the stack stops (the session's server)
+    pid = pg.postmaster_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not run.stack.check_postgres():  # what serve_forever does every half second
+        assert time.monotonic() < deadline, "the stack never noticed the killed postmaster"
+        time.sleep(0.5)
+    waited = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imgdup",
+            "wait",
+            "--data-dir",
+            str(run.stack.settings.data_dir),
+            "--timeout",
+            "240",
+        ],
+        env={k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert waited.returncode == 0, waited.stderr
+    assert waited.stdout.startswith("done:"), waited.stdout
+
+
 def _graceful_stop(role: str) -> Disturb:
     def disturb(run: Run, pg: Postgres) -> None:
         _wait_for(pg.dsn, lambda p: p.get("events_indexed", 0) >= 40, timeout=120)
@@ -254,6 +291,7 @@ DISTURBANCES: dict[str, Disturb] = {
     "sigterm-images": _graceful_stop("images"),
     "broker-restart": _restart_broker,
     "postgres-restart": _restart_postgres,
+    "postgres-killed": _kill_postgres,
 }
 
 

@@ -130,3 +130,42 @@ def test_up_supervises_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(90) == 0
+
+
+def test_up_restarts_its_killed_postgres(tmp_path: Path) -> None:
+    """SIGKILL of the embedded postmaster (an OOM kill): `up` restarts it, the API answers again,
+    new ads are processed and `imgdup wait` finishes, without an operator."""
+    data_dir = tmp_path / "state"
+    data_dir.mkdir()
+    data_dir.chmod(0o755)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    process = _up(data_dir, port)
+    try:
+        _wait_stack(data_dir, process)
+        postmaster = data_dir / "postgres" / "postmaster.pid"
+        pid = int(postmaster.read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (data_dir / "up.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the API never reached Postgres again"
+            try:
+                if httpx.get(f"{api}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert int(postmaster.read_text().split()[0]) != pid
+        accepted = httpx.post(
+            f"{api}/api/v1/image/ingest",
+            json={"ad_id": 777, "source": "olx.pt", "images": ["https://cdn.invalid/z.jpg"]},
+            timeout=30,
+        )
+        assert accepted.status_code == 202, accepted.text
+        assert _wait_done(data_dir).startswith("done: 1 events processed")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(90)
+    assert code == 0, (data_dir / "up.log").read_text()[-3000:]
+    assert "the embedded Postgres died; restarting it" in (data_dir / "up.log").read_text()
