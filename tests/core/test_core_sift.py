@@ -97,6 +97,39 @@ def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.nda
         sift_from_bytes(blob[:10])
 
 
+def test_low_texture_picture_is_extracted_again_at_a_lower_contrast(stored: dict[str, np.ndarray]) -> None:
+    # The moon photo is flat (issue 11's blind spot): at SIFT's default contrast threshold it
+    # has too few keypoints to align a copy reliably; the second pass finds several times more.
+    default_only = VerifierConfig(version="no-second-pass", sift_low_texture_keypoints=0)
+    flat = extract_sift(stored["moon"], default_only)
+    assert len(flat.points) < DEFAULT_VERIFIER.sift_low_texture_keypoints
+    features = extract_sift(stored["moon"])
+    assert len(features.points) >= 2 * len(flat.points)
+    assert len(features.points) >= DEFAULT_VERIFIER.sift_low_texture_keypoints
+    # A textured photo keeps the default extraction (and its cost).
+    textured = extract_sift(stored["astronaut"])
+    assert len(textured.points) >= DEFAULT_VERIFIER.sift_low_texture_keypoints
+    np.testing.assert_array_equal(textured.points, extract_sift(stored["astronaut"], default_only).points)
+
+
+def test_features_stored_before_the_second_pass_are_extracted_again(stored: dict[str, np.ndarray]) -> None:
+    # Features stored by fused-v3 (format 1: no contrast settings in the header) were made
+    # without the low-texture pass: a verifier using them would keep the blind spot.
+    blob = sift_to_bytes(extract_sift(stored["moon"]))
+    default_only = VerifierConfig(version="no-second-pass", sift_low_texture_keypoints=0)
+    old_features = extract_sift(stored["moon"], default_only)
+    count = len(old_features.points)
+    legacy = blob[:4] + (1).to_bytes(2, "little") + blob[6:16] + count.to_bytes(4, "little")
+    legacy += (
+        old_features.points.astype("<f4").tobytes() + old_features.descriptors.astype(np.uint8).tobytes()
+    )
+    back = sift_from_bytes(legacy, default_only)  # read under the settings it was made with
+    assert back is not None and len(back.points) == count
+    assert sift_from_bytes(legacy) is None  # ... but not under the current ones
+    lower = VerifierConfig(version="lower-contrast", sift_low_texture_contrast=0.02)
+    assert sift_from_bytes(blob, lower) is None
+
+
 def test_feature_cache_returns_what_extraction_returns_and_forgets_the_oldest(
     stored: dict[str, np.ndarray],
 ) -> None:
@@ -115,5 +148,13 @@ def test_feature_cache_returns_what_extraction_returns_and_forgets_the_oldest(
     assert len(cache) == 2
     assert cache.features(grays["coffee"], DEFAULT_VERIFIER) is coffee
     assert cache.features(grays["rocket"], DEFAULT_VERIFIER) is not rocket
-    fewer = VerifierConfig(version="fewer-features", sift_features=500)
-    assert cache.features(grays["coffee"], fewer) is not coffee  # other settings, other features
+    # Other extraction settings, other features (a cache with room for all of them).
+    roomy = FeatureCache(size=8)
+    coffee = roomy.features(grays["coffee"], DEFAULT_VERIFIER)
+    assert roomy.features(grays["coffee"], DEFAULT_VERIFIER) is coffee
+    for other in (
+        VerifierConfig(version="fewer-features", sift_features=500),
+        VerifierConfig(version="second-pass-earlier", sift_low_texture_keypoints=900),
+        VerifierConfig(version="second-pass-lower", sift_low_texture_contrast=0.005),
+    ):
+        assert roomy.features(grays["coffee"], other) is not coffee, other
