@@ -7,11 +7,12 @@ import math
 from dataclasses import dataclass
 from types import ModuleType
 
-from imgdup_core import fusion_weights
+from imgdup_core import fusion_weights, fusion_weights_v4
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
+    "CALIBRATED_FUSION_V4",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -116,3 +117,5 @@ def model_from(weights: ModuleType) -> FusionModel:
 
 
 CALIBRATED_FUSION = model_from(fusion_weights)
+# fused-v4's (imgdup_core.verifier_config.FUSED_V4), fitted on evidence measured with its settings.
+CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)

@@ -153,25 +153,15 @@ def _settings(config: VerifierConfig) -> tuple[int, ...]:
 def sift_to_bytes(features: SiftFeatures, config: VerifierConfig = DEFAULT_VERIFIER) -> bytes:
     """Compact storage form: ~136 bytes per keypoint (float32 x, y and 128 uint8 descriptor
     values, which is all a SIFT descriptor holds)."""
-    features_n, max_side, min_side, contrast, low_keypoints, low_contrast = _settings(config)
-    header = np.array(
-        [
-            (
-                _SIFT_MAGIC,
-                _SIFT_FORMAT,
-                features_n,
-                max_side,
-                min_side,
-                features.width,
-                features.height,
-                len(features.points),
-                contrast,
-                low_keypoints,
-                low_contrast,
-            )
-        ],
-        dtype=_SIFT_HEADER,
-    )
+    settings = _settings(config)
+    features_n, max_side, min_side = settings[:3]
+    first = (_SIFT_MAGIC, 1, features_n, max_side, min_side, features.width, features.height)
+    if settings[3:] == _FORMAT_1_CONTRAST:
+        # Format 1 where it says everything (fused-v3's settings): readable by older verifiers.
+        header = np.array([(*first, len(features.points))], dtype=_SIFT_HEADER_1)
+    else:
+        row = (*first[:1], _SIFT_FORMAT, *first[2:], len(features.points), *settings[3:])
+        header = np.array([row], dtype=_SIFT_HEADER)
     descriptors = features.descriptors.astype(np.uint8)
     if not np.array_equal(descriptors, features.descriptors):
         raise ValueError("SIFT descriptors must hold whole numbers 0..255")
