@@ -7,11 +7,12 @@ import math
 from dataclasses import dataclass
 from types import ModuleType
 
-from imgdup_core import fusion_weights
+from imgdup_core import fusion_weights, fusion_weights_v4
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
+    "CALIBRATED_FUSION_V4",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -32,6 +33,12 @@ FUSION_FEATURES: tuple[str, ...] = (
     "no_alignment",
     "overlap",
     "mismatch",
+    # Added in fused-v4 (issue 11): the blind spots of an unaligned flat photo and of an
+    # aligned copy under a heavy overlay, for calibration to weigh.
+    "cosine_very_strong",
+    "unaligned_global",
+    "inliers_many",
+    "mismatch_phash",
 )
 
 
@@ -65,17 +72,31 @@ def fusion_features(evidence: Evidence) -> dict[str, float]:
     aligned = evidence.ssim is not None and evidence.sift_inliers > 0
     ssim = max(0.0, evidence.ssim) if evidence.ssim is not None and aligned else 0.0
     ratio = evidence.sift_inliers / evidence.sift_matches if evidence.sift_matches else 0.0
+    cosine_very_strong = min(1.0, max(0.0, evidence.embedding_cosine - 0.9) / 0.1)
+    phash_close = max(0.0, 16 - evidence.phash_distance) / 16
+    # pHash within a few bits: heavy overlays keep it (measured: 52 of 58 heavy-watermark
+    # copies within 8), while heavy-watermarked copies of different photos are 22-36 apart.
+    phash_near = max(0.0, 10 - evidence.phash_distance) / 10
+    mismatch = evidence.mismatch if aligned and evidence.mismatch is not None else 0.0
     return {
         "cosine": evidence.embedding_cosine,
         "cosine_strong": max(0.0, evidence.embedding_cosine - 0.8) / 0.2,
-        "phash_close": max(0.0, 16 - evidence.phash_distance) / 16,
+        "phash_close": phash_close,
         "log_inliers": math.log1p(evidence.sift_inliers) / math.log1p(500),
         "inlier_ratio": ratio if aligned else 0.0,
         "ssim": ssim,
         "ssim_strong": max(0.0, ssim - 0.6) / 0.4,
         "no_alignment": 0.0 if aligned else 1.0,
         "overlap": evidence.overlap if aligned else 0.0,
-        "mismatch": evidence.mismatch if aligned and evidence.mismatch is not None else 0.0,
+        "mismatch": mismatch,
+        "cosine_very_strong": cosine_very_strong,
+        # Very strong global evidence where nothing aligned (a flat photo SIFT cannot align):
+        # without it an unaligned pair's best fused score sat under the threshold (fused-v3).
+        "unaligned_global": (0.0 if aligned else 1.0) * cosine_very_strong * phash_close,
+        # Geometric agreement in numbers (100 inliers and more count fully), when aligned.
+        "inliers_many": min(1.0, evidence.sift_inliers / 100) if aligned else 0.0,
+        # A textured mismatch that pHash says is an overlay on the same photo, not another photo.
+        "mismatch_phash": mismatch * phash_near,
     }
 
 
@@ -96,3 +117,5 @@ def model_from(weights: ModuleType) -> FusionModel:
 
 
 CALIBRATED_FUSION = model_from(fusion_weights)
+# fused-v4's (imgdup_core.verifier_config.FUSED_V4), fitted on evidence measured with its settings.
+CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -40,9 +41,13 @@ class SiftFeatures:
 
 
 def extract_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
-    """The SIFT features of a working copy (working_gray), as read-only arrays."""
-    sift = cv2.SIFT.create(nfeatures=config.sift_features)
-    keypoints, descriptors = sift.detectAndCompute(gray, None)
+    """The SIFT features of a working copy (working_gray), as read-only arrays. A low-texture
+    picture (fewer than config.sift_low_texture_keypoints at the default contrast threshold) is
+    extracted again at the lower one, so a flat sky or a white room still has keypoints to
+    align a copy by."""
+    keypoints, descriptors = _detect(gray, config.sift_features, config.sift_contrast)
+    if len(keypoints) < config.sift_low_texture_keypoints:
+        keypoints, descriptors = _detect(gray, config.sift_features, config.sift_low_texture_contrast)
     h, w = gray.shape
     if descriptors is None or not keypoints:
         return SiftFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), w, h)
@@ -52,6 +57,14 @@ def extract_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
     points.setflags(write=False)
     descriptors.setflags(write=False)
     return SiftFeatures(points, descriptors, w, h)
+
+
+def _detect(
+    gray: np.ndarray, features: int, contrast: float
+) -> tuple[Sequence[cv2.KeyPoint], np.ndarray | None]:
+    sift = cv2.SIFT.create(nfeatures=features, contrastThreshold=contrast)
+    keypoints, descriptors = sift.detectAndCompute(gray, None)
+    return keypoints, descriptors
 
 
 def extract_sift(rgb: np.ndarray, config: VerifierConfig = DEFAULT_VERIFIER) -> SiftFeatures:
@@ -79,7 +92,7 @@ class FeatureCache:
     def features(self, gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
         """extract_features(gray, config), from the cache when these pixels were extracted lately."""
         digest = hashlib.blake2b(gray.tobytes(), digest_size=16)
-        digest.update(f"{gray.shape}:{config.sift_features}".encode())
+        digest.update(f"{gray.shape}:{_settings(config)}".encode())
         key = digest.digest()
         with self._lock:
             cached = self._entries.get(key)
@@ -94,10 +107,13 @@ class FeatureCache:
         return features
 
 
-# Stored features: magic, format 1, then the extraction settings they were made with, so a
-# verifier with other settings extracts afresh instead of trusting them.
+# Stored features: magic, format, then the extraction settings they were made with, so a
+# verifier with other settings extracts afresh instead of trusting them. Format 1 (fused-v3 and
+# before) had no contrast settings: its features were extracted at 0.04 without a second pass.
+# Format 2 adds them, as whole ten-thousandths.
 _SIFT_MAGIC = b"SIFT"
-_SIFT_HEADER = np.dtype(
+_SIFT_FORMAT = 2
+_SIFT_HEADER_1 = np.dtype(
     [
         ("magic", "S4"),
         ("format", "<u2"),
@@ -109,26 +125,43 @@ _SIFT_HEADER = np.dtype(
         ("count", "<u4"),
     ]
 )
+_SIFT_HEADER = np.dtype(
+    [
+        *[(name, _SIFT_HEADER_1[name].str) for name in _SIFT_HEADER_1.names or ()],
+        ("contrast", "<u2"),
+        ("low_texture_keypoints", "<u2"),
+        ("low_texture_contrast", "<u2"),
+    ]
+)
+_FORMAT_1_CONTRAST = (400, 0, 400)  # 0.04, no second pass
+
+
+def _settings(config: VerifierConfig) -> tuple[int, ...]:
+    """The extraction settings stored features record, as whole numbers (without a second pass,
+    its contrast is the first one's: it changes nothing)."""
+    second = config.sift_low_texture_contrast if config.sift_low_texture_keypoints else config.sift_contrast
+    return (
+        config.sift_features,
+        config.sift_max_side,
+        config.sift_min_side,
+        round(config.sift_contrast * 10_000),
+        config.sift_low_texture_keypoints,
+        round(second * 10_000),
+    )
 
 
 def sift_to_bytes(features: SiftFeatures, config: VerifierConfig = DEFAULT_VERIFIER) -> bytes:
     """Compact storage form: ~136 bytes per keypoint (float32 x, y and 128 uint8 descriptor
     values, which is all a SIFT descriptor holds)."""
-    header = np.array(
-        [
-            (
-                _SIFT_MAGIC,
-                1,
-                config.sift_features,
-                config.sift_max_side,
-                config.sift_min_side,
-                features.width,
-                features.height,
-                len(features.points),
-            )
-        ],
-        dtype=_SIFT_HEADER,
-    )
+    settings = _settings(config)
+    features_n, max_side, min_side = settings[:3]
+    first = (_SIFT_MAGIC, 1, features_n, max_side, min_side, features.width, features.height)
+    if settings[3:] == _FORMAT_1_CONTRAST:
+        # Format 1 where it says everything (fused-v3's settings): readable by older verifiers.
+        header = np.array([(*first, len(features.points))], dtype=_SIFT_HEADER_1)
+    else:
+        row = (*first[:1], _SIFT_FORMAT, *first[2:], len(features.points), *settings[3:])
+        header = np.array([row], dtype=_SIFT_HEADER)
     descriptors = features.descriptors.astype(np.uint8)
     if not np.array_equal(descriptors, features.descriptors):
         raise ValueError("SIFT descriptors must hold whole numbers 0..255")
@@ -136,19 +169,27 @@ def sift_to_bytes(features: SiftFeatures, config: VerifierConfig = DEFAULT_VERIF
 
 
 def sift_from_bytes(blob: bytes, config: VerifierConfig = DEFAULT_VERIFIER) -> SiftFeatures | None:
-    """sift_to_bytes' inverse; None when the features were extracted under other settings.
-    Raises ValueError for a malformed blob."""
-    size = _SIFT_HEADER.itemsize
+    """sift_to_bytes' inverse; None when the features were extracted under other settings
+    (any format-1 blob under a lower contrast threshold). Raises ValueError for a malformed blob."""
+    if len(blob) < _SIFT_HEADER_1.itemsize:
+        raise ValueError("stored SIFT features: truncated header")
+    first = np.frombuffer(blob[: _SIFT_HEADER_1.itemsize], dtype=_SIFT_HEADER_1)[0]
+    version = int(first["format"])
+    if bytes(first["magic"]) != _SIFT_MAGIC or version not in (1, _SIFT_FORMAT):
+        raise ValueError("stored SIFT features: unknown format")
+    dtype = _SIFT_HEADER if version == _SIFT_FORMAT else _SIFT_HEADER_1
+    size = dtype.itemsize
     if len(blob) < size:
         raise ValueError("stored SIFT features: truncated header")
-    header = np.frombuffer(blob[:size], dtype=_SIFT_HEADER)[0]
-    if bytes(header["magic"]) != _SIFT_MAGIC or int(header["format"]) != 1:
-        raise ValueError("stored SIFT features: unknown format")
-    if (int(header["features"]), int(header["max_side"]), int(header["min_side"])) != (
-        config.sift_features,
-        config.sift_max_side,
-        config.sift_min_side,
-    ):
+    header = np.frombuffer(blob[:size], dtype=dtype)[0]
+    recorded: tuple[int, ...] = (int(header["features"]), int(header["max_side"]), int(header["min_side"]))
+    if version == _SIFT_FORMAT:
+        recorded += tuple(
+            int(header[name]) for name in ("contrast", "low_texture_keypoints", "low_texture_contrast")
+        )
+    else:
+        recorded += _FORMAT_1_CONTRAST
+    if recorded != _settings(config):
         return None
     count = int(header["count"])
     if len(blob) != size + count * (8 + 128):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from imgdup_core.fusion import CALIBRATED_FUSION, FusionModel
+from imgdup_core.fusion import CALIBRATED_FUSION, CALIBRATED_FUSION_V4, FusionModel
 
-__all__ = ["DEFAULT_VERIFIER", "VerifierConfig"]
+__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "VERIFIERS", "VerifierConfig"]
 
 _DEFAULT_VERSION = "fused-v3"
 
@@ -27,6 +27,14 @@ class VerifierConfig:
     # Smaller pictures (thumbnails, tight crops) are enlarged to this first: SIFT finds too
     # few keypoints on a 150-pixel crop to align it.
     sift_min_side: int = 384
+    # SIFT's contrast threshold. Flat, low-texture photos (skies, white rooms, gradients) give
+    # too few keypoints at it to align a copy (measured on the broad pool's 223 flat photos:
+    # 57 under 150, 11 under 50). With sift_low_texture_keypoints > 0 (fused-v4), a picture with
+    # fewer keypoints than that is extracted again at sift_low_texture_contrast (then 11 under
+    # 150, 1 under 50); 0 (fused-v3) extracts once.
+    sift_contrast: float = 0.04
+    sift_low_texture_keypoints: int = 0
+    sift_low_texture_contrast: float = 0.01
     ratio_test: float = 0.75
     ransac_reproj_px: float = 3.0
     min_matches: int = 8
@@ -61,3 +69,10 @@ class VerifierConfig:
 
 
 DEFAULT_VERIFIER = VerifierConfig()
+
+# Issue 11's flat-photo pass and its own calibration (imgdup_core/fusion_weights_v4.py). Not the
+# default: on the default benchmark (bench/quality/README.md) it raised precision and benign
+# recall but lost 0.7 point of hard recall against fused-v3, so it ships as an option.
+FUSED_V4 = VerifierConfig(version="fused-v4", sift_low_texture_keypoints=150, fusion=CALIBRATED_FUSION_V4)
+
+VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4)}

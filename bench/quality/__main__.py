@@ -291,7 +291,9 @@ def _embedder() -> Any:
 
 
 def calibrate(args: argparse.Namespace) -> int:
+    from bench.quality.calibrate import MODELS
     from bench.quality.calibrate import calibrate as fit
+    from imgdup_core.verifier_config import VERIFIERS
 
     bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
     images = bench.split("train")
@@ -305,6 +307,9 @@ def calibrate(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         negatives=args.negatives,
         write=not args.dry_run,
+        config=VERIFIERS[args.verifier],
+        features=MODELS[args.verifier][0],
+        path=MODELS[args.verifier][1],
     )
     for key in (
         "pairs",
@@ -319,7 +324,7 @@ def calibrate(args: argparse.Namespace) -> int:
         print(f"  weight {name:18s} {weight:+.3f}")
     print(f"  bias {outcome['bias']:+.3f}")
     if not args.dry_run:
-        print("wrote imgdup_core/fusion_weights.py; bump the verifier version if verdicts change")
+        print(f"wrote {MODELS[args.verifier][1].name}; bump the verifier version if verdicts change")
     return 0
 
 
@@ -356,6 +361,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timing-pairs", type=int, default=150)
     parser.add_argument("--negatives", type=int, default=1500, help="calibrate: sampled easy negatives")
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
+    parser.add_argument(
+        "--verifier",
+        choices=("fused-v3", "fused-v4"),
+        default="fused-v3",
+        help="calibrate: the verifier settings to measure with and the model to write "
+        "(fused-v3: imgdup_core/fusion_weights.py, fused-v4: imgdup_core/fusion_weights_v4.py)",
+    )
     args = parser.parse_args(argv)
     if args.command == "photos":
         from bench.quality.dataset import pool_photos

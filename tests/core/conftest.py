@@ -27,6 +27,8 @@ def photos() -> dict[str, np.ndarray]:
         "retina": data.retina(),
         "moto_left": left,
         "moto_right": right,
+        # Flat and low-texture (issue 11): SIFT at the default contrast finds ~90 keypoints.
+        "moon": np.repeat(data.moon()[:, :, None], 3, axis=2),
     }
 
 

@@ -107,6 +107,26 @@ def test_fusion_features_are_derived_from_evidence_only() -> None:
     assert fusion_features(_evidence(cosine=0.9))["no_alignment"] == 1.0
 
 
+def test_fusion_features_for_the_blind_spots() -> None:
+    # fused-v4 (issue 11). Very strong global evidence where nothing aligned (a flat photo):
+    # counts only without an alignment, only above cosine 0.9, scaled by pHash closeness.
+    unaligned = fusion_features(_evidence(cosine=0.97, phash=2))
+    assert unaligned["cosine_very_strong"] == pytest.approx(0.7)
+    assert unaligned["unaligned_global"] == pytest.approx(0.7 * 14 / 16)
+    assert fusion_features(_evidence(cosine=0.89, phash=0))["unaligned_global"] == 0.0
+    assert fusion_features(_evidence(cosine=0.99, phash=16))["unaligned_global"] == 0.0
+    aligned = fusion_features(_evidence(cosine=0.97, phash=2, inliers=50, ssim=0.8, mismatch=0.2))
+    assert aligned["unaligned_global"] == 0.0
+    # Geometric agreement in numbers, when aligned: 100 inliers and more count fully.
+    assert aligned["inliers_many"] == pytest.approx(0.5)
+    assert fusion_features(_evidence(cosine=0.5, inliers=400, ssim=0.8))["inliers_many"] == 1.0
+    assert fusion_features(_evidence(cosine=0.5, inliers=40))["inliers_many"] == 0.0  # no alignment
+    # A textured mismatch that a near pHash (within 10 bits) attributes to an overlay.
+    assert aligned["mismatch_phash"] == pytest.approx(0.2 * 0.8)
+    far = fusion_features(_evidence(cosine=0.5, phash=22, inliers=70, ssim=0.7, mismatch=0.3))
+    assert far["mismatch"] == pytest.approx(0.3) and far["mismatch_phash"] == 0.0
+
+
 def test_fusion_model_rejects_unknown_features_weight_counts_and_thresholds() -> None:
     with pytest.raises(ValueError, match="unknown features"):
         FusionModel(features=("cosine", "colour"), weights=(1.0, 1.0), bias=0.0, threshold=0.5)

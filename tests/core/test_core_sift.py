@@ -17,7 +17,7 @@ from imgdup_core.sift import (
     sift_from_bytes,
     sift_to_bytes,
 )
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V4, VerifierConfig
 
 
 @pytest.mark.parametrize(
@@ -97,6 +97,41 @@ def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.nda
         sift_from_bytes(blob[:10])
 
 
+def test_low_texture_picture_is_extracted_again_at_a_lower_contrast(stored: dict[str, np.ndarray]) -> None:
+    # The moon photo is flat (issue 11's blind spot): at SIFT's default contrast threshold it
+    # has too few keypoints to align a copy reliably; fused-v4's second pass finds several
+    # times more. fused-v3 (the default) extracts once.
+    flat = extract_sift(stored["moon"])
+    assert len(flat.points) < FUSED_V4.sift_low_texture_keypoints
+    features = extract_sift(stored["moon"], FUSED_V4)
+    assert len(features.points) >= 2 * len(flat.points)
+    assert len(features.points) >= FUSED_V4.sift_low_texture_keypoints
+    # A textured photo keeps the default extraction (and its cost).
+    textured = extract_sift(stored["astronaut"], FUSED_V4)
+    assert len(textured.points) >= FUSED_V4.sift_low_texture_keypoints
+    np.testing.assert_array_equal(textured.points, extract_sift(stored["astronaut"]).points)
+
+
+def test_features_stored_without_the_second_pass_are_extracted_again(stored: dict[str, np.ndarray]) -> None:
+    # fused-v3 stores format 1 (no contrast settings in the header), readable by verifiers
+    # deployed before fused-v4; those features were made without the low-texture pass, so a
+    # fused-v4 verifier extracts afresh rather than keep the blind spot, and the other way round.
+    legacy = sift_to_bytes(extract_sift(stored["moon"]))
+    assert legacy[4:6] == (1).to_bytes(2, "little")
+    assert sift_from_bytes(legacy) is not None
+    assert sift_from_bytes(legacy, FUSED_V4) is None
+    blob = sift_to_bytes(extract_sift(stored["moon"], FUSED_V4), FUSED_V4)
+    back = sift_from_bytes(blob, FUSED_V4)
+    assert back is not None and len(back.points) >= FUSED_V4.sift_low_texture_keypoints
+    assert sift_from_bytes(blob) is None
+    lower = VerifierConfig(
+        version="lower-contrast", sift_low_texture_keypoints=150, sift_low_texture_contrast=0.02
+    )
+    assert sift_from_bytes(blob, lower) is None
+    with pytest.raises(ValueError):
+        sift_from_bytes(blob[:24])
+
+
 def test_feature_cache_returns_what_extraction_returns_and_forgets_the_oldest(
     stored: dict[str, np.ndarray],
 ) -> None:
@@ -115,5 +150,15 @@ def test_feature_cache_returns_what_extraction_returns_and_forgets_the_oldest(
     assert len(cache) == 2
     assert cache.features(grays["coffee"], DEFAULT_VERIFIER) is coffee
     assert cache.features(grays["rocket"], DEFAULT_VERIFIER) is not rocket
-    fewer = VerifierConfig(version="fewer-features", sift_features=500)
-    assert cache.features(grays["coffee"], fewer) is not coffee  # other settings, other features
+    # Other extraction settings, other features (a cache with room for all of them).
+    roomy = FeatureCache(size=8)
+    coffee = roomy.features(grays["coffee"], DEFAULT_VERIFIER)
+    assert roomy.features(grays["coffee"], DEFAULT_VERIFIER) is coffee
+    for other in (
+        VerifierConfig(version="fewer-features", sift_features=500),
+        VerifierConfig(version="second-pass-earlier", sift_low_texture_keypoints=900),
+        VerifierConfig(
+            version="second-pass-lower", sift_low_texture_keypoints=900, sift_low_texture_contrast=0.005
+        ),
+    ):
+        assert roomy.features(grays["coffee"], other) is not coffee, other

@@ -10,6 +10,8 @@ from core_images import (
     EDITED_BASES,
     EDITS,
     agency_logo,
+    brightness,
+    contrast,
     crop,
     listing_screenshot,
     mirror,
@@ -23,6 +25,7 @@ from imgdup_core.geometry import Geometry, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import FeatureCache, extract_sift, sift_from_bytes, sift_to_bytes
+from imgdup_core.verifier_config import FUSED_V4
 from imgdup_core.verify import (
     DEFAULT_VERIFIER,
     Evidence,
@@ -158,6 +161,34 @@ def test_small_crop_of_a_thumbnail_is_aligned(photos: dict[str, np.ndarray], cos
     evidence = _measure(small, tight, cosine)
     assert evidence.sift_inliers >= 8 and evidence.ssim is not None, evidence
     assert decide(evidence).is_duplicate, evidence
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda x: brightness(x, 0.6),
+        lambda x: brightness(x, 0.5),
+        lambda x: contrast(x, 0.6),
+        lambda x: contrast(brightness(x, 0.7), 0.7),
+    ],
+    ids=["brightness60", "brightness50", "contrast60", "brightness70-contrast70"],
+)
+def test_flat_sky_copy_with_brightness_changed_is_aligned(
+    photos: dict[str, np.ndarray], cosine: Cosine, edit: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    # Issue 11's flat blind spot, on a real photo: the rocket photo's sky (its top 200 rows) has
+    # ~100 SIFT keypoints at the default contrast threshold; darkened or flattened, its copy keeps
+    # none that match (fused-v3: 0 inliers, no alignment, rejected at cosine 0.89-0.94).
+    # fused-v4's low-texture second pass aligns it with 25-35 inliers.
+    sky = photos["rocket"][:200]
+    original, copy = pipeline_copy(sky), pipeline_copy(edit(sky))
+    before = measure_images(_view(original), _view(copy), cosine=cosine(original, copy))
+    assert before.sift_inliers == 0 and not decide(before).is_duplicate, before
+    evidence = measure_images(_view(original), _view(copy), cosine=cosine(original, copy), config=FUSED_V4)
+    assert evidence.sift_inliers >= 15 and evidence.ssim is not None, evidence
+    assert evidence.overlap >= 0.9 and evidence.mismatch is not None and evidence.mismatch <= 0.05, evidence
+    verdict = decide(evidence, FUSED_V4)
+    assert verdict.is_duplicate and verdict.verifier_version == "fused-v4", verdict
 
 
 def test_identical_pixels_are_decided_without_the_heavy_methods(stored: dict[str, np.ndarray]) -> None:
