@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgdup.ops.embedded import StackError
 from imgdup.settings import ALL_ROLES, Settings
+from imgdup.verifiers import verifier_problem
 
 if TYPE_CHECKING:
     from imgdup.store.events import ReplayRange
@@ -46,7 +47,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     from imgdup.ops.supervisor import Stack
 
     groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
-    stack = Stack(_settings(args), worker_groups=groups)
+    settings = _settings(args)
+    # Before anything starts: a worker would refuse and be restarted for ever.
+    if problem := verifier_problem(settings):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    stack = Stack(settings, worker_groups=groups)
     try:
         stack.start()
         print("Ctrl-C to stop.")
@@ -206,6 +212,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     # The roles name the consumer group and the heartbeat file.
     settings = settings.model_copy(update={"worker_roles": roles})
+    if problem := verifier_problem(settings):  # one line, before any broker is asked
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         # A refused TLS handshake or login is one line here, not Faust's endless retries.
         asyncio.run(check_broker(settings))

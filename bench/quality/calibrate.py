@@ -319,6 +319,8 @@ def write_model(
     info: dict[str, Any],
     *,
     path: Path = FUSION_WEIGHTS_PATH,
+    embedder: str = "sscd",
+    embedding_model: str = "sscd-disc-mixup-int8",
 ) -> None:
     """The fitted model as a weights module (imgdup_core.fusion.model_from reads it back)."""
     lines = [
@@ -337,6 +339,9 @@ def write_model(
         ")",
         f"BIAS = {float(bias)!r}",
         f"THRESHOLD = {float(threshold)!r}",
+        "# The embedder the evidence was measured with (imgdup.settings IMGDUP_EMBEDDER) and its model.",
+        f"EMBEDDER = {json.dumps(embedder)}",
+        f"EMBEDDING_MODEL = {json.dumps(embedding_model)}",
         "# ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).",
         f"CANDIDATE_MIN_COSINE = {float(cut_off)!r}",
         "",
