@@ -376,6 +376,28 @@ class PairDetail(BaseModel):
     history: list[ModeratorVerdict]
 
 
+class PairExplanation(BaseModel):
+    """Why the verifier decided as it did, for the admin page to draw over the two stored copies
+    (imgdup_core.explain; recomputed from the stored features, not stored per pair)."""
+
+    pair_id: str
+    image_a: str
+    image_b: str
+    compared: str = Field(description="Which pictures were compared: full/full, photo/full, ...")
+    aligned: bool
+    mirrored: bool = Field(description="b matched as its mirror image (lines join the unmirrored b)")
+    inliers: int = Field(description="RANSAC inliers recomputed now")
+    stored_inliers: int | None = Field(description="The inliers stored with the verdict")
+    matches: list[tuple[float, float, float, float]] = Field(
+        description="Inlier pairs (xa, ya, xb, yb), fractions of each side's stored copy (a sample)"
+    )
+    box_a: tuple[float, float, float, float] | None = Field(
+        description="The framed photo of a that was compared (x0, y0, x1, y1 fractions), if any"
+    )
+    box_b: tuple[float, float, float, float] | None
+    overlay_url: str | None = Field(description="The aligned overlay and difference image, when aligned")
+
+
 # --------------------------------------------------------------------------- the caller
 
 
