@@ -1,4 +1,4 @@
-"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics | prune`."""
+"""Command line -> `imgdup up|demo|wait|worker|api|credential|migrate|topics|prune|retrain`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgdup.ops.embedded import StackError
+from imgdup.ops.retrain import add_command as add_retrain_command
 from imgdup.settings import ALL_ROLES, Settings
 from imgdup.verifiers import verifier_problem
 
@@ -396,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("prune", cmd_prune, "delete rejected pairs older than IMGDUP_REJECTED_PAIR_RETENTION_DAYS"),
     ):
         with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
+    add_retrain_command(sub, with_data_dir)
     return parser
 
 

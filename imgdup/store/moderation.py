@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup.store import reads
-from imgdup.store.pairs import evidence_fields
+from imgdup.store.pairs import EVIDENCE_COLUMNS, evidence_fields
 
 Row = dict[str, Any]
 
@@ -344,3 +344,18 @@ async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str) -> Row |
     if pair["image_a"] not in sides or pair["image_b"] not in sides:
         return None
     return {**pair, "side_a": sides[pair["image_a"]], "side_b": sides[pair["image_b"]]}
+
+
+async def verdict_evidence(pool: AsyncConnectionPool) -> list[Row]:
+    """Every moderator's verdict with the evidence stored for its pair (imgdup retrain's own
+    training data): the pair id, the verifier version that measured it, the evidence columns and
+    the verdict. Pairs without a full measurement (undecided, or decided before the fused score
+    was stored) are left out: there is nothing to refit on."""
+    columns = ", ".join(f"d.{column}" for column in EVIDENCE_COLUMNS.values())
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            f"SELECT d.pair_id::text AS pair_id, d.verifier_version, v.verdict, {columns}"
+            " FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
+            " WHERE d.score IS NOT NULL AND d.status <> 'candidate' ORDER BY d.pair_id"
+        )
+        return await cur.fetchall()
