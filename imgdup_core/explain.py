@@ -69,10 +69,13 @@ def box_fractions(box: tuple[int, int, int, int], width: int, height: int) -> Bo
     return (clamp(x0 / w), clamp(y0 / h), clamp(x1 / w), clamp(y1 / h))
 
 
-def _compared(side: Side, photo: bool) -> tuple[np.ndarray, SiftFeatures | None]:
+def _compared(side: Side, photo: bool, config: VerifierConfig) -> tuple[np.ndarray, SiftFeatures | None]:
+    # Stored features under other extraction settings read as None: extracted here, as the verifier.
     if photo and side.photo_jpeg is not None:
-        return load_rgb(side.photo_jpeg), sift_from_bytes(side.photo_sift) if side.photo_sift else None
-    return load_rgb(side.jpeg), sift_from_bytes(side.sift) if side.sift else None
+        return load_rgb(side.photo_jpeg), sift_from_bytes(
+            side.photo_sift, config
+        ) if side.photo_sift else None
+    return load_rgb(side.jpeg), sift_from_bytes(side.sift, config) if side.sift else None
 
 
 def _to_full(points: np.ndarray, size: tuple[int, int], box: Box | None) -> np.ndarray:
@@ -96,8 +99,8 @@ def explain_pair(
     """The explanation, and the two compared copies (RGB) for overlay_panels."""
     photo_a, photo_b = (part == "photo" for part in [*compared.split("/"), "full", "full"][:2])
     photo_a, photo_b = photo_a and a.photo_jpeg is not None, photo_b and b.photo_jpeg is not None
-    rgb_a, feats_a = _compared(a, photo_a)
-    rgb_b, feats_b = _compared(b, photo_b)
+    rgb_a, feats_a = _compared(a, photo_a, config)
+    rgb_b, feats_b = _compared(b, photo_b, config)
     if feats_a is None:
         feats_a = extract_features(working_gray(rgb_a, config), config)
     if feats_b is None:

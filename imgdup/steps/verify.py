@@ -38,7 +38,7 @@ def evidence_of(verdict: Verdict) -> EvidenceV1:
     return EvidenceV1(**dataclasses.asdict(verdict.evidence), score=verdict.score)
 
 
-def _view(image: images.ImageForVerification) -> ImageView:
+def _view(image: images.ImageForVerification, config: VerifierConfig) -> ImageView:
     # Features stored at indexing save extracting them again for every pair, and the stored
     # copies are decoded only for a pair that aligns; images indexed before features were
     # stored (or under other SIFT settings) get them extracted here.
@@ -47,8 +47,9 @@ def _view(image: images.ImageForVerification) -> ImageView:
         phash=(image.phash, image.phash_mirrored),
         jpeg=image.jpeg,
         photo_jpeg=image.photo_jpeg or None,
-        sift=sift_from_bytes(image.sift) if image.sift else None,
-        photo_sift=sift_from_bytes(image.photo_sift) if image.photo_sift else None,
+        # None when stored under other extraction settings (another verifier version): extracted.
+        sift=sift_from_bytes(image.sift, config) if image.sift else None,
+        photo_sift=sift_from_bytes(image.photo_sift, config) if image.photo_sift else None,
     )
 
 
@@ -87,7 +88,11 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
         started = time.perf_counter()
         verdict = await ctx.run_cpu(
             lambda: verify_images(
-                _view(a), _view(b), cosine=candidate.cosine, config=ctx.config, cache=ctx.cache
+                _view(a, ctx.config),
+                _view(b, ctx.config),
+                cosine=candidate.cosine,
+                config=ctx.config,
+                cache=ctx.cache,
             )
         )
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
