@@ -188,6 +188,12 @@ class AdRef(_Event):
     image_id: str
     image_url: str
     first_seen_at: datetime
+    created_at: datetime | None = Field(
+        None,
+        description="When the portal created the ad (its event's created_at, the earliest seen);"
+        " the original of a pair is the side created first. Null for ads stored before imgdup"
+        " recorded it.",
+    )
 
 
 class ClusterRef(_Event):

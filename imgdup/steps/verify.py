@@ -15,7 +15,7 @@ from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
 from imgdup_core.sift import FeatureCache, sift_from_bytes
-from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, verify_images
+from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 
 
@@ -26,6 +26,8 @@ class VerifyContext:
     pool: AsyncConnectionPool
     run_cpu: RunCpu
     embedding_model: str
+    # The verifier model the worker runs (imgdup.verifiers, IMGDUP_VERIFIER_VERSION).
+    config: VerifierConfig = DEFAULT_VERIFIER
     # Features of images indexed without stored ones are extracted once per process, not per pair.
     cache: FeatureCache = field(default_factory=FeatureCache)
 
@@ -36,7 +38,7 @@ def evidence_of(verdict: Verdict) -> EvidenceV1:
     return EvidenceV1(**dataclasses.asdict(verdict.evidence), score=verdict.score)
 
 
-def _view(image: images.ImageForVerification) -> ImageView:
+def _view(image: images.ImageForVerification, config: VerifierConfig) -> ImageView:
     # Features stored at indexing save extracting them again for every pair, and the stored
     # copies are decoded only for a pair that aligns; images indexed before features were
     # stored (or under other SIFT settings) get them extracted here.
@@ -45,8 +47,9 @@ def _view(image: images.ImageForVerification) -> ImageView:
         phash=(image.phash, image.phash_mirrored),
         jpeg=image.jpeg,
         photo_jpeg=image.photo_jpeg or None,
-        sift=sift_from_bytes(image.sift) if image.sift else None,
-        photo_sift=sift_from_bytes(image.photo_sift) if image.photo_sift else None,
+        # None when stored under other extraction settings (another verifier version): extracted.
+        sift=sift_from_bytes(image.sift, config) if image.sift else None,
+        photo_sift=sift_from_bytes(image.photo_sift, config) if image.photo_sift else None,
     )
 
 
@@ -79,12 +82,18 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
                 score=1.0,
                 compared="full/full",
             ),
-            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=DEFAULT_VERIFIER.version),
+            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=ctx.config.version),
         )
     else:
         started = time.perf_counter()
         verdict = await ctx.run_cpu(
-            lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine, cache=ctx.cache)
+            lambda: verify_images(
+                _view(a, ctx.config),
+                _view(b, ctx.config),
+                cosine=candidate.cosine,
+                config=ctx.config,
+                cache=ctx.cache,
+            )
         )
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         row = pairs.VerdictRow(

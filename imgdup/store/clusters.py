@@ -121,7 +121,7 @@ async def cluster_pair(pool: AsyncConnectionPool, pair: VerifiedPairV1) -> Dupli
 async def _duplicate_event(conn: AsyncConnection[Any], pair: VerifiedPairV1) -> DuplicateEventV1:
     cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source,"
-        " a.category, a.seller_id"
+        " a.category, a.seller_id, a.created_at"
         " FROM images i JOIN ads a USING (ad_id) WHERE i.image_id = ANY(%s::uuid[])",
         ([pair.a.image_id, pair.b.image_id],),
     )
@@ -143,11 +143,15 @@ async def _duplicate_event(conn: AsyncConnection[Any], pair: VerifiedPairV1) -> 
             image_id=row["image_id"],
             image_url=row["url"],
             first_seen_at=row["first_seen_at"],
+            created_at=row["created_at"],
         )
 
+    # The original is the side the portal created first (ads.created_at), not the side imgdup
+    # inserted first: a backfill into a fresh database sees ads in any order. Ads stored before
+    # migration 008 have no created_at and fall back to when imgdup first saw them.
     first, second = sorted(
         (sides[pair.a.image_id], sides[pair.b.image_id]),
-        key=lambda r: (r["first_seen_at"], r["ad_id"], r["image_id"]),
+        key=lambda r: (r["created_at"] or r["first_seen_at"], r["first_seen_at"], r["ad_id"], r["image_id"]),
     )
     return DuplicateEventV1(
         event_id=ids.duplicate_event_id(pair.pair_id, pair.versions.verifier),

@@ -177,6 +177,10 @@ IMGDUP_API_PORT: {{ .Values.api.port | quote }}
 IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
 IMGDUP_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
 IMGDUP_REJECTED_PAIR_RETENTION_DAYS: {{ .Values.prune.rejectedPairRetentionDays | quote }}
+IMGDUP_VERIFIER_VERSION: {{ .Values.verifierModels.version | quote }}
+{{- if .Values.verifierModels.claimName }}
+IMGDUP_VERIFIER_MODELS_DIR: {{ include "imgdup.modelsDir" . | quote }}
+{{- end }}
 {{- range $key, $value := .Values.settings }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -253,12 +257,22 @@ Writable folders under a read-only root: the working directory (Faust's data) an
 Kafka TLS files when kafka.security.tls.secretName names a Secret (fixed names: ca.crt, client.crt,
 client.key; readable by the pod's group, fsGroup).
 */}}
+{{/* Where retrained verifier models live (`imgdup retrain` writes, workers read). */}}
+{{- define "imgdup.modelsDir" -}}
+/var/lib/imgdup-models
+{{- end }}
+
 {{- define "imgdup.volumes" -}}
 volumes:
   - name: work
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    persistentVolumeClaim:
+      claimName: {{ .Values.verifierModels.claimName }}
+{{- end }}
 {{- with .Values.kafka.security.tls }}
 {{- if .secretName }}
   - name: kafka-tls
@@ -286,6 +300,11 @@ volumeMounts:
     mountPath: /var/lib/imgdup
   - name: tmp
     mountPath: /tmp
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    mountPath: {{ include "imgdup.modelsDir" . }}
+    readOnly: true
+{{- end }}
 {{- if .Values.kafka.security.tls.secretName }}
   - name: kafka-tls
     mountPath: {{ include "imgdup.kafkaTlsDir" . }}
