@@ -18,12 +18,37 @@ class Progress(BaseModel):
     pairs_verified: int
     pairs_rejected: int
     pairs_clustered: int
+    # Decided pairs whose edge the clusterer has still to add or retract (a pair review in flight),
+    # and cluster changes not yet published: `imgdup wait` waits for both.
+    pairs_unsettled: int = 0
+    changes_unpublished: int = 0
 
     @computed_field(description="Events and pairs still in flight")  # type: ignore[prop-decorator]
     @property
     def unfinished(self) -> int:
         """Work still in flight: events not indexed or dead, pairs without a final state."""
-        return self.events_accepted + self.events_processing + self.pairs_candidate + self.pairs_verified
+        return (
+            self.events_accepted
+            + self.events_processing
+            + self.pairs_candidate
+            + self.pairs_verified
+            + self.pairs_unsettled
+            + self.changes_unpublished
+        )
+
+
+# An edge whose pair is no longer a duplicate, or a confirmed pair that is not an edge (yet): the
+# clusterer's review is in flight (imgdup.store.truth.wanted says the same). Status 'verified' is
+# counted as such. Partial indexes keep both cheap (migration 007).
+_UNSETTLED = (
+    "SELECT (SELECT count(*) FROM duplicates d WHERE d.clustered_at IS NOT NULL AND d.status = 'rejected'"
+    "  AND NOT EXISTS (SELECT 1 FROM moderator_verdicts v"
+    "  WHERE v.pair_id = d.pair_id AND v.verdict = 'confirmed'))"
+    " + (SELECT count(*) FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
+    "  WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
+    "  OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))),"
+    " (SELECT count(*) FROM cluster_changes WHERE published_at IS NULL)"
+)
 
 
 async def progress(pool: AsyncConnectionPool) -> Progress:
@@ -32,6 +57,9 @@ async def progress(pool: AsyncConnectionPool) -> Progress:
         events: dict[str, int] = dict(await cur.fetchall())
         cur = await conn.execute("SELECT status, count(*) FROM duplicates GROUP BY status")
         pairs: dict[str, int] = dict(await cur.fetchall())
+        cur = await conn.execute(_UNSETTLED)
+        unsettled = await cur.fetchone()
+    assert unsettled is not None
     return Progress(
         events_accepted=events.get("accepted", 0),
         events_processing=events.get("processing", 0),
@@ -41,6 +69,8 @@ async def progress(pool: AsyncConnectionPool) -> Progress:
         pairs_verified=pairs.get("verified", 0),
         pairs_rejected=pairs.get("rejected", 0),
         pairs_clustered=pairs.get("clustered", 0),
+        pairs_unsettled=int(unsettled[0]),
+        changes_unpublished=int(unsettled[1]),
     )
 
 

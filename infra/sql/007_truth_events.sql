@@ -2,6 +2,8 @@
 -- resets a clustered pair's status to 'candidate' while it is verified again, and its edge must stay
 -- until the clusterer retracts it (a lost edge left clusters "not connected" and wedged the clusterer).
 CREATE INDEX duplicates_edges_a ON duplicates (image_a) WHERE clustered_at IS NOT NULL;
+-- Edges the verifier rejected on re-verification, until the clusterer retracts them (`imgdup wait`).
+CREATE INDEX duplicates_unsettled ON duplicates (pair_id) WHERE clustered_at IS NOT NULL AND status = 'rejected';
 
 -- A cluster whose last edge was retracted: no member left, not live, its id never reused.
 ALTER TABLE duplicate_clusters ADD COLUMN dissolved_at timestamptz;

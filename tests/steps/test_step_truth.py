@@ -154,7 +154,12 @@ async def test_a_replay_rejection_retracts_the_pair_and_the_lone_image_leaves(
 
     _, verified = await _decide(pool, one, two, duplicate=False, versions=STRICT, replay=True)
     assert verified is None
+    # The verifier step hands a rejected edge to the clusterer (a plain rejection it does not).
+    assert await pairs.rejected_needs_review(pool, first) is True
+    plain, _ = await _decide(pool, one, three, duplicate=False, versions=STRICT)
+    assert await pairs.rejected_needs_review(pool, plain) is False
     assert await review_pair(ctx, _review(first, "verifier")) is None
+    assert await pairs.rejected_needs_review(pool, first) is False
     assert await _changes(ctx, consumer) == ["pair_retracted", "cluster_split"]
     assert list(live_clusters(clean_db).values()) == [{two[0], three[0]}]
     assert consumer.clusters == live_clusters(clean_db)
