@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
     # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
     ann_min_score: float = Field(CANDIDATE_MIN_COSINE, ge=-1.0, le=1.0)
+    # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
+    # their own version (e.g. fused-v3-t0.9), so `imgdup replay --all` re-verifies every pair and
+    # retracts the duplicates the stricter verifier rejects (docs/events.md).
+    verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)

@@ -28,6 +28,7 @@ from imgdup.vectors.factory import open_vector_store
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
 from imgdup_core.sift import FeatureCache
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig, with_threshold
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +54,11 @@ class Runtime:
     _embedder: Embedder | None = None
     _store: VectorStore | None = None
     _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def verifier(self) -> VerifierConfig:
+        """The verifier the settings choose (IMGDUP_VERIFIER_THRESHOLD), under its own version."""
+        return with_threshold(DEFAULT_VERIFIER, self.settings.verifier_threshold)
 
     async def embedder(self) -> Embedder:
         async with self._init_lock:
@@ -113,12 +119,17 @@ class Runtime:
             embedding_model=embedder.version,
             top_k=self.settings.ann_top_k,
             min_score=self.settings.ann_min_score,
+            verifier_version=self.verifier.version,
         )
 
     async def verify_context(self) -> VerifyContext:
         embedder = await self.embedder()
         return VerifyContext(
-            pool=self.pool, run_cpu=self.run_cpu, embedding_model=embedder.version, cache=self.feature_cache
+            pool=self.pool,
+            run_cpu=self.run_cpu,
+            embedding_model=embedder.version,
+            cache=self.feature_cache,
+            config=self.verifier,
         )
 
     def cluster_context(self) -> ClusterContext:

@@ -40,6 +40,8 @@ class IndexContext:
     embedding_model: str  # the embedder's version: images indexed by another are indexed again
     top_k: int
     min_score: float
+    # The version the verifiers decide under: a replayed pair decided by another is verified again.
+    verifier_version: str = DEFAULT_VERIFIER.version
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
         pairs.add_candidates,
         ctx.pool,
         list(candidates.values()),
-        verifier_version=DEFAULT_VERIFIER.version,
+        verifier_version=ctx.verifier_version,
     )
     now = datetime.now(UTC)
     # Most similar first: the verifier takes an ad's candidates in order (one key, one

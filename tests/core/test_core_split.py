@@ -1,4 +1,5 @@
-"""Consumes imgdup_core.clustering.plan_split: the pieces a cluster breaks into when it loses an edge."""
+"""Consumes imgdup_core.clustering.plan_split: the pieces a cluster breaks into when it loses an edge; and
+verifier_config.with_threshold, the stricter verifier a replay retracts pairs with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from imgdup_core.clustering import ClusterSnapshot, plan_split
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, with_threshold
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -68,3 +70,11 @@ def test_equal_pieces_are_ordered_by_their_smallest_image_on_every_replay() -> N
     assert first == again
     assert first.kept is not None and set(first.kept.members) == {"a", "b"}
     assert [p.cluster_id for p in first.new] == ["new:c,d"]
+
+
+def test_a_stricter_threshold_is_its_own_verifier_version() -> None:
+    assert with_threshold(DEFAULT_VERIFIER, None) is DEFAULT_VERIFIER
+    strict = with_threshold(DEFAULT_VERIFIER, 0.99)
+    assert strict.version == f"{DEFAULT_VERIFIER.version}-t0.99"
+    assert strict.fusion.threshold == 0.99
+    assert strict.fusion.weights == DEFAULT_VERIFIER.fusion.weights
