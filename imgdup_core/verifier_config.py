@@ -84,4 +84,4 @@ def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierC
     if threshold is None or threshold == config.fusion.threshold:
         return config
     fusion = dataclasses.replace(config.fusion, threshold=threshold)
-    return dataclasses.replace(config, version=f"{config.version}-t{threshold:g}", fusion=fusion)
+    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion)
