@@ -6,6 +6,8 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, computed_field
 
+from imgdup.store.truth import UNSETTLED_PAIRS
+
 
 class Progress(BaseModel):
     """A read model: what `imgdup wait` polls and `GET /api/v1/progress` serves."""
@@ -37,16 +39,9 @@ class Progress(BaseModel):
         )
 
 
-# An edge whose pair is no longer a duplicate, or a confirmed pair that is not an edge (yet): the
-# clusterer's review is in flight (imgdup.store.truth.wanted says the same). Status 'verified' is
-# counted as such. Partial indexes keep both cheap (migration 007).
+# Pairs whose edge the clusterer has still to add or retract, and changes not yet published.
 _UNSETTLED = (
-    "SELECT (SELECT count(*) FROM duplicates d WHERE d.clustered_at IS NOT NULL AND d.status = 'rejected'"
-    "  AND NOT EXISTS (SELECT 1 FROM moderator_verdicts v"
-    "  WHERE v.pair_id = d.pair_id AND v.verdict = 'confirmed'))"
-    " + (SELECT count(*) FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
-    "  WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
-    "  OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))),"
+    f"SELECT (SELECT count(*) FROM ({UNSETTLED_PAIRS}) AS u),"
     " (SELECT count(*) FROM cluster_changes WHERE published_at IS NULL)"
 )
 

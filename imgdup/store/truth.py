@@ -45,6 +45,35 @@ def wanted(pair: Row) -> bool | None:
     return False if pair["status"] == "rejected" else None
 
 
+# Pairs whose edge the clusterer has still to add or retract (`wanted` disagrees with `clustered_at`):
+# an edge the verifier rejected, an edge a moderator said is no duplicate, a confirmed pair not yet an
+# edge. Status 'verified' is in flight anyway. Partial index duplicates_unsettled (migration 007) and
+# the small moderator_verdicts table keep it cheap.
+UNSETTLED_PAIRS = (
+    "SELECT d.pair_id FROM duplicates d WHERE d.clustered_at IS NOT NULL AND d.status = 'rejected'"
+    " AND NOT EXISTS (SELECT 1 FROM moderator_verdicts v"
+    " WHERE v.pair_id = d.pair_id AND v.verdict = 'confirmed')"
+    " UNION ALL SELECT d.pair_id FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
+    " WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
+    " OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))"
+)
+
+
+async def pairs_to_review(pool: AsyncConnectionPool, limit: int = 10_000) -> list[str]:
+    """Unsettled pairs, and one pair when only unpublished changes are left (any review makes the
+    clusterer publish them): what a re-drive hands the clusterer again."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"{UNSETTLED_PAIRS} LIMIT %s", (limit,))
+        pairs = [str(row[0]) for row in await cur.fetchall()]
+        if not pairs:
+            cur = await conn.execute(
+                "SELECT pair_id FROM cluster_changes WHERE published_at IS NULL AND pair_id IS NOT NULL"
+                " ORDER BY seq LIMIT 1"
+            )
+            pairs = [str(row[0]) for row in await cur.fetchall()]
+    return pairs
+
+
 async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> Row | None:
     cur = await conn.cursor(row_factory=dict_row).execute(
         "SELECT d.*, v.verdict, v.moderator, v.note FROM duplicates d"

@@ -18,8 +18,9 @@ from imgdup.steps.cluster import (
     pending_changes,
     review_pair,
 )
-from imgdup.store import moderation, pairs
+from imgdup.store import moderation, pairs, truth
 from imgdup.store.events import begin_event
+from imgdup.store.progress import progress
 from schemas import (
     AdImagesCreatedV1,
     ClusterSplitV1,
@@ -158,9 +159,25 @@ async def test_a_replay_rejection_retracts_the_pair_and_the_lone_image_leaves(
     assert await pairs.rejected_needs_review(pool, first) is True
     plain, _ = await _decide(pool, one, three, duplicate=False, versions=STRICT)
     assert await pairs.rejected_needs_review(pool, plain) is False
+    # Until the clusterer has retracted it, `imgdup wait` is not done and a re-drive hands it on.
+    assert await truth.pairs_to_review(pool) == [first]
+    assert (await progress(pool)).pairs_unsettled == 1
     assert await review_pair(ctx, _review(first, "verifier")) is None
     assert await pairs.rejected_needs_review(pool, first) is False
+    assert await truth.pairs_to_review(pool) == [first]  # its changes are not published yet
+    assert (await progress(pool)).model_dump(include={"pairs_unsettled", "changes_unpublished"}) == {
+        "pairs_unsettled": 0,
+        "changes_unpublished": 2,
+    }
     assert await _changes(ctx, consumer) == ["pair_retracted", "cluster_split"]
+    assert await truth.pairs_to_review(pool) == []
+    done = await progress(pool)
+    assert (done.pairs_unsettled, done.changes_unpublished, done.pairs_candidate, done.pairs_verified) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert list(live_clusters(clean_db).values()) == [{two[0], three[0]}]
     assert consumer.clusters == live_clusters(clean_db)
     # Redelivered, replayed: nothing changes, nothing new to publish.
