@@ -36,3 +36,5 @@ CREATE TABLE cluster_changes (
 );
 CREATE INDEX cluster_changes_unpublished ON cluster_changes (seq) WHERE published_at IS NULL;
 CREATE INDEX cluster_changes_pair ON cluster_changes (pair_id, type);
+-- How often a cluster split before: the number in the next split's ids.
+CREATE INDEX cluster_changes_cluster ON cluster_changes (cluster_id, type);
