@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     allow_uncalibrated_embedder: bool = False
     # Where `imgdup retrain` writes models and the worker reads them; default <data_dir>/models.
     verifier_models_dir: Path | None = None
+    # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
+    # their own version (e.g. fused-v3-t0.9), so `imgdup replay --all` re-verifies every pair and
+    # retracts the duplicates the stricter verifier rejects (docs/events.md).
+    verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)

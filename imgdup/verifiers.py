@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imgdup.settings import Settings
 from imgdup_core.fusion import model_from_dict
-from imgdup_core.verifier_config import VERIFIERS, VerifierConfig
+from imgdup_core.verifier_config import VERIFIERS, VerifierConfig, with_threshold
 
 # A retrained model file (`imgdup retrain`): <models dir>/<version>.json.
 MODEL_SUFFIX = ".json"
@@ -96,6 +96,9 @@ def resolve_verifier(settings: Settings) -> ChosenVerifier:
     explicit = "ann_min_score" in settings.model_fields_set
     cut_off = fusion.candidate_min_cosine
     min_score = settings.ann_min_score if explicit or cut_off is None else cut_off
+    # IMGDUP_VERIFIER_THRESHOLD: the same model deciding at another threshold, under its own
+    # version, so a replay re-verifies and retracts what it now rejects (docs/events.md).
+    config = with_threshold(config, settings.verifier_threshold)
     return ChosenVerifier(config=config, ann_min_score=min_score, warning=warning)
 
 

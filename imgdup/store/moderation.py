@@ -187,7 +187,7 @@ async def admin_clusters(
         "offset": offset,
     }
     where = (
-        " WHERE c.merged_into IS NULL"
+        " WHERE c.merged_into IS NULL AND c.dissolved_at IS NULL"
         " AND (%(ad)s::bigint IS NULL OR EXISTS ("
         "   SELECT 1 FROM cluster_members m WHERE m.cluster_id = c.cluster_id AND m.ad_id = %(ad)s::bigint))"
         " AND ((%(category)s::text IS NULL AND %(source)s::text IS NULL"
