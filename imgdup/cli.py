@@ -1,4 +1,5 @@
-"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics | prune`."""
+"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate[-blobs] | topics |
+prune`."""
 
 from __future__ import annotations
 
@@ -280,15 +281,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    from imgdup.store.retention import prune_rejected_pairs
+def cmd_migrate_blobs(args: argparse.Namespace) -> int:
+    from imgdup.ops.maintenance import move_blobs
 
-    settings = _with_stack_endpoints(_settings(args))
-    days = settings.rejected_pair_retention_days
-    deleted = prune_rejected_pairs(
-        settings.database_dsn(), retention_days=days, batch_size=settings.prune_batch_size
-    )
-    print(f"pruned {deleted} rejected pairs decided more than {days} days ago")
+    print(move_blobs(_with_stack_endpoints(_settings(args))))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from imgdup.ops.maintenance import prune
+
+    print(prune(_with_stack_endpoints(_settings(args))))
     return 0
 
 
@@ -383,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("migrate", cmd_migrate, "apply SQL migrations"),
+        ("migrate-blobs", cmd_migrate_blobs, "move bytea of before migration 009 to the blob store"),
         ("topics", cmd_topics, "create the Kafka topics"),
-        ("prune", cmd_prune, "delete rejected pairs older than IMGDUP_REJECTED_PAIR_RETENTION_DAYS"),
+        ("prune", cmd_prune, "delete old rejected pairs and orphan blobs"),
     ):
         with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
     return parser

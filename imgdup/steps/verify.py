@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from imgdup import metrics
 from imgdup.analysis.batching import RunCpu
+from imgdup.blobs.base import BlobStore
 from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
@@ -26,6 +27,7 @@ class VerifyContext:
     pool: AsyncConnectionPool
     run_cpu: RunCpu
     embedding_model: str
+    blobs: BlobStore  # the stored copies and features (rows keep their addresses)
     # Features of images indexed without stored ones are extracted once per process, not per pair.
     cache: FeatureCache = field(default_factory=FeatureCache)
 
@@ -54,7 +56,12 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
     """Decide one candidate; safe to repeat: a pair decided before is handed on again only when it
     is a duplicate not yet clustered (a crash between the verdict and its hand-over)."""
     status, a, b = await retry_transient(
-        "verifier.load", images.load_for_verification, ctx.pool, candidate.a.image_id, candidate.b.image_id
+        "verifier.load",
+        images.load_for_verification,
+        ctx.pool,
+        candidate.a.image_id,
+        candidate.b.image_id,
+        ctx.blobs,
     )
     if status in ("rejected", "clustered", "missing"):
         return None  # already decided and handed on: a redelivery or replay changes nothing
