@@ -78,7 +78,11 @@ class S3BlobStore:
         return body
 
     def delete(self, sha256: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise  # an absent key is no error in S3; an absent bucket holds nothing to delete
 
     def written_at(self, sha256: str) -> float | None:
         try:
