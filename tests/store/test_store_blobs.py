@@ -132,28 +132,35 @@ async def test_migrate_blobs_resumes_after_a_failure_and_readers_see_both_kinds_
     assert await _what_readers_see(clean_db, store) == before
 
 
-def test_migrate_blobs_leaves_a_row_the_images_worker_rewrote_meanwhile(
-    clean_db: str, tmp_path: Path
-) -> None:
+def test_migrate_blobs_leaves_rows_an_images_worker_rewrote_meanwhile(clean_db: str, tmp_path: Path) -> None:
     _old_rows(clean_db)
     fresh = blob_ref(b"re-indexed copy")
 
     class RewritingStore(FilesystemBlobStore):
         def put(self, data: bytes) -> BlobRef:
-            if data == OLD[IMAGES[1]]["jpeg"]:  # the worker re-indexes this image during the copy
-                with psycopg.connect(clean_db, autocommit=True) as conn:
+            with psycopg.connect(clean_db, autocommit=True) as conn:
+                if data == OLD[IMAGES[1]]["jpeg"]:  # a worker re-indexes this image during the copy
                     conn.execute(
                         "UPDATE image_blobs SET jpeg = NULL, jpeg_sha256 = %s, jpeg_size = %s"
                         " WHERE image_id = %s",
                         (fresh.sha256, fresh.size, IMAGES[1]),
                     )
+                if data == OLD[IMAGES[2]]["jpeg"]:  # a worker of the previous version, mid-upgrade
+                    conn.execute(
+                        "UPDATE image_blobs SET jpeg = %s WHERE image_id = %s", (b"other bytes", IMAGES[2])
+                    )
             return super().put(data)
 
-    moved = migrate_blobs(clean_db, RewritingStore(tmp_path / "blobs"), batch_size=10)
+    store = RewritingStore(tmp_path / "blobs")
+    moved = migrate_blobs(clean_db, store, batch_size=10)
 
-    assert moved["jpeg"] == len(IMAGES) - 1
-    row = _rows(clean_db)[IMAGES[1]]
-    assert (row["jpeg"], row["jpeg_sha256"], row["jpeg_size"]) == (None, fresh.sha256, fresh.size)
+    assert moved["jpeg"] == len(IMAGES) - 2
+    rows = _rows(clean_db)
+    assert (rows[IMAGES[1]]["jpeg"], rows[IMAGES[1]]["jpeg_sha256"]) == (None, fresh.sha256)
+    # Never NULLed for bytes that were not copied: the rewritten bytea stays, the next run moves it.
+    assert (rows[IMAGES[2]]["jpeg"], rows[IMAGES[2]]["jpeg_sha256"]) == (b"other bytes", None)
+    assert migrate_blobs(clean_db, store, batch_size=10)["jpeg"] == 1
+    assert store.get(str(_rows(clean_db)[IMAGES[2]]["jpeg_sha256"])) == b"other bytes"
 
 
 def test_imgdup_migrate_blobs_command(
