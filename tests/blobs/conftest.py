@@ -8,15 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.s3 import s3_store
 
 from imgdup.blobs.base import BlobStore
 from imgdup.blobs.fs import FilesystemBlobStore
-from imgdup.blobs.s3 import S3BlobStore
 
 
 def _free_port() -> int:
@@ -46,16 +45,6 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def s3_store(endpoint: str, bucket: str | None = None, prefix: str = "blobs/") -> S3BlobStore:
-    return S3BlobStore(
-        bucket=bucket or f"test-{uuid.uuid4().hex[:12]}",  # a fresh bucket: nothing shared between tests
-        prefix=prefix,
-        endpoint_url=endpoint,
-        access_key_id="test",
-        secret_access_key="test-secret",
-    )
 
 
 @pytest.fixture(params=["fs", "s3"])

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import s3_store
+from helpers.s3 import s3_store
 from pydantic import SecretStr
 
 from imgdup.blobs.base import blob_ref
