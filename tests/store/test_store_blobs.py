@@ -4,6 +4,7 @@ orphan collector of `imgdup prune` deletes the blobs no row refers to."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.s3 import s3_store
 from psycopg.rows import dict_row
 
-from imgdup.blobs.base import BlobRef, blob_ref
+from imgdup.blobs.base import BlobRef, BlobStore, blob_ref
 from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.cli import main
 from imgdup.store import images, reads
@@ -53,7 +55,7 @@ def _rows(dsn: str) -> dict[str, dict[str, object]]:
     return {str(row["id"]): row for row in rows}
 
 
-async def _what_readers_see(dsn: str, store: FilesystemBlobStore) -> dict[str, tuple[object, ...]]:
+async def _what_readers_see(dsn: str, store: BlobStore) -> dict[str, tuple[object, ...]]:
     """Each image as the verifier and the thumbnail route read it."""
     pool = await open_pool(dsn, max_size=1)
     try:
@@ -161,6 +163,22 @@ def test_migrate_blobs_leaves_rows_an_images_worker_rewrote_meanwhile(clean_db: 
     assert (rows[IMAGES[2]]["jpeg"], rows[IMAGES[2]]["jpeg_sha256"]) == (b"other bytes", None)
     assert migrate_blobs(clean_db, store, batch_size=10)["jpeg"] == 1
     assert store.get(str(_rows(clean_db)[IMAGES[2]]["jpeg_sha256"])) == b"other bytes"
+
+
+async def test_migrate_blobs_to_s3_then_the_orphan_collector_there(clean_db: str, s3_endpoint: str) -> None:
+    _old_rows(clean_db)
+    store = s3_store(s3_endpoint)
+    before = await _what_readers_see(clean_db, store)
+
+    assert migrate_blobs(clean_db, store, batch_size=3)["sift"] == len(IMAGES)
+
+    assert await _what_readers_see(clean_db, store) == before
+    assert len(list(store.list_blobs())) == 12
+    orphan = store.put(b"no row refers to this")
+    await asyncio.sleep(1.1)  # LastModified has a one-second resolution: the cutoff is after it
+    assert collect_orphan_blobs(clean_db, store, grace_s=0) == 1
+    assert store.get(orphan.sha256) is None and len(list(store.list_blobs())) == 12
+    assert await _what_readers_see(clean_db, store) == before
 
 
 def test_imgdup_migrate_blobs_command(
