@@ -27,6 +27,7 @@ from imgdup.store.db import open_pool
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorStore
 from imgdup.vectors.factory import open_vector_store
+from imgdup.verifiers import ChosenVerifier, VerifierUnavailable, resolve_verifier
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
 from imgdup_core.sift import FeatureCache
@@ -56,6 +57,17 @@ class Runtime:
     _store: VectorStore | None = None
     _blobs: BlobStore | None = None
     _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _verifier: ChosenVerifier | None = None
+
+    @property
+    def verifier(self) -> ChosenVerifier:
+        """The verifier model of the settings (imgdup.verifiers); `imgdup worker` refused to start
+        when there is none for the embedder, so this raises only for a runtime built elsewhere."""
+        if self._verifier is None:
+            self._verifier = resolve_verifier(self.settings)
+            if self._verifier.warning:
+                log.warning("%s", self._verifier.warning)
+        return self._verifier
 
     async def embedder(self) -> Embedder:
         async with self._init_lock:
@@ -65,9 +77,19 @@ class Runtime:
                     if (self.settings.embedder == "clip")
                     else {"intra_op_threads": self.settings.embed_threads, "allow_spinning": False}
                 )
-                self._embedder = await asyncio.get_running_loop().run_in_executor(
+                embedder = await asyncio.get_running_loop().run_in_executor(
                     self.cpu, lambda: build_embedder(self.settings.embedder, **options)
                 )
+                # Same kind, other weights (another package's model): the verifier's cosine scale
+                # is not the one it was fitted on.
+                fitted = self.verifier.config.fusion.embedding_model
+                mismatch = fitted and embedder.version.split("@")[0] != fitted
+                if mismatch and not self.verifier.warning:
+                    raise VerifierUnavailable(
+                        f"the embedder's model is {embedder.version} but verifier"
+                        f" {self.verifier.config.version} was calibrated on {fitted}"
+                    )
+                self._embedder = embedder
             return self._embedder
 
     async def batcher(self) -> EmbeddingBatcher:
@@ -121,7 +143,8 @@ class Runtime:
             embedder_name=embedder.name,
             embedding_model=embedder.version,
             top_k=self.settings.ann_top_k,
-            min_score=self.settings.ann_min_score,
+            min_score=self.verifier.ann_min_score,
+            verifier_version=self.verifier.config.version,
         )
 
     async def verify_context(self) -> VerifyContext:
@@ -131,6 +154,7 @@ class Runtime:
             run_cpu=self.run_cpu,
             embedding_model=embedder.version,
             blobs=self.blobs(),
+            config=self.verifier.config,
             cache=self.feature_cache,
         )
 

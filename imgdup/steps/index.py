@@ -42,6 +42,8 @@ class IndexContext:
     embedding_model: str  # the embedder's version: images indexed by another are indexed again
     top_k: int
     min_score: float
+    # The verifier the worker runs: a pair decided by another version is verified again on replay.
+    verifier_version: str = DEFAULT_VERIFIER.version
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
         pairs.add_candidates,
         ctx.pool,
         list(candidates.values()),
-        verifier_version=DEFAULT_VERIFIER.version,
+        verifier_version=ctx.verifier_version,
     )
     now = datetime.now(UTC)
     # Most similar first: the verifier takes an ad's candidates in order (one key, one

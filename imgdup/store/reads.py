@@ -72,13 +72,16 @@ async def clusters_page(
     """Live (not merged) clusters, most recently changed first, with their images and the
     clusters merged into them; also the number of live clusters."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL")
+        cur = await conn.execute(
+            "SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL AND dissolved_at IS NULL"
+        )
         total_row = await cur.fetchone()
         total = int(total_row[0]) if total_row else 0
         dcur = conn.cursor(row_factory=dict_row)
         await dcur.execute(
             "SELECT cluster_id::text AS cluster_id, size, ad_count, edge_count, confidence,"
-            " created_at, updated_at FROM duplicate_clusters WHERE merged_into IS NULL"
+            " created_at, updated_at FROM duplicate_clusters"
+            " WHERE merged_into IS NULL AND dissolved_at IS NULL"
             " ORDER BY updated_at DESC, cluster_id LIMIT %s OFFSET %s",
             (limit, offset),
         )

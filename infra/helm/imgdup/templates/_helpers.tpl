@@ -191,6 +191,10 @@ IMGDUP_S3_BUCKET: {{ .Values.blobStore.bucket | quote }}
 IMGDUP_S3_PREFIX: {{ .Values.blobStore.prefix | quote }}
 IMGDUP_S3_REGION: {{ .Values.blobStore.region | quote }}
 IMGDUP_BLOB_ORPHAN_GRACE_HOURS: {{ .Values.blobStore.orphanGraceHours | quote }}
+IMGDUP_VERIFIER_VERSION: {{ .Values.verifierModels.version | quote }}
+{{- if .Values.verifierModels.claimName }}
+IMGDUP_VERIFIER_MODELS_DIR: {{ include "imgdup.modelsDir" . | quote }}
+{{- end }}
 {{- range $key, $value := .Values.settings }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -279,12 +283,22 @@ Writable folders under a read-only root: the working directory (Faust's data) an
 Kafka TLS files when kafka.security.tls.secretName names a Secret (fixed names: ca.crt, client.crt,
 client.key; readable by the pod's group, fsGroup).
 */}}
+{{/* Where retrained verifier models live (`imgdup retrain` writes, workers read). */}}
+{{- define "imgdup.modelsDir" -}}
+/var/lib/imgdup-models
+{{- end }}
+
 {{- define "imgdup.volumes" -}}
 volumes:
   - name: work
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    persistentVolumeClaim:
+      claimName: {{ .Values.verifierModels.claimName }}
+{{- end }}
 {{- with .Values.kafka.security.tls }}
 {{- if .secretName }}
   - name: kafka-tls
@@ -312,6 +326,11 @@ volumeMounts:
     mountPath: /var/lib/imgdup
   - name: tmp
     mountPath: /tmp
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    mountPath: {{ include "imgdup.modelsDir" . }}
+    readOnly: true
+{{- end }}
 {{- if .Values.kafka.security.tls.secretName }}
   - name: kafka-tls
     mountPath: {{ include "imgdup.kafkaTlsDir" . }}
