@@ -1,4 +1,4 @@
-"""Command line -> `imgdup up|demo|wait|worker|api|credential|migrate|topics|prune|retrain`."""
+"""Command line -> `imgdup up|demo|wait|worker|api|credential|migrate[-blobs]|topics|prune|retrain`."""
 
 from __future__ import annotations
 
@@ -290,15 +290,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    from imgdup.store.retention import prune_rejected_pairs
+def cmd_upkeep(args: argparse.Namespace) -> int:
+    """`imgdup prune` and `imgdup migrate-blobs` (imgdup/ops/maintenance.py)."""
+    from imgdup.ops.maintenance import move_blobs, prune
 
-    settings = _with_stack_endpoints(_settings(args))
-    days = settings.rejected_pair_retention_days
-    deleted = prune_rejected_pairs(
-        settings.database_dsn(), retention_days=days, batch_size=settings.prune_batch_size
-    )
-    print(f"pruned {deleted} rejected pairs decided more than {days} days ago")
+    run = {"prune": prune, "migrate-blobs": move_blobs}[args.command]
+    print(run(_with_stack_endpoints(_settings(args))))
     return 0
 
 
@@ -393,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("migrate", cmd_migrate, "apply SQL migrations"),
+        ("migrate-blobs", cmd_upkeep, "move bytea of before migration 009 to the blob store"),
         ("topics", cmd_topics, "create the Kafka topics"),
-        ("prune", cmd_prune, "delete rejected pairs older than IMGDUP_REJECTED_PAIR_RETENTION_DAYS"),
+        ("prune", cmd_upkeep, "delete old rejected pairs and orphan blobs"),
     ):
         with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
     add_retrain_command(sub, with_data_dir)

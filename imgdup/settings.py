@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
     vector_index: Literal["edge", "numpy"] = "edge"
     clip_model_path: str | None = None
+    # Stored copies and SIFT features (imgdup.blobs), ~70-160 KB an image, kept out of Postgres:
+    # "fs" (files under IMGDUP_BLOB_DIR, default data_dir/blobs: one machine or a shared volume)
+    # or "s3" (an S3-compatible bucket: AWS S3, MinIO). Postgres keeps each blob's sha256 and size.
+    blob_store: Literal["fs", "s3"] = "fs"
+    blob_dir: Path | None = None
+    s3_endpoint: str | None = None  # e.g. http://minio:9000; unset: AWS's endpoint of s3_region
+    s3_bucket: str = "imgdup"
+    s3_prefix: str = "blobs/"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # `imgdup prune` deletes blobs no row refers to once they are this old: a blob is written just
+    # before the row that refers to it commits.
+    blob_orphan_grace_hours: int = Field(24, ge=1)
     ann_top_k: int = Field(10, ge=1, le=100)
     # Candidates below this cosine are not worth a geometric check: the highest cut-off that
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
@@ -267,6 +281,10 @@ class Settings(BaseSettings):
     @property
     def vector_dir(self) -> Path:
         return self.data_dir / "vectors"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
 
     def database_dsn(self) -> str:
         if self.database_url is None:

@@ -17,6 +17,8 @@ from imgdup import metrics
 from imgdup.analysis.analyse import AnalysedImage
 from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
 from imgdup.analysis.fetch import FetchPolicy, fetch_image, open_transport
+from imgdup.blobs.base import BlobStore
+from imgdup.blobs.factory import open_blob_store
 from imgdup.settings import Settings
 from imgdup.steps.cluster import ClusterContext
 from imgdup.steps.index import IndexContext
@@ -53,6 +55,7 @@ class Runtime:
     _batcher: EmbeddingBatcher | None = None
     _embedder: Embedder | None = None
     _store: VectorStore | None = None
+    _blobs: BlobStore | None = None
     _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _verifier: ChosenVerifier | None = None
 
@@ -109,6 +112,11 @@ class Runtime:
                 self._store = open_vector_store(self.settings, embedder)
             return self._store
 
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = open_blob_store(self.settings)
+        return self._blobs
+
     async def run_cpu(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn)
 
@@ -128,6 +136,7 @@ class Runtime:
         return IndexContext(
             pool=self.pool,
             vectors=await self.store(),
+            blobs=self.blobs(),
             fetch=lambda url: fetch_image(self.transport, url, self.fetch_policy),
             analyse=analyse,
             run_cpu=self.run_cpu,
@@ -144,6 +153,7 @@ class Runtime:
             pool=self.pool,
             run_cpu=self.run_cpu,
             embedding_model=embedder.version,
+            blobs=self.blobs(),
             config=self.verifier.config,
             cache=self.feature_cache,
         )

@@ -16,6 +16,7 @@ from imgdup import ids, metrics
 from imgdup.analysis.analyse import AnalysedImage, vector_from_bytes
 from imgdup.analysis.batching import RunCpu
 from imgdup.analysis.fetch import FetchError
+from imgdup.blobs.base import BlobStore
 from imgdup.store import events, images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorPoint, VectorStore
@@ -33,6 +34,7 @@ class IndexContext:
 
     pool: AsyncConnectionPool
     vectors: VectorStore
+    blobs: BlobStore  # stored copies and SIFT features go here, their addresses to Postgres
     fetch: Fetch
     analyse: Analyse
     run_cpu: RunCpu
@@ -109,7 +111,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
             failures.append(ImageFailure(image.image_id, image.url, outcome.reason, outcome.detail))
         else:
             indexed.append(images.IndexedImage(image.image_id, ctx.embedding_model, outcome))
-    await retry_transient("images.save", images.save_indexed_images, ctx.pool, indexed)
+    await retry_transient("images.save", images.save_indexed_images, ctx.pool, indexed, ctx.blobs)
     metrics.EMBEDDINGS_PROCESSED.labels(ctx.embedder_name).inc(len(indexed))
     for failure in failures:
         await retry_transient(

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from imgdup import metrics
 from imgdup.analysis.batching import RunCpu
+from imgdup.blobs.base import BlobStore
 from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
@@ -28,6 +29,7 @@ class VerifyContext:
     pool: AsyncConnectionPool
     run_cpu: RunCpu
     embedding_model: str
+    blobs: BlobStore  # the stored copies and features (rows keep their addresses)
     # The verifier model the worker runs (imgdup.verifiers, IMGDUP_VERIFIER_VERSION).
     config: VerifierConfig = DEFAULT_VERIFIER
     # Features of images indexed without stored ones are extracted once per process, not per pair.
@@ -68,7 +70,12 @@ async def verify_candidate(
     is a duplicate not yet clustered, or a rejected pair still an edge of a cluster (a crash between
     the verdict and its hand-over)."""
     status, a, b = await retry_transient(
-        "verifier.load", images.load_for_verification, ctx.pool, candidate.a.image_id, candidate.b.image_id
+        "verifier.load",
+        images.load_for_verification,
+        ctx.pool,
+        candidate.a.image_id,
+        candidate.b.image_id,
+        ctx.blobs,
     )
     if status == "rejected":  # decided before: a redelivery or replay changes nothing ...
         return await _review_if_needed(ctx, candidate.pair_id)  # ... but an edge must go

@@ -14,7 +14,9 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.blobs.base import BlobStore
 from imgdup.store import reads
+from imgdup.store.images import BLOB_COLUMNS, BlobMissing, read_blob_columns
 from imgdup.store.pairs import EVIDENCE_COLUMNS, evidence_fields
 
 Row = dict[str, Any]
@@ -319,10 +321,11 @@ async def moderated_duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> l
     return sorted(kept_entries, key=lambda e: (-e["similarity"], e["ad_id"]))
 
 
-async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str) -> Row | None:
+async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str, blobs: BlobStore) -> Row | None:
     """What the admin page's "why" view recomputes from (imgdup_core.explain): the pair's stored
-    evidence and, per side, the stored copies, their SIFT features and the framed photo's box.
-    None when the pair is unknown or an image has no stored copy."""
+    evidence and, per side, the stored copies, their SIFT features (from the blob store, or the
+    bytea of rows not moved yet) and the framed photo's box. None when the pair is unknown or an
+    image has no stored copy (also one the blob store lacks)."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
@@ -335,13 +338,17 @@ async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str) -> Row |
         if pair is None:
             return None
         await cur.execute(
-            "SELECT i.image_id::text AS image_id, i.width, i.height, i.photo_box, b.jpeg,"
-            " b.photo_jpeg, b.sift, b.photo_sift"
+            "SELECT i.image_id::text AS image_id, i.width, i.height, i.photo_box,"
+            f" {', '.join(f'b.{c}, b.{c}_sha256' for c in BLOB_COLUMNS)}"
             " FROM images i JOIN image_blobs b USING (image_id) WHERE i.image_id = ANY(%s::uuid[])",
             ([pair["image_a"], pair["image_b"]],),
         )
         sides = {row["image_id"]: row for row in await cur.fetchall()}
     if pair["image_a"] not in sides or pair["image_b"] not in sides:
+        return None
+    try:
+        await read_blob_columns(blobs, list(sides.values()))
+    except BlobMissing:
         return None
     return {**pair, "side_a": sides[pair["image_a"]], "side_b": sides[pair["image_b"]]}
 

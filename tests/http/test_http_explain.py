@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -16,6 +17,8 @@ from helpers.api import AUTH, PAIR, api_with_recording_publisher, image_id, seed
 from PIL import Image
 from skimage import data
 
+from imgdup.blobs.fs import FilesystemBlobStore
+from imgdup.store.blob_migration import migrate_blobs
 from imgdup_core.decode import load_rgb, storage_jpeg
 from imgdup_core.verify import extract_sift, sift_to_bytes
 
@@ -80,3 +83,19 @@ def test_a_pair_that_does_not_align_has_no_overlay(client: tuple[TestClient, str
     body = api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).json()
     assert not body["aligned"] and body["matches"] == [] and body["overlay_url"] is None
     assert api.get(f"/api/v1/pairs/{PAIR}/overlay", headers=AUTH).status_code == 404
+
+
+def test_the_explanation_reads_copies_and_features_from_the_blob_store(
+    client: tuple[TestClient, str], tmp_path: Path
+) -> None:
+    api, dsn = client
+    before = api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).json()
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    api.app.state.blobs = store  # type: ignore[attr-defined]
+
+    assert migrate_blobs(dsn, store) == {"jpeg": 2, "photo_jpeg": 0, "sift": 2, "photo_sift": 0}
+
+    assert api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).json() == before
+    for key, _ in list(store.list_blobs()):
+        store.delete(key)
+    assert api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).status_code == 404

@@ -11,8 +11,9 @@ from fastapi import APIRouter, HTTPException, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from imgdup.blobs.base import BlobStore
 from imgdup.http.auth import Access
-from imgdup.http.deps import PoolDep, allow
+from imgdup.http.deps import BlobsDep, PoolDep, allow
 from imgdup.http.models import PairExplanation
 from imgdup.store import moderation
 from imgdup_core.explain import Explanation, Side, box_fractions, explain_pair, overlay_panels
@@ -38,8 +39,10 @@ def _side(row: dict[str, Any]) -> Side:
     )
 
 
-async def _explain(pool: Any, pair_id: uuid.UUID) -> tuple[dict[str, Any], Explanation, Any, Any]:
-    pair = await moderation.pair_for_explanation(pool, str(pair_id))
+async def _explain(
+    pool: Any, blobs: BlobStore, pair_id: uuid.UUID
+) -> tuple[dict[str, Any], Explanation, Any, Any]:
+    pair = await moderation.pair_for_explanation(pool, str(pair_id), blobs)
     if pair is None:
         raise HTTPException(status_code=404, detail=f"pair {pair_id} is unknown or has no stored images")
     # Measurement settings of the version that decided (a retrained model measures as its base).
@@ -64,8 +67,8 @@ async def _explain(pool: Any, pair_id: uuid.UUID) -> tuple[dict[str, Any], Expla
     summary="Why a pair was judged: matched keypoints, mirror and compared box, for the admin page",
     responses=_UNKNOWN,
 )
-async def explanation(pair_id: uuid.UUID, pool: PoolDep) -> PairExplanation:
-    pair, explained, _, _ = await _explain(pool, pair_id)
+async def explanation(pair_id: uuid.UUID, pool: PoolDep, blobs: BlobsDep) -> PairExplanation:
+    pair, explained, _, _ = await _explain(pool, blobs, pair_id)
     return PairExplanation(
         pair_id=pair["pair_id"],
         image_a=pair["image_a"],
@@ -89,8 +92,8 @@ async def explanation(pair_id: uuid.UUID, pool: PoolDep) -> PairExplanation:
     responses={200: {"content": {"image/jpeg": {}}}, **_UNKNOWN},
     include_in_schema=False,  # an image, as the thumbnails: the JSON document lists models only
 )
-async def overlay(pair_id: uuid.UUID, pool: PoolDep) -> Response:
-    _, explained, rgb_a, rgb_b = await _explain(pool, pair_id)
+async def overlay(pair_id: uuid.UUID, pool: PoolDep, blobs: BlobsDep) -> Response:
+    _, explained, rgb_a, rgb_b = await _explain(pool, blobs, pair_id)
 
     def render() -> bytes | None:
         panels = overlay_panels(explained, rgb_a, rgb_b)
