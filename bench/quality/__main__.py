@@ -4,6 +4,7 @@ python -m bench.quality            # the set, the stack on the test split, basel
 python -m bench.quality --quick    # a quarter of the test photos (a few minutes)
 python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fusion_weights.py)
 python -m bench.quality photos     # only fetch the photos into the cache
+python -m bench.quality lodo --pool broad  # leave one domain out (offline emulation)
 """
 
 from __future__ import annotations
@@ -330,7 +331,7 @@ def calibrate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "calibrate", "photos"))
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "calibrate", "photos", "lodo"))
     parser.add_argument("--quick", action="store_true", help="a quarter of the test photos")
     parser.add_argument(
         "--pool",
@@ -360,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
     parser.add_argument("--timing-pairs", type=int, default=150)
     parser.add_argument("--negatives", type=int, default=1500, help="calibrate: sampled easy negatives")
+    parser.add_argument(
+        "--min-photos", type=int, default=15, help="lodo: hold out domains with this many photos"
+    )
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
@@ -377,6 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pool {args.pool}: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
         print("\n".join(summary(photos, traits)))
         return 0
+    if args.command == "lodo":
+        from bench.quality import lodo
+
+        args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
+        return lodo.main(args)
     if args.command == "calibrate":
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
         return calibrate(args)

@@ -137,7 +137,10 @@ MISC_DEB_FILES = {
     "scribus_flowers": ("scribus-data", "usr/share/scribus/templates/nl2/flowers.jpg"),
     "scribus_bike": ("scribus-data", "usr/share/scribus/templates/textbased/an_image.jpg"),
     "scribus_author": ("scribus-data", "usr/share/scribus/templates/textbased/author.jpg"),
-    "mpl_grace_hopper": ("python-matplotlib-data", "usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    "mpl_grace_hopper": (
+        "python-matplotlib-data",
+        "usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+    ),
     "gimp_kitten": ("gimp-data", "usr/share/gimp/2.0/scripts/images/beavis.jpg"),
     "inkscape_ticotico": ("inkscape", "usr/share/inkscape/pixmaps/ticotico.jpg"),
     "darktable_leaves": ("darktable", "usr/share/darktable/style/image-1.jpg"),

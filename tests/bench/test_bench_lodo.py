@@ -1,0 +1,85 @@
+"""Leave one domain out on measured evidence (bench/quality/lodo.py): the fold fits on the other
+domains' pairs only and writes its model where it is told (never imgdup_core/fusion_weights.py);
+a positive pair the search never proposed is a miss; precision weighs sampled negatives back."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from bench.quality import calibrate, lodo
+from bench.quality.calibrate import Candidate
+from bench.quality.dataset import SetImage
+from bench.quality.metrics import EDIT_PAIR
+from imgdup_core.evidence import Evidence
+
+
+def _image(name: str, group: str, family: str) -> SetImage:
+    return SetImage(name, group, family, "test", "0" * 64)
+
+
+def _evidence(duplicate: bool, rng: random.Random) -> Evidence:
+    if duplicate:
+        return Evidence(
+            rng.randint(0, 8), False, rng.uniform(0.85, 1.0), rng.randint(40, 300), False,
+            rng.uniform(0.8, 0.99), sift_matches=400, overlap=rng.uniform(0.6, 1.0), mismatch=0.02,
+        )  # fmt: skip
+    return Evidence(rng.randint(20, 40), False, rng.uniform(0.2, 0.6), 0, False, None)
+
+
+def _measured(n_groups: int, seed: int = 1) -> list[tuple[Candidate, Evidence, float]]:
+    rng = random.Random(seed)
+    out = []
+    for g in range(n_groups):
+        out.append((Candidate(f"g{g}-a", f"g{g}-b", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0))
+        out.append((Candidate(f"g{g}-a", f"g{g + 1}-a", 0.4, 0, "other", 5.0), _evidence(False, rng), 0.0))
+    return out
+
+
+def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
+    images = [
+        _image("p-o", "p", "original"),
+        _image("p-r", "p", "resize"),
+        _image("p-c", "p", "crop25"),
+        _image("q-o", "q", "original"),
+    ]
+    universe = lodo.positive_universe(images, {"p"})
+    assert universe == {("p-o", "p-r"): "resize", ("p-c", "p-o"): "crop25", ("p-c", "p-r"): EDIT_PAIR}
+    # Only one of the three pairs was proposed (and confirmed): recall 1/2 for the copies.
+    scored = lodo.Scored(
+        predicted={("p-o", "p-r"): True, ("p-o", "q-o"): True},
+        weights={("p-o", "p-r"): 1.0, ("p-o", "q-o"): 3.0},
+        labels={("p-o", "p-r"): (1, "resize"), ("p-o", "q-o"): (0, "same_kind")},
+    )
+    summary = lodo.summarise(scored, universe, Counter({"same_kind": 4}))
+    assert summary["edits"]["pairs"] == 2
+    assert summary["edits"]["recall"] == 0.5
+    assert summary["families"]["crop25"]["proposed"] == 0.0
+    assert summary["edit_pair"]["recall"] == 0.0
+    assert summary["precision"] == 1.0 / (1.0 + 3.0)  # the sampled negative weighs 3
+    assert summary["hard_negatives"]["same_kind"] == {"pairs": 4, "false_positives": 1}
+
+
+def test_fold_fits_without_the_test_side_and_writes_where_told(tmp_path: Path) -> None:
+    shipped = calibrate.FUSION_WEIGHTS_PATH.read_text()
+    measured = _measured(40)
+    in_test = {f"g{g}-{s}" for g in range(30, 41) for s in "ab"}
+    path = tmp_path / "fold.py"
+    test, config, cut_off, facts = lodo._fold(measured, in_test.__contains__, 0.2, path, {"fold": "t"})
+    assert {(c.a, c.b) for c, _, _ in test} == {
+        (c.a, c.b) for c, _, _ in measured if c.a in in_test or c.b in in_test
+    }
+    assert facts["train_pairs"] == len(measured) - len(test)
+    assert path.exists() and "THRESHOLD" in path.read_text()
+    assert calibrate.FUSION_WEIGHTS_PATH.read_text() == shipped
+    scored = lodo.score(test, config, cut_off)
+    assert all(scored.predicted[(c.a, c.b)] == bool(c.label) for c, _, _ in test)
+
+
+def test_fold_model_depends_on_its_training_pairs(tmp_path: Path) -> None:
+    measured = _measured(40)
+    first = lodo._fold(measured, lambda name: name.startswith("g1"), 0.2, tmp_path / "a.py", {})[3]
+    second = lodo._fold(measured, lambda name: name.startswith("g5-"), 0.2, tmp_path / "b.py", {})[3]
+    assert first["train_pairs"] != second["train_pairs"]
+    assert first["weights"] != second["weights"]
