@@ -27,11 +27,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from bench.common import machine
 from bench.quality import report
 from bench.quality.analysis import Analysed, analyse, signed_phash, stored_view
-from bench.quality.baselines import all_baselines
+from bench.quality.baselines import all_baselines, seed_rules_baseline
 from bench.quality.dataset import BenchSet, SetImage, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.metrics import (
     PRECISION_TARGETS,
+    cluster_quality,
     curve_summary,
     operating_point,
     pair_labels,
@@ -231,6 +232,16 @@ def run(args: argparse.Namespace) -> int:
                 "curves": None,
             }
         )
+        seed = seed_rules_baseline(stack_result.pairs, index, len(images))
+        seed_scores = pair_scores(labels, seed.scores)
+        methods.append(
+            {
+                "name": seed.name,
+                "label": seed.label,
+                "operating_point": operating_point(labels, seed_scores >= seed.threshold),
+                "curves": curve_summary(labels, seed_scores),
+            }
+        )
         timing["stack_elapsed_s"] = stack_result.elapsed_s
         timing["stack_pairs"] = len(stack_result.pairs)
         timing.update(_verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs))
@@ -278,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if stack_result is not None:
         result["targets"] = _targets(methods)
         result["stack_progress"] = stack_result.progress
+        result["clusters"] = cluster_quality(stack_result.clusters, {i.name: i.group for i in images})
     json_path, md_path = report.write(result)
     print()
     print(md_path.read_text())
