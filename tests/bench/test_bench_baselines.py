@@ -41,3 +41,30 @@ def test_cluster_quality_counts_pairs_and_mixed_clusters() -> None:
     assert quality["clusters_joining_photos"] == 1
     assert quality["images_in_joining_clusters"] == 4
     assert quality["most_photos_in_one_cluster"] == 2
+
+
+def test_report_shows_the_seed_row_and_cluster_purity() -> None:
+    import json
+    from pathlib import Path
+
+    from bench.quality import report
+    from bench.quality.dataset import HARD_NEGATIVE_KINDS
+    from bench.quality.edits import EDIT_FAMILIES
+    from bench.quality.metrics import EDIT_PAIR
+
+    # The committed default-pool result, with the families and kinds added since filled empty.
+    result = json.loads((Path(report.RESULTS) / "quality.json").read_text())
+    empty = {"pairs": 0, "recall": None, "precision": None, "false_positives": 0, "fpr": None}
+    for method in result["methods"]:
+        op = method["operating_point"]
+        for name in (*[f.name for f in EDIT_FAMILIES], EDIT_PAIR):
+            op["families"].setdefault(name, empty)
+        for kind in HARD_NEGATIVE_KINDS:
+            op["hard_negatives"].setdefault(kind, empty)
+    seed = {**result["methods"][-1], "name": "seed rules", "label": "all four"}
+    result["methods"].insert(2, seed)
+    result["clusters"] = cluster_quality({"a": "A", "b": "A", "c": "A"}, {"a": "p", "b": "p", "c": "q"})
+    text = report.markdown(result)
+    assert "| seed rules | all four |" in text
+    assert "cluster-level precision 33.33 %" in text
+    assert "1 clusters join images of two or more different photos" in text
