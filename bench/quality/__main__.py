@@ -376,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--min-photos", type=int, default=15, help="lodo: hold out domains with this many photos"
     )
+    parser.add_argument("--max-photos", type=int, default=60, help="lodo: photos per domain (seeded choice)")
+    parser.add_argument("--edit-pairs", action="store_true", help="lodo: measure two edits of one photo too")
+    parser.add_argument("--processes", type=int, default=3, help="lodo: measuring processes")
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import tempfile
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.quality.analysis import analyse
+from bench.quality.analysis import Analysed, analyse
 from bench.quality.calibrate import (
     FEATURES,
     TRAIN_PRECISION,
@@ -188,13 +189,48 @@ def _fold(
     return test, config, float(fitted["candidate_min_cosine"]), facts
 
 
+def choose_photos(images: Sequence[SetImage], per_domain: int, seed: int) -> set[str]:
+    """A seeded choice of at most `per_domain` photos of each domain (every photo where a domain
+    has fewer): measuring every candidate of the whole broad set takes hours on 2 cores."""
+    by_domain: dict[str, list[str]] = {}
+    for group, domain in sorted({(i.group, i.domain) for i in images}):
+        by_domain.setdefault(domain, []).append(group)
+    chosen: set[str] = set()
+    for domain, groups in by_domain.items():
+        rng = random.Random(f"imgdup-lodo:{seed}:{domain}")
+        chosen.update(groups if len(groups) <= per_domain else rng.sample(groups, per_domain))
+    return chosen
+
+
+def _subset(analysed: Analysed, names: Sequence[str]) -> Analysed:
+    rows = [analysed.index()[name] for name in names]
+    return Analysed(
+        list(names),
+        analysed.vectors[rows],
+        analysed.phash[rows],
+        analysed.phash_mirrored[rows],
+        analysed.pdq[rows],
+        [analysed.pixel_sha256[k] for k in rows],
+        analysed.photo_vectors[rows],
+        analysed.has_photo[rows],
+    )
+
+
+def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -> dict[tuple[str, str], str]:
+    universe = positive_universe(images, groups)
+    return universe if edit_pairs else {k: v for k, v in universe.items() if v != EDIT_PAIR}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool)
-    images = list(bench.images)
     from imgdup_core.embedding import build_embedder
 
-    analysed = analyse(bench, images, build_embedder("sscd"))
+    # Embedded once for the whole set (cached), then narrowed to the chosen photos' images.
+    analysed = analyse(bench, list(bench.images), build_embedder("sscd"))
+    chosen = choose_photos(bench.images, args.max_photos, args.seed)
+    images = [image for image in bench.images if image.group in chosen]
+    analysed = _subset(analysed, [image.name for image in images])
     candidates = training_candidates(
         bench,
         images,
@@ -204,11 +240,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         negatives=args.negatives,
         seed=args.seed,
     )
+    if not args.edit_pairs:  # two edits of one photo: not measured (half the positives)
+        candidates = [c for c in candidates if c.kind != "copy-copy"]
     positives_found = sum(c.label for c in candidates)
     print(
         f"  {len(images)} images, {len(candidates)} candidate pairs to measure ({positives_found} duplicates)"
     )
-    measured = measure_candidates(bench, images, analysed, candidates)
+    measured = measure_candidates(bench, images, analysed, candidates, processes=args.processes)
     group_of = {image.name: image.group for image in images}
     domain_of = {image.group: image.domain for image in images}
     photos_per_domain = Counter(domain_of.values())
@@ -240,7 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"set": bench.root.name, "fold": f"hold out {domain}"},
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
-            positives = positive_universe(images, domain_groups)
+            positives = _positives(images, domain_groups, args.edit_pairs)
             hard = hard_negative_universe(bench, test_groups)
             ref_groups = {g for g in domain_groups if split[g] == "test"}
             folds[domain] = {
@@ -251,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "shipped": summarise(score(test, DEFAULT_VERIFIER, _shipped_cut_off()), positives, hard),
                 "random_split": summarise(
                     reference,
-                    positive_universe(images, ref_groups),
+                    _positives(images, ref_groups, args.edit_pairs),
                     hard_negative_universe(bench, ref_groups),
                 ),
             }
@@ -270,6 +308,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "copies_per_photo": args.copies,
             "images": len(images),
             "photos": len(photo_ids),
+            "set_photos": len({i.group for i in bench.images}),
+            "max_photos_per_domain": args.max_photos,
+            "edit_pairs_measured": args.edit_pairs,
             "photos_per_domain": dict(sorted(photos_per_domain.items())),
             "min_photos": args.min_photos,
             "ann_top_k": args.top_k,
