@@ -290,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         result["targets"] = _targets(methods)
         result["stack_progress"] = stack_result.progress
         result["clusters"] = cluster_quality(stack_result.clusters, {i.name: i.group for i in images})
-    json_path, md_path = report.write(result)
+    json_path, md_path = report.write(result, name=args.name)
     print()
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f}s")
@@ -369,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"calibrate, {CALIBRATION_MIN_SCORE} (every candidate a cut-off could keep)",
     )
     parser.add_argument("--skip-stack", action="store_true", help="baselines only")
+    parser.add_argument("--name", default="quality", help="run: bench/results/NAME.md and NAME.json")
     parser.add_argument("--keep-stack-data", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
     parser.add_argument("--timing-pairs", type=int, default=150)

@@ -83,3 +83,17 @@ def test_fold_model_depends_on_its_training_pairs(tmp_path: Path) -> None:
     second = lodo._fold(measured, lambda name: name.startswith("g5-"), 0.2, tmp_path / "b.py", {})[3]
     assert first["train_pairs"] != second["train_pairs"]
     assert first["weights"] != second["weights"]
+
+
+def test_choose_photos_caps_each_domain_and_is_seeded() -> None:
+    images = [
+        SetImage(f"{d}{k}-{f}", f"{d}/{k}", f, "train", "0" * 64, domain=d)
+        for d, n in (("food", 50), ("interiors", 4))
+        for k in range(n)
+        for f in ("original", "resize")
+    ]
+    chosen = lodo.choose_photos(images, 10, seed=7)
+    assert sum(g.startswith("food/") for g in chosen) == 10
+    assert {f"interiors/{k}" for k in range(4)} <= chosen  # a small domain is kept whole
+    assert chosen == lodo.choose_photos(images, 10, seed=7)
+    assert chosen != lodo.choose_photos(images, 10, seed=8)
