@@ -340,10 +340,11 @@ def _pct(value: float, digits: int = 1) -> str:
 
 def write(result: dict[str, Any], out: Path = RESULTS, stem: str = "quality-broad-lodo") -> tuple[Path, Path]:
     from bench.quality.lodo_report import markdown
+    from bench.quality.report import _clean
 
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    json_path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    json_path.write_text(json.dumps(_clean(result), indent=1, sort_keys=True, allow_nan=False) + "\n")
     md_path.write_text(markdown(result))
     return json_path, md_path
 

@@ -97,3 +97,45 @@ def test_choose_photos_caps_each_domain_and_is_seeded() -> None:
     assert {f"interiors/{k}" for k in range(4)} <= chosen  # a small domain is kept whole
     assert chosen == lodo.choose_photos(images, 10, seed=7)
     assert chosen != lodo.choose_photos(images, 10, seed=8)
+
+
+def test_report_names_the_emulation_and_the_worst_domain() -> None:
+    from bench.quality.lodo_report import markdown
+
+    def summary(recall: float) -> dict[str, object]:
+        part = {"pairs": 10, "recall": recall, "proposed": 1.0}
+        return {
+            "families": {"resize": part, "crop25": part},
+            "benign": part,
+            "hard": part,
+            "edits": part,
+            "edit_pair": {"pairs": 0, "recall": float("nan"), "proposed": float("nan")},
+            "precision": 0.99,
+            "false_positives_weighted": 0.0,
+            "hard_negatives": {"same_kind": {"pairs": 5, "false_positives": 1}},
+        }
+
+    fit = {
+        "train_pairs": 100,
+        "train_duplicates": 40,
+        "train_recall": 0.9,
+        "threshold": 0.95,
+        "candidate_min_cosine": 0.3,
+        "weights": {"cosine_strong": 1.0},
+    }
+    folds = {
+        d: {"photos": 20, "test_photos": 20, "fit": fit, "held_out": summary(r), "random_split": summary(0.9),
+            "shipped": summary(0.9)}
+        for d, r in (("food", 0.8), ("objects", 0.6))
+    }  # fmt: skip
+    setup = {
+        "set": "set-x", "photos": 40, "images": 80, "copies_per_photo": 1, "measured_pairs": 200,
+        "photos_per_domain": {"food": 20, "objects": 20}, "ann_top_k": 10, "ann_min_score_measured": 0.2,
+        "verifier_measuring": "fused-v3", "min_photos": 15, "features": ["cosine_strong"],
+        "sampled_other_negatives": 10,
+    }  # fmt: skip
+    text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
+    assert "offline emulation of the product" in text
+    assert "**Worst domain**: objects (60.0 %" in text
+    assert "held out 70.0 %" in text  # the average of 80 and 60
+    assert "| resize | benign | 80.0 (10) | 60.0 (10) |" in text
