@@ -78,12 +78,13 @@ def positive_universe(images: Sequence[SetImage], groups: set[str]) -> dict[tupl
     return out
 
 
-def hard_negative_universe(bench: BenchSet, groups: set[str]) -> Counter[str]:
-    """Hard-negative image pairs per kind that involve these groups."""
+def hard_negative_universe(bench: BenchSet, groups: set[str], *, within: set[str]) -> Counter[str]:
+    """Hard-negative image pairs per kind that involve these groups, both photos among `within`
+    (the photos whose images were searched: a partner left out can never be a candidate)."""
     sizes = Counter(image.group for image in bench.images)
     out: Counter[str] = Counter()
     for pair, kind in bench.hard_negatives.items():
-        if len(pair) == 2 and pair & groups:
+        if len(pair) == 2 and pair & groups and pair <= within:
             ga, gb = tuple(pair)
             out[kind] += sizes[ga] * sizes[gb]
     return out
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
             positives = _positives(images, domain_groups, args.edit_pairs)
-            hard = hard_negative_universe(bench, test_groups)
+            hard = hard_negative_universe(bench, test_groups, within=chosen)
             ref_groups = {g for g in domain_groups if split[g] == "test"}
             folds[domain] = {
                 "photos": photos_per_domain[domain],
@@ -290,7 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "random_split": summarise(
                     reference,
                     _positives(images, ref_groups, args.edit_pairs),
-                    hard_negative_universe(bench, ref_groups),
+                    hard_negative_universe(bench, ref_groups, within=chosen),
                 ),
             }
             print(

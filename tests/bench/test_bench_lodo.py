@@ -139,3 +139,15 @@ def test_report_names_the_emulation_and_the_worst_domain() -> None:
     assert "**Worst domain**: objects (60.0 %" in text
     assert "held out 70.0 %" in text  # the average of 80 and 60
     assert "| resize | benign | 80.0 (10) | 60.0 (10) |" in text
+
+
+def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path) -> None:
+    from bench.quality.dataset import BenchSet
+
+    images = tuple(
+        SetImage(f"{g}-{f}", g, f, "test", "0" * 64) for g in ("a", "b", "c") for f in ("original", "resize")
+    )
+    bench = BenchSet(
+        tmp_path, 1, images, {frozenset(("a", "b")): "same_kind", frozenset(("a", "c")): "same_kind"}
+    )
+    assert lodo.hard_negative_universe(bench, {"a"}, within={"a", "b"}) == Counter({"same_kind": 4})
