@@ -102,6 +102,16 @@ def score(measured: Sequence[Measured], config: VerifierConfig, cut_off: float) 
     return Scored(predicted, weights, labels)
 
 
+def restrict(scored: Scored, involves: Callable[[str], bool]) -> Scored:
+    """Only the pairs with an image for which `involves` holds."""
+    keys = [k for k in scored.predicted if involves(k[0]) or involves(k[1])]
+    return Scored(
+        {k: scored.predicted[k] for k in keys},
+        {k: scored.weights[k] for k in keys},
+        {k: scored.labels[k] for k in keys},
+    )
+
+
 def summarise(
     scored: Scored, positives: dict[tuple[str, str], str], hard_pairs: Counter[str]
 ) -> dict[str, Any]:
@@ -289,7 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "held_out": summarise(score(test, config, cut_off), positives, hard),
                 "shipped": summarise(score(test, DEFAULT_VERIFIER, _shipped_cut_off()), positives, hard),
                 "random_split": summarise(
-                    reference,
+                    restrict(reference, lambda name, groups=ref_groups: group_of[name] in groups),
                     _positives(images, ref_groups, args.edit_pairs),
                     hard_negative_universe(bench, ref_groups, within=chosen),
                 ),

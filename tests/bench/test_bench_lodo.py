@@ -151,3 +151,14 @@ def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path)
         tmp_path, 1, images, {frozenset(("a", "b")): "same_kind", frozenset(("a", "c")): "same_kind"}
     )
     assert lodo.hard_negative_universe(bench, {"a"}, within={"a", "b"}) == Counter({"same_kind": 4})
+
+
+def test_restricting_a_scoring_to_one_domain_keeps_only_its_pairs() -> None:
+    scored = lodo.Scored(
+        predicted={("a1", "b1"): True, ("c1", "d1"): True, ("a2", "c2"): False},
+        weights={("a1", "b1"): 1.0, ("c1", "d1"): 2.0, ("a2", "c2"): 2.0},
+        labels={("a1", "b1"): (1, "resize"), ("c1", "d1"): (0, "other"), ("a2", "c2"): (0, "other")},
+    )
+    only_a = lodo.restrict(scored, lambda name: name.startswith("a"))
+    assert set(only_a.predicted) == {("a1", "b1"), ("a2", "c2")}
+    assert lodo.summarise(only_a, {}, Counter())["precision"] == 1.0  # c1-d1's false positive is not a's
