@@ -1,6 +1,7 @@
 """Consumes imgdup.image-candidates.v1 (key ad_id, CandidatePairV1) -> verifies each pair
 (imgdup.steps.verify: SIFT + RANSAC, aligned SSIM, pHash and cosine, fused), stores the verdict and
-evidence, and produces imgdup.pairs-verified.v1 (key pair_id, VerifiedPairV1) for duplicates."""
+evidence, and produces imgdup.pairs-verified.v1 (key pair_id) for duplicates (VerifiedPairV1) and for
+rejected pairs that are still an edge of a cluster or have a moderator's verdict (PairReviewV1)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ def register(app: StreamsApp, shared: SharedRuntime) -> None:
         ctx = await (await shared.get()).verify_context()
 
         async def run(candidate: CandidatePairV1) -> StepOutput:
-            verified = await verify_candidate(ctx, candidate)
-            if verified is None:
+            handed_on = await verify_candidate(ctx, candidate)
+            if handed_on is None:
                 return StepOutput()
             return StepOutput(
-                send=[Outgoing(app.topics.pairs_verified, key=verified.pair_id, value=verified)]
+                send=[Outgoing(app.topics.pairs_verified, key=handed_on.pair_id, value=handed_on)]
             )
 
         policy = MessagePolicy(

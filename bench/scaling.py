@@ -1,5 +1,5 @@
-"""Per-image cost of the non-embedding hot path at 10k and 100k indexed images, and the plans
-of the hot queries.
+"""Per-image cost of the non-embedding hot path at 10k and 100k indexed images, the plans of the
+hot queries, and the Postgres bytes each image costs (stored copies and features in the blob store).
 
     python -m bench.scaling [--sizes 10000,100000] [--ads 100] [--stores numpy,edge]
 
@@ -10,6 +10,11 @@ without download and model (begin_event, save_indexed_images, vector upsert, top
 add_candidates, finish_event) and the verifier's and clusterer's storage steps for every
 candidate (load_for_verification, save_verdict, cluster_pair). 30% of the new images are
 near-duplicates (cosine 0.9) of stored ones, half of those of clustered images, so clusters grow.
+
+The pre-fill writes each image's stored copy and SIFT features through the blob store (files under
+the run's folder, imgdup.blobs.fs, as `imgdup up` does) and only their addresses to `image_blobs`;
+then the size of every table with its indexes and TOAST (pg_total_relation_size) over N is the
+Postgres bytes per image (target: <= 16 KB).
 
 Every statement of that hot path runs with auto_explain (log_analyze, plans sent back as
 notices): the plans are stored in the JSON, and any Seq Scan on a large table is listed.
@@ -27,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,8 @@ from pydantic import AnyHttpUrl
 from bench.common import machine, table, write_results
 from imgdup import ids
 from imgdup.analysis.analyse import AnalysedImage
+from imgdup.blobs.base import BlobStore
+from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.ops.embedded import start_postgres
 from imgdup.store import clusters, events, pairs
 from imgdup.store import images as image_rows
@@ -53,9 +61,12 @@ TOP_K = 10
 MIN_SCORE = 0.3
 JPEG = bytes(random.Random(1).randbytes(6000))  # stands in for the 512-px copy (~6 KB... 40 KB real)
 # Stands in for a new image's stored SIFT features (imgdup_core.sift.sift_to_bytes: ~500
-# keypoints x 136 bytes). Only the timed images carry them: 100k pre-filled rows of 70 KB
-# would be 7 GB, and the hot path reaches every row by its primary key.
+# keypoints x 136 bytes).
 SIFT = bytes(random.Random(2).randbytes(68_000))
+# Pre-filled images get unique blobs (distinct addresses, as real photos have), smaller than real
+# ones to keep 100k images' files within a few GB: Postgres stores only their addresses and sizes,
+# whatever their length.
+PREFILL_SIFT = SIFT[:16_000]
 BIG_TABLES = {
     "images",
     "image_blobs",
@@ -78,9 +89,36 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return x
 
 
-def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random) -> dict[str, Any]:
+def fill_blobs(blobs: BlobStore, n: int) -> tuple[list[tuple[str, int, str, int]], float]:
+    """Each pre-filled image's copy and features put through the blob store (threads, like the
+    images worker): their (jpeg sha256, size, sift sha256, size), and the seconds it took."""
+    t = time.perf_counter()
+
+    def put(i: int) -> tuple[str, int, str, int]:
+        tag = i.to_bytes(8, "little")
+        jpeg, sift = blobs.put(tag + JPEG), blobs.put(tag + PREFILL_SIFT)
+        return jpeg.sha256, jpeg.size, sift.sha256, sift.size
+
+    with ThreadPoolExecutor(8) as pool:
+        refs = list(pool.map(put, range(n), chunksize=256))
+    return refs, time.perf_counter() - t
+
+
+def postgres_bytes(conn: psycopg.Connection[Any], n: int) -> dict[str, Any]:
+    """Every table's size with its indexes and TOAST, and their sum over the n images."""
+    tables: dict[str, int] = dict(
+        conn.execute(
+            "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables ORDER BY relname"
+        ).fetchall()
+    )
+    total = sum(tables.values())
+    return {"tables": tables, "total": total, "per_image": total / n}
+
+
+def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random, blobs: BlobStore) -> dict[str, Any]:
     """Bulk-load N images (ad = i // 2) with their rows in every table the hot path touches."""
     image_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+    refs, blob_seconds = fill_blobs(blobs, n)
     t = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         with conn.cursor() as cur:
@@ -115,9 +153,11 @@ def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random) -> dict[s
                             now,
                         )
                     )
-            with cur.copy("COPY image_blobs (image_id, jpeg) FROM STDIN") as copy:
+            with cur.copy(
+                "COPY image_blobs (image_id, jpeg_sha256, jpeg_size, sift_sha256, sift_size) FROM STDIN"
+            ) as copy:
                 for i in range(n):
-                    copy.write_row((image_ids[i], JPEG))
+                    copy.write_row((image_ids[i], *refs[i]))
             # Clusters of 3 images from 3 ads: images 10g, 10g+2, 10g+4 (20% of all images).
             members: dict[int, str] = {}
             with cur.copy(
@@ -167,7 +207,15 @@ def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random) -> dict[s
         sizes: dict[str, int] = dict(
             conn.execute("SELECT relname, n_live_tup FROM pg_stat_user_tables ORDER BY relname").fetchall()
         )
-    return {"seconds": time.perf_counter() - t, "rows": sizes, "image_ids": image_ids, "members": members}
+        footprint = postgres_bytes(conn, n)
+    return {
+        "seconds": time.perf_counter() - t,
+        "blob_seconds": blob_seconds,
+        "rows": sizes,
+        "postgres_bytes": footprint,
+        "image_ids": image_ids,
+        "members": members,
+    }
 
 
 class PlanCollector:
@@ -196,6 +244,7 @@ def seq_scans(node: dict[str, Any], found: list[str]) -> None:
 async def hot_path(
     dsn: str,
     store: VectorStore,
+    blobs: BlobStore,
     n: int,
     pre: dict[str, Any],
     vectors: np.ndarray,
@@ -275,7 +324,7 @@ async def hot_path(
                 for j, row in enumerate(rows)
             ]
             t0 = time.perf_counter()
-            await image_rows.save_indexed_images(pool, indexed)
+            await image_rows.save_indexed_images(pool, indexed, blobs)
             timed("save_indexed_images", t0)
             points = [VectorPoint(r.image_id, new_vecs[j], ad_id, None, "bench") for j, r in enumerate(rows)]
             t0 = time.perf_counter()
@@ -307,7 +356,7 @@ async def hot_path(
             for pid in sorted(pending):
                 row = cands[pid]
                 t0 = time.perf_counter()
-                await image_rows.load_for_verification(pool, row.image_a, row.image_b)
+                await image_rows.load_for_verification(pool, row.image_a, row.image_b, blobs)
                 timed("load_for_verification", t0)
                 dup = row.cosine >= 0.8
                 verdict = pairs.VerdictRow(
@@ -468,8 +517,13 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
     try:
         migrate(pg.dsn)
         vectors = unit_rows(rng, n)
-        pre = prefill(pg.dsn, n, vectors, random.Random(n))
-        print(f"  N={n}: Postgres prefilled in {pre['seconds']:.1f}s {pre['rows']}", flush=True)
+        blobs = FilesystemBlobStore(root / "blobs")
+        pre = prefill(pg.dsn, n, vectors, random.Random(n), blobs)
+        print(
+            f"  N={n}: blobs in {pre['blob_seconds']:.1f}s, Postgres prefilled in {pre['seconds']:.1f}s"
+            f" {pre['rows']}; {pre['postgres_bytes']['per_image']:.0f} Postgres bytes per image",
+            flush=True,
+        )
         store: VectorStore
         if store_kind == "edge":
             store = EdgeVectorStore(root / "vectors", dim=DIM)
@@ -485,9 +539,21 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
             )
         fill_s = time.perf_counter() - t
         print(f"  N={n}: {store_kind} store filled in {fill_s:.1f}s", flush=True)
-        result = asyncio.run(hot_path(pg.dsn, store, n, pre, vectors, args.ads, rng, collect_plans))
+        result = asyncio.run(hot_path(pg.dsn, store, blobs, n, pre, vectors, args.ads, rng, collect_plans))
         store.close()
-        result.update({"n": n, "store": store_kind, "prefill_rows": pre["rows"], "store_fill_s": fill_s})
+        with psycopg.connect(pg.dsn) as conn:
+            after = postgres_bytes(conn, n + 2 * args.ads)
+        result.update(
+            {
+                "n": n,
+                "store": store_kind,
+                "prefill_rows": pre["rows"],
+                "store_fill_s": fill_s,
+                "blob_fill_s": pre["blob_seconds"],
+                "postgres_bytes": pre["postgres_bytes"],
+                "postgres_bytes_after_hot_path": after,
+            }
+        )
         if collect_plans:
             result["hot_statements"] = summarise_plans(result.pop("statements"))
             result["read_queries"] = explain_reads(pg.dsn, pre)
@@ -554,6 +620,25 @@ def markdown(result: dict[str, Any]) -> str:
                     ],
                 ],
                 ["largest cluster touched", *[r["cluster_size_after"]["max"] for r in runs]],
+            ],
+        ),
+        "",
+        "### Postgres bytes per image (tables + indexes + TOAST after the pre-fill, over N;"
+        " stored copies and SIFT features in the blob store)",
+        "",
+        table(
+            ["bytes", *[f"{r['store']} N={r['n']:,}" for r in runs]],
+            [
+                [f"{name} / N", *[r["postgres_bytes"]["tables"].get(name, 0) / r["n"] for r in runs]]
+                for name in sorted({t for r in runs for t in r["postgres_bytes"]["tables"]})
+                if any(r["postgres_bytes"]["tables"].get(name, 0) > 8192 * 4 for r in runs)
+            ]
+            + [
+                ["total per image", *[r["postgres_bytes"]["per_image"] for r in runs]],
+                [
+                    "total per image after the hot path",
+                    *[r["postgres_bytes_after_hot_path"]["per_image"] for r in runs],
+                ],
             ],
         ),
         "",

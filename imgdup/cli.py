@@ -1,4 +1,4 @@
-"""Command line -> `imgdup up | demo | wait | worker | api | credential | migrate | topics | prune`."""
+"""Command line -> `imgdup up|demo|wait|worker|api|credential|migrate[-blobs]|topics|prune|retrain`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgdup.ops.embedded import StackError
+from imgdup.ops.retrain import add_command as add_retrain_command
 from imgdup.settings import ALL_ROLES, Settings
+from imgdup.verifiers import verifier_problem
 
 if TYPE_CHECKING:
     from imgdup.store.events import ReplayRange
@@ -46,7 +48,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     from imgdup.ops.supervisor import Stack
 
     groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
-    stack = Stack(_settings(args), worker_groups=groups)
+    settings = _settings(args)
+    # Before anything starts: a worker would refuse and be restarted for ever.
+    if problem := verifier_problem(settings):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    stack = Stack(settings, worker_groups=groups)
     try:
         stack.start()
         print("Ctrl-C to stop.")
@@ -206,6 +213,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     # The roles name the consumer group and the heartbeat file.
     settings = settings.model_copy(update={"worker_roles": roles})
+    if problem := verifier_problem(settings):  # one line, before any broker is asked
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         # A refused TLS handshake or login is one line here, not Faust's endless retries.
         asyncio.run(check_broker(settings))
@@ -280,15 +290,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
-    from imgdup.store.retention import prune_rejected_pairs
+def cmd_upkeep(args: argparse.Namespace) -> int:
+    """`imgdup prune` and `imgdup migrate-blobs` (imgdup/ops/maintenance.py)."""
+    from imgdup.ops.maintenance import move_blobs, prune
 
-    settings = _with_stack_endpoints(_settings(args))
-    days = settings.rejected_pair_retention_days
-    deleted = prune_rejected_pairs(
-        settings.database_dsn(), retention_days=days, batch_size=settings.prune_batch_size
-    )
-    print(f"pruned {deleted} rejected pairs decided more than {days} days ago")
+    run = {"prune": prune, "migrate-blobs": move_blobs}[args.command]
+    print(run(_with_stack_endpoints(_settings(args))))
     return 0
 
 
@@ -383,10 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("migrate", cmd_migrate, "apply SQL migrations"),
+        ("migrate-blobs", cmd_upkeep, "move bytea of before migration 009 to the blob store"),
         ("topics", cmd_topics, "create the Kafka topics"),
-        ("prune", cmd_prune, "delete rejected pairs older than IMGDUP_REJECTED_PAIR_RETENTION_DAYS"),
+        ("prune", cmd_upkeep, "delete old rejected pairs and orphan blobs"),
     ):
         with_data_dir(sub.add_parser(name, help=text)).set_defaults(func=func)
+    add_retrain_command(sub, with_data_dir)
     return parser
 
 

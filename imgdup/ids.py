@@ -30,13 +30,28 @@ def pair_id(image_x: str, image_y: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"pair:{a}:{b}"))
 
 
-def cluster_id_for_pair(pair: str) -> str:
-    """A new cluster is named after the pair that created it."""
-    return str(uuid.uuid5(NAMESPACE, f"cluster:{pair}"))
+def cluster_id_for_pair(pair: str, retractions: int = 0) -> str:
+    """A new cluster is named after the pair that created it (and how often that pair was retracted
+    before, so a pair clustered again after a retraction never reuses a retired id)."""
+    if retractions == 0:
+        return str(uuid.uuid5(NAMESPACE, f"cluster:{pair}"))
+    return str(uuid.uuid5(NAMESPACE, f"cluster:{pair}:{retractions}"))
 
 
-def duplicate_event_id(pair: str, verifier_version: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"duplicate-event:{pair}:{verifier_version}"))
+def split_cluster_id(cluster: str, splits: int, members: frozenset[str]) -> str:
+    """A piece split off `cluster` at its `splits`-th split, named by its members."""
+    return str(uuid.uuid5(NAMESPACE, f"split-cluster:{cluster}:{splits}:{min(members)}"))
+
+
+def duplicate_event_id(pair: str, verifier_version: str, retractions: int = 0) -> str:
+    if retractions == 0:
+        return str(uuid.uuid5(NAMESPACE, f"duplicate-event:{pair}:{verifier_version}"))
+    return str(uuid.uuid5(NAMESPACE, f"duplicate-event:{pair}:{verifier_version}:{retractions}"))
+
+
+def change_event_id(kind: str, subject: str, number: int) -> str:
+    """A cluster change: its kind, what it is about (a pair, a cluster) and which time it is."""
+    return str(uuid.uuid5(NAMESPACE, f"change:{kind}:{subject}:{number}"))
 
 
 def ingest_event_id(payload: Mapping[str, Any]) -> str:

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+from imgdup_core.verifier_config import DEFAULT_VERIFIER
+
+DEFAULT_VERIFIER_VERSION = DEFAULT_VERIFIER.version
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -99,11 +102,39 @@ class Settings(BaseSettings):
     # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
     vector_index: Literal["edge", "numpy"] = "edge"
     clip_model_path: str | None = None
+    # Stored copies and SIFT features (imgdup.blobs), ~70-160 KB an image, kept out of Postgres:
+    # "fs" (files under IMGDUP_BLOB_DIR, default data_dir/blobs: one machine or a shared volume)
+    # or "s3" (an S3-compatible bucket: AWS S3, MinIO). Postgres keeps each blob's sha256 and size.
+    blob_store: Literal["fs", "s3"] = "fs"
+    blob_dir: Path | None = None
+    s3_endpoint: str | None = None  # e.g. http://minio:9000; unset: AWS's endpoint of s3_region
+    s3_bucket: str = "imgdup"
+    s3_prefix: str = "blobs/"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # `imgdup prune` deletes blobs no row refers to once they are this old: a blob is written just
+    # before the row that refers to it commits.
+    blob_orphan_grace_hours: int = Field(24, ge=1)
     ann_top_k: int = Field(10, ge=1, le=100)
     # Candidates below this cosine are not worth a geometric check: the highest cut-off that
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
     # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
     ann_min_score: float = Field(CANDIDATE_MIN_COSINE, ge=-1.0, le=1.0)
+    # The verifier model the worker runs (imgdup/verifiers.py): a built-in version
+    # (imgdup_core.verifier_config.VERIFIERS) or a retrained one, <models_dir>/<version>.json
+    # (`imgdup retrain`). Its embedder must be IMGDUP_EMBEDDER, or the worker refuses to start;
+    # its ANN cut-off applies unless IMGDUP_ANN_MIN_SCORE is set.
+    verifier_version: str = Field(DEFAULT_VERIFIER_VERSION, min_length=1, max_length=100)
+    # Run a verifier model calibrated for another embedder anyway (a warning on start, never the
+    # default): the test stacks run the distilled SSCD, which has no calibrated model of its own.
+    allow_uncalibrated_embedder: bool = False
+    # Where `imgdup retrain` writes models and the worker reads them; default <data_dir>/models.
+    verifier_models_dir: Path | None = None
+    # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
+    # their own version (e.g. fused-v3-t0.9), so `imgdup replay --all` re-verifies every pair and
+    # retracts the duplicates the stricter verifier rejects (docs/events.md).
+    verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)
@@ -244,8 +275,16 @@ class Settings(BaseSettings):
         return self.data_dir / "postgres"
 
     @property
+    def models_dir(self) -> Path:
+        return self.verifier_models_dir or self.data_dir / "models"
+
+    @property
     def vector_dir(self) -> Path:
         return self.data_dir / "vectors"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
 
     def database_dsn(self) -> str:
         if self.database_url is None:

@@ -1,13 +1,16 @@
-"""Verified pair + snapshots of the clusters it touches -> the cluster change to apply (pure, networkx).
+"""Verified pair + snapshots of the clusters it touches -> the cluster change to apply; a cluster
+that lost an edge -> the pieces it splits into (pure, networkx).
 
 Incremental: only the (at most two) clusters that hold the pair's images are read and changed.
 A cluster keeps its id while it grows; when a pair joins two clusters the older one survives
-and the younger one is recorded as absorbed.
+and the younger one is recorded as absorbed. When an edge is retracted only that cluster's own
+remaining edges are read: the largest piece keeps the id, the others get new ones, and an image
+left without any edge leaves (no cluster has one member).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,4 +107,73 @@ def plan_pair(
         edge_count=graph.number_of_edges(),
         confidence=sum(weights) / len(weights),
         changed=created or bool(absorbed) or bool(moved) or not already_linked,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterPiece:
+    """One connected piece of a split cluster, with the statistics its row keeps."""
+
+    cluster_id: str
+    members: Mapping[str, int]  # image_id -> ad_id
+    edge_count: int
+    confidence: float
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def ad_count(self) -> int:
+        return len(set(self.members.values()))
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    cluster_id: str  # the cluster that lost an edge
+    kept: ClusterPiece | None  # the largest piece, under cluster_id; None: the cluster dissolves
+    new: tuple[ClusterPiece, ...]  # the other pieces, each under a new id
+    left: Mapping[str, int]  # images left without an edge: they leave every cluster
+
+    @property
+    def split(self) -> bool:
+        """True when the cluster is no longer one piece (the event consumers must hear)."""
+        return bool(self.new or self.left) or self.kept is None
+
+
+def plan_split(snapshot: ClusterSnapshot, *, new_cluster_id: Callable[[frozenset[str]], str]) -> SplitPlan:
+    """The pieces of `snapshot` (its members and its remaining edges, the retracted one already
+    gone). Pieces are ordered largest first, ties by their smallest image id, so the plan is the
+    same on every replay; `new_cluster_id(members)` names each piece but the first."""
+    graph = nx.Graph()
+    for image in snapshot.members:
+        graph.add_node(image)
+    for one, other, confidence in snapshot.edges:
+        if one in snapshot.members and other in snapshot.members:
+            graph.add_edge(one, other, confidence=confidence)
+    components = sorted(
+        (frozenset(c) for c in nx.connected_components(graph)), key=lambda c: (-len(c), min(c))
+    )
+    pieces: list[ClusterPiece] = []
+    left: dict[str, int] = {}
+    for component in components:
+        if len(component) == 1:
+            (image,) = component
+            left[image] = snapshot.members[image]
+            continue
+        sub = graph.subgraph(component)
+        weights = [float(data["confidence"]) for _, _, data in sub.edges(data=True)]
+        pieces.append(
+            ClusterPiece(
+                cluster_id=snapshot.cluster_id if not pieces else new_cluster_id(component),
+                members={image: snapshot.members[image] for image in sorted(component)},
+                edge_count=sub.number_of_edges(),
+                confidence=sum(weights) / len(weights),
+            )
+        )
+    return SplitPlan(
+        cluster_id=snapshot.cluster_id,
+        kept=pieces[0] if pieces else None,
+        new=tuple(pieces[1:]),
+        left=dict(sorted(left.items())),
     )

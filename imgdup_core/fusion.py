@@ -4,8 +4,10 @@ calibrated model committed in fusion_weights.py."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from imgdup_core import fusion_weights, fusion_weights_v4
 from imgdup_core.evidence import Evidence
@@ -18,6 +20,8 @@ __all__ = [
     "duplicate_probability",
     "fusion_features",
     "model_from",
+    "model_from_dict",
+    "model_to_dict",
 ]
 
 # What the fusion may weigh, all derived from Evidence (so stored evidence can be re-scored).
@@ -52,6 +56,13 @@ class FusionModel:
     weights: tuple[float, ...]
     bias: float
     threshold: float
+    # What the model was fitted with: the embedder kind (imgdup.settings IMGDUP_EMBEDDER) and its
+    # model tag; the cosine and the ANN cut-off mean nothing under another embedder. None: bound to
+    # no embedder (hand-made models in tests), which no worker runs.
+    embedder: str | None = None
+    embedding_model: str | None = None
+    # The ANN cut-off fitted with it (imgdup.settings ann_min_score, unless set explicitly).
+    candidate_min_cosine: float | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(FUSION_FEATURES)
@@ -106,14 +117,45 @@ def duplicate_probability(evidence: Evidence, model: FusionModel) -> float:
 
 
 def model_from(weights: ModuleType) -> FusionModel:
-    """The model a weights module holds (FEATURES, WEIGHTS, BIAS, THRESHOLD), as
-    `python -m bench.quality calibrate` writes fusion_weights.py."""
+    """The model a weights module holds (FEATURES, WEIGHTS, BIAS, THRESHOLD, EMBEDDER,
+    EMBEDDING_MODEL, CANDIDATE_MIN_COSINE), as `python -m bench.quality calibrate` writes
+    fusion_weights.py."""
     return FusionModel(
         features=tuple(weights.FEATURES),
         weights=tuple(weights.WEIGHTS),
         bias=weights.BIAS,
         threshold=weights.THRESHOLD,
+        embedder=getattr(weights, "EMBEDDER", None),
+        embedding_model=getattr(weights, "EMBEDDING_MODEL", None),
+        candidate_min_cosine=getattr(weights, "CANDIDATE_MIN_COSINE", None),
     )
+
+
+def model_from_dict(data: Mapping[str, Any]) -> FusionModel:
+    """A model as a retrained model file holds it (imgdup.verifiers reads those); KeyError,
+    TypeError or ValueError when it is not one."""
+    cut_off = data.get("candidate_min_cosine")
+    return FusionModel(
+        features=tuple(str(name) for name in data["features"]),
+        weights=tuple(float(w) for w in data["weights"]),
+        bias=float(data["bias"]),
+        threshold=float(data["threshold"]),
+        embedder=str(data["embedder"]),
+        embedding_model=str(data["embedding_model"]),
+        candidate_min_cosine=None if cut_off is None else float(cut_off),
+    )
+
+
+def model_to_dict(model: FusionModel) -> dict[str, Any]:
+    return {
+        "features": list(model.features),
+        "weights": list(model.weights),
+        "bias": model.bias,
+        "threshold": model.threshold,
+        "embedder": model.embedder,
+        "embedding_model": model.embedding_model,
+        "candidate_min_cosine": model.candidate_min_cosine,
+    }
 
 
 CALIBRATED_FUSION = model_from(fusion_weights)

@@ -16,6 +16,9 @@ WEIGHTS = (
 )
 BIAS = -0.9967978176725368
 THRESHOLD = 0.9523055978489301
+# The embedder the evidence was measured with (imgdup.settings IMGDUP_EMBEDDER) and its model.
+EMBEDDER = "sscd"
+EMBEDDING_MODEL = "sscd-disc-mixup-int8"
 # ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).
 CANDIDATE_MIN_COSINE = 0.3
 

@@ -28,6 +28,9 @@ WEIGHTS = (
 )
 BIAS = -1.1745552756436317
 THRESHOLD = 0.9555172203354982
+# The embedder the evidence was measured with (imgdup.settings IMGDUP_EMBEDDER) and its model.
+EMBEDDER = "sscd"
+EMBEDDING_MODEL = "sscd-disc-mixup-int8"
 # ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).
 CANDIDATE_MIN_COSINE = 0.3
 

@@ -3,7 +3,7 @@ whether it can be a copy-edit (plausibility, overlap, inlier spread)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -22,6 +22,10 @@ class Geometry:
     mirrored: bool
     plausible: bool
     overlap: float  # intersection / the smaller of (a, b projected), 0 when implausible
+    # The RANSAC inliers, working-size coordinates: in a, and in (possibly mirrored) b. What the
+    # admin page draws (imgdup_core.explain); not compared: the numbers above are the verdict's.
+    inliers_a: np.ndarray | None = field(default=None, compare=False, repr=False)
+    inliers_b: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def best_geometry(
@@ -72,7 +76,16 @@ def _fit_homography(
     overlap = plausible_overlap(
         homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config
     )
-    return Geometry(homography, len(query), inliers, mirror, overlap is not None, overlap or 0.0)
+    return Geometry(
+        homography,
+        len(query),
+        inliers,
+        mirror,
+        overlap is not None,
+        overlap or 0.0,
+        dst[inlier_mask],
+        src[inlier_mask],
+    )
 
 
 def plausible_overlap(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from imgdup_core.fusion import CALIBRATED_FUSION, CALIBRATED_FUSION_V4, FusionModel
 
-__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "VERIFIERS", "VerifierConfig"]
+__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "VERIFIERS", "VerifierConfig", "with_threshold"]
 
 _DEFAULT_VERSION = "fused-v3"
 
@@ -76,3 +76,12 @@ DEFAULT_VERIFIER = VerifierConfig()
 FUSED_V4 = VerifierConfig(version="fused-v4", sift_low_texture_keypoints=150, fusion=CALIBRATED_FUSION_V4)
 
 VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4)}
+
+
+def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierConfig:
+    """`config` deciding at another fused-probability threshold (stricter above the calibrated one),
+    under its own version name, so stored verdicts stay comparable and a replay verifies again."""
+    if threshold is None or threshold == config.fusion.threshold:
+        return config
+    fusion = dataclasses.replace(config.fusion, threshold=threshold)
+    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion)

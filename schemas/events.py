@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     UrlConstraints,
     field_validator,
 )
@@ -188,12 +190,25 @@ class AdRef(_Event):
     image_id: str
     image_url: str
     first_seen_at: datetime
+    created_at: datetime | None = Field(
+        None,
+        description="When the portal created the ad (its event's created_at, the earliest seen);"
+        " the original of a pair is the side created first. Null for ads stored before imgdup"
+        " recorded it.",
+    )
 
 
 class ClusterRef(_Event):
     cluster_id: str
     size: Annotated[int, Field(ge=2, description="images in the cluster after this pair")]
     ad_count: Annotated[int, Field(ge=1)]
+
+
+class Decision(StrEnum):
+    """What imgdup says of a pair: the `decision` of every pair event."""
+
+    DUPLICATE = "duplicate"
+    NOT_DUPLICATE = "not_duplicate"
 
 
 class DuplicateEventV1(_Event):
@@ -212,7 +227,7 @@ class DuplicateEventV1(_Event):
     schema_version: Literal[1] = 1
     event_id: str
     pair_id: str
-    decision: Literal["duplicate"] = "duplicate"
+    decision: Literal[Decision.DUPLICATE] = Decision.DUPLICATE
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     original: AdRef = Field(description="The side seen first")
     duplicate: AdRef = Field(description="The side seen later")
@@ -221,6 +236,102 @@ class DuplicateEventV1(_Event):
     versions: VersionsV1
     replay: bool
     detected_at: AwareDatetime
+
+
+class PairReviewV1(_Event):
+    """Internal, on imgdup.pairs-verified.v1 beside VerifiedPairV1: the truth about a pair may have
+    changed (a moderator's verdict, a verifier rejecting a clustered pair): the clusterer, the one
+    writer of clusters, reads the pair's current truth and reconciles its clusters."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["pair_review"] = "pair_review"
+    pair_id: str
+    cause: Literal["moderator", "verifier"]
+    requested_at: datetime
+
+
+# Every change of cluster truth, in the one order the clusterer made them, on
+# imgdup.cluster-changes.v1 (one partition). `type` tells them apart; `event_id` is deterministic.
+
+
+class _Change(_Event):
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="Deterministic: the same change published again has the same id")
+    occurred_at: AwareDatetime
+
+
+class PairClusteredV1(_Change):
+    """A pair became an edge of a cluster (the change behind a DuplicateEventV1): both images are in
+    `cluster_id` now. Clusters it joined are announced first by a `clusters_merged`."""
+
+    type: Literal["pair_clustered"] = "pair_clustered"
+    pair_id: str
+    decision: Literal[Decision.DUPLICATE] = Decision.DUPLICATE
+    duplicate_event_id: str = Field(description="event_id of the DuplicateEventV1 for this pair")
+    original: ImageRef = Field(description="The side seen first")
+    duplicate: ImageRef = Field(description="The side seen later (its ad_id is the message key)")
+    cluster_id: str
+    by: Literal["verifier", "moderator"]
+    verifier_version: str | None
+
+
+class PairRetractedV1(_Change):
+    """A pair once announced as a duplicate is not one: by a moderator's verdict, or by a newer
+    verifier version on re-verification. Its edge leaves the cluster; a `cluster_split` follows when
+    the cluster falls apart."""
+
+    type: Literal["pair_retracted"] = "pair_retracted"
+    pair_id: str
+    decision: Literal[Decision.NOT_DUPLICATE] = Decision.NOT_DUPLICATE
+    original: ImageRef
+    duplicate: ImageRef = Field(description="The side seen later (its ad_id is the message key)")
+    cluster_id: str = Field(description="The cluster the pair was an edge of")
+    by: Literal["verifier", "moderator"]
+    moderator: str | None = None
+    note: str | None = None
+    verifier_version: str | None = Field(description="The verifier version whose verdict stands")
+
+
+class ClustersMergedV1(_Change):
+    """A pair joined two clusters: `absorbed` is gone, its members are in `survivor` now."""
+
+    type: Literal["clusters_merged"] = "clusters_merged"
+    absorbed: str
+    survivor: str
+    pair_id: str = Field(description="The pair that joined them")
+    moved: list[ImageRef] = Field(description="The absorbed cluster's members, now in survivor")
+
+
+class ClusterPieceV1(_Event):
+    cluster_id: str
+    members: list[ImageRef]
+
+
+class ClusterSplitV1(_Change):
+    """A retracted pair broke a cluster apart. Every member of `cluster_id` is now in exactly one
+    of `pieces` (the first, the largest, keeps `cluster_id` unless `dissolved`) or in `left`."""
+
+    type: Literal["cluster_split"] = "cluster_split"
+    cluster_id: str
+    pair_id: str = Field(description="The retracted pair whose edge broke the cluster")
+    pieces: list[ClusterPieceV1]
+    left: list[ImageRef] = Field(description="Images left without a duplicate: in no cluster now")
+    dissolved: bool = Field(description="True when no piece keeps cluster_id: it is gone")
+
+
+ClusterChange = Annotated[
+    PairClusteredV1 | PairRetractedV1 | ClustersMergedV1 | ClusterSplitV1, Field(discriminator="type")
+]
+
+
+class ClusterChangeV1(RootModel[ClusterChange]):
+    """`imgdup.cluster-changes.v1`: one change of cluster truth (see `type`)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        title="imgdup.cluster-changes v1",
+        json_schema_extra={"$id": "https://imgdup.dev/schemas/imgdup.cluster-changes.v1.json"},
+    )
 
 
 class DeadLetterV1(_Event):

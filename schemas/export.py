@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from schemas.events import AdImagesCreatedV1, DeadLetterV1, DuplicateEventV1
+from schemas.events import AdImagesCreatedV1, ClusterChangeV1, DeadLetterV1, DuplicateEventV1
 
 SCHEMA_DIR = Path(__file__).parent
 # Inputs are documented as what we accept, outputs as what we emit.
 PUBLISHED: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]]] = {
     "ad.images.created.v1.json": (AdImagesCreatedV1, "validation"),
     "imgdup.duplicates.v1.json": (DuplicateEventV1, "serialization"),
+    "imgdup.cluster-changes.v1.json": (ClusterChangeV1, "serialization"),
     "imgdup.dead-letters.v1.json": (DeadLetterV1, "serialization"),
 }
 

@@ -26,12 +26,22 @@ IMAGE_CANDIDATES = TopicSpec(
     "imgdup.image-candidates.v1", "ad_id", None, "ANN candidate pairs awaiting verification."
 )
 # Internal. One partition: the clusterer is a single writer so cluster merges never race.
+# Payload: VerifiedPairV1, or PairReviewV1 (a moderator's verdict, a clustered pair rejected).
 PAIRS_VERIFIED = TopicSpec(
-    "imgdup.pairs-verified.v1", "pair_id", 1, "Verified duplicate pairs, input of the clusterer."
+    "imgdup.pairs-verified.v1",
+    "pair_id",
+    1,
+    "Verified duplicate pairs and pair reviews, input of the clusterer.",
 )
 # Public contract for fraud systems. Key: ad_id of the later-seen ad. Payload: DuplicateEventV1.
 DUPLICATES = TopicSpec(
     "imgdup.duplicates.v1", "ad_id", None, "Public duplicate events for downstream consumers."
+)
+# Public. Every change of cluster truth (pair clustered or retracted, clusters merged or split) in
+# the clusterer's one order: one partition, so a consumer applying them in order holds the clusters.
+# Key: an ad id the change concerns. Payload: ClusterChangeV1 (`type` tells the kinds apart).
+CLUSTER_CHANGES = TopicSpec(
+    "imgdup.cluster-changes.v1", "ad_id", 1, "Public cluster changes: clustered, retracted, merged, split."
 )
 # Failed messages with the reason in headers and payload. Payload: DeadLetterV1.
 DEAD_LETTERS = TopicSpec(
@@ -44,6 +54,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     IMAGE_CANDIDATES,
     PAIRS_VERIFIED,
     DUPLICATES,
+    CLUSTER_CHANGES,
     DEAD_LETTERS,
 )
 

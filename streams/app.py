@@ -72,6 +72,7 @@ class Topics:
     image_candidates: faust.TopicT
     pairs_verified: faust.TopicT
     duplicates: faust.TopicT
+    cluster_changes: faust.TopicT
     dead_letters: faust.TopicT
 
 
@@ -102,6 +103,7 @@ def build_app(settings: Settings) -> StreamsApp:
             image_candidates=topic(topics.IMAGE_CANDIDATES),
             pairs_verified=topic(topics.PAIRS_VERIFIED),
             duplicates=topic(topics.DUPLICATES),
+            cluster_changes=topic(topics.CLUSTER_CHANGES),
             dead_letters=topic(topics.DEAD_LETTERS),
         ),
     )

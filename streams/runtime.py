@@ -17,6 +17,8 @@ from imgdup import metrics
 from imgdup.analysis.analyse import AnalysedImage
 from imgdup.analysis.batching import EmbeddingBatcher, analyse_with_batcher
 from imgdup.analysis.fetch import FetchPolicy, fetch_image, open_transport
+from imgdup.blobs.base import BlobStore
+from imgdup.blobs.factory import open_blob_store
 from imgdup.settings import Settings
 from imgdup.steps.cluster import ClusterContext
 from imgdup.steps.index import IndexContext
@@ -25,6 +27,7 @@ from imgdup.store.db import open_pool
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorStore
 from imgdup.vectors.factory import open_vector_store
+from imgdup.verifiers import ChosenVerifier, VerifierUnavailable, resolve_verifier
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
 from imgdup_core.sift import FeatureCache
@@ -52,7 +55,19 @@ class Runtime:
     _batcher: EmbeddingBatcher | None = None
     _embedder: Embedder | None = None
     _store: VectorStore | None = None
+    _blobs: BlobStore | None = None
     _init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _verifier: ChosenVerifier | None = None
+
+    @property
+    def verifier(self) -> ChosenVerifier:
+        """The verifier model of the settings (imgdup.verifiers); `imgdup worker` refused to start
+        when there is none for the embedder, so this raises only for a runtime built elsewhere."""
+        if self._verifier is None:
+            self._verifier = resolve_verifier(self.settings)
+            if self._verifier.warning:
+                log.warning("%s", self._verifier.warning)
+        return self._verifier
 
     async def embedder(self) -> Embedder:
         async with self._init_lock:
@@ -62,9 +77,19 @@ class Runtime:
                     if (self.settings.embedder == "clip")
                     else {"intra_op_threads": self.settings.embed_threads, "allow_spinning": False}
                 )
-                self._embedder = await asyncio.get_running_loop().run_in_executor(
+                embedder = await asyncio.get_running_loop().run_in_executor(
                     self.cpu, lambda: build_embedder(self.settings.embedder, **options)
                 )
+                # Same kind, other weights (another package's model): the verifier's cosine scale
+                # is not the one it was fitted on.
+                fitted = self.verifier.config.fusion.embedding_model
+                mismatch = fitted and embedder.version.split("@")[0] != fitted
+                if mismatch and not self.verifier.warning:
+                    raise VerifierUnavailable(
+                        f"the embedder's model is {embedder.version} but verifier"
+                        f" {self.verifier.config.version} was calibrated on {fitted}"
+                    )
+                self._embedder = embedder
             return self._embedder
 
     async def batcher(self) -> EmbeddingBatcher:
@@ -87,6 +112,11 @@ class Runtime:
                 self._store = open_vector_store(self.settings, embedder)
             return self._store
 
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = open_blob_store(self.settings)
+        return self._blobs
+
     async def run_cpu(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn)
 
@@ -106,19 +136,26 @@ class Runtime:
         return IndexContext(
             pool=self.pool,
             vectors=await self.store(),
+            blobs=self.blobs(),
             fetch=lambda url: fetch_image(self.transport, url, self.fetch_policy),
             analyse=analyse,
             run_cpu=self.run_cpu,
             embedder_name=embedder.name,
             embedding_model=embedder.version,
             top_k=self.settings.ann_top_k,
-            min_score=self.settings.ann_min_score,
+            min_score=self.verifier.ann_min_score,
+            verifier_version=self.verifier.config.version,
         )
 
     async def verify_context(self) -> VerifyContext:
         embedder = await self.embedder()
         return VerifyContext(
-            pool=self.pool, run_cpu=self.run_cpu, embedding_model=embedder.version, cache=self.feature_cache
+            pool=self.pool,
+            run_cpu=self.run_cpu,
+            embedding_model=embedder.version,
+            blobs=self.blobs(),
+            config=self.verifier.config,
+            cache=self.feature_cache,
         )
 
     def cluster_context(self) -> ClusterContext:

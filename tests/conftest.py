@@ -1,10 +1,15 @@
-"""Fixtures for every test: an embedded Postgres server (session), migrated once, emptied on demand."""
+"""Fixtures for every test: an embedded Postgres server (session), migrated once, emptied on demand; an
+S3-protocol server (moto's, standing in for S3 and MinIO) for the tests that ask for one."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,3 +53,32 @@ def clean_db(pg_dsn: str) -> str:
 def truncate_db(pg_dsn: str) -> Callable[[], None]:
     """For module-scoped fixtures, which cannot use the function-scoped clean_db."""
     return lambda: truncate(pg_dsn)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("imgdup_core",),
     ("schemas",),
     ("imgdup.settings", "imgdup.ids", "imgdup.metrics", "imgdup"),
-    ("imgdup.analysis", "imgdup.vectors", "imgdup.kafka"),
+    ("imgdup.analysis", "imgdup.vectors", "imgdup.blobs", "imgdup.kafka", "imgdup.verifiers"),
     ("imgdup.store",),
     ("imgdup.steps",),
     ("imgdup.http", "streams"),

@@ -4,6 +4,7 @@ python -m bench.quality            # the set, the stack on the test split, basel
 python -m bench.quality --quick    # a quarter of the test photos (a few minutes)
 python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fusion_weights.py)
 python -m bench.quality photos     # only fetch the photos into the cache
+python -m bench.quality export-evidence  # the TRAIN and TEST candidates' evidence, for imgdup retrain
 python -m bench.quality lodo --pool broad  # leave one domain out (offline emulation)
 """
 
@@ -17,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -341,9 +343,30 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_evidence(args: argparse.Namespace) -> int:
+    from bench.quality.export import export_evidence as export
+    from imgdup_core.verifier_config import VERIFIERS
+
+    bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
+    path = args.out or bench.root.parent / f"training-evidence-{args.verifier}.jsonl"
+    header = export(
+        bench,
+        _embedder(),
+        config=VERIFIERS[args.verifier],
+        top_k=args.top_k,
+        min_score=args.min_score,
+        negatives=args.negatives,
+        path=path,
+    )
+    print(f"wrote {path}: {header['rows']} (for imgdup retrain --benchmark-evidence)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="run", choices=("run", "calibrate", "photos", "lodo"))
+    parser.add_argument(
+        "command", nargs="?", default="run", choices=("run", "calibrate", "photos", "export-evidence", "lodo")
+    )
     parser.add_argument("--quick", action="store_true", help="a quarter of the test photos")
     parser.add_argument(
         "--pool",
@@ -388,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="calibrate: the verifier settings to measure with and the model to write "
         "(fused-v3: imgdup_core/fusion_weights.py, fused-v4: imgdup_core/fusion_weights_v4.py)",
     )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="export-evidence: the file (default beside the set)"
+    )
     args = parser.parse_args(argv)
     if args.command == "photos":
         from bench.quality.dataset import pool_photos
@@ -405,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "calibrate":
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
         return calibrate(args)
+    if args.command == "export-evidence":
+        args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
+        return export_evidence(args)
     if args.min_score is None:
         from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
 

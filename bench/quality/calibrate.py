@@ -40,7 +40,7 @@ from imgdup_core import (
     verify,
 )
 from imgdup_core.evidence import Evidence
-from imgdup_core.fusion import fusion_features
+from imgdup_core.fitting import L2, choose_threshold, design_matrix, fit_logistic
 from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, measure_images
 
 FUSION_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fusion_weights.py"
@@ -66,7 +66,6 @@ TRAIN_PRECISION = 0.995
 # The candidate cut-off may drop at most this share of the training duplicates the verifier
 # confirms.
 CUT_OFF_MAX_LOST = 0.005
-L2 = 1e-4
 # Frames of a static-camera sequence with almost no motion (RubberWhale, the basketball pair)
 # are near-duplicates by any pixel or embedding measure: left out of the fit and the threshold
 # (they are still scored and reported as hard negatives by the benchmark).
@@ -250,49 +249,6 @@ def measure_candidates(
 # --- fitting -----------------------------------------------------------------------------------
 
 
-def design_matrix(evidence: Sequence[Evidence], features: Sequence[str]) -> np.ndarray:
-    rows = [fusion_features(e) for e in evidence]
-    return np.array([[row[name] for name in features] for row in rows], dtype=np.float64)
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
-    """Weighted L2-regularised logistic regression by Newton's method (bias unpenalised)."""
-    n, d = x.shape
-    design = np.hstack([x, np.ones((n, 1))])
-    beta = np.zeros(d + 1)
-    penalty = np.full(d + 1, l2 * w.sum())
-    penalty[-1] = 0.0
-    for _ in range(100):
-        logits = np.clip(design @ beta, -60, 60)
-        p = 1.0 / (1.0 + np.exp(-logits))
-        gradient = design.T @ (w * (p - y)) + penalty * beta
-        hessian = (design * (w * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hessian + 1e-9 * np.eye(d + 1), gradient)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return beta[:-1], float(beta[-1])
-
-
-def choose_threshold(p: np.ndarray, y: np.ndarray, w: np.ndarray, target: float) -> float:
-    """The lowest probability cut whose weighted training precision is >= target."""
-    order = np.argsort(-p, kind="stable")
-    ps, ys, ws = p[order], y[order], w[order]
-    tp = np.cumsum(ws * ys)
-    fp = np.cumsum(ws * (1 - ys))
-    precision = tp / np.maximum(tp + fp, 1e-12)
-    best = 0.5
-    for k in range(len(ps)):
-        if k + 1 < len(ps) and ps[k + 1] == ps[k]:
-            continue
-        if precision[k] >= target:
-            best = float(ps[k])
-    # Halfway to the next lower score, so a tie at the cut is not knife-edge.
-    below = ps[ps < best]
-    cut = 0.5 * (best + float(below.max())) if below.size else best
-    return float(min(max(cut, 1e-4), 1 - 1e-4))
-
-
 def candidate_cut_off(
     verified_cosines: np.ndarray, floor: float, max_lost: float = CUT_OFF_MAX_LOST
 ) -> tuple[float, float]:
@@ -319,6 +275,8 @@ def write_model(
     info: dict[str, Any],
     *,
     path: Path = FUSION_WEIGHTS_PATH,
+    embedder: str = "sscd",
+    embedding_model: str = "sscd-disc-mixup-int8",
 ) -> None:
     """The fitted model as a weights module (imgdup_core.fusion.model_from reads it back)."""
     lines = [
@@ -337,6 +295,9 @@ def write_model(
         ")",
         f"BIAS = {float(bias)!r}",
         f"THRESHOLD = {float(threshold)!r}",
+        "# The embedder the evidence was measured with (imgdup.settings IMGDUP_EMBEDDER) and its model.",
+        f"EMBEDDER = {json.dumps(embedder)}",
+        f"EMBEDDING_MODEL = {json.dumps(embedding_model)}",
         "# ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).",
         f"CANDIDATE_MIN_COSINE = {float(cut_off)!r}",
         "",

@@ -14,6 +14,7 @@ from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
 from imgdup import metrics
+from imgdup.blobs.factory import open_blob_store
 from imgdup.http.auth import Authenticator
 from imgdup.http.deps import LoginRequired
 from imgdup.http.limits import BodySizeLimit, RateLimiter
@@ -102,6 +103,8 @@ def create_api(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
+    # Opening one connects to nothing (files, or an S3 client that connects on first use).
+    app.state.blobs = open_blob_store(settings)
     app.state.ingest_limiter = RateLimiter(
         rate_per_s=settings.api_ingest_rate_per_s, burst=settings.api_ingest_burst
     )

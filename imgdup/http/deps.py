@@ -11,13 +11,14 @@ from fastapi.params import Depends as DependsParam
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import metrics
+from imgdup.blobs.base import BlobStore
 from imgdup.http.auth import ROLE_HEADER, USER_HEADER, Access, Authenticator, Outcome, Principal
 from imgdup.http.limits import RateLimiter, retry_after_header
 from imgdup.kafka.publisher import EventPublisher
 from imgdup.settings import Settings
 
-# create_api puts the settings, the authenticator and the limiters on app.state; the lifespan adds
-# the pool and the publisher.
+# create_api puts the settings, the authenticator, the limiters and the blob store on app.state; the
+# lifespan adds the pool and the publisher.
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,6 +29,11 @@ def get_settings(request: Request) -> Settings:
 def get_pool(request: Request) -> AsyncConnectionPool:
     pool: AsyncConnectionPool = request.app.state.pool
     return pool
+
+
+def get_blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
 
 
 def get_publisher(request: Request) -> EventPublisher:
@@ -47,6 +53,7 @@ def get_authenticator(request: Request) -> Authenticator:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[AsyncConnectionPool, Depends(get_pool)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 IngestLimiterDep = Annotated[RateLimiter, Depends(get_ingest_limiter)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
@@ -66,6 +66,23 @@ DayFilter = Annotated[date | None, BeforeValidator(_iso_day)]
 # --------------------------------------------------------------------------- ingest
 
 
+# An ad's created_at decides which side of a pair is the original, so an implausible one would
+# claim originality for any ad that sent it. A day of clock skew is tolerated; nothing predates
+# the web's classified ads.
+CREATED_AT_SKEW = timedelta(days=1)
+CREATED_AT_EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
+
+
+def plausible_created_at(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value > datetime.now(UTC) + CREATED_AT_SKEW:
+        raise PydanticCustomError("created_at_future", "must not be more than a day in the future")
+    if value < CREATED_AT_EARLIEST:
+        raise PydanticCustomError("created_at_past", "must not be before 1995-01-01")
+    return value
+
+
 class IngestRequest(BaseModel):
     """The seed's payload: one ad and the URLs of its images."""
 
@@ -89,7 +106,15 @@ class IngestRequest(BaseModel):
     images: Annotated[list[ImageUrl], Field(min_length=1, max_length=MAX_IMAGES_PER_AD)]
     category: Annotated[SafeText | None, Field(max_length=200)] = None
     seller_id: Annotated[SafeText | None, Field(max_length=200)] = None
-    created_at: DateTimeText | None = None
+    created_at: Annotated[
+        DateTimeText | None,
+        AfterValidator(plausible_created_at),
+        Field(
+            description="When the portal created the ad (RFC 3339 with an offset). It decides which"
+            " side of a duplicate pair is the original. Optional: without it imgdup assumes the"
+            " time it accepts the request (and says so in the answer)."
+        ),
+    ] = None
 
 
 class IngestAccepted(BaseModel):
@@ -97,6 +122,11 @@ class IngestAccepted(BaseModel):
     status: str = "accepted"
     already_accepted: bool = Field(
         False, description="The same payload was accepted before; it was not published again"
+    )
+    created_at_assumed: bool = Field(
+        False,
+        description="The body had no created_at: the ad's creation time is taken to be when the"
+        " payload was first accepted, so it may be judged a copy of an ad posted before it",
     )
 
 
@@ -344,6 +374,28 @@ class PairDetail(BaseModel):
     images: list[PairImage]
     moderator_verdict: ModeratorVerdict | None
     history: list[ModeratorVerdict]
+
+
+class PairExplanation(BaseModel):
+    """Why the verifier decided as it did, for the admin page to draw over the two stored copies
+    (imgdup_core.explain; recomputed from the stored features, not stored per pair)."""
+
+    pair_id: str
+    image_a: str
+    image_b: str
+    compared: str = Field(description="Which pictures were compared: full/full, photo/full, ...")
+    aligned: bool
+    mirrored: bool = Field(description="b matched as its mirror image (lines join the unmirrored b)")
+    inliers: int = Field(description="RANSAC inliers recomputed now")
+    stored_inliers: int | None = Field(description="The inliers stored with the verdict")
+    matches: list[tuple[float, float, float, float]] = Field(
+        description="Inlier pairs (xa, ya, xb, yb), fractions of each side's stored copy (a sample)"
+    )
+    box_a: tuple[float, float, float, float] | None = Field(
+        description="The framed photo of a that was compared (x0, y0, x1, y1 fractions), if any"
+    )
+    box_b: tuple[float, float, float, float] | None
+    overlay_url: str | None = Field(description="The aligned overlay and difference image, when aligned")
 
 
 # --------------------------------------------------------------------------- the caller

@@ -27,7 +27,8 @@ from imgdup.settings import ALL_ROLES, Settings
 from imgdup.store.db import migrate, open_pool
 from imgdup.store.events import unfinished_events
 from imgdup.store.pairs import unfinished_pairs, verified_pair_from_row
-from schemas import CandidatePairV1, ImageRef, topics
+from imgdup.store.truth import pairs_to_review
+from schemas import CandidatePairV1, ImageRef, PairReviewV1, topics
 from schemas.wire import encode, encode_key
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,10 @@ async def redrive(dsn: str, kafka: str, security: Mapping[str, str]) -> tuple[in
                     key=encode_key(verified.pair_id),
                     value=encode(verified),
                 )
+        # Pairs whose edge the clusterer has still to add or retract (a review lost with the broker).
+        for pair_id in await pairs_to_review(pool):
+            review = PairReviewV1(pair_id=pair_id, cause="verifier", requested_at=datetime.now(UTC))
+            await publisher.publish(topics.PAIRS_VERIFIED.name, key=encode_key(pair_id), value=encode(review))
         return len(events), len(pairs)
     finally:
         publisher.close()

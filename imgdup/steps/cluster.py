@@ -1,17 +1,20 @@
-"""A verified pair (VerifiedPairV1) -> the clusters grown, created or merged in Postgres, and the public
-duplicate event (DuplicateEventV1) to publish, or None when the pair is not one to cluster. No Kafka."""
+"""A verified pair (VerifiedPairV1) or a pair review (PairReviewV1) -> the pair's edge added or retracted
+in Postgres (clusters created, grown, merged or split), the public duplicate event (DuplicateEventV1)
+to publish, and the pending cluster changes (ClusterChangeV1, in order) to publish. No Kafka."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import metrics
-from imgdup.store import clusters
+from imgdup.store import changes, truth
+from imgdup.store.changes import PendingChange
 from imgdup.store.transient import retry_transient
-from schemas import DuplicateEventV1, VerifiedPairV1
+from schemas import DuplicateEventV1, PairReviewV1, VerifiedPairV1
 
 
 @dataclass(frozen=True)
@@ -21,8 +24,27 @@ class ClusterContext:
 
 async def cluster_verified(ctx: ClusterContext, pair: VerifiedPairV1) -> DuplicateEventV1 | None:
     """One transaction per pair; a pair clustered before yields the same event (same event_id),
-    so a crash between commit and publish is repaired by the redelivery."""
+    so a crash between commit and publish is repaired by the redelivery. The pair's stored truth
+    decides, not the message: a moderator's `not_duplicate` keeps it out of every cluster."""
     started = time.perf_counter()
-    event = await retry_transient("clusterer", clusters.cluster_pair, ctx.pool, pair)
+    event = await retry_transient("clusterer", truth.cluster_pair, ctx.pool, pair.pair_id)
     metrics.STAGE_SECONDS.labels("cluster").observe(time.perf_counter() - started)
     return event
+
+
+async def review_pair(ctx: ClusterContext, review: PairReviewV1) -> DuplicateEventV1 | None:
+    """A pair whose truth may have changed (a moderator's verdict, a clustered pair rejected on
+    re-verification): its edge added or retracted; its duplicate event when it just became an edge."""
+    started = time.perf_counter()
+    event = await retry_transient("clusterer", truth.review_pair, ctx.pool, review.pair_id)
+    metrics.STAGE_SECONDS.labels("cluster").observe(time.perf_counter() - started)
+    return event
+
+
+async def pending_changes(ctx: ClusterContext) -> list[PendingChange]:
+    """Cluster changes not yet published, oldest first: this step's, and any a crash left behind."""
+    return await retry_transient("clusterer", changes.unpublished, ctx.pool)
+
+
+async def changes_published(ctx: ClusterContext, seqs: Sequence[int]) -> None:
+    await retry_transient("clusterer", changes.mark_published, ctx.pool, seqs)

@@ -16,6 +16,7 @@ from imgdup import ids, metrics
 from imgdup.analysis.analyse import AnalysedImage, vector_from_bytes
 from imgdup.analysis.batching import RunCpu
 from imgdup.analysis.fetch import FetchError
+from imgdup.blobs.base import BlobStore
 from imgdup.store import events, images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorPoint, VectorStore
@@ -33,6 +34,7 @@ class IndexContext:
 
     pool: AsyncConnectionPool
     vectors: VectorStore
+    blobs: BlobStore  # stored copies and SIFT features go here, their addresses to Postgres
     fetch: Fetch
     analyse: Analyse
     run_cpu: RunCpu
@@ -40,6 +42,8 @@ class IndexContext:
     embedding_model: str  # the embedder's version: images indexed by another are indexed again
     top_k: int
     min_score: float
+    # The verifier the worker runs: a pair decided by another version is verified again on replay.
+    verifier_version: str = DEFAULT_VERIFIER.version
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
             failures.append(ImageFailure(image.image_id, image.url, outcome.reason, outcome.detail))
         else:
             indexed.append(images.IndexedImage(image.image_id, ctx.embedding_model, outcome))
-    await retry_transient("images.save", images.save_indexed_images, ctx.pool, indexed)
+    await retry_transient("images.save", images.save_indexed_images, ctx.pool, indexed, ctx.blobs)
     metrics.EMBEDDINGS_PROCESSED.labels(ctx.embedder_name).inc(len(indexed))
     for failure in failures:
         await retry_transient(
@@ -143,7 +147,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
         pairs.add_candidates,
         ctx.pool,
         list(candidates.values()),
-        verifier_version=DEFAULT_VERIFIER.version,
+        verifier_version=ctx.verifier_version,
     )
     now = datetime.now(UTC)
     # Most similar first: the verifier takes an ad's candidates in order (one key, one

@@ -1,22 +1,25 @@
 """A candidate pair (CandidatePairV1) -> its verdict and whole evidence stored on the pair's row, and the
-verified duplicate (VerifiedPairV1) to hand to the clusterer, or None. No Kafka."""
+verified duplicate (VerifiedPairV1) to hand to the clusterer, a review (PairReviewV1) of a rejected pair
+the clusterer must look at again (a clustered pair rejected on re-verification), or None. No Kafka."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import metrics
 from imgdup.analysis.batching import RunCpu
+from imgdup.blobs.base import BlobStore
 from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
 from imgdup_core.sift import FeatureCache, sift_from_bytes
-from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, verify_images
-from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
+from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, verify_images
+from schemas import CandidatePairV1, EvidenceV1, PairReviewV1, VerifiedPairV1, VersionsV1
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class VerifyContext:
     pool: AsyncConnectionPool
     run_cpu: RunCpu
     embedding_model: str
+    blobs: BlobStore  # the stored copies and features (rows keep their addresses)
+    # The verifier model the worker runs (imgdup.verifiers, IMGDUP_VERIFIER_VERSION).
+    config: VerifierConfig = DEFAULT_VERIFIER
     # Features of images indexed without stored ones are extracted once per process, not per pair.
     cache: FeatureCache = field(default_factory=FeatureCache)
 
@@ -36,7 +42,7 @@ def evidence_of(verdict: Verdict) -> EvidenceV1:
     return EvidenceV1(**dataclasses.asdict(verdict.evidence), score=verdict.score)
 
 
-def _view(image: images.ImageForVerification) -> ImageView:
+def _view(image: images.ImageForVerification, config: VerifierConfig) -> ImageView:
     # Features stored at indexing save extracting them again for every pair, and the stored
     # copies are decoded only for a pair that aligns; images indexed before features were
     # stored (or under other SIFT settings) get them extracted here.
@@ -45,18 +51,35 @@ def _view(image: images.ImageForVerification) -> ImageView:
         phash=(image.phash, image.phash_mirrored),
         jpeg=image.jpeg,
         photo_jpeg=image.photo_jpeg or None,
-        sift=sift_from_bytes(image.sift) if image.sift else None,
-        photo_sift=sift_from_bytes(image.photo_sift) if image.photo_sift else None,
+        # None when stored under other extraction settings (another verifier version): extracted.
+        sift=sift_from_bytes(image.sift, config) if image.sift else None,
+        photo_sift=sift_from_bytes(image.photo_sift, config) if image.photo_sift else None,
     )
 
 
-async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> VerifiedPairV1 | None:
+async def _review_if_needed(ctx: VerifyContext, pair_id: str) -> PairReviewV1 | None:
+    if not await retry_transient("verifier.load", pairs.rejected_needs_review, ctx.pool, pair_id):
+        return None
+    return PairReviewV1(pair_id=pair_id, cause="verifier", requested_at=datetime.now(UTC))
+
+
+async def verify_candidate(
+    ctx: VerifyContext, candidate: CandidatePairV1
+) -> VerifiedPairV1 | PairReviewV1 | None:
     """Decide one candidate; safe to repeat: a pair decided before is handed on again only when it
-    is a duplicate not yet clustered (a crash between the verdict and its hand-over)."""
+    is a duplicate not yet clustered, or a rejected pair still an edge of a cluster (a crash between
+    the verdict and its hand-over)."""
     status, a, b = await retry_transient(
-        "verifier.load", images.load_for_verification, ctx.pool, candidate.a.image_id, candidate.b.image_id
+        "verifier.load",
+        images.load_for_verification,
+        ctx.pool,
+        candidate.a.image_id,
+        candidate.b.image_id,
+        ctx.blobs,
     )
-    if status in ("rejected", "clustered", "missing"):
+    if status == "rejected":  # decided before: a redelivery or replay changes nothing ...
+        return await _review_if_needed(ctx, candidate.pair_id)  # ... but an edge must go
+    if status in ("clustered", "missing"):
         return None  # already decided and handed on: a redelivery or replay changes nothing
     if status == "verified":  # decided before a crash, not yet handed on: hand it on again
         return await retry_transient("verifier.load", pairs.verified_pair, ctx.pool, candidate.pair_id)
@@ -79,12 +102,18 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
                 score=1.0,
                 compared="full/full",
             ),
-            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=DEFAULT_VERIFIER.version),
+            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=ctx.config.version),
         )
     else:
         started = time.perf_counter()
         verdict = await ctx.run_cpu(
-            lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine, cache=ctx.cache)
+            lambda: verify_images(
+                _view(a, ctx.config),
+                _view(b, ctx.config),
+                cosine=candidate.cosine,
+                config=ctx.config,
+                cache=ctx.cache,
+            )
         )
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         row = pairs.VerdictRow(
@@ -95,4 +124,7 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
             versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=verdict.verifier_version),
         )
     metrics.VERDICTS.labels("duplicate" if row.is_duplicate else "distinct").inc()
-    return await retry_transient("verifier.save", pairs.save_verdict, ctx.pool, row)
+    verified = await retry_transient("verifier.save", pairs.save_verdict, ctx.pool, row)
+    if verified is None and not row.is_duplicate:
+        return await _review_if_needed(ctx, candidate.pair_id)
+    return verified

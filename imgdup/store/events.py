@@ -62,12 +62,15 @@ async def begin_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> li
             (event.event_id, event.ad_id, event.model_dump_json(), event.replay),
         )
         await conn.execute(
-            "INSERT INTO ads (ad_id, source, category, seller_id, last_event_id)"
-            " VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO ads (ad_id, source, category, seller_id, last_event_id, created_at)"
+            # A created_at in the future (a skewed portal clock) counts as now.
+            " VALUES (%s, %s, %s, %s, %s, LEAST(%s::timestamptz, now()))"
             " ON CONFLICT (ad_id) DO UPDATE SET source = EXCLUDED.source,"
             " category = EXCLUDED.category, seller_id = EXCLUDED.seller_id,"
-            " last_event_id = EXCLUDED.last_event_id",
-            (event.ad_id, event.source, event.category, event.seller_id, event.event_id),
+            " last_event_id = EXCLUDED.last_event_id,"
+            # The portal's earliest created_at: a re-sent event never makes an ad younger.
+            " created_at = LEAST(ads.created_at, EXCLUDED.created_at)",
+            (event.ad_id, event.source, event.category, event.seller_id, event.event_id, event.created_at),
         )
         await conn.execute(
             "INSERT INTO images (image_id, ad_id, url, position)"

@@ -1,5 +1,6 @@
-"""Analysed images -> `images` and `image_blobs` rows (hashes, embeddings, stored copies and their SIFT
-features); failed images -> their reason; a pair's two images -> what the verifier needs."""
+"""Analysed images -> `images` rows (hashes, embeddings) and `image_blobs` rows (the content addresses of
+the stored copies and their SIFT features, whose bytes go to the blob store); failed images -> their
+reason; a pair's two images -> what the verifier needs, read back from the blob store."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from imgdup import ids
 from imgdup.analysis.analyse import AnalysedImage, vector_to_bytes
+from imgdup.blobs.base import BlobStore, get_all, put_all
 from imgdup.store.db import single_statement
+
+# The blob columns of image_blobs: each is a bytea (rows before migration 009 and not yet moved by
+# `imgdup migrate-blobs`) or a `<name>_sha256` + `<name>_size` pointing into the blob store.
+BLOB_COLUMNS = ("jpeg", "photo_jpeg", "sift", "photo_sift")
+
+
+class BlobMissing(LookupError):
+    """A row points at a blob the blob store does not have (deleted by hand, or a wrong store)."""
 
 
 @dataclass(frozen=True)
@@ -23,13 +33,21 @@ class IndexedImage:
     image: AnalysedImage
 
 
-async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[IndexedImage]) -> None:
-    """One transaction, one statement per table, whatever the number of images. Byte columns go
-    in binary (%b): as text, psycopg hex-escapes every JPEG and feature blob with a regex while
-    holding the GIL (~110 KB per image)."""
+async def save_indexed_images(
+    pool: AsyncConnectionPool, images: Sequence[IndexedImage], blobs: BlobStore
+) -> None:
+    """The blobs first, then one transaction, one statement per table, whatever the number of
+    images. Blobs before rows: a committed row never points at a blob not yet written; a failure in
+    between leaves only orphan blobs, which `imgdup prune` collects. Byte columns go in binary (%b):
+    as text, psycopg hex-escapes them with a regex while holding the GIL."""
     if not images:
         return
     analysed = [i.image for i in images]
+    # All four columns of all images in one round of concurrent puts (threads: files or HTTP).
+    refs = await put_all(blobs, [getattr(a, column) for column in BLOB_COLUMNS for a in analysed])
+    by_column = {
+        column: refs[n * len(analysed) : (n + 1) * len(analysed)] for n, column in enumerate(BLOB_COLUMNS)
+    }
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "UPDATE images AS i SET status = 'indexed', error_reason = NULL, error_detail = NULL,"
@@ -61,17 +79,28 @@ async def save_indexed_images(pool: AsyncConnectionPool, images: Sequence[Indexe
                 [",".join(map(str, a.region.as_list())) if a.region is not None else "" for a in analysed],
             ),
         )
+        # The old bytea columns are set NULL: a re-indexed image of before migration 009 moves too.
         await conn.execute(
-            "INSERT INTO image_blobs (image_id, jpeg, photo_jpeg, sift, photo_sift)"
-            " SELECT * FROM unnest(%s::uuid[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[])"
-            " ON CONFLICT (image_id) DO UPDATE SET jpeg = EXCLUDED.jpeg, photo_jpeg = EXCLUDED.photo_jpeg,"
-            " sift = EXCLUDED.sift, photo_sift = EXCLUDED.photo_sift",
+            "INSERT INTO image_blobs (image_id, jpeg_sha256, jpeg_size, photo_jpeg_sha256,"
+            " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size)"
+            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::int[],"
+            " %s::text[], %s::int[], %s::text[], %s::int[])"
+            " ON CONFLICT (image_id) DO UPDATE SET jpeg = NULL, photo_jpeg = NULL, sift = NULL,"
+            " photo_sift = NULL, jpeg_sha256 = EXCLUDED.jpeg_sha256, jpeg_size = EXCLUDED.jpeg_size,"
+            " photo_jpeg_sha256 = EXCLUDED.photo_jpeg_sha256,"
+            " photo_jpeg_size = EXCLUDED.photo_jpeg_size, sift_sha256 = EXCLUDED.sift_sha256,"
+            " sift_size = EXCLUDED.sift_size, photo_sift_sha256 = EXCLUDED.photo_sift_sha256,"
+            " photo_sift_size = EXCLUDED.photo_sift_size",
             (
                 [i.image_id for i in images],
-                [a.jpeg for a in analysed],
-                [a.photo_jpeg for a in analysed],
-                [a.sift for a in analysed],
-                [a.photo_sift for a in analysed],
+                *(
+                    values
+                    for column in BLOB_COLUMNS
+                    for values in (
+                        [r.sha256 if r else None for r in by_column[column]],
+                        [r.size if r else None for r in by_column[column]],
+                    )
+                ),
             ),
         )
 
@@ -103,16 +132,30 @@ class ImageForVerification:
 _VERIFICATION_COLUMNS = [f.name for f in fields(ImageForVerification)]
 
 
+async def read_blob_columns(blobs: BlobStore, rows: Sequence[dict[str, object]]) -> None:
+    """Fill each row's blob columns in place: from the blob store where the row has an address,
+    else the row's own bytea (not moved by `imgdup migrate-blobs` yet). All reads run at once."""
+    wanted = [(row, column) for row in rows for column in BLOB_COLUMNS if row.get(f"{column}_sha256")]
+    found = await get_all(blobs, [str(row[f"{column}_sha256"]) for row, column in wanted])
+    for (row, column), data in zip(wanted, found, strict=True):
+        if data is None:
+            raise BlobMissing(f"blob {row[f'{column}_sha256']} ({column}) is not in the blob store")
+        row[column] = data
+
+
+_SELECT_BLOBS = ", ".join(f"b.{c}, b.{c}_sha256" for c in BLOB_COLUMNS)
+
+
 async def load_for_verification(
-    pool: AsyncConnectionPool, image_a: str, image_b: str
+    pool: AsyncConnectionPool, image_a: str, image_b: str, blobs: BlobStore
 ) -> tuple[str, ImageForVerification | None, ImageForVerification | None]:
-    """The pair's status and both images' stored copies (None where not indexed), in one query."""
+    """The pair's status and both images' stored copies (None where not indexed): one query, then
+    the blob store (concurrent reads in threads)."""
     async with single_statement(pool) as conn:
-        # Binary: ~200 KB of blobs per pair, no hex text to parse.
+        # Binary: rows not moved yet still carry ~200 KB of bytea per pair, no hex text to parse.
         cur = await conn.cursor(row_factory=dict_row, binary=True).execute(
             "SELECT coalesce(d.status, 'missing') AS pair_status, i.image_id::text AS image_id,"
-            " i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, b.jpeg, b.photo_jpeg, b.sift,"
-            " b.photo_sift"
+            f" i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, {_SELECT_BLOBS}"
             " FROM (SELECT %s::uuid AS pair_id) p"
             " LEFT JOIN duplicates d ON d.pair_id = p.pair_id"
             " LEFT JOIN (images i JOIN image_blobs b USING (image_id))"
@@ -120,6 +163,7 @@ async def load_for_verification(
             (ids.pair_id(image_a, image_b), [image_a, image_b]),
         )
         rows = await cur.fetchall()
+    await read_blob_columns(blobs, [row for row in rows if row["image_id"] is not None])
     status = rows[0]["pair_status"]  # the pair's row comes back even when neither image is indexed
     found = {
         row["image_id"]: ImageForVerification(**{name: row[name] for name in _VERIFICATION_COLUMNS})

@@ -14,8 +14,10 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.blobs.base import BlobStore
 from imgdup.store import reads
-from imgdup.store.pairs import evidence_fields
+from imgdup.store.images import BLOB_COLUMNS, BlobMissing, read_blob_columns
+from imgdup.store.pairs import EVIDENCE_COLUMNS, evidence_fields
 
 Row = dict[str, Any]
 
@@ -187,7 +189,7 @@ async def admin_clusters(
         "offset": offset,
     }
     where = (
-        " WHERE c.merged_into IS NULL"
+        " WHERE c.merged_into IS NULL AND c.dissolved_at IS NULL"
         " AND (%(ad)s::bigint IS NULL OR EXISTS ("
         "   SELECT 1 FROM cluster_members m WHERE m.cluster_id = c.cluster_id AND m.ad_id = %(ad)s::bigint))"
         " AND ((%(category)s::text IS NULL AND %(source)s::text IS NULL"
@@ -317,3 +319,50 @@ async def moderated_duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> l
             similarity = max(float(p["confidence"]) for p in kept)
             kept_entries.append({**entry, "similarity": similarity, "pairs": kept})
     return sorted(kept_entries, key=lambda e: (-e["similarity"], e["ad_id"]))
+
+
+async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str, blobs: BlobStore) -> Row | None:
+    """What the admin page's "why" view recomputes from (imgdup_core.explain): the pair's stored
+    evidence and, per side, the stored copies, their SIFT features (from the blob store, or the
+    bytea of rows not moved yet) and the framed photo's box. None when the pair is unknown or an
+    image has no stored copy (also one the blob store lacks)."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT pair_id::text AS pair_id, image_a::text AS image_a, image_b::text AS image_b,"
+            " ad_a, ad_b, compared, sift_inliers, sift_mirrored, phash_mirrored, verifier_version"
+            " FROM duplicates WHERE pair_id = %s",
+            (pair_id,),
+        )
+        pair = await cur.fetchone()
+        if pair is None:
+            return None
+        await cur.execute(
+            "SELECT i.image_id::text AS image_id, i.width, i.height, i.photo_box,"
+            f" {', '.join(f'b.{c}, b.{c}_sha256' for c in BLOB_COLUMNS)}"
+            " FROM images i JOIN image_blobs b USING (image_id) WHERE i.image_id = ANY(%s::uuid[])",
+            ([pair["image_a"], pair["image_b"]],),
+        )
+        sides = {row["image_id"]: row for row in await cur.fetchall()}
+    if pair["image_a"] not in sides or pair["image_b"] not in sides:
+        return None
+    try:
+        await read_blob_columns(blobs, list(sides.values()))
+    except BlobMissing:
+        return None
+    return {**pair, "side_a": sides[pair["image_a"]], "side_b": sides[pair["image_b"]]}
+
+
+async def verdict_evidence(pool: AsyncConnectionPool) -> list[Row]:
+    """Every moderator's verdict with the evidence stored for its pair (imgdup retrain's own
+    training data): the pair id, the verifier version that measured it, the evidence columns and
+    the verdict. Pairs without a full measurement (undecided, or decided before the fused score
+    was stored) are left out: there is nothing to refit on."""
+    columns = ", ".join(f"d.{column}" for column in EVIDENCE_COLUMNS.values())
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            f"SELECT d.pair_id::text AS pair_id, d.verifier_version, v.verdict, {columns}"
+            " FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
+            " WHERE d.score IS NOT NULL AND d.status <> 'candidate' ORDER BY d.pair_id"
+        )
+        return await cur.fetchall()

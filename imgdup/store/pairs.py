@@ -142,6 +142,20 @@ async def verified_pair(pool: AsyncConnectionPool, pair_id: str) -> VerifiedPair
     return verified_pair_from_row(row) if row else None
 
 
+async def rejected_needs_review(pool: AsyncConnectionPool, pair_id: str) -> bool:
+    """A rejected pair the clusterer must look at again: it is still an edge of a cluster (the
+    verifier rejected it on re-verification), or a moderator has a verdict on it (that wins)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT d.clustered_at IS NOT NULL OR v.pair_id IS NOT NULL FROM duplicates d"
+            " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
+            " WHERE d.pair_id = %s AND d.status = 'rejected'",
+            (pair_id,),
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 def verified_pair_from_row(row: Row) -> VerifiedPairV1:
     return VerifiedPairV1(
         pair_id=str(row["pair_id"]),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, computed_field
 
+from imgdup.store.truth import UNSETTLED_PAIRS
+
 
 class Progress(BaseModel):
     """A read model: what `imgdup wait` polls and `GET /api/v1/progress` serves."""
@@ -18,12 +20,30 @@ class Progress(BaseModel):
     pairs_verified: int
     pairs_rejected: int
     pairs_clustered: int
+    # Decided pairs whose edge the clusterer has still to add or retract (a pair review in flight),
+    # and cluster changes not yet published: `imgdup wait` waits for both.
+    pairs_unsettled: int = 0
+    changes_unpublished: int = 0
 
     @computed_field(description="Events and pairs still in flight")  # type: ignore[prop-decorator]
     @property
     def unfinished(self) -> int:
         """Work still in flight: events not indexed or dead, pairs without a final state."""
-        return self.events_accepted + self.events_processing + self.pairs_candidate + self.pairs_verified
+        return (
+            self.events_accepted
+            + self.events_processing
+            + self.pairs_candidate
+            + self.pairs_verified
+            + self.pairs_unsettled
+            + self.changes_unpublished
+        )
+
+
+# Pairs whose edge the clusterer has still to add or retract, and changes not yet published.
+_UNSETTLED = (
+    f"SELECT (SELECT count(*) FROM ({UNSETTLED_PAIRS}) AS u),"
+    " (SELECT count(*) FROM cluster_changes WHERE published_at IS NULL)"
+)
 
 
 async def progress(pool: AsyncConnectionPool) -> Progress:
@@ -32,6 +52,9 @@ async def progress(pool: AsyncConnectionPool) -> Progress:
         events: dict[str, int] = dict(await cur.fetchall())
         cur = await conn.execute("SELECT status, count(*) FROM duplicates GROUP BY status")
         pairs: dict[str, int] = dict(await cur.fetchall())
+        cur = await conn.execute(_UNSETTLED)
+        unsettled = await cur.fetchone()
+    assert unsettled is not None
     return Progress(
         events_accepted=events.get("accepted", 0),
         events_processing=events.get("processing", 0),
@@ -41,6 +64,8 @@ async def progress(pool: AsyncConnectionPool) -> Progress:
         pairs_verified=pairs.get("verified", 0),
         pairs_rejected=pairs.get("rejected", 0),
         pairs_clustered=pairs.get("clustered", 0),
+        pairs_unsettled=int(unsettled[0]),
+        changes_unpublished=int(unsettled[1]),
     )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.blobs.base import BlobStore
+from imgdup.store.images import read_blob_columns
 from imgdup.store.pairs import evidence_fields
 
 
@@ -70,13 +72,16 @@ async def clusters_page(
     """Live (not merged) clusters, most recently changed first, with their images and the
     clusters merged into them; also the number of live clusters."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL")
+        cur = await conn.execute(
+            "SELECT count(*) FROM duplicate_clusters WHERE merged_into IS NULL AND dissolved_at IS NULL"
+        )
         total_row = await cur.fetchone()
         total = int(total_row[0]) if total_row else 0
         dcur = conn.cursor(row_factory=dict_row)
         await dcur.execute(
             "SELECT cluster_id::text AS cluster_id, size, ad_count, edge_count, confidence,"
-            " created_at, updated_at FROM duplicate_clusters WHERE merged_into IS NULL"
+            " created_at, updated_at FROM duplicate_clusters"
+            " WHERE merged_into IS NULL AND dissolved_at IS NULL"
             " ORDER BY updated_at DESC, cluster_id LIMIT %s OFFSET %s",
             (limit, offset),
         )
@@ -187,9 +192,15 @@ def _failed_images(events: list[dict[str, Any]], images: list[dict[str, Any]]) -
     ]
 
 
-async def image_jpeg(pool: AsyncConnectionPool, image_id: str) -> bytes | None:
-    """The image's reduced JPEG copy (the admin page's thumbnail)."""
+async def image_jpeg(pool: AsyncConnectionPool, image_id: str, blobs: BlobStore) -> bytes | None:
+    """The image's reduced JPEG copy (the admin page's thumbnail): from the blob store, or the
+    row's bytea while `imgdup migrate-blobs` has not moved it."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT jpeg FROM image_blobs WHERE image_id = %s", (image_id,))
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT jpeg, jpeg_sha256 FROM image_blobs WHERE image_id = %s", (image_id,)
+        )
         row = await cur.fetchone()
-    return bytes(row[0]) if row else None
+    if row is None:
+        return None
+    await read_blob_columns(blobs, [row])
+    return bytes(row["jpeg"])

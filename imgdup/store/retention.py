@@ -13,6 +13,8 @@ BATCH_SQL = (
     "DELETE FROM duplicates WHERE pair_id = ANY(ARRAY("
     " SELECT d.pair_id FROM duplicates d"
     " WHERE d.status = 'rejected' AND d.decided_at < now() - make_interval(days => %s)"
+    # An edge the clusterer has not retracted yet stays until it has (clustered_at, migration 007).
+    " AND d.clustered_at IS NULL"
     " AND NOT EXISTS (SELECT 1 FROM moderator_verdicts m WHERE m.pair_id = d.pair_id)"
     " AND NOT EXISTS (SELECT 1 FROM moderator_verdict_history h WHERE h.pair_id = d.pair_id)"
     " ORDER BY d.decided_at LIMIT %s FOR UPDATE SKIP LOCKED))"

@@ -186,7 +186,15 @@ def test_a_written_model_loads_back_with_the_same_decisions(which: str, tmp_path
 
     written = _load(path)
     loaded = model_from(written)
-    fitted = FusionModel(tuple(features), tuple(float(w) for w in weights), float(bias), float(threshold))
+    fitted = FusionModel(
+        tuple(features),
+        tuple(float(w) for w in weights),
+        float(bias),
+        float(threshold),
+        embedder="sscd",
+        embedding_model="sscd-disc-mixup-int8",
+        candidate_min_cosine=cut_off,
+    )
     assert loaded == fitted
     assert (cut_off, info) == (written.CANDIDATE_MIN_COSINE, written.CALIBRATION)
     if which == "committed":

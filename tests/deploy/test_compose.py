@@ -26,6 +26,8 @@ REQUIRED_SECRETS = (
     "IMGDUP_METRICS_TOKEN",
     "POSTGRES_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
 )
 REQUIRED_VARIABLE = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*:\?[^}]*\}$")
 
@@ -136,6 +138,19 @@ def test_compose_environment(services: dict[str, dict[str, Any]]) -> None:
     for name in set(IMGDUP_SERVICES) - {"api"}:
         assert "IMGDUP_API_TOKEN" not in _env(services[name]), name
         assert "IMGDUP_API_CREDENTIALS" not in _env(services[name]), name
+
+
+def test_compose_keeps_blobs_in_minio(services: dict[str, dict[str, Any]]) -> None:
+    assert services["minio"]["image"].startswith("minio/minio:RELEASE.")
+    for name in ("init", "api", *WORKER_SERVICES):
+        env = _env(services[name])
+        assert env["IMGDUP_BLOB_STORE"] == "s3", name
+        assert urlsplit(env["IMGDUP_S3_ENDPOINT"]).hostname == "minio", name
+        assert REQUIRED_VARIABLE.match(env["IMGDUP_S3_SECRET_ACCESS_KEY"]), name
+        for key in (k for k in env if k.startswith(("IMGDUP_S3_", "IMGDUP_BLOB_"))):
+            assert key.removeprefix("IMGDUP_").lower() in Settings.model_fields, key
+    for name in ("api", *WORKER_SERVICES):
+        assert _depends(services[name]).get("minio") == "service_healthy", name
 
 
 def test_compose_has_no_hardcoded_secret(services: dict[str, dict[str, Any]]) -> None:

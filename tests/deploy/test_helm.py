@@ -198,12 +198,46 @@ def test_helm_migration_hook(rendered: list[dict[str, Any]]) -> None:
         ({"kafka": {"bootstrapServers": ""}}, "kafka.bootstrapServers is required"),
         ({"secrets": {"databaseUrl": ""}}, "secrets.existingSecret"),
         ({"secrets": {"apiToken": "short"}}, "16+ characters"),
+        ({"blobStore": {"bucket": ""}}, "blobStore.bucket is required"),
+        ({"settings": {"IMGDUP_S3_BUCKET": "x"}}, "set the blob store with blobStore"),
+        ({"settings": {"IMGDUP_S3_SECRET_ACCESS_KEY": "x"}}, "looks like a secret"),
     ],
 )
 def test_helm_refuses_bad_values(helm: Any, extra: dict[str, Any], message: str) -> None:
     render, _lint = helm
     with pytest.raises(HelmError, match=re.escape(message)):
         render(merge(BASE_VALUES, extra))
+
+
+def test_helm_blob_store_reaches_every_pod_with_its_credentials_as_references(helm: Any) -> None:
+    render, _lint = helm
+    values = merge(
+        BASE_VALUES,
+        {
+            "blobStore": {"endpoint": "http://minio.minio.svc:9000", "bucket": "imgdup-prod"},
+            "secrets": {"s3AccessKeyId": "test-access-key", "s3SecretAccessKey": "test-s3-secret-key"},
+            "networkPolicy": {"blobStore": {"to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}]}},
+        },
+    )
+    objects = parse(render(values))
+    configmap = by_kind(objects, "ConfigMap")["rel-imgdup"]["data"]
+    assert configmap["IMGDUP_BLOB_STORE"] == "s3"
+    assert configmap["IMGDUP_S3_ENDPOINT"] == "http://minio.minio.svc:9000"
+    assert configmap["IMGDUP_S3_BUCKET"] == "imgdup-prod"
+    assert Settings(**{k.removeprefix("IMGDUP_").lower(): v for k, v in configmap.items() if "_S3_" in k})
+    secrets = by_kind(objects, "Secret")
+    for name, deployment in by_kind(objects, "Deployment").items():
+        env = _pod_env(deployment, secrets, configmap)
+        assert env["IMGDUP_S3_SECRET_ACCESS_KEY"] == "test-s3-secret-key", name
+        assert env["IMGDUP_S3_ACCESS_KEY_ID"] == "test-access-key", name
+    (prune,) = by_kind(objects, "CronJob").values()
+    (container,) = prune["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert "IMGDUP_S3_SECRET_ACCESS_KEY" in {e["name"] for e in container["env"]}  # it collects orphans
+    assert "test-s3-secret-key" not in yaml.safe_dump(by_kind(objects, "ConfigMap"))
+    (policy,) = by_kind(objects, "NetworkPolicy").values()
+    assert {"to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}], "ports": [{"protocol": "TCP", "port": 9000}]} in (
+        policy["spec"]["egress"]
+    )
 
 
 KAFKA_PASSWORD = "test-kafka-sasl-password"

@@ -182,6 +182,46 @@ def test_prune_cron_job(objects: list[dict[str, Any]], monkeypatch: pytest.Monke
     assert _settings_from(configmap, monkeypatch).rejected_pair_retention_days == 30
 
 
+def test_retrain_cron_job_writes_models_the_workers_read(helm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    render, lint = helm
+    values = merge(
+        NETPOL_VALUES,
+        {
+            "retrain": {"enabled": True},
+            "verifierModels": {"claimName": "imgdup-models", "version": "fused-v3-r2"},
+        },
+    )
+    assert lint(values) == []
+    rendered = parse(render(values))
+    cron = by_kind(rendered, "CronJob")["rel-imgdup-retrain"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["args"] == [
+        "retrain",
+        "--benchmark-evidence",
+        "/var/lib/imgdup-models/training-evidence-fused-v3.jsonl",
+    ]
+    names = {e["name"] for e in container["env"]}
+    assert "DATABASE_URL" in names and "IMGDUP_API_TOKEN" not in names
+    models = {m["name"]: m for m in container["volumeMounts"]}["models"]
+    assert models["mountPath"] == "/var/lib/imgdup-models" and not models.get("readOnly")
+    claims = {v["name"]: v for v in spec["volumes"]}
+    assert claims["models"]["persistentVolumeClaim"]["claimName"] == "imgdup-models"
+    # Every worker reads the same claim, read-only, and runs the version named in values.
+    for deployment in by_kind(rendered, "Deployment").values():
+        pod = deployment["spec"]["template"]["spec"]
+        mounts = {m["name"]: m for c in pod["containers"] for m in c.get("volumeMounts", [])}
+        assert mounts["models"]["readOnly"] is True, deployment["metadata"]["name"]
+    settings = _settings_from(by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"], monkeypatch)
+    assert settings.verifier_version == "fused-v3-r2"
+    assert str(settings.models_dir) == "/var/lib/imgdup-models"
+    # Off by default; on without a claim, the chart refuses to render.
+    assert "rel-imgdup-retrain" not in by_kind(parse(render(NETPOL_VALUES)), "CronJob")
+    with pytest.raises(HelmError, match="claimName"):
+        render(merge(NETPOL_VALUES, {"retrain": {"enabled": True}}))
+
+
 def test_production_example(helm: Any) -> None:
     render, lint = helm
     values = yaml.safe_load(PRODUCTION_FILE.read_text())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 
 TABLES = (
+    "cluster_changes",
+    "cluster_splits",
     "cluster_merges",
     "cluster_members",
     "duplicate_clusters",

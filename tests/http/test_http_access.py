@@ -120,6 +120,8 @@ READS = {
     "/api/v1/duplicates/{ad_id}",
     "/api/v1/images/{image_id}/thumbnail",
     "/api/v1/pairs/{pair_id}",
+    "/api/v1/pairs/{pair_id}/explanation",
+    "/api/v1/pairs/{pair_id}/overlay",
     "/api/v1/progress",
     "/api/v1/stats",
     "/admin",

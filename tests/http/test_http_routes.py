@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from helpers.api import RecordingPublisher
 from pydantic import SecretStr
 
+from imgdup.http import deps
 from imgdup.http.app import create_api
+from imgdup.kafka.publisher import PublishError
 from imgdup.settings import Settings
-from schemas import EvidenceV1
+from schemas import EvidenceV1, PairReviewV1, topics
 
 TOKEN = "s3cret-token-for-tests-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -63,13 +66,20 @@ def _seed(dsn: str) -> None:
 
 
 @pytest.fixture
-def client(clean_db: str) -> Iterator[TestClient]:
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def client(clean_db: str, publisher: RecordingPublisher) -> Iterator[TestClient]:
     _seed(clean_db)
     settings = Settings(
         database_url=SecretStr(clean_db), kafka_bootstrap_servers="127.0.0.1:9", api_token=SecretStr(TOKEN)
     )
+    app = create_api(settings)
+    app.dependency_overrides[deps.get_publisher] = lambda: publisher
     # Every read needs credentials too (tests/http/test_http_access.py): this client sends the token.
-    with TestClient(create_api(settings), headers=AUTH) as test_client:
+    with TestClient(app, headers=AUTH) as test_client:
         response = test_client.post(
             f"/api/v1/pairs/{REJECTED}/verdict",
             json={"verdict": "not_duplicate", "moderator": "ana"},
@@ -125,6 +135,32 @@ def test_the_same_verdict_again_changes_nothing(client: TestClient) -> None:
         json={"verdict": "not_duplicate", "moderator": "ana"},
     )
     assert again.status_code == 200 and again.json()["changed"] is False
+
+
+def test_a_verdict_is_handed_to_the_clusterer_as_a_pair_review(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    # The fixture's verdict, and the same one again (how a failed hand-over is repaired).
+    client.post(f"/api/v1/pairs/{REJECTED}/verdict", json={"verdict": "not_duplicate", "moderator": "ana"})
+    assert len(publisher.published) == 2
+    for topic, key, value in publisher.published:
+        assert (topic, key) == (topics.PAIRS_VERIFIED.name, REJECTED.encode())
+        review = PairReviewV1.model_validate_json(value)
+        assert (review.pair_id, review.cause, review.type) == (REJECTED, "moderator", "pair_review")
+
+
+def test_a_verdict_the_bus_cannot_take_is_stored_and_answered_503(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    async def refuse(
+        topic: str, *, key: bytes, value: bytes, headers: dict[str, bytes] | None = None
+    ) -> None:
+        raise PublishError("broker down")
+
+    publisher.publish = refuse  # type: ignore[method-assign]
+    response = client.post(f"/api/v1/pairs/{KEPT}/verdict", json={"verdict": "confirmed", "moderator": "bo"})
+    assert response.status_code == 503 and "repeat the request" in response.json()["detail"]
+    assert client.get(f"/api/v1/pairs/{KEPT}").json()["moderator_verdict"]["verdict"] == "confirmed"
 
 
 def test_state_progress_and_probes(client: TestClient) -> None:

@@ -44,11 +44,12 @@ def test_every_documented_operation_answers_a_named_model() -> None:
 def test_every_route_declares_its_response() -> None:
     for route in _api_routes():
         if route.response_model is None:
-            # Only the non-JSON answers: the page, its thumbnails, the Prometheus scrape, the docs
-            # page and the OpenAPI document itself.
+            # Only the non-JSON answers: the page, its thumbnails and pair overlays, the Prometheus
+            # scrape, the docs page and the OpenAPI document itself.
             assert route.path in {
                 "/admin",
                 "/api/v1/images/{image_id}/thumbnail",
+                "/api/v1/pairs/{pair_id}/overlay",
                 "/metrics",
                 "/docs",
                 "/openapi.json",

@@ -107,6 +107,31 @@ def test_ingest_created_at_must_be_an_iso_string(api: Any, value: object) -> Non
     assert publisher.published == [] and _events(dsn) == 0
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["2024-05-01T12:00:00", "2999-01-01T00:00:00Z", "0001-01-01T00:00:00Z"],
+    ids=["naive", "far-future", "year-1"],
+)
+def test_ingest_created_at_must_be_aware_and_plausible(api: Any, value: str) -> None:
+    # The original of a pair is the side created first: a created_at in the year 2999 or 1 would
+    # decide that for any ad that sent it.
+    client, publisher, dsn = api
+    response = client.post(INGEST, json={**BODY, "created_at": value}, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "created_at" in _message(response)
+    assert publisher.published == [] and _events(dsn) == 0
+
+
+def test_ingest_without_created_at_says_it_assumed_the_accept_time(api: Any) -> None:
+    client, publisher, _ = api
+    response = client.post(INGEST, json=BODY, headers=AUTH)
+    assert response.status_code == 202, response.text
+    assert response.json()["created_at_assumed"] is True
+    given = client.post(INGEST, json={**BODY, "ad_id": 900401, "created_at": "2024-05-01T12:00:00Z"})
+    assert given.status_code == 202 and given.json()["created_at_assumed"] is False
+    assert len(publisher.published) == 2
+
+
 @pytest.mark.parametrize("params", [{"until": "0"}, {"since": "1714560000"}, {"since": "2024-5-1"}])
 def test_admin_dates_must_be_iso_days(api: Any, params: dict[str, str]) -> None:
     # Found by the fuzzer too: "0" was read as the Unix epoch.

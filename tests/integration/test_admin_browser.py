@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from helpers.pipeline import wait_idle
+from PIL import Image
 
 from imgdup.http.auth import new_credential
 from imgdup.ops.demo.image_server import LoopbackImageServer
@@ -413,8 +415,37 @@ def test_admin_page_logs_in_shows_clusters_and_records_a_verdict(running: Runnin
             expect(page.locator(".thumb.detached")).to_have_count(2)
             expect(page.locator("#stats-body")).to_contain_text("olx.pl")
             expect(page.locator("#stats-body")).to_contain_text("seller-b")
-            assert page.locator("td.actions button:enabled").count() == 0
+            # Only "Why?" is live for a viewer: no verdict button.
+            assert page.locator("td.actions button:not(.why):enabled").count() == 0
             page.screenshot(path=str(SCREENSHOTS / "admin-clusters.png"), full_page=True)
+
+            # Why: the coffee and its mirror image side by side, a line per matched keypoint, the
+            # mirror noted, and the aligned overlay and difference under them.
+            flip_row = page.locator("tr[data-pair-id]", has_text="ad 9101").filter(has_text="ad 9102")
+            flip_pair = flip_row.get_attribute("data-pair-id")
+            explained = _get(f"{api}/api/v1/pairs/{flip_pair}/explanation").json()
+            assert explained["aligned"] and explained["mirrored"], explained
+            flip_row.get_by_role("button", name="Why?").click()
+            view = page.locator(f'.why-view[data-pair-id="{flip_pair}"]')
+            lines = view.locator("svg.matches line.match")
+            expect(lines).to_have_count(len(explained["matches"]))
+            assert lines.count() >= 10
+            assert view.locator("svg.matches image").count() == 2
+            expect(view.locator(".mirror-note")).to_be_visible()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('.why-overlay img');"
+                " return Boolean(i && i.complete && i.naturalWidth > 0); }"
+            )
+            # A line joins a point of the coffee to its mirrored point: x flips, y stays.
+            x1, y1, x2, y2 = (float(lines.first.get_attribute(a) or "nan") for a in ("x1", "y1", "x2", "y2"))
+            assert abs(y1 - y2) < 8 and x2 > x1
+            view.screenshot(path=str(SCREENSHOTS / "admin-why.png"))
+            drawn = np.asarray(Image.open(SCREENSHOTS / "admin-why.png").convert("RGB"), dtype=float)
+            assert drawn.shape[0] >= 250 and drawn.shape[1] >= 500
+            # Pictures, lines and the overlay, not a blank box: many distinct colours, strong spread.
+            assert drawn.std() > 25 and len(np.unique(drawn.reshape(-1, 3), axis=0)) > 2000
+            flip_row.get_by_role("button", name="Hide").click()
+            expect(view).to_have_count(0)
 
             # Search by ad id: only the coffee cluster, the searched ad highlighted, in the URL.
             page.fill("#f-ad", "9102")

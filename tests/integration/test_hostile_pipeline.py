@@ -32,6 +32,7 @@ def stack_env() -> dict[str, str]:
         "IMGDUP_DOWNLOAD_TIMEOUT_S": "2",
         "IMGDUP_DOWNLOAD_MAX_BYTES": str(2 * 1024 * 1024),
         "IMGDUP_EMBEDDER": "sscd_distilled",
+        "IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER": "true",
     }
 
 

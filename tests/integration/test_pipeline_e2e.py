@@ -20,6 +20,7 @@ from helpers.db import truncate
 from helpers.photos import REPOSTED, Make, photo, screenshot
 from helpers.pipeline import read_topic, wait_idle
 
+from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.supervisor import Stack
 from schemas import DeadLetterV1, DuplicateEventV1, topics
@@ -156,13 +157,21 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     assert evidence["compared"] == "full/full" and evidence["overlap"] > 0.5, evidence
     assert evidence["sift_matches"] >= evidence["sift_inliers"] > 0, evidence
     assert httpx.get(f"{running.api}/api/v1/duplicates/9005").json()["duplicates"][0]["ad_id"] in (9004, 9006)
-    # Every stored copy carries its SIFT features, so the verifier never extracts them again.
+    # Every stored copy carries its SIFT features, so the verifier never extracts them again; both
+    # are in the blob store (files under the data dir, the default), Postgres keeps their addresses.
     with psycopg.connect(running.dsn) as conn:
         blobs = conn.execute(
-            "SELECT b.sift IS NOT NULL, b.photo_jpeg IS NULL OR b.photo_sift IS NOT NULL"
+            "SELECT i.image_id::text, b.jpeg_sha256, b.sift_sha256,"
+            " b.photo_jpeg_sha256 IS NULL OR b.photo_sift_sha256 IS NOT NULL,"
+            " num_nonnulls(b.jpeg, b.photo_jpeg, b.sift, b.photo_sift)"
             " FROM image_blobs b JOIN images i USING (image_id) WHERE i.status = 'indexed'"
         ).fetchall()
-    assert blobs and all(has_sift and photo_ok for has_sift, photo_ok in blobs)
+    assert blobs and all(jpeg and sift and photo_ok and not bytea for _, jpeg, sift, photo_ok, bytea in blobs)
+    store = FilesystemBlobStore(running.stack.settings.blob_root)
+    assert all(store.get(jpeg) and store.get(sift) for _, jpeg, sift, _, _ in blobs)
+    image_id, jpeg_key = blobs[0][0], blobs[0][1]
+    thumbnail = httpx.get(f"{running.api}/api/v1/images/{image_id}/thumbnail")  # the API process reads it too
+    assert thumbnail.status_code == 200 and thumbnail.content == store.get(jpeg_key)
 
     ad = httpx.get(f"{running.api}/api/v1/ads/9003").json()
     assert ad["state"] == "done"
@@ -349,6 +358,8 @@ def test_reprocessing_with_a_new_embedding_model_updates_rows_in_place(running: 
     before, clusters_before = counts(), _membership(running.dsn)[0]
     running.stack.stop_process("worker")
     running.stack.extra_env["IMGDUP_EMBEDDER"] = "sscd_distilled"
+    # The distilled SSCD has no verifier model of its own; run the SSCD one on it, as before.
+    running.stack.extra_env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"
     running.stack.start_process("worker")
     _replay_cli(running.dsn, running.kafka, "--all")
     wait_idle(running.api)

@@ -1,5 +1,5 @@
-"""Fixtures for the steps' tests: a real Postgres pool, an in-folder vector index, the distilled SSCD
-embedder, and an in-memory "internet" of JPEGs; no Kafka anywhere."""
+"""Fixtures for the steps' tests: a real Postgres pool, an in-folder vector index and blob store, the
+distilled SSCD embedder, and an in-memory "internet" of JPEGs; no Kafka anywhere."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from helpers.fakes import Web, run_inline
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup.analysis.analyse import AnalysedImage, analyse_images
+from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.steps.index import IndexContext
 from imgdup.store.db import open_pool
 from imgdup.vectors.numpy_index import NumpyVectorIndex
@@ -36,13 +37,21 @@ def web() -> Web:
 
 
 @pytest.fixture
-def index_context(pool: AsyncConnectionPool, web: Web, embedder: Embedder, tmp_path: Path) -> IndexContext:
+def blobs(tmp_path: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(tmp_path / "blobs")
+
+
+@pytest.fixture
+def index_context(
+    pool: AsyncConnectionPool, web: Web, embedder: Embedder, tmp_path: Path, blobs: FilesystemBlobStore
+) -> IndexContext:
     async def analyse(blobs: Sequence[bytes]) -> list[AnalysedImage | ImageRejected]:
         return analyse_images(blobs, embedder, max_pixels=40_000_000)
 
     return IndexContext(
         pool=pool,
         vectors=NumpyVectorIndex(tmp_path / "vectors", dim=embedder.dim),
+        blobs=blobs,
         fetch=web.fetch,
         analyse=analyse,
         run_cpu=run_inline,

@@ -27,7 +27,9 @@ EVIDENCE = EvidenceV1(
 VERSIONS = VersionsV1(embedding_model="model-v1", verifier="fused-v3")
 
 
-async def _image(pool: AsyncConnectionPool, ad_id: int) -> str:
+async def _image(
+    pool: AsyncConnectionPool, ad_id: int, created_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+) -> str:
     url = f"https://cdn.example/{ad_id}.jpg"
     event = AdImagesCreatedV1(
         schema_version=1,
@@ -36,7 +38,7 @@ async def _image(pool: AsyncConnectionPool, ad_id: int) -> str:
         source="olx.pt",
         seller_id=f"seller-{ad_id}",
         images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        created_at=created_at,
     )
     await begin_event(pool, event)
     return ids.image_id(ad_id, url)
@@ -111,3 +113,36 @@ async def test_a_pair_that_is_not_verified_is_not_clustered(pool: AsyncConnectio
     )
     assert await cluster_verified(ClusterContext(pool), stray) is None
     assert _clusters(clean_db) == []
+
+
+async def test_the_original_is_the_ad_the_portal_created_first_not_the_one_imgdup_saw_first(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A backfill into a fresh database sees the newer ad first: the original must not flip."""
+    newer = (await _image(pool, 7, datetime(2026, 3, 1, tzinfo=UTC)), 7)
+    older = (await _image(pool, 9, datetime(2025, 6, 1, tzinfo=UTC)), 9)
+    event = await cluster_verified(ClusterContext(pool), await _verified(pool, newer, older))
+    assert event is not None
+    assert (event.original.ad_id, event.duplicate.ad_id) == (9, 7)
+    assert event.original.created_at == datetime(2025, 6, 1, tzinfo=UTC)
+    assert event.duplicate.created_at == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+async def test_an_ad_re_created_keeps_its_first_created_at(pool: AsyncConnectionPool) -> None:
+    """A replayed or re-sent event with a later created_at does not make an ad younger."""
+    first = (await _image(pool, 5, datetime(2025, 1, 1, tzinfo=UTC)), 5)
+    other = (await _image(pool, 6, datetime(2025, 2, 1, tzinfo=UTC)), 6)
+    await _image(pool, 5, datetime(2026, 1, 1, tzinfo=UTC))
+    event = await cluster_verified(ClusterContext(pool), await _verified(pool, other, first))
+    assert event is not None
+    assert event.original.ad_id == 5
+
+
+async def test_a_created_at_in_the_future_is_stored_as_the_time_imgdup_saw_it(
+    pool: AsyncConnectionPool, clean_db: str
+) -> None:
+    """A portal event from a skewed clock cannot claim to be created after every later copy."""
+    await _image(pool, 11, datetime(2999, 1, 1, tzinfo=UTC))
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute("SELECT created_at <= now() FROM ads WHERE ad_id = 11").fetchone()
+    assert row == (True,)

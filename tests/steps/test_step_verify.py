@@ -52,7 +52,9 @@ async def test_a_mirrored_copy_is_verified_and_its_evidence_is_the_row(
 ) -> None:
     original = photo("rocket")
     candidate = await _candidate(index_context, web, jpeg(original), jpeg(ImageOps.mirror(original)))
-    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
 
     verified = await verify_candidate(ctx, candidate)
 
@@ -73,7 +75,9 @@ async def test_identical_pixels_are_decided_without_the_heavy_methods(
 ) -> None:
     same = jpeg(photo("astronaut"))
     candidate = await _candidate(index_context, web, same, same)
-    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
 
     verified = await verify_candidate(ctx, candidate)
 
@@ -86,7 +90,9 @@ async def test_a_different_photo_is_rejected_and_a_redelivery_changes_nothing(
     index_context: IndexContext, web: Web, clean_db: str
 ) -> None:
     candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
-    ctx = VerifyContext(pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1")
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
 
     assert await verify_candidate(ctx, candidate) is None
     row = _pair_row(clean_db, candidate.pair_id)
@@ -94,3 +100,24 @@ async def test_a_different_photo_is_rejected_and_a_redelivery_changes_nothing(
     assert row["score"] is not None and row["verifier_version"]
     assert await verify_candidate(ctx, candidate) is None
     assert _pair_row(clean_db, candidate.pair_id)["decided_at"] == row["decided_at"]
+
+
+async def test_the_configured_verifier_version_decides_and_is_recorded(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """IMGDUP_VERIFIER_VERSION reaches the step: fused-v4 decides (with its own SIFT settings: the
+    features stored under fused-v3's are extracted again) and the row names it."""
+    from imgdup_core.verifier_config import FUSED_V4
+
+    original = photo("rocket")
+    candidate = await _candidate(index_context, web, jpeg(original), jpeg(ImageOps.mirror(original)))
+    ctx = VerifyContext(
+        pool=index_context.pool,
+        run_cpu=run_inline,
+        embedding_model="model-v1",
+        blobs=index_context.blobs,
+        config=FUSED_V4,
+    )
+    verified = await verify_candidate(ctx, candidate)
+    assert verified is not None and verified.versions.verifier == "fused-v4"
+    assert _pair_row(clean_db, candidate.pair_id)["verifier_version"] == "fused-v4"

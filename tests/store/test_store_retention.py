@@ -3,6 +3,8 @@ rejected pairs decided before the retention, in batches, and nothing else; a sec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 from seed import counts, seed
@@ -69,10 +71,11 @@ def test_prune_batch_statement_uses_an_index(clean_db: str) -> None:
 
 
 def test_imgdup_prune_command(
-    clean_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clean_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     seed(clean_db, ROWS, decided_days_ago="(i * 7) %% 60")
     monkeypatch.setenv("DATABASE_URL", clean_db)
+    monkeypatch.setenv("IMGDUP_DATA_DIR", str(tmp_path))  # its blob store: never the checkout's .imgdup
     monkeypatch.setenv("IMGDUP_REJECTED_PAIR_RETENTION_DAYS", "10")
     rejected = counts(clean_db, "duplicates")["rejected"]
     assert main(["prune"]) == 0

@@ -1,11 +1,12 @@
-"""GET an image's thumbnail -> the reduced JPEG copy stored for verification (the admin page's grids)."""
+"""GET an image's thumbnail -> the reduced JPEG copy stored for verification, read from the blob store
+(the admin page's grids)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response
 
 from imgdup.http.auth import Access
-from imgdup.http.deps import PoolDep, allow
+from imgdup.http.deps import BlobsDep, PoolDep, allow
 from imgdup.store import reads
 
 router = APIRouter(dependencies=[allow(Access.READ)])
@@ -17,9 +18,9 @@ router = APIRouter(dependencies=[allow(Access.READ)])
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "Unknown image"}},
     include_in_schema=False,
 )
-async def thumbnail(image_id: str, pool: PoolDep) -> Response:
+async def thumbnail(image_id: str, pool: PoolDep, blobs: BlobsDep) -> Response:
     try:
-        jpeg = await reads.image_jpeg(pool, image_id)
+        jpeg = await reads.image_jpeg(pool, image_id, blobs)
     except Exception as exc:
         # Not a UUID, say: Postgres refuses it, and to the caller it is just an unknown image.
         raise HTTPException(status_code=404, detail="unknown image") from exc

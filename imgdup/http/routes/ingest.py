@@ -36,11 +36,13 @@ async def ingest(body: IngestRequest, pool: PoolDep, publisher: PublisherDep) ->
         category=body.category,
         seller_id=body.seller_id,
         images=body.images,
+        # Without the portal's created_at, the accept time stands in for it (and the answer says so).
         created_at=body.created_at or datetime.now(UTC),
     )
+    assumed = body.created_at is None
     if not await events.accept_event(pool, event):
         metrics.API_INGEST_REQUESTS.labels("202").inc()
-        return IngestAccepted(event_id=event.event_id, already_accepted=True)
+        return IngestAccepted(event_id=event.event_id, already_accepted=True, created_at_assumed=assumed)
     try:
         await publisher.publish(
             topics.AD_IMAGES_CREATED.name,
@@ -52,4 +54,4 @@ async def ingest(body: IngestRequest, pool: PoolDep, publisher: PublisherDep) ->
         metrics.API_INGEST_REQUESTS.labels("503").inc()
         raise HTTPException(status_code=503, detail=f"event bus unavailable: {exc}") from exc
     metrics.API_INGEST_REQUESTS.labels("202").inc()
-    return IngestAccepted(event_id=event.event_id)
+    return IngestAccepted(event_id=event.event_id, created_at_assumed=assumed)

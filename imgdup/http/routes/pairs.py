@@ -1,15 +1,20 @@
-"""Pair ids and moderators' verdicts -> one pair in detail, and the verdict stored (latest wins)."""
+"""Pair ids and moderators' verdicts -> one pair in detail, and the verdict stored (latest wins) with a
+review of the pair (PairReviewV1) published to the clusterer, the one writer of clusters."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException
 
 from imgdup.http.auth import Access
-from imgdup.http.deps import PoolDep, allow
+from imgdup.http.deps import PoolDep, PublisherDep, allow
 from imgdup.http.models import PairDetail, VerdictRequest, VerdictStored
+from imgdup.kafka.publisher import PublishError
 from imgdup.store import moderation
+from schemas import PairReviewV1, topics
+from schemas.wire import encode, encode_key
 
 router = APIRouter(tags=["moderation"])
 
@@ -23,14 +28,29 @@ router = APIRouter(tags=["moderation"])
         404: {"description": "Unknown pair"},
         401: {"description": "Missing or wrong credentials"},
         403: {"description": "Not a moderator"},
+        503: {"description": "Verdict stored, the clusterer not told yet: repeat the request"},
     },
 )
-async def post_verdict(pair_id: uuid.UUID, body: VerdictRequest, pool: PoolDep) -> VerdictStored:
+async def post_verdict(
+    pair_id: uuid.UUID, body: VerdictRequest, pool: PoolDep, publisher: PublisherDep
+) -> VerdictStored:
     stored = await moderation.record_verdict(
         pool, str(pair_id), verdict=body.verdict, moderator=body.moderator, note=body.note
     )
     if stored is None:
         raise HTTPException(status_code=404, detail=f"pair {pair_id} is unknown")
+    # Also for an unchanged verdict: repeating the request is how a failed hand-over is repaired,
+    # and the clusterer's review is idempotent. The clusterer reads the verdict from Postgres.
+    review = PairReviewV1(pair_id=str(pair_id), cause="moderator", requested_at=datetime.now(UTC))
+    try:
+        await publisher.publish(
+            topics.PAIRS_VERIFIED.name, key=encode_key(review.pair_id), value=encode(review)
+        )
+    except PublishError as exc:
+        raise HTTPException(
+            status_code=503,
+            detail=f"verdict stored, clusters not updated: event bus unavailable ({exc}); repeat the request",
+        ) from exc
     return VerdictStored.model_validate(stored)
 
 

@@ -214,7 +214,9 @@ function pairRow(pair, imagesById) {
   });
   confirm.addEventListener("click", () => sendVerdict(pair.pair_id, "confirmed", [confirm, reject]));
   reject.addEventListener("click", () => sendVerdict(pair.pair_id, "not_duplicate", [confirm, reject]));
-  return el("tr", {
+  const why = el("button", { type: "button", class: "why secondary", text: "Why?",
+    title: "the matched keypoints, the compared part and the aligned difference" });
+  const row = el("tr", {
     class: verdict === "not_duplicate" ? "rejected" : verdict === "confirmed" ? "confirmed" : "",
     "data-pair-id": pair.pair_id,
   },
@@ -230,7 +232,111 @@ function pairRow(pair, imagesById) {
         ? el("span", { class: "flag", text: "framed photo", title: `compared ${ev.compared} (the photo inside a screenshot or border)` })
         : null),
     verdictCell(pair),
-    el("td", { class: "actions" }, confirm, " ", reject));
+    el("td", { class: "actions" }, why, " ", confirm, " ", reject));
+  why.addEventListener("click", () => toggleWhy(row, pair, why));
+  return row;
+}
+
+// ------------------------------------------------------------------------------- why: the alignment
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const WHY_HEIGHT = 260;
+
+function svgEl(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.setAttribute("class", value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+// An authenticated image fetched once per render (revoked with the thumbnails).
+function blobUrl(key, url) {
+  if (!state.thumbs.has(key)) {
+    state.thumbs.set(key, fetch(url, { headers: authHeaders({ accept: "image/jpeg" }) }).then(async (response) => {
+      if (!response.ok) throw new Error(`${url}: ${response.status}`);
+      return URL.createObjectURL(await response.blob());
+    }));
+  }
+  return state.thumbs.get(key);
+}
+
+function naturalSize(url) {
+  return new Promise((resolve, reject) => {
+    const probe = new Image();
+    probe.onload = () => resolve({ w: probe.naturalWidth, h: probe.naturalHeight });
+    probe.onerror = () => reject(new Error("image did not load"));
+    probe.src = url;
+  });
+}
+
+// The two stored copies side by side, a line per matched keypoint (the verifier's RANSAC
+// inliers, recomputed by the API from the stored features), the compared part of a framed
+// picture outlined, and the aligned overlay and difference image under them.
+async function fillWhy(view, pair) {
+  const ex = await getJSON(`/api/v1/pairs/${encodeURIComponent(pair.pair_id)}/explanation`);
+  const [urlA, urlB] = await Promise.all([thumbnailUrl(ex.image_a), thumbnailUrl(ex.image_b)]);
+  const [a, b] = await Promise.all([naturalSize(urlA), naturalSize(urlB)]);
+  const wa = Math.round((a.w * WHY_HEIGHT) / a.h);
+  const wb = Math.round((b.w * WHY_HEIGHT) / b.h);
+  const gap = 28;
+  const width = wa + gap + wb;
+  const svg = svgEl("svg", { class: "matches", viewBox: `0 0 ${width} ${WHY_HEIGHT}`, width, height: WHY_HEIGHT });
+  svg.append(
+    svgEl("image", { href: urlA, x: 0, y: 0, width: wa, height: WHY_HEIGHT, preserveAspectRatio: "none" }),
+    svgEl("image", { href: urlB, x: wa + gap, y: 0, width: wb, height: WHY_HEIGHT, preserveAspectRatio: "none" }));
+  for (const [box, x0, w, side] of [[ex.box_a, 0, wa, "a"], [ex.box_b, wa + gap, wb, "b"]]) {
+    if (!box) continue;
+    svg.append(svgEl("rect", {
+      class: "compared", "data-side": side, x: x0 + box[0] * w, y: box[1] * WHY_HEIGHT,
+      width: (box[2] - box[0]) * w, height: (box[3] - box[1]) * WHY_HEIGHT,
+    }, svgEl("title", { text: `the framed photo of ${side} that was compared` })));
+  }
+  ex.matches.forEach(([xa, ya, xb, yb], i) => {
+    svg.append(svgEl("line", {
+      class: "match", x1: xa * wa, y1: ya * WHY_HEIGHT, x2: wa + gap + xb * wb, y2: yb * WHY_HEIGHT,
+      // A presentation attribute, not a style: the page's CSP allows no inline styles.
+      stroke: `hsl(${(i * 47) % 360}, 85%, 50%)`,
+    }));
+  });
+  const notes = [
+    ex.aligned
+      ? `${ex.inliers} keypoints agree on one alignment (stored with the verdict: ${ex.stored_inliers ?? "–"})` +
+        (ex.matches.length < ex.inliers ? `, ${ex.matches.length} drawn` : "")
+      : "nothing aligns: no geometric match between the two pictures",
+    `compared ${ex.compared}`,
+  ];
+  const caption = el("figcaption", {}, notes.join(" · "),
+    ex.mirrored ? el("span", { class: "flag mirror-note", text: "b is a mirror image: lines join mirrored points" }) : null,
+    ex.box_a || ex.box_b ? el("span", { class: "flag", text: "outlined: the framed photo compared" }) : null);
+  const parts = [el("figure", { class: "why-matches" }, svg, caption)];
+  if (ex.overlay_url) {
+    const overlay = el("img", { class: "overlay", alt: "aligned overlay and difference" });
+    blobUrl(`overlay:${pair.pair_id}`, ex.overlay_url).then((url) => { overlay.src = url; })
+      .catch(() => { overlay.classList.add("missing"); });
+    parts.push(el("figure", { class: "why-overlay" }, overlay, el("figcaption", { text:
+      "left: a with b aligned onto it, half and half · right: their difference (bright where they differ, dark grey: not covered)" })));
+  }
+  view.replaceChildren(...parts);
+}
+
+function toggleWhy(row, pair, button) {
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("why-row")) {
+    next.remove();
+    button.textContent = "Why?";
+    return;
+  }
+  const view = el("div", { class: "why-view", "data-pair-id": pair.pair_id }, el("p", { class: "muted", text: "aligning…" }));
+  row.after(el("tr", { class: "why-row" }, el("td", { colspan: 9 }, view)));
+  button.textContent = "Hide";
+  fillWhy(view, pair).catch((error) => {
+    if (error instanceof AuthError) return;
+    view.replaceChildren(el("p", { class: "muted", text: `Could not explain this pair: ${error.message}` }));
+  });
 }
 
 function clusterCard(cluster, searchedAd) {

@@ -58,6 +58,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if not .Values.qdrant.url }}
 {{- fail "qdrant.url is required (the embedded vector store is single-process)" }}
 {{- end }}
+{{- if not .Values.blobStore.bucket }}
+{{- fail "blobStore.bucket is required (the stored copies and features live there)" }}
+{{- end }}
 {{- /*
 Without existingSecret the chart creates the Secret from values: DATABASE_URL for every pod, and
 IMGDUP_API_TOKEN for the API, which every release runs and which refuses to start in production
@@ -80,6 +83,9 @@ IMGDUP_API_TOKEN for the API, which every release runs and which refuses to star
 {{- end }}
 {{- if eq $key "IMGDUP_TOPIC_REPLICATION_FACTOR" "IMGDUP_REJECTED_PAIR_RETENTION_DAYS" }}
 {{- fail (printf "settings.%s: set it with kafka.topicReplicationFactor or prune.rejectedPairRetentionDays" $key) }}
+{{- end }}
+{{- if regexMatch "^IMGDUP_(BLOB_|S3_)" $key }}
+{{- fail (printf "settings.%s: set the blob store with blobStore.*, its credentials with secrets.s3*" $key) }}
 {{- end }}
 {{- if regexMatch "^(IMGDUP_)?KAFKA_(SECURITY|SASL|SSL)_" $key }}
 {{- fail (printf "settings.%s: set Kafka security with kafka.security.*, not settings" $key) }}
@@ -177,6 +183,18 @@ IMGDUP_API_PORT: {{ .Values.api.port | quote }}
 IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
 IMGDUP_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
 IMGDUP_REJECTED_PAIR_RETENTION_DAYS: {{ .Values.prune.rejectedPairRetentionDays | quote }}
+IMGDUP_BLOB_STORE: "s3"
+{{- with .Values.blobStore.endpoint }}
+IMGDUP_S3_ENDPOINT: {{ . | quote }}
+{{- end }}
+IMGDUP_S3_BUCKET: {{ .Values.blobStore.bucket | quote }}
+IMGDUP_S3_PREFIX: {{ .Values.blobStore.prefix | quote }}
+IMGDUP_S3_REGION: {{ .Values.blobStore.region | quote }}
+IMGDUP_BLOB_ORPHAN_GRACE_HOURS: {{ .Values.blobStore.orphanGraceHours | quote }}
+IMGDUP_VERIFIER_VERSION: {{ .Values.verifierModels.version | quote }}
+{{- if .Values.verifierModels.claimName }}
+IMGDUP_VERIFIER_MODELS_DIR: {{ include "imgdup.modelsDir" . | quote }}
+{{- end }}
 {{- range $key, $value := .Values.settings }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -214,6 +232,18 @@ migrate Job need no token and do not get it.
     secretKeyRef:
       name: {{ .secret }}
       key: {{ $keys.qdrantApiKey }}
+      optional: true
+- name: IMGDUP_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.s3AccessKeyId | default "IMGDUP_S3_ACCESS_KEY_ID" }}
+      optional: true
+- name: IMGDUP_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ $keys.s3SecretAccessKey | default "IMGDUP_S3_SECRET_ACCESS_KEY" }}
       optional: true
 {{- if hasPrefix "SASL_" .root.Values.kafka.security.protocol }}
 - name: KAFKA_SASL_PASSWORD
@@ -253,12 +283,22 @@ Writable folders under a read-only root: the working directory (Faust's data) an
 Kafka TLS files when kafka.security.tls.secretName names a Secret (fixed names: ca.crt, client.crt,
 client.key; readable by the pod's group, fsGroup).
 */}}
+{{/* Where retrained verifier models live (`imgdup retrain` writes, workers read). */}}
+{{- define "imgdup.modelsDir" -}}
+/var/lib/imgdup-models
+{{- end }}
+
 {{- define "imgdup.volumes" -}}
 volumes:
   - name: work
     emptyDir: {}
   - name: tmp
     emptyDir: {}
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    persistentVolumeClaim:
+      claimName: {{ .Values.verifierModels.claimName }}
+{{- end }}
 {{- with .Values.kafka.security.tls }}
 {{- if .secretName }}
   - name: kafka-tls
@@ -286,6 +326,11 @@ volumeMounts:
     mountPath: /var/lib/imgdup
   - name: tmp
     mountPath: /tmp
+{{- if .Values.verifierModels.claimName }}
+  - name: models
+    mountPath: {{ include "imgdup.modelsDir" . }}
+    readOnly: true
+{{- end }}
 {{- if .Values.kafka.security.tls.secretName }}
   - name: kafka-tls
     mountPath: {{ include "imgdup.kafkaTlsDir" . }}

@@ -1,0 +1,172 @@
+"""A pair's current truth (the verifier's verdict, overridden by a moderator's) -> its edge added or
+retracted in one transaction by the clusterer, the cluster changes recorded in the outbox, and the
+public duplicate event of a clustered pair.
+
+What a pair should be: a moderator's `confirmed` pins it as an edge (whatever a re-verification
+says, until a moderator changes it), `not_duplicate` keeps it out; without a moderator the verifier
+decides (`verified`/`clustered` in, `rejected` out); a pair being verified again keeps what it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from imgdup import ids
+from imgdup.store import changes, clusters
+from schemas import DuplicateEventV1, PairClusteredV1, PairRetractedV1
+
+Row = dict[str, Any]
+Cause = Literal["verifier", "moderator"]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A pair after the clusterer reconciled it."""
+
+    edge: bool  # the pair is an edge of a cluster now
+    added: bool  # it became one in this transaction
+    event: DuplicateEventV1 | None  # its public duplicate event while it is an edge
+
+
+def wanted(pair: Row) -> bool | None:
+    """Should the pair be an edge? None: not decided yet (a candidate), leave it as it is."""
+    if pair["verdict"] == "confirmed":
+        return True if pair["decided_at"] is not None else None
+    if pair["verdict"] == "not_duplicate":
+        return False
+    if pair["status"] in ("verified", "clustered"):
+        return True
+    return False if pair["status"] == "rejected" else None
+
+
+# Pairs whose edge the clusterer has still to add or retract (`wanted` disagrees with `clustered_at`):
+# an edge the verifier rejected, an edge a moderator said is no duplicate, a confirmed pair not yet an
+# edge. Status 'verified' is in flight anyway. Partial index duplicates_unsettled (migration 007) and
+# the small moderator_verdicts table keep it cheap.
+UNSETTLED_PAIRS = (
+    "SELECT d.pair_id FROM duplicates d WHERE d.clustered_at IS NOT NULL AND d.status = 'rejected'"
+    " AND NOT EXISTS (SELECT 1 FROM moderator_verdicts v"
+    " WHERE v.pair_id = d.pair_id AND v.verdict = 'confirmed')"
+    " UNION ALL SELECT d.pair_id FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
+    " WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
+    " OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))"
+)
+
+
+async def pairs_to_review(pool: AsyncConnectionPool, limit: int = 10_000) -> list[str]:
+    """Unsettled pairs, and one pair when only unpublished changes are left (any review makes the
+    clusterer publish them): what a re-drive hands the clusterer again."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"{UNSETTLED_PAIRS} LIMIT %s", (limit,))
+        pairs = [str(row[0]) for row in await cur.fetchall()]
+        if not pairs:
+            cur = await conn.execute(
+                "SELECT pair_id FROM cluster_changes WHERE published_at IS NULL AND pair_id IS NOT NULL"
+                " ORDER BY seq LIMIT 1"
+            )
+            pairs = [str(row[0]) for row in await cur.fetchall()]
+    return pairs
+
+
+async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> Row | None:
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        "SELECT d.*, v.verdict, v.moderator, v.note FROM duplicates d"
+        " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
+        " WHERE d.pair_id = %s FOR UPDATE OF d",
+        (pair_id,),
+    )
+    return await cur.fetchone()
+
+
+async def settle(conn: AsyncConnection[Any], pair_id: str) -> Settled | None:
+    """Reconcile one pair inside the caller's transaction; None when the pair is unknown.
+    Idempotent: a pair already as it should be changes nothing and records nothing."""
+    pair = await _lock_pair(conn, pair_id)
+    if pair is None:
+        return None
+    want, edge = wanted(pair), pair["clustered_at"] is not None
+    retractions = await changes.count(conn, "pair_retracted", pair_id=pair_id)
+    if want is None:
+        return Settled(edge, False, None)
+    if not want:
+        if edge:
+            await _retract(conn, pair, retractions=retractions)
+        if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
+            await conn.execute("UPDATE duplicates SET status = 'rejected' WHERE pair_id = %s", (pair_id,))
+        return Settled(False, False, None)
+    added = not edge
+    if added:
+        await _add(conn, pair, retractions=retractions)
+    if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
+        await conn.execute(
+            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now())"
+            " WHERE pair_id = %s",
+            (pair_id,),
+        )
+    event = await clusters.duplicate_event(conn, pair, retractions=retractions)
+    return Settled(True, added, event)
+
+
+async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+    pair_id = str(pair["pair_id"])
+    cluster_id = await clusters.add_edge(conn, pair, retractions=retractions)
+    await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
+    sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
+    by: Cause = "moderator" if pair["verdict"] == "confirmed" else "verifier"
+    clustered = PairClusteredV1(
+        event_id=ids.change_event_id("pair_clustered", pair_id, retractions),
+        occurred_at=datetime.now(UTC),
+        pair_id=pair_id,
+        duplicate_event_id=ids.duplicate_event_id(pair_id, pair["verifier_version"], retractions),
+        original=sides.original,
+        duplicate=sides.duplicate,
+        cluster_id=cluster_id,
+        by=by,
+        verifier_version=pair["verifier_version"],
+    )
+    await changes.record(conn, clustered, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
+
+
+async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+    pair_id = str(pair["pair_id"])
+    cluster_id = (await clusters.cluster_of(conn, [str(pair["image_a"])])).get(str(pair["image_a"]))
+    await conn.execute("UPDATE duplicates SET clustered_at = NULL WHERE pair_id = %s", (pair_id,))
+    sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
+    by_moderator = pair["verdict"] == "not_duplicate"
+    retracted = PairRetractedV1(
+        event_id=ids.change_event_id("pair_retracted", pair_id, retractions),
+        occurred_at=datetime.now(UTC),
+        pair_id=pair_id,
+        original=sides.original,
+        duplicate=sides.duplicate,
+        cluster_id=cluster_id or "",
+        by="moderator" if by_moderator else "verifier",
+        moderator=pair["moderator"] if by_moderator else None,
+        note=pair["note"] if by_moderator else None,
+        verifier_version=pair["verifier_version"],
+    )
+    await changes.record(conn, retracted, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
+    if cluster_id is not None:
+        await clusters.split_after_retraction(conn, cluster_id, pair_id)
+
+
+async def cluster_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
+    """A verified pair handed on by the verifier: its public event while it is an edge (also on
+    redelivery, same event_id, so a crash between commit and publish is repaired), else None (a
+    moderator said `not_duplicate`, or the pair is no longer verified)."""
+    async with pool.connection() as conn, conn.transaction():
+        settled = await settle(conn, pair_id)
+    return settled.event if settled is not None else None
+
+
+async def review_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
+    """A pair whose truth may have changed: its duplicate event when it just became an edge."""
+    async with pool.connection() as conn, conn.transaction():
+        settled = await settle(conn, pair_id)
+    return settled.event if settled is not None and settled.added else None

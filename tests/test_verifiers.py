@@ -1,0 +1,106 @@
+"""Consumes imgdup.verifiers: settings -> the verifier model the worker runs, refused with one line when
+it was not calibrated for the configured embedder (IMGDUP_EMBEDDER) or is unknown."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from imgdup import cli
+from imgdup.settings import Settings
+from imgdup.verifiers import VerifierUnavailable, resolve_verifier
+from imgdup_core import fusion_weights
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V4
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("IMGDUP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IMGDUP_DATA_DIR", str(tmp_path))
+
+
+def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> None:
+    for config in (DEFAULT_VERIFIER, FUSED_V4):
+        assert config.fusion.embedder == "sscd"
+        assert config.fusion.embedding_model == "sscd-disc-mixup-int8"
+    assert DEFAULT_VERIFIER.fusion.candidate_min_cosine == fusion_weights.CANDIDATE_MIN_COSINE
+
+
+def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
+    chosen = resolve_verifier(Settings())
+    assert chosen.config == DEFAULT_VERIFIER
+    assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
+    v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
+    assert v4.config == FUSED_V4
+    # An operator's explicit cut-off wins over the model's.
+    assert resolve_verifier(Settings(ann_min_score=0.5)).ann_min_score == 0.5
+
+
+@pytest.mark.parametrize("embedder", ["clip", "sscd_distilled"])
+def test_an_embedder_without_a_model_of_its_own_is_refused(embedder: str) -> None:
+    with pytest.raises(VerifierUnavailable) as refused:
+        resolve_verifier(Settings(embedder=embedder))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"IMGDUP_EMBEDDER={embedder}" in message and "fused-v3" in message and "sscd" in message
+
+
+def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
+    chosen = resolve_verifier(Settings(embedder="sscd_distilled", allow_uncalibrated_embedder=True))
+    assert chosen.config == DEFAULT_VERIFIER
+    assert chosen.warning is not None and "IMGDUP_EMBEDDER=sscd_distilled" in chosen.warning
+    assert resolve_verifier(Settings()).warning is None
+
+
+def test_an_unknown_version_is_refused() -> None:
+    with pytest.raises(VerifierUnavailable, match="IMGDUP_VERIFIER_VERSION=fused-v9"):
+        resolve_verifier(Settings(verifier_version="fused-v9"))
+
+
+def _model_file(directory: Path, version: str, embedder: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    model = {
+        "version": version,
+        "base": "fused-v3",
+        "embedder": embedder,
+        "embedding_model": "sscd-disc-mixup-int8",
+        "features": ["cosine_strong", "ssim"],
+        "weights": [4.0, 2.0],
+        "bias": -3.0,
+        "threshold": 0.9,
+        "candidate_min_cosine": 0.35,
+        "training": {},
+    }
+    (directory / f"{version}.json").write_text(json.dumps(model))
+
+
+def test_a_retrained_model_is_picked_by_version_from_the_models_folder(tmp_path: Path) -> None:
+    _model_file(tmp_path / "models", "fused-v3-r1", "sscd")
+    chosen = resolve_verifier(Settings(verifier_version="fused-v3-r1"))
+    assert chosen.config.version == "fused-v3-r1"
+    assert chosen.config.fusion.weights == (4.0, 2.0)
+    # Measured exactly as its base: only the fusion was refitted.
+    assert chosen.config.sift_features == DEFAULT_VERIFIER.sift_features
+    assert chosen.ann_min_score == 0.35
+
+
+def test_a_retrained_model_of_another_embedder_is_refused(tmp_path: Path) -> None:
+    _model_file(tmp_path / "models", "fused-v3-clip", "clip")
+    with pytest.raises(VerifierUnavailable, match="IMGDUP_EMBEDDER=sscd"):
+        resolve_verifier(Settings(verifier_version="fused-v3-clip"))
+
+
+def test_the_worker_refuses_to_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMGDUP_EMBEDDER", "clip")
+    # Refused before any broker is asked: nothing listens here.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    assert cli.main(["worker"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "IMGDUP_EMBEDDER=clip" in err[0]
