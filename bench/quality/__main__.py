@@ -5,6 +5,7 @@ python -m bench.quality --quick    # a quarter of the test photos (a few minutes
 python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fusion_weights.py)
 python -m bench.quality photos     # only fetch the photos into the cache
 python -m bench.quality export-evidence  # the TRAIN and TEST candidates' evidence, for imgdup retrain
+python -m bench.quality lodo --pool broad  # leave one domain out (offline emulation)
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from bench.common import machine
 from bench.quality import report
 from bench.quality.analysis import Analysed, analyse, signed_phash, stored_view
-from bench.quality.baselines import all_baselines
+from bench.quality.baselines import all_baselines, seed_rules_baseline
 from bench.quality.dataset import BenchSet, SetImage, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.metrics import (
     PRECISION_TARGETS,
+    cluster_quality,
     curve_summary,
     operating_point,
     pair_labels,
@@ -232,6 +234,16 @@ def run(args: argparse.Namespace) -> int:
                 "curves": None,
             }
         )
+        seed = seed_rules_baseline(stack_result.pairs, index, len(images))
+        seed_scores = pair_scores(labels, seed.scores)
+        methods.append(
+            {
+                "name": seed.name,
+                "label": seed.label,
+                "operating_point": operating_point(labels, seed_scores >= seed.threshold),
+                "curves": curve_summary(labels, seed_scores),
+            }
+        )
         timing["stack_elapsed_s"] = stack_result.elapsed_s
         timing["stack_pairs"] = len(stack_result.pairs)
         timing.update(_verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs))
@@ -279,7 +291,8 @@ def run(args: argparse.Namespace) -> int:
     if stack_result is not None:
         result["targets"] = _targets(methods)
         result["stack_progress"] = stack_result.progress
-    json_path, md_path = report.write(result)
+        result["clusters"] = cluster_quality(stack_result.clusters, {i.name: i.group for i in images})
+    json_path, md_path = report.write(result, name=args.name)
     print()
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f}s")
@@ -352,7 +365,7 @@ def export_evidence(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", nargs="?", default="run", choices=("run", "calibrate", "photos", "export-evidence")
+        "command", nargs="?", default="run", choices=("run", "calibrate", "photos", "export-evidence", "lodo")
     )
     parser.add_argument("--quick", action="store_true", help="a quarter of the test photos")
     parser.add_argument(
@@ -379,10 +392,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"calibrate, {CALIBRATION_MIN_SCORE} (every candidate a cut-off could keep)",
     )
     parser.add_argument("--skip-stack", action="store_true", help="baselines only")
+    parser.add_argument("--name", default="quality", help="run: bench/results/NAME.md and NAME.json")
     parser.add_argument("--keep-stack-data", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
     parser.add_argument("--timing-pairs", type=int, default=150)
     parser.add_argument("--negatives", type=int, default=1500, help="calibrate: sampled easy negatives")
+    parser.add_argument(
+        "--min-photos", type=int, default=15, help="lodo: hold out domains with this many photos"
+    )
+    parser.add_argument("--max-photos", type=int, default=60, help="lodo: photos per domain (seeded choice)")
+    parser.add_argument("--edit-pairs", action="store_true", help="lodo: measure two edits of one photo too")
+    parser.add_argument("--processes", type=int, default=3, help="lodo: measuring processes")
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
@@ -403,6 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pool {args.pool}: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
         print("\n".join(summary(photos, traits)))
         return 0
+    if args.command == "lodo":
+        from bench.quality import lodo
+
+        args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
+        return lodo.main(args)
     if args.command == "calibrate":
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
         return calibrate(args)

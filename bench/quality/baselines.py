@@ -1,9 +1,12 @@
-"""Per-image hashes and vectors -> [N, N] similarity matrices of the usual baselines, each with
-the operating threshold it is normally used at (higher score = more similar)."""
+"""Per-image hashes and vectors (and, for the seed's rule, the verifier's evidence on ANN
+candidates) -> [N, N] similarity matrices of the usual baselines, each with the operating
+threshold it is normally used at (higher score = more similar)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +58,45 @@ def sscd_baseline(analysed: Analysed, threshold: float = 0.75) -> Baseline:
 
 def all_baselines(analysed: Analysed) -> list[Baseline]:
     return [phash_baseline(analysed), pdq_baseline(analysed), sscd_baseline(analysed)]
+
+
+# The seed's duplicate rule: all four must hold. The seed's text gives only these thresholds, so
+# the benchmark applies them as an AND to the evidence the product's verifier measured for each
+# ANN candidate (its SIFT inliers and aligned SSIM at the verifier's settings, its mirror-aware
+# pHash); pairs the ANN search never proposed are never predicted, as for the product.
+SEED_RULES = {"cosine_above": 0.35, "phash_below": 15, "inliers_above": 30, "ssim_above": 0.8}
+
+
+def seed_rule(row: Mapping[str, Any]) -> bool:
+    """One verified candidate (a `duplicates` row: cosine, phash_distance, sift_inliers, ssim,
+    exact) under the seed's rule. Identical stored pixels pass: every one of the four measures
+    is at its best on them, although the verifier skips measuring them."""
+    if row.get("exact"):
+        return True
+    ssim = row.get("ssim")
+    return (
+        row.get("cosine") is not None
+        and float(row["cosine"]) > SEED_RULES["cosine_above"]
+        and row.get("phash_distance") is not None
+        and int(row["phash_distance"]) < SEED_RULES["phash_below"]
+        and int(row.get("sift_inliers") or 0) > SEED_RULES["inliers_above"]
+        and ssim is not None
+        and float(ssim) > SEED_RULES["ssim_above"]
+    )
+
+
+def seed_rules_baseline(
+    pairs: Mapping[tuple[str, str], Mapping[str, Any]], index: Mapping[str, int], n: int
+) -> Baseline:
+    """[N, N]: 1 where the seed's rule holds on a verified candidate, 0 where it does not, -inf
+    for pairs never proposed (so no threshold of the curve can predict them)."""
+    scores = np.full((n, n), -np.inf)
+    for (a, b), row in pairs.items():
+        if a in index and b in index:
+            i, j = index[a], index[b]
+            scores[i, j] = scores[j, i] = 1.0 if seed_rule(row) else 0.0
+    label = (
+        f"cosine > {SEED_RULES['cosine_above']} and pHash < {SEED_RULES['phash_below']} and inliers > "
+        f"{SEED_RULES['inliers_above']} and SSIM > {SEED_RULES['ssim_above']} (on ANN candidates)"
+    )
+    return Baseline("seed rules", label, scores, 1.0)

@@ -333,6 +333,50 @@ def calibrate(
         positives = sum(c.label for c in candidates)
         print(f"  training candidates: {positives} duplicates, {len(candidates) - positives} others")
     measured = measure_candidates(bench, images, analysed, candidates, config=config, say=say)
+    fitted = fit_measured(measured, features, target, min_score)
+    weights, bias, threshold = fitted["weights_array"], fitted["bias"], fitted["threshold"]
+    cut_off, lost = fitted["candidate_min_cosine"], fitted["cut_off_lost"]
+    measured = fitted["measured"]
+    info = {
+        "set": bench.root.name,
+        "seed": bench.seed,
+        "split": "train",
+        "verifier": config.version,
+        "ann_top_k": top_k,
+        "ann_min_score": min_score,
+        "pairs": len(measured),
+        "duplicates": fitted["duplicates"],
+        "sampled_other_negatives": int(sum(1 for c in candidates if c.kind == "other")),
+        "ignored_kinds": list(IGNORED_KINDS),
+        "l2": L2,
+        "target_precision": target,
+        "train_precision": fitted["train_precision"],
+        "train_recall": fitted["train_recall"],
+        "candidate_cut_off_lost_share": round(lost, 6),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if write:
+        write_model(features, weights, bias, threshold, cut_off, info, path=path)
+    cpu = [t for _, _, t in measured]
+    return {
+        **info,
+        "candidate_min_cosine": cut_off,
+        "features": list(features),
+        "weights": [float(v) for v in weights],
+        "bias": bias,
+        "threshold": threshold,
+        "cpu_ms_per_pair_median": 1000 * float(np.median(cpu)) if cpu else math.nan,
+    }
+
+
+def fit_measured(
+    measured: Sequence[tuple[Candidate, Evidence, float]],
+    features: Sequence[str],
+    target: float,
+    min_score: float,
+) -> dict[str, Any]:
+    """Measured candidates -> the fitted model (weights, bias, threshold, ANN cut-off) and its
+    training figures; pairs of IGNORED_KINDS are left out (also of the returned `measured`)."""
     measured = [m for m in measured if m[0].kind not in IGNORED_KINDS]
     x = design_matrix([e for _, e, _ in measured], features)
     y = np.array([c.label for c, _, _ in measured], dtype=np.float64)
@@ -351,33 +395,14 @@ def calibrate(
     fp = float((w * (1 - y) * predicted).sum())
     cosines = np.array([c.cosine for c, _, _ in measured])
     cut_off, lost = candidate_cut_off(cosines[(y == 1) & predicted], min_score)
-    info = {
-        "set": bench.root.name,
-        "seed": bench.seed,
-        "split": "train",
-        "verifier": config.version,
-        "ann_top_k": top_k,
-        "ann_min_score": min_score,
-        "pairs": len(measured),
-        "duplicates": int(y.sum()),
-        "sampled_other_negatives": int(sum(1 for c in candidates if c.kind == "other")),
-        "ignored_kinds": list(IGNORED_KINDS),
-        "l2": L2,
-        "target_precision": target,
-        "train_precision": round(tp / max(tp + fp, 1e-9), 6),
-        "train_recall": round(float((y * predicted).sum() / max(y.sum(), 1)), 6),
-        "candidate_cut_off_lost_share": round(lost, 6),
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if write:
-        write_model(features, weights, bias, threshold, cut_off, info, path=path)
-    cpu = [t for _, _, t in measured]
     return {
-        **info,
-        "candidate_min_cosine": cut_off,
-        "features": list(features),
-        "weights": [float(v) for v in weights],
+        "measured": measured,
+        "weights_array": weights,
         "bias": bias,
         "threshold": threshold,
-        "cpu_ms_per_pair_median": 1000 * float(np.median(cpu)) if cpu else math.nan,
+        "candidate_min_cosine": cut_off,
+        "cut_off_lost": lost,
+        "duplicates": int(y.sum()),
+        "train_precision": round(tp / max(tp + fp, 1e-9), 6),
+        "train_recall": round(float((y * predicted).sum() / max(y.sum(), 1)), 6),
     }

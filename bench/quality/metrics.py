@@ -10,7 +10,8 @@ kind, and so are two images the set relates one by one (two photos in one screen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,3 +198,36 @@ def curve_summary(labels: PairLabels, scores: np.ndarray) -> dict[str, Any]:
 def pair_scores(labels: PairLabels, matrix: np.ndarray) -> np.ndarray:
     """A symmetric [N, N] score matrix -> scores in pair order."""
     return np.asarray(matrix[labels.i, labels.j], dtype=np.float64)
+
+
+def cluster_quality(clusters: Mapping[str, str], group_of: Mapping[str, str]) -> dict[str, Any]:
+    """How pure the clusters are: of the image pairs that share a cluster, the share that are of
+    one source photo (true duplicates, two edits of one photo included); and the clusters that
+    join images of two or more different photos. Only images in `group_of` count."""
+    members: dict[str, list[str]] = {}
+    for name, cluster in clusters.items():
+        if name in group_of:
+            members.setdefault(cluster, []).append(name)
+    pairs = true_pairs = joining = joining_images = most_groups = 0
+    sizes = []
+    for names in members.values():
+        if len(names) < 2:
+            continue
+        sizes.append(len(names))
+        groups = Counter(group_of[name] for name in names)
+        pairs += len(names) * (len(names) - 1) // 2
+        true_pairs += sum(c * (c - 1) // 2 for c in groups.values())
+        most_groups = max(most_groups, len(groups))
+        if len(groups) > 1:
+            joining += 1
+            joining_images += len(names)
+    return {
+        "clusters": len(sizes),
+        "largest_cluster": max(sizes, default=0),
+        "pairs_in_clusters": pairs,
+        "true_pairs": true_pairs,
+        "precision": _ratio(true_pairs, pairs),
+        "clusters_joining_photos": joining,
+        "images_in_joining_clusters": joining_images,
+        "most_photos_in_one_cluster": most_groups,
+    }

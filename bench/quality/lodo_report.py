@@ -1,0 +1,127 @@
+"""A leave-one-domain-out result (bench/quality/lodo.py) -> its markdown report: per held-out
+domain, per edit family, the worst domain and the average over domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.quality.edits import BENIGN, HARD
+from bench.quality.metrics import EDIT_PAIR
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.{digits}f}"
+
+
+def _mean(values: list[float | None]) -> float:
+    kept = [v for v in values if v is not None and v == v]
+    return sum(kept) / len(kept) if kept else float("nan")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    setup, folds = result["setup"], result["folds"]
+    domains = list(folds)
+    lines = [
+        "# Leave one domain out (broad pool) — an offline emulation of the product",
+        "",
+        "Not a run of the product: every image of the broad set (both halves) is embedded with "
+        "SSCD, the ANN search is emulated (exact top-"
+        f"{setup['ann_top_k']} above cosine {setup['ann_min_score_measured']}), every candidate "
+        "pair is measured once with the real verifier (`imgdup_core.verify.measure_images`, "
+        f"{setup['verifier_measuring']}'s settings), and for each domain with at least "
+        f"{setup['min_photos']} photos the fusion model, its threshold and the ANN cut-off are "
+        "fitted on the other domains' pairs only (`bench/quality/calibrate.py`'s fit, features "
+        f"{', '.join(setup['features'])}) and applied with `imgdup_core.verify.decide` to every pair "
+        "that involves the held-out domain. Positive pairs the emulated search never proposed, or "
+        "proposed under the fitted cut-off, count as misses. Easy negatives are a seeded sample "
+        f"({setup['sampled_other_negatives']}) weighted back. The stack's posting order, its "
+        "clustering and its workers are not involved.",
+        "",
+        f"Set `{setup['set']}`: {setup['photos']} photos, {setup['images']} images "
+        f"({setup['copies_per_photo']} edited copies each), {setup['measured_pairs']} measured pairs. "
+        "Photos per domain: " + ", ".join(f"{d} {n}" for d, n in setup["photos_per_domain"].items()) + ".",
+        "",
+        "Columns: **held out** = fitted without the domain; **random split** = fitted on the set's "
+        "seeded half split (the domain on both sides), scored on the domain's test half: the "
+        "in-domain reference; **shipped** = the committed fused-v3 model and cut-off (fitted on the "
+        "default pool's train split, which shares photos with several domains: not held out).",
+        "",
+        "## Per held-out domain (recall % over every positive pair; precision % over candidates)",
+        "",
+        "Precision here is over every candidate pair with an image of the domain (a wrong pair "
+        "between two domains counts against both), from an emulated search that proposes a "
+        "superset of the stack's candidates, with pairs of different photos in one screenshot "
+        "template counted as sampled easy negatives: it is not comparable with the product run's "
+        "precision (`quality.md`), only between the three columns.",
+        "",
+        "| domain | photos | positive pairs | proposed | held out: all edits | benign | hard | edit_pair "
+        "| precision | hard-neg FP | random split: all | hard | precision | shipped: all | hard | precision "
+        "| fold threshold | fold cut-off |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for domain in domains:
+        fold = folds[domain]
+        held, ref, shipped = fold["held_out"], fold["random_split"], fold["shipped"]
+        false_hard = sum(v["false_positives"] for v in held["hard_negatives"].values())
+        hard_pairs = sum(v["pairs"] for v in held["hard_negatives"].values())
+        lines.append(
+            f"| {domain} | {fold['photos']} | {held['edits']['pairs']} | {_pct(held['edits']['proposed'])} "
+            f"| {_pct(held['edits']['recall'])} | {_pct(held['benign']['recall'])} "
+            f"| {_pct(held['hard']['recall'])} | {_pct(held['edit_pair']['recall'])} "
+            f"| {_pct(held['precision'], 2)} | {false_hard} of {hard_pairs} "
+            f"| {_pct(ref['edits']['recall'])} | {_pct(ref['hard']['recall'])} | {_pct(ref['precision'], 2)} "
+            f"| {_pct(shipped['edits']['recall'])} | {_pct(shipped['hard']['recall'])} "
+            f"| {_pct(shipped['precision'], 2)} "
+            f"| {fold['fit']['threshold']} | {fold['fit']['candidate_min_cosine']} |"
+        )
+    held_all = {d: folds[d]["held_out"]["edits"]["recall"] for d in domains}
+    held_hard = {d: folds[d]["held_out"]["hard"]["recall"] for d in domains}
+    ref_all = {d: folds[d]["random_split"]["edits"]["recall"] for d in domains}
+    if domains:
+        worst = min(domains, key=lambda d: held_all[d])
+        worst_hard = min(domains, key=lambda d: held_hard[d])
+        lines += [
+            "",
+            f"**Worst domain**: {worst} ({_pct(held_all[worst])} % of its edited copies found when "
+            f"held out); hard edits: {worst_hard} ({_pct(held_hard[worst_hard])} %).",
+            f"**Average over the {len(domains)} domains** (each domain weighs the same): held out "
+            f"{_pct(_mean(list(held_all.values())))} % (hard {_pct(_mean(list(held_hard.values())))} %), "
+            f"random split {_pct(_mean(list(ref_all.values())))} %; precision held out "
+            f"{_pct(_mean([folds[d]['held_out']['precision'] for d in domains]), 2)} %.",
+        ]
+    lines += [
+        "",
+        "## Per edit family, held out (recall %, pairs in brackets)",
+        "",
+        "| family | kind | " + " | ".join(domains) + " |",
+        "|---|---|" + "---|" * len(domains),
+    ]
+    families = [*BENIGN, *HARD, EDIT_PAIR]
+    for family in families:
+        kind = "benign" if family in BENIGN else "hard" if family in HARD else "two edits"
+        cells = []
+        for domain in domains:
+            stats = folds[domain]["held_out"]["families"].get(family)
+            cells.append(f"{_pct(stats['recall'])} ({stats['pairs']})" if stats else "")
+        if any(cells):
+            lines.append(f"| {family} | {kind} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Fitted per fold (the models were written to a temporary folder, not to imgdup_core)",
+        "",
+        "| fold | train pairs | train duplicates | train recall | threshold | cut-off | "
+        + " | ".join(result["setup"]["features"])
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(result["setup"]["features"]),
+    ]
+    rows = [("random half split", result["random_split_fit"])]
+    rows += [(f"hold out {d}", folds[d]["fit"]) for d in domains]
+    for name, fit in rows:
+        lines.append(
+            f"| {name} | {fit['train_pairs']} | {fit['train_duplicates']} | {_pct(fit['train_recall'])} "
+            f"| {fit['threshold']} | {fit['candidate_min_cosine']} | "
+            + " | ".join(f"{fit['weights'][f]:+.2f}" for f in result["setup"]["features"])
+            + " |"
+        )
+    lines += ["", f"Elapsed {result['elapsed_s']:.0f} s.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Leave one domain out on measured evidence (bench/quality/lodo.py): the fold fits on the other
+domains' pairs only and writes its model where it is told (never imgdup_core/fusion_weights.py);
+a positive pair the search never proposed is a miss; precision weighs sampled negatives back."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from bench.quality import calibrate, lodo
+from bench.quality.calibrate import Candidate
+from bench.quality.dataset import SetImage
+from bench.quality.metrics import EDIT_PAIR
+from imgdup_core.evidence import Evidence
+
+
+def _image(name: str, group: str, family: str) -> SetImage:
+    return SetImage(name, group, family, "test", "0" * 64)
+
+
+def _evidence(duplicate: bool, rng: random.Random) -> Evidence:
+    if duplicate:
+        return Evidence(
+            rng.randint(0, 8), False, rng.uniform(0.85, 1.0), rng.randint(40, 300), False,
+            rng.uniform(0.8, 0.99), sift_matches=400, overlap=rng.uniform(0.6, 1.0), mismatch=0.02,
+        )  # fmt: skip
+    return Evidence(rng.randint(20, 40), False, rng.uniform(0.2, 0.6), 0, False, None)
+
+
+def _measured(n_groups: int, seed: int = 1) -> list[tuple[Candidate, Evidence, float]]:
+    rng = random.Random(seed)
+    out = []
+    for g in range(n_groups):
+        out.append((Candidate(f"g{g}-a", f"g{g}-b", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0))
+        out.append((Candidate(f"g{g}-a", f"g{g + 1}-a", 0.4, 0, "other", 5.0), _evidence(False, rng), 0.0))
+    return out
+
+
+def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
+    images = [
+        _image("p-o", "p", "original"),
+        _image("p-r", "p", "resize"),
+        _image("p-c", "p", "crop25"),
+        _image("q-o", "q", "original"),
+    ]
+    universe = lodo.positive_universe(images, {"p"})
+    assert universe == {("p-o", "p-r"): "resize", ("p-c", "p-o"): "crop25", ("p-c", "p-r"): EDIT_PAIR}
+    # Only one of the three pairs was proposed (and confirmed): recall 1/2 for the copies.
+    scored = lodo.Scored(
+        predicted={("p-o", "p-r"): True, ("p-o", "q-o"): True},
+        weights={("p-o", "p-r"): 1.0, ("p-o", "q-o"): 3.0},
+        labels={("p-o", "p-r"): (1, "resize"), ("p-o", "q-o"): (0, "same_kind")},
+    )
+    summary = lodo.summarise(scored, universe, Counter({"same_kind": 4}))
+    assert summary["edits"]["pairs"] == 2
+    assert summary["edits"]["recall"] == 0.5
+    assert summary["families"]["crop25"]["proposed"] == 0.0
+    assert summary["edit_pair"]["recall"] == 0.0
+    assert summary["precision"] == 1.0 / (1.0 + 3.0)  # the sampled negative weighs 3
+    assert summary["hard_negatives"]["same_kind"] == {"pairs": 4, "false_positives": 1}
+
+
+def test_fold_fits_without_the_test_side_and_writes_where_told(tmp_path: Path) -> None:
+    shipped = calibrate.FUSION_WEIGHTS_PATH.read_text()
+    measured = _measured(40)
+    in_test = {f"g{g}-{s}" for g in range(30, 41) for s in "ab"}
+    path = tmp_path / "fold.py"
+    test, config, cut_off, facts = lodo._fold(measured, in_test.__contains__, 0.2, path, {"fold": "t"})
+    assert {(c.a, c.b) for c, _, _ in test} == {
+        (c.a, c.b) for c, _, _ in measured if c.a in in_test or c.b in in_test
+    }
+    assert facts["train_pairs"] == len(measured) - len(test)
+    assert path.exists() and "THRESHOLD" in path.read_text()
+    assert calibrate.FUSION_WEIGHTS_PATH.read_text() == shipped
+    scored = lodo.score(test, config, cut_off)
+    assert all(scored.predicted[(c.a, c.b)] == bool(c.label) for c, _, _ in test)
+
+
+def test_fold_model_depends_on_its_training_pairs(tmp_path: Path) -> None:
+    measured = _measured(40)
+    first = lodo._fold(measured, lambda name: name.startswith("g1"), 0.2, tmp_path / "a.py", {})[3]
+    second = lodo._fold(measured, lambda name: name.startswith("g5-"), 0.2, tmp_path / "b.py", {})[3]
+    assert first["train_pairs"] != second["train_pairs"]
+    assert first["weights"] != second["weights"]
+
+
+def test_choose_photos_caps_each_domain_and_is_seeded() -> None:
+    images = [
+        SetImage(f"{d}{k}-{f}", f"{d}/{k}", f, "train", "0" * 64, domain=d)
+        for d, n in (("food", 50), ("interiors", 4))
+        for k in range(n)
+        for f in ("original", "resize")
+    ]
+    chosen = lodo.choose_photos(images, 10, seed=7)
+    assert sum(g.startswith("food/") for g in chosen) == 10
+    assert {f"interiors/{k}" for k in range(4)} <= chosen  # a small domain is kept whole
+    assert chosen == lodo.choose_photos(images, 10, seed=7)
+    assert chosen != lodo.choose_photos(images, 10, seed=8)
+
+
+def test_report_names_the_emulation_and_the_worst_domain() -> None:
+    from bench.quality.lodo_report import markdown
+
+    def summary(recall: float) -> dict[str, object]:
+        part = {"pairs": 10, "recall": recall, "proposed": 1.0}
+        return {
+            "families": {"resize": part, "crop25": part},
+            "benign": part,
+            "hard": part,
+            "edits": part,
+            "edit_pair": {"pairs": 0, "recall": float("nan"), "proposed": float("nan")},
+            "precision": 0.99,
+            "false_positives_weighted": 0.0,
+            "hard_negatives": {"same_kind": {"pairs": 5, "false_positives": 1}},
+        }
+
+    fit = {
+        "train_pairs": 100,
+        "train_duplicates": 40,
+        "train_recall": 0.9,
+        "threshold": 0.95,
+        "candidate_min_cosine": 0.3,
+        "weights": {"cosine_strong": 1.0},
+    }
+    folds = {
+        d: {"photos": 20, "test_photos": 20, "fit": fit, "held_out": summary(r), "random_split": summary(0.9),
+            "shipped": summary(0.9)}
+        for d, r in (("food", 0.8), ("objects", 0.6))
+    }  # fmt: skip
+    setup = {
+        "set": "set-x", "photos": 40, "images": 80, "copies_per_photo": 1, "measured_pairs": 200,
+        "photos_per_domain": {"food": 20, "objects": 20}, "ann_top_k": 10, "ann_min_score_measured": 0.2,
+        "verifier_measuring": "fused-v3", "min_photos": 15, "features": ["cosine_strong"],
+        "sampled_other_negatives": 10,
+    }  # fmt: skip
+    text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
+    assert "offline emulation of the product" in text
+    assert "**Worst domain**: objects (60.0 %" in text
+    assert "held out 70.0 %" in text  # the average of 80 and 60
+    assert "| resize | benign | 80.0 (10) | 60.0 (10) |" in text
+
+
+def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path) -> None:
+    from bench.quality.dataset import BenchSet
+
+    images = tuple(
+        SetImage(f"{g}-{f}", g, f, "test", "0" * 64) for g in ("a", "b", "c") for f in ("original", "resize")
+    )
+    bench = BenchSet(
+        tmp_path, 1, images, {frozenset(("a", "b")): "same_kind", frozenset(("a", "c")): "same_kind"}
+    )
+    assert lodo.hard_negative_universe(bench, {"a"}, within={"a", "b"}) == Counter({"same_kind": 4})
+
+
+def test_restricting_a_scoring_to_one_domain_keeps_only_its_pairs() -> None:
+    scored = lodo.Scored(
+        predicted={("a1", "b1"): True, ("c1", "d1"): True, ("a2", "c2"): False},
+        weights={("a1", "b1"): 1.0, ("c1", "d1"): 2.0, ("a2", "c2"): 2.0},
+        labels={("a1", "b1"): (1, "resize"), ("c1", "d1"): (0, "other"), ("a2", "c2"): (0, "other")},
+    )
+    only_a = lodo.restrict(scored, lambda name: name.startswith("a"))
+    assert set(only_a.predicted) == {("a1", "b1"), ("a2", "c2")}
+    assert lodo.summarise(only_a, {}, Counter())["precision"] == 1.0  # c1-d1's false positive is not a's
