@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     # An event recorded as accepted but still not picked up by a worker this long after (or after its
     # last re-drive) is published again by the images workers: the API, or `imgdup replay`, may have
     # died between recording and publishing it. Keep it above the usual consumer lag: a re-publish
-    # is always safe (same event_id, idempotent downstream) but costs work.
+    # is always safe (same event_id, idempotent downstream) but costs work. The clusterer role uses it
+    # too: a pair Postgres shows unsettled (or with unpublished changes) this long is reviewed again.
     redrive_after_s: float = Field(60.0, gt=0)
 
     # Detection.
