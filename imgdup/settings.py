@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     # Retention: `imgdup prune` deletes pairs judged not duplicate (status 'rejected') decided more
     # than this many days ago; they are never shown and would otherwise grow without bound.
     rejected_pair_retention_days: int = Field(30, ge=1)
+    # ... and published `cluster_changes` rows (the outbox of imgdup.cluster-changes.v1) published more
+    # than this many days ago. The outbox is not the topic: consumers rebuild from the topic, whose
+    # retention the broker keeps. Rows that number later event ids (retractions, splits) are kept.
+    cluster_changes_retention_days: int = Field(30, ge=1)
     prune_batch_size: int = Field(5000, ge=1, le=100_000)
 
     def api_credentials_text(self) -> str:
