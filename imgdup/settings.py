@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     # An event recorded as accepted but still not picked up by a worker this long after (or after its
     # last re-drive) is published again by the images workers: the API, or `imgdup replay`, may have
     # died between recording and publishing it. Keep it above the usual consumer lag: a re-publish
-    # is always safe (same event_id, idempotent downstream) but costs work.
+    # is always safe (same event_id, idempotent downstream) but costs work. The clusterer role uses it
+    # too: a pair Postgres shows unsettled (or with unpublished changes) this long is reviewed again.
     redrive_after_s: float = Field(60.0, gt=0)
 
     # Detection.
@@ -172,6 +173,10 @@ class Settings(BaseSettings):
     # Retention: `imgdup prune` deletes pairs judged not duplicate (status 'rejected') decided more
     # than this many days ago; they are never shown and would otherwise grow without bound.
     rejected_pair_retention_days: int = Field(30, ge=1)
+    # ... and published `cluster_changes` rows (the outbox of imgdup.cluster-changes.v1) published more
+    # than this many days ago. The outbox is not the topic: consumers rebuild from the topic, whose
+    # retention the broker keeps. Rows that number later event ids (retractions, splits) are kept.
+    cluster_changes_retention_days: int = Field(30, ge=1)
     prune_batch_size: int = Field(5000, ge=1, le=100_000)
 
     def api_credentials_text(self) -> str:

@@ -1,4 +1,5 @@
-"""A retention in days -> `duplicates` rows with status 'rejected' decided before it deleted, in batches."""
+"""A retention in days -> `duplicates` rows with status 'rejected' decided before it, and published
+`cluster_changes` rows (the outbox) past theirs, deleted in batches."""
 
 from __future__ import annotations
 
@@ -36,6 +37,36 @@ def prune_rejected_pairs(dsn: str, *, retention_days: int, batch_size: int) -> i
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
             deleted = conn.execute(BATCH_SQL, (retention_days, batch_size)).rowcount
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+
+# One batch of the `cluster_changes` outbox: the oldest published changes past the retention. Only
+# `pair_clustered` and `clusters_merged`: how many `pair_retracted` a pair had and how many
+# `cluster_split` a cluster had number the next event ids (imgdup.store.changes.count), so deleting
+# those would hand a later change the id of one consumers have already seen (and dedupe away). A
+# merge names its absorbed cluster, absorbed once; a clustering is numbered by retractions, kept.
+# Never an unpublished row. By `seq` (the primary key): the oldest rows come first.
+CHANGES_BATCH_SQL = (
+    "DELETE FROM cluster_changes WHERE seq = ANY(ARRAY("
+    " SELECT seq FROM cluster_changes"
+    " WHERE type IN ('pair_clustered', 'clusters_merged') AND published_at IS NOT NULL"
+    " AND published_at < now() - make_interval(days => %s)"
+    " ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED))"
+)
+
+
+def prune_published_changes(dsn: str, *, retention_days: int, batch_size: int) -> int:
+    """Delete the published cluster changes older than `retention_days` that nothing numbers by;
+    return how many went. The outbox is not the topic: a consumer rebuilding its clusters reads
+    imgdup.cluster-changes.v1 (its retention is the broker's), never these rows. Short batches."""
+    if retention_days < 1 or batch_size < 1:
+        raise ValueError("retention_days and batch_size must be positive")
+    total = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            deleted = conn.execute(CHANGES_BATCH_SQL, (retention_days, batch_size)).rowcount
             total += deleted
             if deleted < batch_size:
                 return total

@@ -160,6 +160,8 @@ def test_a_verdict_the_bus_cannot_take_is_stored_and_answered_503(
     publisher.publish = refuse  # type: ignore[method-assign]
     response = client.post(f"/api/v1/pairs/{KEPT}/verdict", json={"verdict": "confirmed", "moderator": "bo"})
     assert response.status_code == 503 and "repeat the request" in response.json()["detail"]
+    # What tells the admin page this 503 from the database's (where nothing was stored).
+    assert response.headers["imgdup-verdict"] == "stored"
     assert client.get(f"/api/v1/pairs/{KEPT}").json()["moderator_verdict"]["verdict"] == "confirmed"
 
 

@@ -50,6 +50,8 @@ async def post_verdict(
         raise HTTPException(
             status_code=503,
             detail=f"verdict stored, clusters not updated: event bus unavailable ({exc}); repeat the request",
+            # Tells this 503 from the database's (nothing stored there): the admin page reads it.
+            headers={"imgdup-verdict": "stored"},
         ) from exc
     return VerdictStored.model_validate(stored)
 

@@ -401,6 +401,17 @@ function searchAd(adId) {
 
 // ------------------------------------------------------------------------------- verdicts
 
+// The verdict route's own 503: the verdict is saved, only the hand-over to the clusterer failed.
+// Pressing the button again repeats it (idempotent); the clusterer also picks it up by itself once
+// the event bus is back. Any other 503 (the database unreachable) saved nothing.
+const STORED_NOT_APPLIED =
+  "Verdict saved, but the clusters are not updated yet (the event bus is unavailable). " +
+  "Press the button again in a moment; imgdup also applies it by itself once the bus is back.";
+
+function storedNotApplied(response) {
+  return response.status === 503 && response.headers.get("imgdup-verdict") === "stored";
+}
+
 async function sendVerdict(pairId, verdict, buttons) {
   const moderator = $("moderator").value.trim() || localStorage.getItem(STORE.moderator) || "";
   if (!moderator) {
@@ -421,6 +432,12 @@ async function sendVerdict(pairId, verdict, buttons) {
     }
     if (response.status === 403) {
       toast("Your role may not record verdicts (moderators only).", true);
+      return;
+    }
+    if (storedNotApplied(response)) {
+      // No reload: it would show the verdict as recorded and disable the button to press again.
+      toast(STORED_NOT_APPLIED, true);
+      buttons.forEach((b) => { b.disabled = false; });
       return;
     }
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);

@@ -81,8 +81,8 @@ IMGDUP_API_TOKEN for the API, which every release runs and which refuses to star
 {{- if regexMatch "(?i)(DATABASE_URL|TOKEN|PASSWORD|SECRET|API_KEY)" $key }}
 {{- fail (printf "settings.%s looks like a secret: put it in the Secret (secrets.*), not the ConfigMap" $key) }}
 {{- end }}
-{{- if eq $key "IMGDUP_TOPIC_REPLICATION_FACTOR" "IMGDUP_REJECTED_PAIR_RETENTION_DAYS" }}
-{{- fail (printf "settings.%s: set it with kafka.topicReplicationFactor or prune.rejectedPairRetentionDays" $key) }}
+{{- if eq $key "IMGDUP_TOPIC_REPLICATION_FACTOR" "IMGDUP_REJECTED_PAIR_RETENTION_DAYS" "IMGDUP_CLUSTER_CHANGES_RETENTION_DAYS" }}
+{{- fail (printf "settings.%s: set it with kafka.topicReplicationFactor or prune.*RetentionDays" $key) }}
 {{- end }}
 {{- if regexMatch "^IMGDUP_(BLOB_|S3_)" $key }}
 {{- fail (printf "settings.%s: set the blob store with blobStore.*, its credentials with secrets.s3*" $key) }}
@@ -183,6 +183,7 @@ IMGDUP_API_PORT: {{ .Values.api.port | quote }}
 IMGDUP_WORKER_METRICS_PORT: {{ .Values.metrics.workerPort | quote }}
 IMGDUP_TOPIC_REPLICATION_FACTOR: {{ .Values.kafka.topicReplicationFactor | quote }}
 IMGDUP_REJECTED_PAIR_RETENTION_DAYS: {{ .Values.prune.rejectedPairRetentionDays | quote }}
+IMGDUP_CLUSTER_CHANGES_RETENTION_DAYS: {{ .Values.prune.clusterChangesRetentionDays | quote }}
 IMGDUP_BLOB_STORE: "s3"
 {{- with .Values.blobStore.endpoint }}
 IMGDUP_S3_ENDPOINT: {{ . | quote }}
