@@ -183,7 +183,10 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     parsed = {DuplicateEventV1.model_validate_json(m.value()).event_id: m for m in events}
     assert len(parsed) == len(EXPECTED_PAIRS)
     sample = DuplicateEventV1.model_validate_json(events[0].value())
-    assert sample.original.first_seen_at <= sample.duplicate.first_seen_at
+    # The original is the ad the portal created first (created_at; here the accept time), not the
+    # one imgdup happened to index first.
+    assert sample.original.created_at is not None and sample.duplicate.created_at is not None
+    assert sample.original.created_at <= sample.duplicate.created_at
     assert sample.cluster.size >= 2 and sample.replay is False
 
 
