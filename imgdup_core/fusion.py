@@ -7,12 +7,13 @@ import math
 from dataclasses import dataclass
 from types import ModuleType
 
-from imgdup_core import fusion_weights, fusion_weights_v4
+from imgdup_core import fusion_weights, fusion_weights_v4, fusion_weights_v5
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
     "CALIBRATED_FUSION_V4",
+    "CALIBRATED_FUSION_V5",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -119,3 +120,5 @@ def model_from(weights: ModuleType) -> FusionModel:
 CALIBRATED_FUSION = model_from(fusion_weights)
 # fused-v4's (imgdup_core.verifier_config.FUSED_V4), fitted on evidence measured with its settings.
 CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)
+# fused-v5's (imgdup_core.verifier_config.FUSED_V5): the shared-page rule on, fitted likewise.
+CALIBRATED_FUSION_V5 = model_from(fusion_weights_v5)
