@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
+from imgdup_core.verifier_config import DEFAULT_VERIFIER
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -104,6 +106,12 @@ class Settings(BaseSettings):
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
     # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
     ann_min_score: float = Field(CANDIDATE_MIN_COSINE, ge=-1.0, le=1.0)
+    # The pHash candidate channel (imgdup.store.phash): other ads' images within this many bits
+    # of pHash are candidates too, whatever their cosine; -1 off. On (8) with a verifier
+    # calibrated on such candidates (fused-v5), off before.
+    phash_candidate_distance: int = Field(
+        PHASH_CANDIDATE_DISTANCE if DEFAULT_VERIFIER.phash_candidates else -1, ge=-1, le=16
+    )
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)

@@ -113,6 +113,7 @@ class Runtime:
             embedding_model=embedder.version,
             top_k=self.settings.ann_top_k,
             min_score=self.settings.ann_min_score,
+            phash_max_distance=self.settings.phash_candidate_distance,
         )
 
     async def verify_context(self) -> VerifyContext:

@@ -15,7 +15,7 @@ from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
 from imgdup_core.sift import FeatureCache, sift_from_bytes
-from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, verify_images
+from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, verify_images
 from schemas import CandidatePairV1, EvidenceV1, VerifiedPairV1, VersionsV1
 
 
@@ -28,6 +28,9 @@ class VerifyContext:
     embedding_model: str
     # Features of images indexed without stored ones are extracted once per process, not per pair.
     cache: FeatureCache = field(default_factory=FeatureCache)
+    # The verifier deciding (settings and calibrated model): the default unless a test or a
+    # benchmark compares another version.
+    config: VerifierConfig = DEFAULT_VERIFIER
 
 
 def evidence_of(verdict: Verdict) -> EvidenceV1:
@@ -79,12 +82,14 @@ async def verify_candidate(ctx: VerifyContext, candidate: CandidatePairV1) -> Ve
                 score=1.0,
                 compared="full/full",
             ),
-            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=DEFAULT_VERIFIER.version),
+            versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=ctx.config.version),
         )
     else:
         started = time.perf_counter()
         verdict = await ctx.run_cpu(
-            lambda: verify_images(_view(a), _view(b), cosine=candidate.cosine, cache=ctx.cache)
+            lambda: verify_images(
+                _view(a), _view(b), cosine=candidate.cosine, config=ctx.config, cache=ctx.cache
+            )
         )
         metrics.STAGE_SECONDS.labels("verify").observe(time.perf_counter() - started)
         row = pairs.VerdictRow(
