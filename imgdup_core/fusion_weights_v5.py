@@ -16,18 +16,18 @@ FEATURES = (
     "unaligned_global",
 )
 WEIGHTS = (
-    5.267945745152041,  # cosine_strong
-    0.5574885294669106,  # phash_close
-    1.848601733312054,  # ssim
-    -0.04610443114051033,  # ssim_strong
-    -3.5440908029535194,  # no_alignment
-    3.2689186401772883,  # overlap
-    -9.584902135253715,  # mismatch
-    0.6041975938501362,  # cosine_very_strong
-    0.44154306492676115,  # unaligned_global
+    5.433158619890434,  # cosine_strong
+    0.422531146012901,  # phash_close
+    1.0659556109428487,  # ssim
+    0.20039865587828815,  # ssim_strong
+    -3.755503403354265,  # no_alignment
+    3.210620252554744,  # overlap
+    -13.955318413252138,  # mismatch
+    0.6196796437267839,  # cosine_very_strong
+    0.41802656339230987,  # unaligned_global
 )
-BIAS = -1.1745552756436317
-THRESHOLD = 0.9555172203354982
+BIAS = -0.78090592207449
+THRESHOLD = 0.9119110783053002
 # ANN candidates below this cosine are not verified (imgdup.settings ann_min_score).
 CANDIDATE_MIN_COSINE = 0.3
 
@@ -35,17 +35,19 @@ CANDIDATE_MIN_COSINE = 0.3
 CALIBRATION = {
     "ann_min_score": 0.2,
     "ann_top_k": 10,
-    "candidate_cut_off_lost_share": 0.004217,
-    "duplicates": 1818,
+    "candidate_cut_off_lost_share": 0.004167,
+    "duplicates": 1820,
     "ignored_kinds": ["frames"],
     "l2": 0.0001,
-    "pairs": 5653,
+    "pairs": 5657,
+    "phash_channel_pairs": 21,
     "sampled_other_negatives": 1500,
     "seed": 2024,
     "set": "set-e60b32fdd803",
     "split": "train",
     "target_precision": 0.995,
-    "train_precision": 0.995395,
-    "train_recall": 0.913091,
-    "when": "2026-12-05T00:38:24+00:00",
+    "train_precision": 0.995394,
+    "train_recall": 0.923077,
+    "verifier": "fused-v5",
+    "when": "2026-12-05T03:03:53+00:00",
 }
