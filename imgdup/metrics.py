@@ -34,6 +34,11 @@ STAGE_SECONDS = Histogram(
 CANDIDATES_FOUND = Counter(
     "imgdup_candidates_found_total", "ANN candidate pairs sent to verification", registry=REGISTRY
 )
+PHASH_CANDIDATES = Counter(
+    "imgdup_phash_candidates_total",
+    "Candidate pairs the pHash channel added to the ANN search's (issue 11)",
+    registry=REGISTRY,
+)
 VERDICTS = Counter("imgdup_verdicts_total", "Verification verdicts", ["decision"], registry=REGISTRY)
 # Seed name duplicates_found -> imgdup_duplicates_found_total.
 DUPLICATES_FOUND = Counter(

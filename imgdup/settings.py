@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
 from imgdup_core.verifier_config import DEFAULT_VERIFIER
 
 DEFAULT_VERIFIER_VERSION = DEFAULT_VERIFIER.version
@@ -136,6 +137,12 @@ class Settings(BaseSettings):
     # their own version (e.g. fused-v3-t0.9), so `imgdup replay --all` re-verifies every pair and
     # retracts the duplicates the stricter verifier rejects (docs/events.md).
     verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    # The pHash candidate channel (imgdup.store.phash): other ads' images within this many bits
+    # of pHash are candidates too, whatever their cosine; -1 off. Unset, it follows the chosen
+    # verifier: on (8) for one calibrated on such candidates (fused-v5), off for the others.
+    phash_candidate_distance: int = Field(
+        PHASH_CANDIDATE_DISTANCE if DEFAULT_VERIFIER.phash_candidates else -1, ge=-1, le=16
+    )
 
     # Downloads (untrusted URLs).
     download_timeout_s: float = Field(10.0, gt=0)

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from imgdup_core import fusion_weights, fusion_weights_v4
+from imgdup_core import fusion_weights, fusion_weights_v4, fusion_weights_v5
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
     "CALIBRATED_FUSION_V4",
+    "CALIBRATED_FUSION_V5",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -161,3 +162,5 @@ def model_to_dict(model: FusionModel) -> dict[str, Any]:
 CALIBRATED_FUSION = model_from(fusion_weights)
 # fused-v4's (imgdup_core.verifier_config.FUSED_V4), fitted on evidence measured with its settings.
 CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)
+# fused-v5's (imgdup_core.verifier_config.FUSED_V5): the shared-page rule on, fitted likewise.
+CALIBRATED_FUSION_V5 = model_from(fusion_weights_v5)

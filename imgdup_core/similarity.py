@@ -12,6 +12,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
+from imgdup_core.slot import shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
 __all__ = ["aligned_ssim", "local_std"]
@@ -22,9 +23,11 @@ _structural_similarity: Callable[..., Any] = structural_similarity
 
 def aligned_ssim(
     gray_a: np.ndarray, gray_b: np.ndarray, homography: np.ndarray, config: VerifierConfig
-) -> tuple[float, float] | None:
-    """(mean SSIM, share of pixels with SSIM < mismatch_ssim) over the textured overlap of a
-    and b warped onto it; None when the overlap is too small to say."""
+) -> tuple[float, float, float | None] | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot) over the textured overlap of
+    a and b warped onto it; None when the overlap is too small to say. slot is the disagreeing
+    share of a shared page's photo slot (imgdup_core.slot) when the two are one page around
+    different photos and the config checks for that (fused-v5), else None."""
     small_a = fit(gray_a, config.ssim_max_side)
     small_b = fit(gray_b, config.ssim_max_side)
     scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
@@ -85,7 +88,12 @@ def aligned_ssim(
         own = valid & textured
         shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
     mismatch = min(shares)
-    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch
+    slot = (
+        shared_page_slot(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
+        if config.shared_page_check
+        else None
+    )
+    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot
 
 
 def local_std(image: np.ndarray) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from imgdup_core.fusion import CALIBRATED_FUSION, CALIBRATED_FUSION_V4, FusionModel
+from imgdup_core.fusion import CALIBRATED_FUSION, CALIBRATED_FUSION_V4, CALIBRATED_FUSION_V5, FusionModel
 
-__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "VERIFIERS", "VerifierConfig", "with_threshold"]
+__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "FUSED_V5", "VERIFIERS", "VerifierConfig", "with_threshold"]
 
 _DEFAULT_VERSION = "fused-v3"
 
@@ -53,6 +53,12 @@ class VerifierConfig:
     ssim_max_side: int = 384
     texture_min_std: float = 4.0
     mismatch_ssim: float = 0.3
+    # Two pictures that align as one page (a listing template) around differing photos are
+    # compared by the page's photo slot (imgdup_core.slot); off before fused-v5.
+    shared_page_check: bool = False
+    # Candidates also come from a pHash channel (imgdup_core.hashing.PHASH_CANDIDATE_DISTANCE),
+    # not only from the ANN search: what calibration emulates; off before fused-v5.
+    phash_candidates: bool = False
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
     fusion: FusionModel = CALIBRATED_FUSION
@@ -75,7 +81,19 @@ DEFAULT_VERIFIER = VerifierConfig()
 # recall but lost 0.7 point of hard recall against fused-v3, so it ships as an option.
 FUSED_V4 = VerifierConfig(version="fused-v4", sift_low_texture_keypoints=150, fusion=CALIBRATED_FUSION_V4)
 
-VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4)}
+# Issue 11's frame rule on top of fused-v4: two pictures that align as one page whose photo slot
+# disagrees are different photos (imgdup_core.slot), and a framed pair is compared whole as well,
+# so that neither a shared page nor a false box decides; its own calibration
+# (imgdup_core/fusion_weights_v5.py, `python -m bench.quality calibrate --verifier fused-v5`).
+FUSED_V5 = VerifierConfig(
+    version="fused-v5",
+    sift_low_texture_keypoints=150,
+    shared_page_check=True,
+    phash_candidates=True,
+    fusion=CALIBRATED_FUSION_V5,
+)
+
+VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5)}
 
 
 def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierConfig:

@@ -47,6 +47,11 @@ __all__ = [
 ]
 
 
+# Evidence.compared of a comparison decided by a shared page's photo slot (imgdup_core.slot):
+# the two whole pictures aligned as one page and were judged by the slot inside it.
+SHARED_PAGE = "slot/slot"
+
+
 @dataclass(frozen=True)
 class ImageView:
     """One image as the verifier sees it: the stored copy (longer side <= 512), the pHashes of the
@@ -120,13 +125,15 @@ def measure_images(
 ) -> Evidence:
     """The evidence of the most telling comparison of the two images, without a decision.
 
+    With config.shared_page_check (fused-v5), two whole pictures that align as one page whose
+    photo slot disagrees are different photos whatever else matched: that comparison decides.
     A framed photo is compared by the photo inside its frame: two screenshots of one site share
     the whole page layout, which aligns perfectly and proves nothing. When only one side frames
     a photo, the whole pictures are compared as well (the frame finder may have taken a window
     or a horizon for a frame) and the comparison with the higher fused probability is kept.
     """
     comparisons = [(a.frames_photo, b.frames_photo)]
-    if comparisons[0][0] != comparisons[0][1]:
+    if comparisons[0][0] != comparisons[0][1] or (config.shared_page_check and comparisons[0][0]):
         comparisons.append((False, False))
     best: tuple[float, Evidence] | None = None
     for photo_a, photo_b in comparisons:
@@ -142,6 +149,10 @@ def measure_images(
             sift_b=b.photo_sift if photo_b else b.sift,
             cache=cache,
         )
+        if evidence.compared == SHARED_PAGE:
+            # One page around two different photos: whatever a box cut out of it matched (a
+            # panel of the page, taken for the photo) proves nothing about the photos.
+            return evidence
         evidence = dataclasses.replace(
             evidence, compared=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
         )
@@ -231,6 +242,10 @@ def _measure(
     gray_b = gray("b")
     b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
     aligned = aligned_ssim(gray("a"), b_aligned, geometry.homography, config)
+    mismatch = None
+    if aligned is not None:
+        # A shared page's slot that disagrees is the mismatch that counts (imgdup_core.slot).
+        mismatch = round(aligned[1] if aligned[2] is None else max(aligned[1], aligned[2]), 4)
     return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,
@@ -240,5 +255,6 @@ def _measure(
         ssim=aligned[0] if aligned is not None else None,
         sift_matches=geometry.matches,
         overlap=round(geometry.overlap, 4),
-        mismatch=round(aligned[1], 4) if aligned is not None else None,
+        mismatch=mismatch,
+        compared=SHARED_PAGE if aligned is not None and aligned[2] is not None else "full/full",
     )

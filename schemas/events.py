@@ -156,7 +156,8 @@ class EvidenceV1(_Event):
         str | None,
         Field(
             description="Pictures compared, a's/b's: 'full' (the image) or 'photo' (the photo a "
-            "screenshot or border frames), e.g. 'photo/full'"
+            "screenshot or border frames), e.g. 'photo/full'; 'slot/slot' (fused-v5): the whole "
+            "pictures aligned as one page and were judged by the photo slot inside it"
         ),
     ] = None
 

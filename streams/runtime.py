@@ -30,6 +30,7 @@ from imgdup.vectors.factory import open_vector_store
 from imgdup.verifiers import ChosenVerifier, VerifierUnavailable, resolve_verifier
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
+from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
 from imgdup_core.sift import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ class Runtime:
             if self._verifier.warning:
                 log.warning("%s", self._verifier.warning)
         return self._verifier
+
+    @property
+    def phash_max_distance(self) -> int:
+        """The pHash candidate channel's distance: IMGDUP_PHASH_CANDIDATE_DISTANCE when set, else
+        on only for a verifier calibrated on such candidates (fused-v5)."""
+        if "phash_candidate_distance" in self.settings.model_fields_set:
+            return self.settings.phash_candidate_distance
+        return PHASH_CANDIDATE_DISTANCE if self.verifier.config.phash_candidates else -1
 
     async def embedder(self) -> Embedder:
         async with self._init_lock:
@@ -145,6 +154,7 @@ class Runtime:
             top_k=self.settings.ann_top_k,
             min_score=self.verifier.ann_min_score,
             verifier_version=self.verifier.config.version,
+            phash_max_distance=self.phash_max_distance,
         )
 
     async def verify_context(self) -> VerifyContext:

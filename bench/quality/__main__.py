@@ -406,10 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
-        choices=("fused-v3", "fused-v4"),
+        choices=("fused-v3", "fused-v4", "fused-v5"),
         default="fused-v3",
         help="calibrate: the verifier settings to measure with and the model to write "
-        "(fused-v3: imgdup_core/fusion_weights.py, fused-v4: imgdup_core/fusion_weights_v4.py)",
+        "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="export-evidence: the file (default beside the set)"

@@ -36,11 +36,13 @@ from imgdup_core import (
     hashing,
     sift,
     similarity,
+    slot,
     verifier_config,
     verify,
 )
 from imgdup_core.evidence import Evidence
 from imgdup_core.fitting import L2, choose_threshold, design_matrix, fit_logistic
+from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
 from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, measure_images
 
 FUSION_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fusion_weights.py"
@@ -58,6 +60,7 @@ MEASURING_MODULES = (
     hashing,
     sift,
     similarity,
+    slot,
     verifier_config,
     verify,
 )
@@ -80,10 +83,16 @@ FEATURES = ("cosine_strong", "phash_close", "ssim", "ssim_strong", "no_alignment
 # photo). Measured and left out, as log_inliers above: inliers_many (fitted -2.4, the
 # screenshot-frame signature again) and mismatch_phash (fitted -0.1: no help on this set).
 FEATURES_V4 = (*FEATURES, "cosine_very_strong", "unaligned_global")
+# fused-v5 (issue 11): fused-v4's inputs on evidence measured with the shared-page rule
+# (imgdup_core.slot) and with the pHash channel's candidates. Offered again and left out: with
+# the screenshot-frame pairs turned into mismatches, inliers_many still fitted -4.0 and
+# mismatch_phash -1.1 (train recall 92.47 % with them, 92.31 % without, same precision).
+FEATURES_V5 = FEATURES_V4
 # What `calibrate --verifier V` fits, and where it writes the model.
 MODELS = {
     "fused-v3": (FEATURES, FUSION_WEIGHTS_PATH),
     "fused-v4": (FEATURES_V4, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v4.py")),
+    "fused-v5": (FEATURES_V5, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v5.py")),
 }
 
 
@@ -95,6 +104,7 @@ class Candidate:
     label: int  # 1 duplicate (same source photo), 0 not
     kind: str  # positive: edit family (or "copy-copy"); negative: hard kind or "other"
     weight: float  # 1 / sampling rate
+    channel: str = "ann"  # what proposed it: the ANN search or the pHash channel (only)
 
 
 def ann_candidates(
@@ -147,21 +157,42 @@ def training_candidates(
     min_score: float,
     negatives: int,
     seed: int,
+    phash_channel: bool = False,
 ) -> list[Candidate]:
     pairs = ann_candidates(analysed.vectors, top_k, min_score, analysed.photo_vectors, analysed.has_photo)
+    channel = {pair: "ann" for pair in pairs}
+    if phash_channel:
+        for pair in phash_candidates(analysed.phash, analysed.phash_mirrored, PHASH_CANDIDATE_DISTANCE):
+            if pair not in pairs:
+                pairs[pair] = float(analysed.vectors[pair[0]] @ analysed.vectors[pair[1]])
+                channel[pair] = "phash"
     keep: list[Candidate] = []
     others: list[Candidate] = []
     for (i, j), cosine in sorted(pairs.items()):
         x, y = images[i], images[j]
         label, kind = label_pair(bench, x, y)
         a, b = sorted((x.name, y.name))
-        candidate = Candidate(a, b, cosine, label, kind, 1.0)
+        candidate = Candidate(a, b, cosine, label, kind, 1.0, channel[(i, j)])
         (others if kind == "other" else keep).append(candidate)
     rng = random.Random(f"imgdup-quality-calibration:{seed}")
     sample = rng.sample(others, min(negatives, len(others)))
     weight = len(others) / max(1, len(sample))
-    keep += [Candidate(c.a, c.b, c.cosine, c.label, c.kind, weight) for c in sample]
+    keep += [Candidate(c.a, c.b, c.cosine, c.label, c.kind, weight, c.channel) for c in sample]
     return keep
+
+
+def phash_candidates(phash: np.ndarray, mirrored: np.ndarray, max_distance: int) -> list[tuple[int, int]]:
+    """What the pHash candidate channel proposes (imgdup.steps.index): unordered image index
+    pairs whose plain pHashes, or one's plain and the other's mirrored, are within max_distance."""
+    plain = phash.astype(np.uint64)
+    found: set[tuple[int, int]] = set()
+    for other in (plain, mirrored.astype(np.uint64)):
+        for i in range(len(plain)):
+            distance = np.bitwise_count(plain[i] ^ other)
+            for j in np.nonzero(distance <= max_distance)[0]:
+                if int(j) != i:
+                    found.add((min(i, int(j)), max(i, int(j))))
+    return sorted(found)
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -327,7 +358,14 @@ def calibrate(
     path: Path = FUSION_WEIGHTS_PATH,
 ) -> dict[str, Any]:
     candidates = training_candidates(
-        bench, images, analysed, top_k=top_k, min_score=min_score, negatives=negatives, seed=bench.seed
+        bench,
+        images,
+        analysed,
+        top_k=top_k,
+        min_score=min_score,
+        negatives=negatives,
+        seed=bench.seed,
+        phash_channel=config.phash_candidates,
     )
     if say:
         positives = sum(c.label for c in candidates)
@@ -345,6 +383,7 @@ def calibrate(
         "ann_top_k": top_k,
         "ann_min_score": min_score,
         "pairs": len(measured),
+        "phash_channel_pairs": fitted["phash_channel_pairs"],
         "duplicates": fitted["duplicates"],
         "sampled_other_negatives": int(sum(1 for c in candidates if c.kind == "other")),
         "ignored_kinds": list(IGNORED_KINDS),
@@ -394,7 +433,10 @@ def fit_measured(
     tp = float((w * y * predicted).sum())
     fp = float((w * (1 - y) * predicted).sum())
     cosines = np.array([c.cosine for c, _, _ in measured])
-    cut_off, lost = candidate_cut_off(cosines[(y == 1) & predicted], min_score)
+    # The ANN cut-off is chosen on what the ANN search proposed: the pHash channel's pairs
+    # are proposed whatever their cosine.
+    by_ann = np.array([c.channel == "ann" for c, _, _ in measured], dtype=bool).reshape(len(measured))
+    cut_off, lost = candidate_cut_off(cosines[(y == 1) & predicted & by_ann], min_score)
     return {
         "measured": measured,
         "weights_array": weights,
@@ -403,6 +445,7 @@ def fit_measured(
         "candidate_min_cosine": cut_off,
         "cut_off_lost": lost,
         "duplicates": int(y.sum()),
+        "phash_channel_pairs": int((~by_ann).sum()),
         "train_precision": round(tp / max(tp + fp, 1e-9), 6),
         "train_recall": round(float((y * predicted).sum() / max(y.sum(), 1)), 6),
     }

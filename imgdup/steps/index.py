@@ -17,7 +17,7 @@ from imgdup.analysis.analyse import AnalysedImage, vector_from_bytes
 from imgdup.analysis.batching import RunCpu
 from imgdup.analysis.fetch import FetchError
 from imgdup.blobs.base import BlobStore
-from imgdup.store import events, images, pairs
+from imgdup.store import events, images, pairs, phash
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup_core.decode import ImageRejected
@@ -44,6 +44,9 @@ class IndexContext:
     min_score: float
     # The verifier the worker runs: a pair decided by another version is verified again on replay.
     verifier_version: str = DEFAULT_VERIFIER.version
+    # The pHash candidate channel (imgdup.store.phash): other ads' images this close in pHash
+    # are candidates whatever their cosine; -1 turns it off (settings phash_candidate_distance).
+    phash_max_distance: int = -1
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ async def index_ad(ctx: IndexContext, event: AdImagesCreatedV1) -> IndexResult:
         return IndexResult([], failures)
     points = _points(event, vectors, photo_vectors)
     candidates = await _search(ctx, event, points)
+    await _phash_channel(ctx, event, vectors, candidates)
     pending = await retry_transient(
         "images.candidates",
         pairs.add_candidates,
@@ -210,6 +214,39 @@ async def _search(
                     pair, a, ad_of[a], b, ad_of[b], float(hit.score), event.replay
                 )
     return candidates
+
+
+async def _phash_channel(
+    ctx: IndexContext,
+    event: AdImagesCreatedV1,
+    vectors: dict[str, np.ndarray],
+    candidates: dict[str, pairs.CandidateRow],
+) -> None:
+    """Add the pHash channel's pairs the ANN search did not propose, with their true cosine (the
+    verifier weighs it): a copy under a heavy tiled watermark keeps its pHash but not its
+    embedding. At most top_k per image, closest first."""
+    if ctx.phash_max_distance < 0:
+        return
+    found = await retry_transient(
+        "images.phash",
+        phash.phash_neighbours,
+        ctx.pool,
+        list(vectors),
+        embedding_model=ctx.embedding_model,
+        max_distance=ctx.phash_max_distance,
+        limit=ctx.top_k * len(vectors),
+    )
+    added = 0
+    for neighbour in found:
+        a, b = ids.ordered_pair(neighbour.query_id, neighbour.image_id)
+        pair = ids.pair_id(a, b)
+        if pair in candidates:
+            continue
+        added += 1
+        ad_of = {neighbour.query_id: event.ad_id, neighbour.image_id: neighbour.ad_id}
+        cosine = float(vectors[neighbour.query_id] @ vector_from_bytes(neighbour.embedding))
+        candidates[pair] = pairs.CandidateRow(pair, a, ad_of[a], b, ad_of[b], cosine, event.replay)
+    metrics.PHASH_CANDIDATES.inc(added)
 
 
 async def finish_event(ctx: IndexContext, event: AdImagesCreatedV1, published: int) -> None:

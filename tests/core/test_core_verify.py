@@ -25,7 +25,7 @@ from imgdup_core.geometry import Geometry, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import FeatureCache, extract_sift, sift_from_bytes, sift_to_bytes
-from imgdup_core.verifier_config import FUSED_V4
+from imgdup_core.verifier_config import FUSED_V4, FUSED_V5
 from imgdup_core.verify import (
     DEFAULT_VERIFIER,
     Evidence,
@@ -189,6 +189,9 @@ def test_flat_sky_copy_with_brightness_changed_is_aligned(
     assert evidence.overlap >= 0.9 and evidence.mismatch is not None and evidence.mismatch <= 0.05, evidence
     verdict = decide(evidence, FUSED_V4)
     assert verdict.is_duplicate and verdict.verifier_version == "fused-v4", verdict
+    # fused-v5 keeps the second pass, with its own calibrated model.
+    v5 = verify_images(_view(original), _view(copy), cosine=cosine(original, copy), config=FUSED_V5)
+    assert v5.is_duplicate and v5.verifier_version == "fused-v5" and v5.evidence.sift_inliers >= 15, v5
 
 
 def test_identical_pixels_are_decided_without_the_heavy_methods(stored: dict[str, np.ndarray]) -> None:

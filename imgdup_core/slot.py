@@ -1,0 +1,89 @@
+"""An aligned pair's SSIM map and texture masks in -> whether the two pictures are one page (a
+listing template, a post layout) around two different photos: the page's inferred photo slot and
+how much of it disagrees, or None."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from imgdup_core.hashing import hamming64, phash_gray
+
+__all__ = ["SlotConfig", "shared_page_slot"]
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    """Thresholds of the shared-page rule (measured on bench/quality/templates.py's six pages
+    around skimage photos, and against the benchmark's sticker, emoji and caption edits)."""
+
+    block: int = 16  # the disagreement is looked at in blocks this large (pixels at SSIM size)
+    hot_block: float = 0.2  # a block disagrees when this share of its valid pixels does
+    min_area: float = 0.2  # the slot's share of the aligned overlap (a sticker is at most ~0.2)
+    min_fill: float = 0.78  # share of the slot's blocks that disagree (a sticker's disc, a caption's
+    # letters leave more of their box agreeing)
+    min_page: float = 0.15  # share of the overlap outside the slot: the page that aligned
+    max_page_texture: float = 0.6  # a page is mostly flat (panels, padding, lines of text)
+    max_page_mismatch: float = 0.1  # ...and agrees outside the slot
+    min_phash: int = 16  # the slots hold different pictures
+
+
+def shared_page_slot(
+    ref_a: np.ndarray,
+    warped_b: np.ndarray,
+    ssim_map: np.ndarray,
+    valid: np.ndarray,
+    textured_a: np.ndarray,
+    textured_b: np.ndarray,
+    mismatch_ssim: float,
+    config: SlotConfig = SlotConfig(),
+) -> float | None:
+    """The share of the inferred slot that disagrees when the aligned pictures are one page with
+    different photos in it, else None.
+
+    Two screenshots of one site share every pixel of the page, which aligns them perfectly; their
+    photos differ in one rectangle. A copy under a sticker or a caption also differs in one place,
+    but around it is the same photo (textured), not a page (mostly flat), and the two pictures in
+    that place are one photo (close pHash) more often than not."""
+    disagree = valid & (textured_a | textured_b) & (ssim_map < mismatch_ssim)
+    size = config.block
+    rows, cols = valid.shape[0] // size, valid.shape[1] // size
+    if rows < 3 or cols < 3:
+        return None
+
+    def blocks(mask: np.ndarray) -> np.ndarray:
+        cut = mask[: rows * size, : cols * size].astype(np.float32)
+        summed: np.ndarray = cut.reshape(rows, size, cols, size).sum(axis=(1, 3))
+        return summed
+
+    valid_blocks = blocks(valid)
+    hot = (valid_blocks > 0) & (blocks(disagree) >= config.hot_block * np.maximum(valid_blocks, 1.0))
+    if not hot.any():
+        return None
+    _, _, stats, _ = cv2.connectedComponentsWithStats(hot.astype(np.uint8), connectivity=8)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[largest, :4])
+    slot_blocks = valid_blocks[y : y + h, x : x + w] > 0
+    total = float((valid_blocks > 0).sum())
+    if slot_blocks.sum() < config.min_area * total:
+        return None
+    fill = float(hot[y : y + h, x : x + w][slot_blocks].mean())
+    if fill < config.min_fill:
+        return None
+    inside = np.zeros_like(valid)
+    inside[y * size : (y + h) * size, x * size : (x + w) * size] = True
+    page = valid & ~inside
+    if page.sum() < config.min_page * valid.sum():
+        return None
+    page_textured = page & (textured_a | textured_b)
+    if page_textured.sum() > config.max_page_texture * page.sum():
+        return None
+    if page_textured.any() and float(disagree[page_textured].mean()) > config.max_page_mismatch:
+        return None
+    y0, y1, x0, x1 = y * size, (y + h) * size, x * size, (x + w) * size
+    crop_a, crop_b = ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1]
+    if hamming64(phash_gray(crop_a), phash_gray(crop_b)) < config.min_phash:
+        return None
+    return round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)

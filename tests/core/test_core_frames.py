@@ -1,0 +1,96 @@
+"""Tests for fused-v5's frame handling (imgdup_core.slot, imgdup_core.verify): screenshots of one
+page template around photos, and photos with a border-like edge, in; verdicts out (issue 11)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from bench.quality.templates import render
+from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+from imgdup_core.framing import crop_region, find_photo_region
+from imgdup_core.hashing import phash_pair
+from imgdup_core.verifier_config import FUSED_V5
+from imgdup_core.verify import ImageView, Verdict, verify_images
+
+Cosine = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray]:
+    """What the images agent keeps for an upload (imgdup.analysis.analyse): the stored copy,
+    its pHashes and, where the frame finder sees a framed photo, the stored copy of the photo."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=90)
+    rgb = decode_image(buffer.getvalue()).rgb
+    region = find_photo_region(rgb)
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region))) if region is not None else None
+    stored = load_rgb(storage_jpeg(rgb))
+    return ImageView(stored, phash_pair(rgb), photo), stored
+
+
+def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine) -> Verdict:
+    (view_a, stored_a), (view_b, stored_b) = _upload(a), _upload(b)
+    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=FUSED_V5)
+
+
+def _photo(name: str) -> Image.Image:
+    return Image.fromarray(getattr(data, name)())
+
+
+@pytest.mark.parametrize(
+    ("template", "a", "b"),
+    [
+        # The frame finder takes the listing's side panel for the photo in the rocket's page:
+        # fused-v3 matched that panel inside the other page and called them duplicates.
+        ("listing-1", "astronaut", "rocket"),
+        ("listing-1", "chelsea", "rocket"),
+        ("listing-0", "chelsea", "rocket"),  # no box on either page, compared whole
+        ("phone-0", "coffee", "rocket"),
+        ("social-0", "coffee", "chelsea"),
+    ],
+)
+def test_different_photos_in_one_page_template_are_not_duplicates(
+    template: str, a: str, b: str, cosine: Cosine
+) -> None:
+    verdict = _verdict(render(template, _photo(a)), render(template, _photo(b)), cosine)
+    assert not verdict.is_duplicate, verdict
+
+
+@pytest.mark.parametrize("template", ["listing-0", "listing-1", "phone-0", "social-1"])
+@pytest.mark.parametrize("name", ["chelsea", "rocket"])
+def test_a_photo_and_its_copy_in_a_page_template_are_duplicates(
+    template: str, name: str, cosine: Cosine
+) -> None:
+    verdict = _verdict(_photo(name), render(template, _photo(name)), cosine)
+    assert verdict.is_duplicate, verdict
+
+
+def _banded_brick(kind: str) -> Image.Image:
+    """skimage's brick wall with a dark band down its left side (an awning's shadow) or a dark
+    door frame around it: the frame finder takes a strip of the wall for a framed photo."""
+    rgb = np.repeat(data.brick()[:, :, None], 3, axis=2)
+    height, width = rgb.shape[:2]
+    if kind == "band":
+        rgb[:, : width // 5] = 25
+    else:
+        rgb[:, : width // 6] = 30
+        rgb[:, -width // 6 :] = 30
+        rgb[: height // 10] = 30
+    return Image.fromarray(rgb)
+
+
+@pytest.mark.parametrize("kind", ["band", "door"])
+def test_a_false_box_does_not_hide_a_plain_copy(kind: str, cosine: Cosine) -> None:
+    original = _banded_brick(kind)
+    width, height = original.size
+    copy = original.crop((width // 12, height // 12, width - width // 12, height - height // 12))
+    # Both pictures frame a "photo" (different strips of the wall): comparing only those, as
+    # fused-v3 does when both sides frame one, rejected this plain crop.
+    assert _upload(original)[0].frames_photo and _upload(copy)[0].frames_photo
+    verdict = _verdict(original, copy, cosine)
+    assert verdict.is_duplicate, verdict
