@@ -43,10 +43,10 @@ def _with_stack_endpoints(settings: Settings) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from imgdup.ops.supervisor import Stack
+    from imgdup.ops.supervisor import Stack, worker_groups
 
-    groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
-    stack = Stack(_settings(args), worker_groups=groups)
+    settings = _settings(args)
+    stack = Stack(settings, worker_groups=worker_groups(settings, process_per_role=args.process_per_role))
     try:
         stack.start()
         print("Ctrl-C to stop.")

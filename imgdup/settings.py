@@ -17,6 +17,7 @@ EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
+VectorStoreKind = Literal["edge", "numpy", "pgvector"]
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", "token", "test"}
 
@@ -94,10 +95,18 @@ class Settings(BaseSettings):
     embed_threads: int = Field(2, ge=1, le=64)
     embed_max_batch: int = Field(8, ge=1, le=64)
     embed_max_wait_ms: float = Field(5.0, ge=0)
-    # Embedded vector store when QDRANT_URL is unset: "edge" (qdrant-edge plain segments, exact,
-    # cost linear in the collection) or "numpy" (imgdup.vectors.numpy_index: sign-sketch scan + exact
-    # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
-    vector_index: Literal["edge", "numpy"] = "edge"
+    # Vector store when QDRANT_URL is unset (IMGDUP_VECTOR_STORE, or its older name
+    # IMGDUP_VECTOR_INDEX): "pgvector" (a table with an HNSW index in the database, shared by every
+    # process; needs the `vector` extension, which the embedded Postgres has), "edge" (qdrant-edge
+    # plain segments in data_dir, exact, cost linear in the collection) or "numpy"
+    # (imgdup.vectors.numpy_index: sign-sketch scan + exact re-rank, per-category shards, flat
+    # cost). "edge" and "numpy" are folders one process owns. See bench/results/vectors*.md.
+    vector_index: VectorStoreKind = Field(
+        "edge", validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
+    )
+    # Images worker processes `imgdup up` starts (one consumer group: they split the partitions).
+    # More than one needs a vector store they can share: pgvector or a Qdrant server.
+    images_workers: int = Field(1, ge=1, le=16)
     clip_model_path: str | None = None
     ann_top_k: int = Field(10, ge=1, le=100)
     # Candidates below this cosine are not worth a geometric check: the highest cut-off that
@@ -238,6 +247,20 @@ class Settings(BaseSettings):
                 "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client certificate and its key)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _images_workers_share_the_store(self) -> Settings:
+        if self.images_workers > 1 and not self.vector_store_is_shared():
+            raise ValueError(
+                f"IMGDUP_IMAGES_WORKERS={self.images_workers} needs a vector store the processes can"
+                f" share: IMGDUP_VECTOR_STORE={self.vector_index} is a folder one process owns; set"
+                " IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL"
+            )
+        return self
+
+    def vector_store_is_shared(self) -> bool:
+        """Whether several processes may use the vector store at once (a server or the database)."""
+        return bool(self.qdrant_url) or self.vector_index == "pgvector"
 
     @property
     def embedded_pg_dir(self) -> Path:

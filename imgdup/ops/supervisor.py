@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
+def worker_groups(settings: Settings, *, process_per_role: bool) -> list[list[str]]:
+    """The worker processes `imgdup up` starts: one running every role (or one per role), plus
+    IMGDUP_IMAGES_WORKERS - 1 more images processes in the same consumer group."""
+    extra = [["images"]] * (settings.images_workers - 1)
+    if process_per_role:
+        return [["images"], *extra, *([str(r)] for r in ALL_ROLES if r != "images")]
+    return [list(ALL_ROLES), *extra]
+
+
 def stack_file(data_dir: Path) -> Path:
     return data_dir / "stack.json"
 
@@ -69,8 +78,20 @@ class Stack:
             self.stop()
             raise
 
+    def check_workers(self) -> None:
+        """StackError when several processes would run the images role on a vector store that one
+        process owns (a qdrant-edge or numpy folder, locked by the first)."""
+        images = sum("images" in roles for roles in self.worker_groups)
+        if images > 1 and not self.settings.vector_store_is_shared():
+            raise StackError(
+                f"{images} images worker processes need a vector store they can share, and"
+                f" IMGDUP_VECTOR_STORE={self.settings.vector_index} is a folder one process owns:"
+                " set IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL, or run one images worker"
+            )
+
     def _start(self) -> None:
         s = self.settings
+        self.check_workers()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if port_open(s.api_host, s.api_port):
@@ -171,6 +192,8 @@ class Stack:
             **security_env(self.settings),
             "DATABASE_URL": self.dsn,
             "IMGDUP_DATA_DIR": str(self.settings.data_dir),
+            # The supervisor's choice, however it was made: every images process opens the same store.
+            "IMGDUP_VECTOR_STORE": self.settings.vector_index,
             **self.extra_env,
         }
 
