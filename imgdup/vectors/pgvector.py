@@ -199,7 +199,8 @@ class PgVectorStore:
             )
             for p in points
         ]
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        # One transaction per batch: one commit (WAL flush) for all its rows, not one per row.
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(self._upsert_sql, rows)
 
     def search(
@@ -266,6 +267,13 @@ class PgVectorStore:
         self._check_open()
         with self._pool.connection() as conn:
             row = conn.execute(self._count_sql).fetchone()
+        return int(row[0]) if row else 0
+
+    def size_bytes(self) -> int:
+        """The table's size on disk with its indexes (heap, TOAST, HNSW)."""
+        self._check_open()
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT pg_total_relation_size(%s::regclass)", (self.table,)).fetchone()
         return int(row[0]) if row else 0
 
     def close(self) -> None:

@@ -106,6 +106,7 @@ def test_two_stores_on_one_space_share_it(pg_dsn: str) -> None:
         assert hit.image_id == pid("shared") and hit.score == pytest.approx(1.0, abs=1e-5)
         b.upsert([VectorPoint(pid("shared"), v, 2, None, "t")])  # the same point: overwritten
         assert a.count() == b.count() == 1
+        assert a.size_bytes() > 0
         assert a.search(v, limit=5)[0].ad_id == 2
     finally:
         a.close()
