@@ -592,7 +592,7 @@ def markdown(result: dict[str, Any]) -> str:
         f" batcher {args['batch'] or 'off'}, intra-op {args['intra_op'] or 'default'}"
         f"{', no spinning' if args.get('nospin') else ''}"
         f"{', ann_min_score ' + str(args['min_score']) if args.get('min_score') is not None else ''}"
-        f"{f', {args.get("images_workers")} images processes' if args.get('images_workers', 1) > 1 else ''}"
+        f"{', images processes ' + str(args['images_workers']) if args.get('images_workers', 1) > 1 else ''}"
         f"{', vector store ' + args['vector_store'] if args.get('vector_store') else ''}",
         "",
         f"Machine: {result['machine']['cores']} cores ({result['machine']['cpu']}), load average at start"
