@@ -53,7 +53,9 @@ def open_vector_store(settings: Settings, embedder: Embedder) -> VectorStore:
             dim=embedder.dim,
         )
     if settings.vector_index == "pgvector":
-        return PgVectorStore(settings.database_dsn(), space=key, dim=embedder.dim)
+        return PgVectorStore(
+            settings.database_dsn(), space=key, dim=embedder.dim, ef_search=settings.pgvector_ef_search
+        )
     if settings.vector_index == "numpy":
         return NumpyVectorIndex(settings.vector_dir / f"{key}-numpy", dim=embedder.dim)
     return EdgeVectorStore(settings.vector_dir / key, dim=embedder.dim)

@@ -86,10 +86,11 @@ def test_settings_choose_the_backend(
         index.close()
 
     # pgvector: a table of the vector space in DATABASE_URL's database, no folder.
-    pg = open_vector_store(settings(tmp_path / "p", vector_index="pgvector", dsn=pg_dsn), embedder)
+    pg_settings = settings(tmp_path / "p", vector_index="pgvector", dsn=pg_dsn)
+    pg = open_vector_store(pg_settings.model_copy(update={"pgvector_ef_search": 64}), embedder)
     try:
         assert isinstance(pg, PgVectorStore)
-        assert (pg.space, pg.table, pg.dim) == (key, table_name(key), DIM)
+        assert (pg.space, pg.table, pg.dim, pg.ef_search) == (key, table_name(key), DIM, 64)
         assert not (tmp_path / "p" / "data").exists()
     finally:
         pg.close()
