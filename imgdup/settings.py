@@ -18,6 +18,9 @@ KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
 VectorStoreKind = Literal["edge", "numpy", "pgvector"]
+# The vector store when none is configured, chosen by measurement: the hot path's cost per image at
+# 100k indexed images within 1.3x of 10k, near-duplicate hit@10 kept (bench/results/scaling-pgvector.md).
+DEFAULT_VECTOR_STORE: VectorStoreKind = "numpy"
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", "token", "test"}
 
@@ -101,8 +104,9 @@ class Settings(BaseSettings):
     # plain segments in data_dir, exact, cost linear in the collection) or "numpy"
     # (imgdup.vectors.numpy_index: sign-sketch scan + exact re-rank, per-category shards, flat
     # cost). "edge" and "numpy" are folders one process owns. See bench/results/vectors*.md.
-    vector_index: VectorStoreKind = Field(
-        "edge", validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
+    # Unset: DEFAULT_VECTOR_STORE, or "edge" in a data dir that already holds an edge shard.
+    vector_index: VectorStoreKind | None = Field(
+        None, validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
     )
     # pgvector's HNSW candidate list per query (hnsw.ef_search; pgvector's own default is 40): 100
     # keeps near-duplicate hit@10 at 1.00 on bench.vectors at 100k (bench/results/vectors-pgvector.md).
@@ -256,14 +260,26 @@ class Settings(BaseSettings):
         if self.images_workers > 1 and not self.vector_store_is_shared():
             raise ValueError(
                 f"IMGDUP_IMAGES_WORKERS={self.images_workers} needs a vector store the processes can"
-                f" share: IMGDUP_VECTOR_STORE={self.vector_index} is a folder one process owns; set"
+                f" share: IMGDUP_VECTOR_STORE={self.vector_store_kind()} is a folder one process owns; set"
                 " IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL"
             )
         return self
 
+    def vector_store_kind(self) -> VectorStoreKind:
+        """The configured vector store; unset, the default, except that a data dir holding a
+        qdrant-edge shard (the default before) keeps using it: a new store would start empty and
+        the images indexed so far would never be found again (`imgdup replay` re-fills one)."""
+        if self.vector_index is not None:
+            return self.vector_index
+        if self.vector_dir.is_dir() and any(
+            (folder / "edge_config.json").is_file() for folder in self.vector_dir.iterdir()
+        ):
+            return "edge"
+        return DEFAULT_VECTOR_STORE
+
     def vector_store_is_shared(self) -> bool:
         """Whether several processes may use the vector store at once (a server or the database)."""
-        return bool(self.qdrant_url) or self.vector_index == "pgvector"
+        return bool(self.qdrant_url) or self.vector_store_kind() == "pgvector"
 
     @property
     def embedded_pg_dir(self) -> Path:

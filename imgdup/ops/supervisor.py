@@ -85,7 +85,7 @@ class Stack:
         if images > 1 and not self.settings.vector_store_is_shared():
             raise StackError(
                 f"{images} images worker processes need a vector store they can share, and"
-                f" IMGDUP_VECTOR_STORE={self.settings.vector_index} is a folder one process owns:"
+                f" IMGDUP_VECTOR_STORE={self.settings.vector_store_kind()} is a folder one process owns:"
                 " set IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL, or run one images worker"
             )
 
@@ -193,7 +193,7 @@ class Stack:
             "DATABASE_URL": self.dsn,
             "IMGDUP_DATA_DIR": str(self.settings.data_dir),
             # The supervisor's choice, however it was made: every images process opens the same store.
-            "IMGDUP_VECTOR_STORE": self.settings.vector_index,
+            "IMGDUP_VECTOR_STORE": self.settings.vector_store_kind(),
             **self.extra_env,
         }
 

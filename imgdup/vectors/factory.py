@@ -52,10 +52,11 @@ def open_vector_store(settings: Settings, embedder: Embedder) -> VectorStore:
             collection=f"{settings.qdrant_collection}_{key}",
             dim=embedder.dim,
         )
-    if settings.vector_index == "pgvector":
+    kind = settings.vector_store_kind()
+    if kind == "pgvector":
         return PgVectorStore(
             settings.database_dsn(), space=key, dim=embedder.dim, ef_search=settings.pgvector_ef_search
         )
-    if settings.vector_index == "numpy":
+    if kind == "numpy":
         return NumpyVectorIndex(settings.vector_dir / f"{key}-numpy", dim=embedder.dim)
     return EdgeVectorStore(settings.vector_dir / key, dim=embedder.dim)
