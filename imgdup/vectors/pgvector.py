@@ -39,6 +39,14 @@ def table_name(space: str) -> str:
     return "image_vectors_" + hashlib.sha256(space.encode()).hexdigest()[:16]
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """(0, 8, 6) from '0.8.6'; () when unreadable."""
+    try:
+        return tuple(int(part) for part in text.split(".")[:3])
+    except ValueError:
+        return ()
+
+
 def _text(vector: FloatArray) -> str:
     # pgvector's text form. float64 repr of each float32 value parses back to the same float32.
     return "[" + ",".join(map(repr, vector.astype(np.float64).tolist())) + "]"
@@ -134,6 +142,13 @@ class PgVectorStore:
                     "the pgvector backend needs the `vector` extension in this database"
                     f" (CREATE EXTENSION vector, as a role allowed to): {exc}"
                 ) from exc
+            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            version = str(row[0]) if row else "?"
+            if _version(version) < (0, 8):
+                raise RuntimeError(
+                    f"the pgvector backend needs pgvector 0.8 or later (hnsw.iterative_scan keeps"
+                    f" filtered top-k whole); this database has {version}: ALTER EXTENSION vector UPDATE"
+                )
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {s} (table_name text PRIMARY KEY, space text NOT NULL,"

@@ -128,3 +128,11 @@ def test_spaces_are_separate_tables_and_keep_their_dim(pg_dsn: str) -> None:
         other.close()
     with pytest.raises(ValueError, match="dim 8"):
         PgVectorStore(pg_dsn, space=key, dim=16)
+
+
+def test_pgvector_versions_are_read() -> None:
+    from imgdup.vectors.pgvector import _version
+
+    assert _version("0.8.6") == (0, 8, 6) >= (0, 8)
+    assert _version("0.7.4") < (0, 8)
+    assert _version("?") < (0, 8)
