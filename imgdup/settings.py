@@ -108,10 +108,10 @@ class Settings(BaseSettings):
     vector_index: VectorStoreKind | None = Field(
         None, validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
     )
-    # pgvector's HNSW candidate list per query (hnsw.ef_search; pgvector's own default is 40). At 100
-    # bench.vectors at 100k random vectors found 88.5 % of near-duplicates in the top 10 (the exact
-    # stores 100 %; bench/results/vectors-pgvector.md): raise it for recall, at a cost in latency.
-    pgvector_ef_search: int = Field(100, ge=10, le=1000)
+    # pgvector's HNSW candidate list per query (hnsw.ef_search; pgvector's own default is 40). On 100k
+    # random 512-d vectors (the graph's worst case) near-duplicate hit@10 was 0.84 at 100, 0.94 at
+    # 200, 0.995 at 400, 1.00 at 800, latency roughly doubling per step (bench/results/pgvector-ef-search.md).
+    pgvector_ef_search: int = Field(400, ge=10, le=1000)
     # Images worker processes `imgdup up` starts (one consumer group: they split the partitions).
     # More than one needs a vector store they can share: pgvector or a Qdrant server.
     images_workers: int = Field(1, ge=1, le=16)
