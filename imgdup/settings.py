@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
     )
     # pgvector's HNSW candidate list per query (hnsw.ef_search; pgvector's own default is 40). On 100k
-    # random 512-d vectors (the graph's worst case) near-duplicate hit@10 was 0.84 at 100, 0.94 at
+    # random 512-d vectors (the graph's worst case) near-duplicate hit@10 was 0.85 at 100, 0.955 at
     # 200, 0.995 at 400, 1.00 at 800, latency roughly doubling per step (bench/results/pgvector-ef-search.md).
     pgvector_ef_search: int = Field(400, ge=10, le=1000)
     # Images worker processes `imgdup up` starts (one consumer group: they split the partitions).

@@ -66,8 +66,8 @@ class PgVectorStore:
     Search: the HNSW index ordered by cosine distance, ad and category as filters on the same
     scan. `hnsw.ef_search` (default here 400, pgvector's is 40) is the candidate list per
     query. The search is approximate: on 100k random 512-d vectors (no neighbourhood to guide
-    the graph walk, the worst case) the top 10 held 84 % of near-duplicates at cosine 0.8-0.95
-    with ef_search 100, 94 % at 200, 99.5 % at 400, all at 800, where the exact stores find all
+    the graph walk, the worst case) the top 10 held 85 % of near-duplicates at cosine 0.8-0.95
+    with ef_search 100, 95.5 % at 200, 99.5 % at 400, all at 800, where the exact stores find all
     (bench/results/pgvector-ef-search.md, vectors-pgvector.md). With a filter, pgvector
     >= 0.8's `hnsw.iterative_scan = relaxed_order` keeps walking the graph until `limit` rows
     pass it (bounded by `hnsw.max_scan_tuples`, 20,000 by default), so a category holding a
