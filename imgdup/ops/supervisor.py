@@ -35,12 +35,15 @@ Say = Callable[[str], None]
 
 
 def worker_groups(settings: Settings, *, process_per_role: bool) -> list[list[str]]:
-    """The worker processes `imgdup up` starts: one running every role (or one per role), plus
-    IMGDUP_IMAGES_WORKERS - 1 more images processes in the same consumer group."""
-    extra = [["images"]] * (settings.images_workers - 1)
+    """The worker processes `imgdup up` starts: one running every role (or one per role); with
+    IMGDUP_IMAGES_WORKERS=N > 1, N processes of the images role alone, which share one consumer
+    group (streams.app.consumer_group names a group by its roles), and the other roles apart."""
+    n = settings.images_workers
     if process_per_role:
-        return [["images"], *extra, *([str(r)] for r in ALL_ROLES if r != "images")]
-    return [list(ALL_ROLES), *extra]
+        return [*[["images"]] * n, *([str(r)] for r in ALL_ROLES if r != "images")]
+    if n == 1:
+        return [list(ALL_ROLES)]
+    return [*[["images"]] * n, [str(r) for r in ALL_ROLES if r != "images"]]
 
 
 def stack_file(data_dir: Path) -> Path:

@@ -3,7 +3,7 @@ them, and every candidate pair one worker finds on the same feed found too."""
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -16,11 +16,9 @@ from helpers.pipeline import wait_idle
 from psycopg import sql
 
 from imgdup.ops.demo.image_server import LoopbackImageServer
-from imgdup.ops.embedded import start_broker
+from imgdup.ops.embedded import free_port, start_broker
 from imgdup.ops.supervisor import Stack
 from imgdup.settings import ALL_ROLES
-from schemas import topics
-from streams.liveness import health_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,23 +53,33 @@ def _reset(dsn: str, truncate_db: Callable[[], None]) -> None:
             conn.execute("TRUNCATE imgdup_vector_spaces")
 
 
-def _images_consumed(stack: Stack, timeout: float = 30.0) -> dict[str, int]:
-    """Worker process -> ad events it received, from its heartbeat file (streams.liveness), once
-    the heartbeats (every 5 s) account for the whole feed."""
-    files = {
-        name: health_file(stack.settings.data_dir, roles)
-        for name, roles in stack.workers().items()
-        if "images" in roles
-    }
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = {}
-        for name, path in files.items():
-            snapshot = json.loads(path.read_text()) if path.exists() else {}
-            counts[name] = snapshot.get("messages_in", {}).get(topics.AD_IMAGES_CREATED.name, 0)
-        if sum(counts.values()) >= len(FEED) or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.5)
+def _with_metrics_ports(stack: Stack) -> dict[str, int]:
+    """Each worker process gets a /metrics port of its own (IMGDUP_WORKER_METRICS_PORT), by name:
+    processes of the same roles share a heartbeat file, not their counters."""
+    ports: dict[str, int] = {}
+    spawn = stack._spawn
+
+    def spawn_with_port(name: str, argv: list[str]) -> None:
+        if not name.startswith("worker"):
+            spawn(name, argv)
+            return
+        ports[name] = free_port()
+        saved = dict(stack.extra_env)
+        stack.extra_env["IMGDUP_WORKER_METRICS_PORT"] = str(ports[name])
+        try:
+            spawn(name, argv)
+        finally:
+            stack.extra_env = saved
+
+    stack._spawn = spawn_with_port  # type: ignore[method-assign]
+    return ports
+
+
+def _ad_events_indexed(port: int) -> int:
+    """The ad events a worker process finished, from its own counters."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    match = re.search(r'^imgdup_stage_seconds_count\{stage="ad_event"\} (\S+)$', text, re.MULTILINE)
+    return int(float(match.group(1))) if match else 0
 
 
 def _run_feed(
@@ -87,6 +95,7 @@ def _run_feed(
     stack = make_stack(
         data_dir, dsn, broker.bootstrap, worker_groups=groups, extra_settings={"vector_index": "pgvector"}
     )
+    ports = _with_metrics_ports(stack)
     try:
         stack.start()
         for ad_id, name in FEED.items():
@@ -95,7 +104,11 @@ def _run_feed(
             assert response.status_code == 202, response.text
             time.sleep(0.3)  # a trickle, as a portal sends: ads are indexed while others are
         wait_idle(stack.api_url, timeout=240)
-        consumed = _images_consumed(stack)
+        consumed = {
+            name: _ad_events_indexed(ports[name])
+            for name, roles in stack.workers().items()
+            if "images" in roles
+        }
     finally:
         stack.stop()
         broker.stop()
@@ -141,12 +154,15 @@ def test_two_images_workers_share_one_index(
         pg_dsn,
         image_server,
         tmp_path_factory.mktemp("two"),
-        [list(ALL_ROLES), ["images"]],
+        # Two processes of the images role alone: one consumer group, so they split the topic.
+        [["images"], ["images"], ["verifier", "clusterer"]],
     )
-    # Both processes consumed ad events: the feed was split between them. (An event may be
-    # received twice after a rebalance hands an unacknowledged one over: idempotent.)
+    # Both processes indexed ad events: the feed was split between them. (An event may be
+    # indexed twice after a rebalance hands an unacknowledged one over: idempotent.)
     assert len(consumed) == 2 and all(consumed.values()), consumed
     assert sum(consumed.values()) >= len(FEED), consumed
+    # One consumer group: not every ad indexed by both, as two groups would.
+    assert sum(consumed.values()) < 2 * len(FEED), consumed
     # Nothing missed: an image indexed in one process is found by the other's searches.
     assert candidates == single_candidates
     assert duplicates == DUPLICATES

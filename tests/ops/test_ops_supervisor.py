@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from imgdup.ops.embedded import StackError, free_port
 from imgdup.ops.supervisor import Stack, worker_groups
 from imgdup.settings import Settings
+from streams.app import consumer_group
 
 
 def _stack(groups: list[list[str]], tmp_path: Path) -> Stack:
@@ -94,10 +95,15 @@ def test_images_workers_setting_is_checked_and_gives_the_groups(
     monkeypatch.setenv("IMGDUP_VECTOR_STORE", "pgvector")
     settings = Settings(data_dir=tmp_path)
     assert settings.vector_index == "pgvector" and settings.images_workers == 2
+    # The images processes have the same roles, hence one consumer group (a process with other
+    # roles too would be in another group and index every ad a second time).
     assert worker_groups(settings, process_per_role=False) == [
-        ["images", "verifier", "clusterer"],
         ["images"],
+        ["images"],
+        ["verifier", "clusterer"],
     ]
+    groups = worker_groups(settings, process_per_role=False)
+    assert len({consumer_group(settings.model_copy(update={"worker_roles": g})) for g in groups}) == 2
     assert worker_groups(settings, process_per_role=True) == [
         ["images"],
         ["images"],
@@ -105,5 +111,5 @@ def test_images_workers_setting_is_checked_and_gives_the_groups(
         ["clusterer"],
     ]
     stack = Stack(settings, say=lambda _: None, worker_groups=worker_groups(settings, process_per_role=False))
-    assert list(stack.workers()) == ["worker-images-verifier-clusterer", "worker-images"]
+    assert list(stack.workers()) == ["worker-images", "worker-images-2", "worker-verifier-clusterer"]
     assert stack.env()["IMGDUP_VECTOR_STORE"] == "pgvector"
