@@ -455,8 +455,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         groups = [["images"], ["verifier"], ["clusterer"]]
     elif args.workers == 4:  # two verifier processes in one consumer group: partitions shared
         groups = [["images", "clusterer"], ["verifier"], ["verifier"]]
-    # More images processes in the images group's consumer group (a shared vector store only).
-    groups += [["images"]] * (args.images_workers - 1)
+    if args.images_workers > 1:
+        # N processes of the images role alone: one consumer group, splitting the ad topic (a
+        # shared vector store only); the other roles as --workers puts them, without images.
+        rest = [[r for r in g if r != "images"] for g in groups]
+        groups = [["images"]] * args.images_workers + [g for g in rest if g]
     stack_settings = Settings(
         data_dir=root / "stack",
         api_port=api_port,
