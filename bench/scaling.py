@@ -1,7 +1,7 @@
 """Per-image cost of the non-embedding hot path at 10k and 100k indexed images, the plans of the
 hot queries, and the Postgres bytes each image costs (stored copies and features in the blob store).
 
-    python -m bench.scaling [--sizes 10000,100000] [--ads 100] [--stores numpy,edge]
+    python -m bench.scaling [--sizes 10000,100000] [--ads 100] [--stores numpy,edge,pgvector]
 
 For each size N: an embedded Postgres (fresh, migrated) and a vector store are pre-filled by
 bulk insert with N synthetic images (2 per ad, random unit vectors, 20% of them in clusters of
@@ -54,6 +54,7 @@ from imgdup.store.db import migrate
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.pgvector import PgVectorStore
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
 DIM = 512
@@ -527,6 +528,8 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
         store: VectorStore
         if store_kind == "edge":
             store = EdgeVectorStore(root / "vectors", dim=DIM)
+        elif store_kind == "pgvector":  # in the same Postgres, as the images workers use it
+            store = PgVectorStore(pg.dsn, space="bench", dim=DIM)
         else:
             store = NumpyVectorIndex(root / "vectors", dim=DIM)
         t = time.perf_counter()
@@ -538,6 +541,9 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
                 ]
             )
         fill_s = time.perf_counter() - t
+        if isinstance(store, PgVectorStore):
+            with psycopg.connect(pg.dsn, autocommit=True) as conn:
+                conn.execute(f"ANALYZE {store.table}")  # what autovacuum does after a bulk load
         print(f"  N={n}: {store_kind} store filled in {fill_s:.1f}s", flush=True)
         result = asyncio.run(hot_path(pg.dsn, store, blobs, n, pre, vectors, args.ads, rng, collect_plans))
         store.close()

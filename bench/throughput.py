@@ -1,6 +1,7 @@
 """End-to-end throughput and latency of the whole stack against standalone embedding, in one run.
 
     python -m bench.throughput [--embedder sscd|sscd_distilled] [--images N] [--workers 1|2|3|4]
+                               [--images-workers N] [--vector-store edge|numpy|pgvector]
                                [--batch N] [--intra-op N] [--skip-standalone]
 
 1. Standalone: decode + embed the same images with no Kafka, Postgres or HTTP, several ways
@@ -456,8 +457,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         groups = [["images"], ["verifier"], ["clusterer"]]
     elif args.workers == 4:  # two verifier processes in one consumer group: partitions shared
         groups = [["images", "clusterer"], ["verifier"], ["verifier"]]
+    if args.images_workers > 1:
+        # N processes of the images role alone: one consumer group, splitting the ad topic (a
+        # shared vector store only); the other roles as --workers puts them, without images.
+        rest = [[r for r in g if r != "images"] for g in groups]
+        groups = [["images"]] * args.images_workers + [g for g in rest if g]
     stack_settings = Settings(
-        data_dir=root / "stack", api_port=api_port, app_id=app_id, embedder=args.embedder
+        data_dir=root / "stack",
+        api_port=api_port,
+        app_id=app_id,
+        embedder=args.embedder,
+        **({"vector_index": args.vector_store} if args.vector_store else {}),
     )
     stack = BenchStack(
         stack_settings,
@@ -586,7 +596,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"### Throughput: embedder `{args['embedder']}`, {args['workers']} worker process(es),"
         f" batcher {args['batch'] or 'off'}, intra-op {args['intra_op'] or 'default'}"
         f"{', no spinning' if args.get('nospin') else ''}"
-        f"{', ann_min_score ' + str(args['min_score']) if args.get('min_score') is not None else ''}",
+        f"{', ann_min_score ' + str(args['min_score']) if args.get('min_score') is not None else ''}"
+        f"{', images processes ' + str(args['images_workers']) if args.get('images_workers', 1) > 1 else ''}"
+        f"{', vector store ' + args['vector_store'] if args.get('vector_store') else ''}",
         "",
         f"Machine: {result['machine']['cores']} cores ({result['machine']['cpu']}), load average at start"
         f" {result['machine']['loadavg_at_start'][0]:.1f}. Feed: {result['feed']}.",
@@ -757,6 +769,15 @@ def main(argv: list[str] | None = None) -> int:
         "4: two verifier processes sharing the candidate topic's partitions",
     )
     parser.add_argument(
+        "--images-workers", type=int, default=1, help="images processes (2+ need a shared vector store)"
+    )
+    parser.add_argument(
+        "--vector-store",
+        choices=["edge", "numpy", "pgvector"],
+        default=None,
+        help="IMGDUP_VECTOR_STORE for the stack (default: the settings' default)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=0,
@@ -781,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
             "throughput",
             args.embedder,
             f"w{args.workers}" if args.workers != 1 else "",
+            f"i{args.images_workers}" if args.images_workers != 1 else "",
+            args.vector_store or "",
             f"b{args.batch}" if args.batch else "",
             f"t{args.intra_op}" if args.intra_op else "",
             "nospin" if args.nospin else "",

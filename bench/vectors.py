@@ -2,7 +2,7 @@
 hit@10, recall@10 against exact search, memory against the raw vectors.
 
     python -m bench.vectors [--sizes 100000,1000000] [--queries 200] [--edge-max 100000]
-                            [--hnsw-n 20000] [--local-n 5000] [--no-real]
+                            [--pgvector-max 100000] [--hnsw-n 20000] [--local-n 5000] [--no-real]
 
 Stores measured:
   numpy-b128 / numpy-b256   imgdup.vectors.numpy_index.NumpyVectorIndex (sketch scan + exact re-rank)
@@ -10,6 +10,12 @@ Stores measured:
   edge-hnsw (subprocess)    a copy of an edge-plain folder, HNSW built by optimize() in another
                             process while this one keeps upserting into the original
   qdrant-local              qdrant-client local mode (the server adapter's code path, brute force)
+  pgvector-hnsw             imgdup.vectors.pgvector.PgVectorStore in an embedded Postgres (HNSW,
+                            m=16, ef_construction=64, ef_search=100, iterative scan); its memory
+                            is the server's, so the table and index size is reported instead
+
+Every store also ingests 2-image upserts for a few seconds while another thread queries it
+("while querying": points/s upserted, query p99 meanwhile), as an images worker does.
 
 Data: random unit vectors (SSCD spreads unrelated photos over the sphere; the worst case for
 partition and graph indexes); queries are near-duplicates at cosine U(0.8, 0.95) of stored
@@ -25,6 +31,7 @@ import json
 import multiprocessing as mp
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +44,7 @@ from bench.common import machine, percentiles, rss_bytes, table, write_results
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.pgvector import PgVectorStore
 
 DIM = 512
 LIMIT = 10
@@ -168,6 +176,48 @@ def upsert_latency(store: VectorStore, rng: np.random.Generator, base: int, n: i
     return {**{k: v * 1e3 for k, v in percentiles(lat, (50, 99)).items()}, "max": max(lat) * 1e3}
 
 
+def ingest_while_querying(
+    store: VectorStore, q: np.ndarray, rng: np.random.Generator, seconds: float = 8.0
+) -> dict[str, Any]:
+    """2-image upserts for `seconds` while another thread queries in a loop: the upsert rate and
+    the query latency an images worker sees when ingesting and searching at once."""
+    stop = threading.Event()
+    lat: list[float] = []
+
+    def query() -> None:
+        k = 0
+        while not stop.is_set():
+            t = time.perf_counter()
+            store.search(q[k % len(q)], limit=LIMIT, min_score=MIN_SCORE)
+            lat.append(time.perf_counter() - t)
+            k += 1
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    points, k, base = 0, 0, 20_000_000
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < seconds:
+            v = unit_rows(rng, 2)
+            store.upsert(
+                [
+                    VectorPoint(point_id(base + 2 * k + j), v[j], 2 * 10**9 + k, None, "bench")
+                    for j in range(2)
+                ]
+            )
+            points += 2
+            k += 1
+    finally:
+        stop.set()
+        thread.join()
+    wall = time.perf_counter() - t0
+    return {
+        "points_per_s": points / wall,
+        "queries_per_s": len(lat) / wall,
+        "query_ms": {kk: vv * 1e3 for kk, vv in percentiles(lat, (50, 99)).items()},
+    }
+
+
 def _hnsw_child(path: str, queries: np.ndarray, targets: list[int], out: Any) -> None:
     import qdrant_edge as qe
 
@@ -265,10 +315,13 @@ def run_store(
     }
     if isinstance(store, NumpyVectorIndex):
         result["array_bytes_over_raw"] = store.memory_bytes() / (x.nbytes or 1)
+    if isinstance(store, PgVectorStore):
+        result["pg_relation_bytes_over_raw"] = store.size_bytes() / (x.nbytes or 1)
     result.update(measure_queries(store, q, targets, *truth))
     if extra is not None:
         result.update(extra(store))
     result["upsert_2_images_ms"] = upsert_latency(store, rng, len(x) + 10_000_000)
+    result["while_querying"] = ingest_while_querying(store, q, rng)
     store.close()
     print(json.dumps(result), flush=True)
     return result
@@ -280,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--edge-max", type=int, default=100_000, help="largest size for edge-plain")
     parser.add_argument("--numpy-256-max", type=int, default=100_000, help="largest size for numpy-b256")
+    parser.add_argument(
+        "--pgvector-max", type=int, default=100_000, help="largest size for pgvector (0 = skip)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated store names to run (default: all)")
     parser.add_argument("--hnsw-n", type=int, default=10_000, help="edge HNSW size (0 = skip)")
     parser.add_argument("--local-n", type=int, default=5_000, help="qdrant-client local size (0 = skip)")
     parser.add_argument("--no-real", action="store_true", help="skip the real SSCD embeddings")
@@ -301,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         cos = (real[0] * real[1]).sum(1)
         result["real_sscd_copy_cosine"] = {"min": float(cos.min()), "mean": float(cos.mean())}
     workdir = Path(tempfile.mkdtemp(prefix="imgdup-bench-vectors-"))
+    workdir.chmod(0o755)  # the embedded Postgres runs as an unprivileged user when we are root
+    pg = None
+    if args.pgvector_max:
+        from imgdup.ops.embedded import start_postgres
+
+        pg = start_postgres(workdir / "pg")
     try:
         for n in sizes:
             x = unit_rows(rng, n)
@@ -321,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if n <= args.edge_max:
                 stores.append(("edge-plain", lambda n=n: EdgeVectorStore(workdir / f"edge-{n}", dim=DIM)))
+            if pg is not None and n <= args.pgvector_max:
+                stores.append(
+                    ("pgvector-hnsw", lambda n=n: PgVectorStore(pg.dsn, space=f"bench-{n}", dim=DIM))
+                )
+            if args.only:
+                stores = [s for s in stores if s[0] in args.only.split(",")]
             for name, make in stores:
                 result["runs"].append(run_store(name, make, x, q, targets, truth, rng))
             del x, truth
@@ -354,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             result["edge_hnsw_subprocess"] = edge_hnsw(x, q, targets, workdir, rng)
             print(json.dumps(result["edge_hnsw_subprocess"]), flush=True)
     finally:
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     write_results(args.name, result, markdown(result))
     return 0
@@ -373,7 +444,10 @@ def markdown(result: dict[str, Any]) -> str:
             r["recall_at_10_vs_exact"],
             r["recall_of_exact_hits_above_min_score"],
             r["rss_over_raw"],
+            r.get("pg_relation_bytes_over_raw", ""),
             r["upsert_2_images_ms"]["max"],
+            r["while_querying"]["points_per_s"] if "while_querying" in r else "",
+            r["while_querying"]["query_ms"]["p99"] if "while_querying" in r else "",
         ]
         for r in result["runs"]
     ]
@@ -395,7 +469,10 @@ def markdown(result: dict[str, Any]) -> str:
                 "recall@10",
                 f"recall (exact hits >= {MIN_SCORE})",
                 "RSS / raw",
+                "Postgres table+index / raw",
                 "max 2-image upsert ms",
+                "points/s upserted while querying",
+                "query p99 ms meanwhile",
             ],
             rows,
         ),

@@ -45,15 +45,14 @@ def _with_stack_endpoints(settings: Settings) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from imgdup.ops.supervisor import Stack
+    from imgdup.ops.supervisor import Stack, worker_groups
 
-    groups: list[list[str]] = [[str(r)] for r in ALL_ROLES] if args.process_per_role else [list(ALL_ROLES)]
     settings = _settings(args)
     # Before anything starts: a worker would refuse and be restarted for ever.
     if problem := verifier_problem(settings):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    stack = Stack(settings, worker_groups=groups)
+    stack = Stack(settings, worker_groups=worker_groups(settings, process_per_role=args.process_per_role))
     try:
         stack.start()
         print("Ctrl-C to stop.")

@@ -21,6 +21,10 @@ EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 WorkerRole = Literal["images", "verifier", "clusterer"]
+VectorStoreKind = Literal["edge", "numpy", "pgvector"]
+# The vector store when none is configured, chosen by measurement: the hot path's cost per image at
+# 100k indexed images within 1.3x of 10k, near-duplicate hit@10 kept (bench/results/scaling-pgvector.md).
+DEFAULT_VECTOR_STORE: VectorStoreKind = "numpy"
 ALL_ROLES: tuple[WorkerRole, ...] = ("images", "verifier", "clusterer")
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", "token", "test"}
 
@@ -99,10 +103,23 @@ class Settings(BaseSettings):
     embed_threads: int = Field(2, ge=1, le=64)
     embed_max_batch: int = Field(8, ge=1, le=64)
     embed_max_wait_ms: float = Field(5.0, ge=0)
-    # Embedded vector store when QDRANT_URL is unset: "edge" (qdrant-edge plain segments, exact,
-    # cost linear in the collection) or "numpy" (imgdup.vectors.numpy_index: sign-sketch scan + exact
-    # re-rank, per-category shards, flat cost; see bench/results/vectors.md).
-    vector_index: Literal["edge", "numpy"] = "edge"
+    # Vector store when QDRANT_URL is unset (IMGDUP_VECTOR_STORE, or its older name
+    # IMGDUP_VECTOR_INDEX): "pgvector" (a table with an HNSW index in the database, shared by every
+    # process; needs the `vector` extension, which the embedded Postgres has), "edge" (qdrant-edge
+    # plain segments in data_dir, exact, cost linear in the collection) or "numpy"
+    # (imgdup.vectors.numpy_index: sign-sketch scan + exact re-rank, per-category shards, flat
+    # cost). "edge" and "numpy" are folders one process owns. See bench/results/vectors*.md.
+    # Unset: DEFAULT_VECTOR_STORE, or "edge" in a data dir that already holds an edge shard.
+    vector_index: VectorStoreKind | None = Field(
+        None, validation_alias=AliasChoices("IMGDUP_VECTOR_STORE", "IMGDUP_VECTOR_INDEX")
+    )
+    # pgvector's HNSW candidate list per query (hnsw.ef_search; pgvector's own default is 40). On 100k
+    # random 512-d vectors (the graph's worst case) near-duplicate hit@10 was 0.85 at 100, 0.955 at
+    # 200, 0.995 at 400, 1.00 at 800, latency roughly doubling per step (bench/results/pgvector-ef-search.md).
+    pgvector_ef_search: int = Field(400, ge=10, le=1000)
+    # Images worker processes `imgdup up` starts (one consumer group: they split the partitions).
+    # More than one needs a vector store they can share: pgvector or a Qdrant server.
+    images_workers: int = Field(1, ge=1, le=16)
     clip_model_path: str | None = None
     # Stored copies and SIFT features (imgdup.blobs), ~70-160 KB an image, kept out of Postgres:
     # "fs" (files under IMGDUP_BLOB_DIR, default data_dir/blobs: one machine or a shared volume)
@@ -281,6 +298,32 @@ class Settings(BaseSettings):
                 "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (client certificate and its key)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _images_workers_share_the_store(self) -> Settings:
+        if self.images_workers > 1 and not self.vector_store_is_shared():
+            raise ValueError(
+                f"IMGDUP_IMAGES_WORKERS={self.images_workers} needs a vector store the processes can"
+                f" share: IMGDUP_VECTOR_STORE={self.vector_store_kind()} is a folder one process owns; set"
+                " IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL"
+            )
+        return self
+
+    def vector_store_kind(self) -> VectorStoreKind:
+        """The configured vector store; unset, the default, except that a data dir holding a
+        qdrant-edge shard (the default before) keeps using it: a new store would start empty and
+        the images indexed so far would never be found again (`imgdup replay` re-fills one)."""
+        if self.vector_index is not None:
+            return self.vector_index
+        if self.vector_dir.is_dir() and any(
+            (folder / "edge_config.json").is_file() for folder in self.vector_dir.iterdir()
+        ):
+            return "edge"
+        return DEFAULT_VECTOR_STORE
+
+    def vector_store_is_shared(self) -> bool:
+        """Whether several processes may use the vector store at once (a server or the database)."""
+        return bool(self.qdrant_url) or self.vector_store_kind() == "pgvector"
 
     @property
     def embedded_pg_dir(self) -> Path:

@@ -35,9 +35,12 @@ class CommitProgress(faust.Sensor):
         self.created_at = now
         self.last_commit = now
         self.last_message_in = 0.0
+        # Messages received per topic: which of the processes sharing a consumer group got what.
+        self.messages_in: dict[str, int] = {}
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         self.last_message_in = time.time()
+        self.messages_in[tp.topic] = self.messages_in.get(tp.topic, 0) + 1
         LAST_MESSAGE_IN.set(self.last_message_in)
 
     def on_commit_completed(self, consumer: Any, state: Any) -> None:
@@ -54,6 +57,7 @@ class CommitProgress(faust.Sensor):
             "last_commit": self.last_commit,
             "last_message_in": self.last_message_in,
             "healthy": healthy,
+            "messages_in": dict(self.messages_in),
         }
 
 

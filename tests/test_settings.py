@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from imgdup.settings import ALL_ROLES, Settings
+from imgdup.settings import ALL_ROLES, DEFAULT_VECTOR_STORE, Settings
 
 ENDPOINTS = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka_bootstrap_servers",
@@ -251,3 +251,18 @@ def test_inconsistent_kafka_security_is_rejected(
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=problem):
         Settings()
+
+
+def test_the_vector_store_default_keeps_an_existing_edge_folder(tmp_path: Path) -> None:
+    """Unset, the vector store is the measured default; a data dir that already holds a qdrant-edge
+    shard (the default before) keeps it, so its indexed images stay searchable."""
+    fresh = Settings(data_dir=tmp_path / "fresh")
+    assert fresh.vector_index is None
+    assert fresh.vector_store_kind() == DEFAULT_VECTOR_STORE
+    old = Settings(data_dir=tmp_path / "old")
+    (old.vector_dir / "sscd-v1-0123456789ab").mkdir(parents=True)
+    (old.vector_dir / "sscd-v1-0123456789ab" / "edge_config.json").write_text("{}")
+    assert old.vector_store_kind() == "edge"
+    assert not old.vector_store_is_shared()
+    chosen = Settings(data_dir=tmp_path / "old", vector_index="pgvector")
+    assert chosen.vector_store_kind() == "pgvector" and chosen.vector_store_is_shared()

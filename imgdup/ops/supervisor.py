@@ -35,6 +35,18 @@ log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
+def worker_groups(settings: Settings, *, process_per_role: bool) -> list[list[str]]:
+    """The worker processes `imgdup up` starts: one running every role (or one per role); with
+    IMGDUP_IMAGES_WORKERS=N > 1, N processes of the images role alone, which share one consumer
+    group (streams.app.consumer_group names a group by its roles), and the other roles apart."""
+    n = settings.images_workers
+    if process_per_role:
+        return [*[["images"]] * n, *([str(r)] for r in ALL_ROLES if r != "images")]
+    if n == 1:
+        return [list(ALL_ROLES)]
+    return [*[["images"]] * n, [str(r) for r in ALL_ROLES if r != "images"]]
+
+
 def stack_file(data_dir: Path) -> Path:
     return data_dir / "stack.json"
 
@@ -70,8 +82,20 @@ class Stack:
             self.stop()
             raise
 
+    def check_workers(self) -> None:
+        """StackError when several processes would run the images role on a vector store that one
+        process owns (a qdrant-edge or numpy folder, locked by the first)."""
+        images = sum("images" in roles for roles in self.worker_groups)
+        if images > 1 and not self.settings.vector_store_is_shared():
+            raise StackError(
+                f"{images} images worker processes need a vector store they can share, and"
+                f" IMGDUP_VECTOR_STORE={self.settings.vector_store_kind()} is a folder one process owns:"
+                " set IMGDUP_VECTOR_STORE=pgvector or QDRANT_URL, or run one images worker"
+            )
+
     def _start(self) -> None:
         s = self.settings
+        self.check_workers()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         if port_open(s.api_host, s.api_port):
@@ -172,6 +196,8 @@ class Stack:
             **security_env(self.settings),
             "DATABASE_URL": self.dsn,
             "IMGDUP_DATA_DIR": str(self.settings.data_dir),
+            # The supervisor's choice, however it was made: every images process opens the same store.
+            "IMGDUP_VECTOR_STORE": self.settings.vector_store_kind(),
             **self.extra_env,
         }
 

@@ -188,16 +188,19 @@ async def _search(
     """Upsert the ad's points, then search their neighbours in other ads: one candidate per pair."""
     matrix = np.stack([p.vector for p in points])
     # Upsert before searching: of two copies indexed at the same moment, at least one sees the other.
-    await ctx.run_cpu(lambda: ctx.vectors.upsert(points))
+    # Both are retried through a database outage: the pgvector store lives in Postgres.
+    await retry_transient("images.vector_upsert", ctx.run_cpu, lambda: ctx.vectors.upsert(points))
     started = time.perf_counter()
-    hits = await ctx.run_cpu(
+    hits = await retry_transient(
+        "images.vector_search",
+        ctx.run_cpu,
         lambda: ctx.vectors.search_batch(
             matrix,
             limit=ctx.top_k,
             exclude_ad_ids=[event.ad_id] * len(points),
             categories=[event.category] * len(points),
             min_score=ctx.min_score,
-        )
+        ),
     )
     metrics.ANN_QUERY_SECONDS.observe(time.perf_counter() - started)
     # An image with a framed photo searches twice and may be found twice: one candidate per

@@ -1,4 +1,4 @@
-"""Settings and an embedder -> the VectorStore of that vector space (numpy, qdrant-edge or server)."""
+"""Settings and an embedder -> the VectorStore of that vector space (numpy, edge, pgvector or server)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from imgdup.vectors.base import VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.pgvector import PgVectorStore
 from imgdup.vectors.qdrant_server import QdrantServerStore
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ def vector_space_key(name: str, version: str) -> str:
 
 def open_vector_store(settings: Settings, embedder: Embedder) -> VectorStore:
     """The store of `embedder`'s vectors: a Qdrant server collection when QDRANT_URL is set,
-    else a folder under `settings.vector_dir` holding a numpy index or a qdrant-edge shard
-    (IMGDUP_VECTOR_INDEX).
+    else, by IMGDUP_VECTOR_STORE (alias IMGDUP_VECTOR_INDEX), a pgvector table in the
+    database (DATABASE_URL, shared by every process) or a folder under `settings.vector_dir`
+    holding a numpy index or a qdrant-edge shard (one process only).
 
     Every (embedder name, version) pair gets its own collection or folder: vectors of two
     models never share a space, so re-processing with a new model runs beside the old index.
@@ -50,6 +52,11 @@ def open_vector_store(settings: Settings, embedder: Embedder) -> VectorStore:
             collection=f"{settings.qdrant_collection}_{key}",
             dim=embedder.dim,
         )
-    if settings.vector_index == "numpy":
+    kind = settings.vector_store_kind()
+    if kind == "pgvector":
+        return PgVectorStore(
+            settings.database_dsn(), space=key, dim=embedder.dim, ef_search=settings.pgvector_ef_search
+        )
+    if kind == "numpy":
         return NumpyVectorIndex(settings.vector_dir / f"{key}-numpy", dim=embedder.dim)
     return EdgeVectorStore(settings.vector_dir / key, dim=embedder.dim)

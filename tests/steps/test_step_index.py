@@ -188,3 +188,43 @@ async def test_an_analysis_exception_of_one_image_fails_only_that_image(
     assert failure.detail.startswith("MemoryError")
     states = dict(_rows(clean_db, "SELECT url, status FROM images"))
     assert states == {urls[0]: "indexed", urls[1]: "failed", urls[2]: "indexed"}
+
+
+class _FlakyVectors:
+    """A vector store whose first upsert and first search fail as a database outage does (the
+    pgvector store lives in Postgres), then work."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.failures = {"upsert": 1, "search_batch": 1}
+
+    def _maybe_fail(self, name: str) -> None:
+        if self.failures[name]:
+            self.failures[name] -= 1
+            raise psycopg.OperationalError("the database system is starting up")
+
+    def upsert(self, points: Any) -> None:
+        self._maybe_fail("upsert")
+        self.inner.upsert(points)
+
+    def search_batch(self, *args: Any, **kwargs: Any) -> Any:
+        self._maybe_fail("search_batch")
+        return self.inner.search_batch(*args, **kwargs)
+
+
+async def test_a_vector_store_outage_is_retried_not_a_failure(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    original = photo("coffee")
+    web.files["https://cdn.example/coffee.jpg"] = jpeg(original)
+    web.files["https://cdn.example/mirror.jpg"] = jpeg(ImageOps.mirror(original))
+    await index_ad(index_context, _event(1, "https://cdn.example/coffee.jpg"))
+    flaky = _FlakyVectors(index_context.vectors)
+    ctx = dataclasses.replace(index_context, vectors=flaky)  # type: ignore[arg-type]
+
+    result = await index_ad(ctx, _event(2, "https://cdn.example/mirror.jpg"))
+
+    assert flaky.failures == {"upsert": 0, "search_batch": 0}
+    assert result.failures == []
+    assert [{c.a.ad_id, c.b.ad_id} for c in result.candidates] == [{1, 2}]

@@ -1,4 +1,4 @@
-"""Consumes every VectorStore backend (qdrant-edge, Qdrant server, numpy index); checks their contract."""
+"""Consumes every VectorStore backend (qdrant-edge, Qdrant server, numpy, pgvector); checks their contract."""
 
 from __future__ import annotations
 
@@ -14,13 +14,18 @@ from vector_points import DIM, at_cosine, brute_force, fill, pid, point, random_
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.pgvector import PgVectorStore
 from imgdup.vectors.qdrant_server import QdrantServerStore
 
 
-@pytest.fixture(params=["edge", "server", "numpy"])
+@pytest.fixture(params=["edge", "server", "numpy", "pgvector"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     s: VectorStore
-    if request.param == "edge":
+    if request.param == "pgvector":
+        # A vector space (table) of its own per test, in the session's embedded Postgres.
+        dsn = request.getfixturevalue("pg_dsn")
+        s = PgVectorStore(dsn, space=f"test-{uuid.uuid4()}", dim=DIM)
+    elif request.param == "edge":
         s = EdgeVectorStore(tmp_path / "edge", dim=DIM)
     elif request.param == "server":
         s = QdrantServerStore(QdrantClient(location=":memory:"), collection="images", dim=DIM)

