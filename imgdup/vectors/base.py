@@ -207,3 +207,39 @@ def at_least(hits: list[VectorHit], min_score: float | None) -> list[VectorHit]:
     if min_score is None:
         return hits
     return [h for h in hits if h.score >= min_score]
+
+
+class SearchOneAsBatch:
+    """`search` as a batch of one, for the stores whose primitive is the batch search (numpy,
+    pgvector, Qdrant server): one code path, so a single query and a batch never differ."""
+
+    dim: int
+
+    def search_batch(
+        self,
+        vectors: FloatArray,
+        *,
+        limit: int,
+        exclude_ad_ids: Sequence[int | None],
+        categories: Sequence[str | None],
+        min_score: float | None = None,
+    ) -> list[list[VectorHit]]:
+        raise NotImplementedError
+
+    def search(
+        self,
+        vector: FloatArray,
+        *,
+        limit: int,
+        exclude_ad_id: int | None = None,
+        category: str | None = None,
+        min_score: float | None = None,
+    ) -> list[VectorHit]:
+        check_limit(limit)
+        return self.search_batch(
+            checked_vector(vector, self.dim)[None, :],
+            limit=limit,
+            exclude_ad_ids=[exclude_ad_id],
+            categories=[category],
+            min_score=min_score,
+        )[0]

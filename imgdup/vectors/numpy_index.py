@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from imgdup.vectors.base import (
     FloatArray,
+    SearchOneAsBatch,
     VectorHit,
     VectorPoint,
     check_batch,
@@ -89,7 +90,7 @@ class _Where:
     row: int
 
 
-class NumpyVectorIndex:
+class NumpyVectorIndex(SearchOneAsBatch):
     """Cosine store: category shards of float32 vectors with binary sketches; see module doc.
 
     bits: sketch length (multiple of 64). rerank: candidates scored exactly per query (raised
@@ -232,23 +233,6 @@ class NumpyVectorIndex:
         self._where[pid] = _Where(category, len(shard.blocks) - 1, row)
 
     # ------------------------------------------------------------------ searching
-
-    def search(
-        self,
-        vector: FloatArray,
-        *,
-        limit: int,
-        exclude_ad_id: int | None = None,
-        category: str | None = None,
-        min_score: float | None = None,
-    ) -> list[VectorHit]:
-        return self.search_batch(
-            checked_vector(vector, self.dim)[None, :],
-            limit=limit,
-            exclude_ad_ids=[exclude_ad_id],
-            categories=[category],
-            min_score=min_score,
-        )[0]
 
     def search_batch(
         self,

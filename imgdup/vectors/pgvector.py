@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from imgdup.vectors.base import (
     FloatArray,
+    SearchOneAsBatch,
     VectorHit,
     VectorPoint,
     at_least,
@@ -52,7 +53,7 @@ def _text(vector: FloatArray) -> str:
     return "[" + ",".join(map(repr, vector.astype(np.float64).tolist())) + "]"
 
 
-class PgVectorStore:
+class PgVectorStore(SearchOneAsBatch):
     """One vector space as a Postgres table (pgvector): any number of processes share it.
 
     Setup (here, not in a migration, so that a Postgres without pgvector only fails for the
@@ -220,25 +221,6 @@ class PgVectorStore:
         # One transaction per batch: one commit (WAL flush) for all its rows, not one per row.
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(self._upsert_sql, rows)
-
-    def search(
-        self,
-        vector: FloatArray,
-        *,
-        limit: int,
-        exclude_ad_id: int | None = None,
-        category: str | None = None,
-        min_score: float | None = None,
-    ) -> list[VectorHit]:
-        self._check_open()
-        check_limit(limit)
-        return self.search_batch(
-            checked_vector(vector, self.dim)[None, :],
-            limit=limit,
-            exclude_ad_ids=[exclude_ad_id],
-            categories=[category],
-            min_score=min_score,
-        )[0]
 
     def search_batch(
         self,

@@ -11,6 +11,7 @@ from imgdup.vectors.base import (
     CATEGORY,
     HIT_PAYLOAD,
     FloatArray,
+    SearchOneAsBatch,
     VectorHit,
     VectorPoint,
     at_least,
@@ -40,7 +41,7 @@ def _server_filter(exclude_ad_id: int | None, category: str | None) -> models.Fi
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
-class QdrantServerStore:
+class QdrantServerStore(SearchOneAsBatch):
     """A collection on a Qdrant server, through qdrant-client.
 
     The collection is created when missing: one unnamed vector of size `dim`, cosine
@@ -180,25 +181,6 @@ class QdrantServerStore:
             with_payload=HIT_PAYLOAD,
             with_vector=False,
         )
-
-    def search(
-        self,
-        vector: FloatArray,
-        *,
-        limit: int,
-        exclude_ad_id: int | None = None,
-        category: str | None = None,
-        min_score: float | None = None,
-    ) -> list[VectorHit]:
-        self._check_open()
-        check_limit(limit)
-        return self.search_batch(
-            checked_vector(vector, self.dim)[None, :],
-            limit=limit,
-            exclude_ad_ids=[exclude_ad_id],
-            categories=[category],
-            min_score=min_score,
-        )[0]
 
     def search_batch(
         self,
