@@ -87,6 +87,19 @@ def hard_negative_universe(bench: BenchSet, groups: set[str], *, within: set[str
         if len(pair) == 2 and pair & groups and pair <= within:
             ga, gb = tuple(pair)
             out[kind] += sizes[ga] * sizes[gb]
+    # Related per image only (two photos' screenshots in one template): one image pair each.
+    group_of = {image.name: image.group for image in bench.images}
+    for names, kind in bench.image_hard_negatives.items():
+        pair = frozenset(group_of[name] for name in names if name in group_of)
+        # A related photo pair (bench.hard_negatives) is counted above with all its images.
+        if (
+            len(names) == 2
+            and len(pair) == 2
+            and pair & groups
+            and pair <= within
+            and pair not in bench.hard_negatives
+        ):
+            out[kind] += 1
     return out
 
 
