@@ -36,6 +36,7 @@ from bench.quality.calibrate import (
 )
 from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
+from bench.quality.frame_pairs import with_frame_relations
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel
@@ -247,7 +248,8 @@ def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool)
+    # Pairs of different photos in one screenshot frame are hard negatives, across both halves.
+    bench = with_frame_relations(build_set(seed=args.seed, copies=args.copies, pool=args.pool))
     from imgdup_core.embedding import build_embedder
 
     # Embedded once for the whole set (cached), then narrowed to the chosen photos' images.

@@ -4,6 +4,8 @@ whole at weight 1 and never sampled away with the easy negatives."""
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 from bench.quality import lodo
 from bench.quality.analysis import Analysed
 from bench.quality.calibrate import label_pair, training_candidates
-from bench.quality.dataset import BenchSet, SetImage
+from bench.quality.dataset import BenchSet, SetImage, template_pairs
 
 TEMPLATE_B = "b__screenshot_templates.jpg"
 TEMPLATE_C = "c__screenshot_templates.jpg"
@@ -95,3 +97,52 @@ def test_lodo_counts_same_template_pairs_among_the_hard_negatives() -> None:
     assert lodo.hard_negative_universe(bench, {"a"}, within={"a", "b", "c"}) == Counter()
     # A partner photo that was not searched can never be a candidate.
     assert lodo.hard_negative_universe(bench, {"b"}, within={"a", "b"}) == Counter()
+
+
+def _two_split_bench(groups: dict[str, str], family: str) -> BenchSet:
+    images = tuple(
+        image
+        for group, split in groups.items()
+        for image in (
+            SetImage(f"{group}__original.jpg", group, "original", split, "0" * 64),
+            SetImage(f"{group}__{family}.jpg", group, family, split, "0" * 64),
+        )
+    )
+    return BenchSet(Path("."), 7, images, {}, pool="broad")
+
+
+def test_lodo_relates_screenshot_templates_across_the_splits() -> None:
+    """The manifest relates template copies within a split only (the splits are evaluated
+    apart); leave-one-domain-out uses both halves, where two photos of different splits can
+    share a template too."""
+    groups = {f"t{k}": "train" for k in range(6)} | {f"s{k}": "test" for k in range(6)}
+    bench = _two_split_bench(groups, "screenshot_templates")
+    template: dict[str, str] = {}
+    for split in ("train", "test"):
+        template.update(template_pairs(sorted(g for g, s in groups.items() if s == split), bench.seed))
+    across = [(a, b) for a in groups if groups[a] == "train" for b in groups if groups[b] == "test"]
+    same = [(a, b) for a, b in across if template[a] == template[b]]
+    different = [(a, b) for a, b in across if template[a] != template[b]]
+    assert same and different  # the seeded choice gives both on this set
+    related = lodo.with_frame_relations(bench).image_hard_negatives
+    name = {g: f"{g}__screenshot_templates.jpg" for g in groups}
+    for a, b in same:
+        assert related[frozenset((name[a], name[b]))] == "same_template"
+    for a, b in different:
+        assert frozenset((name[a], name[b])) not in related
+    assert not any(f"{g}__original.jpg" in pair for pair in related for g in groups)
+
+
+def test_lodo_relates_two_photos_in_one_augly_screenshot_template() -> None:
+    groups = {f"p{k}": "train" for k in range(8)}
+    bench = _two_split_bench(groups, "screenshot")
+    related = lodo.with_frame_relations(bench).image_hard_negatives
+    # AugLy's template is the edit's first seeded choice (bench/quality/edits.py screenshot).
+    template = {
+        g: random.Random(f"imgdup-quality-edit:{bench.seed}:{g}:screenshot").choice(("web.png", "mobile.png"))
+        for g in groups
+    }
+    for a, b in itertools.combinations(sorted(groups), 2):
+        pair = frozenset((f"{a}__screenshot.jpg", f"{b}__screenshot.jpg"))
+        assert (pair in related) == (template[a] == template[b])
+    assert len(set(template.values())) == 2
