@@ -141,11 +141,16 @@ def ann_candidates(
 
 
 def label_pair(bench: BenchSet, x: SetImage, y: SetImage) -> tuple[int, str]:
+    """(1, the copy's family or "copy-copy") for two images of one photo; (0, the hard kind or
+    "other") otherwise. Hard kinds come per photo pair, or per image pair where only the two
+    images are related (two different photos' screenshots in one template: `same_template`),
+    so a hard negative is kept whole and never sampled away with the easy ones."""
     if x.group == y.group:
         if x.family == "original" or y.family == "original":
             return 1, y.family if x.family == "original" else x.family
         return 1, "copy-copy"
-    return 0, bench.hard_kind(x.group, y.group) or "other"
+    kind = bench.hard_kind(x.group, y.group) or bench.image_hard_negatives.get(frozenset((x.name, y.name)))
+    return 0, kind or "other"
 
 
 def training_candidates(

@@ -36,6 +36,7 @@ from bench.quality.calibrate import (
 )
 from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
+from bench.quality.frame_pairs import with_frame_relations
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel
@@ -87,6 +88,19 @@ def hard_negative_universe(bench: BenchSet, groups: set[str], *, within: set[str
         if len(pair) == 2 and pair & groups and pair <= within:
             ga, gb = tuple(pair)
             out[kind] += sizes[ga] * sizes[gb]
+    # Related per image only (two photos' screenshots in one template): one image pair each.
+    group_of = {image.name: image.group for image in bench.images}
+    for names, kind in bench.image_hard_negatives.items():
+        pair = frozenset(group_of[name] for name in names if name in group_of)
+        # A related photo pair (bench.hard_negatives) is counted above with all its images.
+        if (
+            len(names) == 2
+            and len(pair) == 2
+            and pair & groups
+            and pair <= within
+            and pair not in bench.hard_negatives
+        ):
+            out[kind] += 1
     return out
 
 
@@ -234,7 +248,8 @@ def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool)
+    # Pairs of different photos in one screenshot frame are hard negatives, across both halves.
+    bench = with_frame_relations(build_set(seed=args.seed, copies=args.copies, pool=args.pool))
     from imgdup_core.embedding import build_embedder
 
     # Embedded once for the whole set (cached), then narrowed to the chosen photos' images.

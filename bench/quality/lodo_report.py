@@ -50,9 +50,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Precision here is over every candidate pair with an image of the domain (a wrong pair "
         "between two domains counts against both), from an emulated search that proposes a "
-        "superset of the stack's candidates, with pairs of different photos in one screenshot "
-        "template counted as sampled easy negatives: it is not comparable with the product run's "
-        "precision (`quality.md`), only between the three columns.",
+        "superset of the stack's candidates; pairs of different photos in one screenshot template "
+        "are hard negatives (`same_template`, every one kept, weight 1): it is not comparable with "
+        "the product run's precision (`quality.md`), only between the three columns.",
         "",
         "| domain | photos | positive pairs | proposed | held out: all edits | benign | hard | edit_pair "
         "| precision | hard-neg FP | random split: all | hard | precision | shipped: all | hard | precision "
