@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
         result["targets"] = _targets(methods)
         result["stack_progress"] = stack_result.progress
         result["clusters"] = cluster_quality(stack_result.clusters, {i.name: i.group for i in images})
-    json_path, md_path = report.write(result, name=args.name)
+    json_path, md_path = report.write(result, name=args.name or "quality")
     print()
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f}s")
@@ -392,7 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"calibrate, {CALIBRATION_MIN_SCORE} (every candidate a cut-off could keep)",
     )
     parser.add_argument("--skip-stack", action="store_true", help="baselines only")
-    parser.add_argument("--name", default="quality", help="run: bench/results/NAME.md and NAME.json")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="run: bench/results/NAME.md and NAME.json (default quality); lodo: the same "
+        "(default quality-broad-lodo)",
+    )
     parser.add_argument("--keep-stack-data", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack")
     parser.add_argument("--timing-pairs", type=int, default=150)
@@ -408,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--verifier",
         choices=("fused-v3", "fused-v4", "fused-v5"),
         default="fused-v3",
-        help="calibrate: the verifier settings to measure with and the model to write "
+        help="calibrate: the verifier settings to measure with and the model to write; lodo: the "
+        "settings to measure with and the features each fold fits "
         "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py)",
     )
     parser.add_argument(

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.quality.analysis import Analysed, analyse
 from bench.quality.calibrate import (
-    FEATURES,
+    MODELS,
     TRAIN_PRECISION,
     Candidate,
     fit_measured,
@@ -40,6 +40,7 @@ from bench.quality.frame_pairs import with_frame_relations
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel
+from imgdup_core.verifier_config import VERIFIERS
 from imgdup_core.verify import DEFAULT_VERIFIER, VerifierConfig, decide
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -104,13 +105,21 @@ def hard_negative_universe(bench: BenchSet, groups: set[str], *, within: set[str
     return out
 
 
+def measuring(verifier: str | None) -> tuple[VerifierConfig, tuple[str, ...]]:
+    """The verifier whose settings measure the evidence (and propose pHash-channel candidates when
+    it does) and the features each fold fits: `--verifier`, fused-v3 when not given."""
+    name = verifier or DEFAULT_VERIFIER.version
+    return VERIFIERS[name], tuple(MODELS[name][0])
+
+
 def score(measured: Sequence[Measured], config: VerifierConfig, cut_off: float) -> Scored:
-    """The product's decision (imgdup_core.verify.decide) with this model; a candidate under the
-    ANN cut-off is never verified."""
+    """The product's decision (imgdup_core.verify.decide) with this model; a candidate the ANN
+    search proposed under the cut-off is never verified (the pHash channel's are, whatever the cosine)."""
     predicted, weights, labels = {}, {}, {}
     for candidate, evidence, _ in measured:
         key = (candidate.a, candidate.b)
-        predicted[key] = candidate.cosine >= cut_off and decide(evidence, config).is_duplicate
+        proposed = candidate.channel != "ann" or candidate.cosine >= cut_off
+        predicted[key] = proposed and decide(evidence, config).is_duplicate
         weights[key] = candidate.weight
         labels[key] = (candidate.label, candidate.kind)
     return Scored(predicted, weights, labels)
@@ -181,14 +190,16 @@ def _fold(
     min_score: float,
     model_path: Path,
     info: dict[str, Any],
+    base: VerifierConfig = DEFAULT_VERIFIER,
+    features: Sequence[str] = MODELS[DEFAULT_VERIFIER.version][0],
 ) -> tuple[list[Measured], VerifierConfig, float, dict[str, Any]]:
     """Fit on the pairs with no image of the test side, write the model to `model_path`, and
     return the test side's pairs with the fitted configuration and ANN cut-off."""
     train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)]
     test = [m for m in measured if in_test(m[0].a) or in_test(m[0].b)]
-    fitted = fit_measured(train, FEATURES, TRAIN_PRECISION, min_score)
+    fitted = fit_measured(train, features, TRAIN_PRECISION, min_score)
     write_model(
-        FEATURES,
+        features,
         fitted["weights_array"],
         fitted["bias"],
         fitted["threshold"],
@@ -197,19 +208,19 @@ def _fold(
         path=model_path,
     )
     model = FusionModel(
-        features=tuple(FEATURES),
+        features=tuple(features),
         weights=tuple(float(v) for v in fitted["weights_array"]),
         bias=float(fitted["bias"]),
         threshold=float(fitted["threshold"]),
     )
-    config = replace(DEFAULT_VERIFIER, version=f"lodo-{model_path.stem}", fusion=model)
+    config = replace(base, version=f"lodo-{model_path.stem}", fusion=model)
     facts = {
         "train_pairs": len(fitted["measured"]),
         "train_duplicates": fitted["duplicates"],
         "threshold": round(float(fitted["threshold"]), 4),
         "candidate_min_cosine": fitted["candidate_min_cosine"],
         "train_recall": fitted["train_recall"],
-        "weights": {n: round(float(v), 3) for n, v in zip(FEATURES, fitted["weights_array"], strict=True)},
+        "weights": {n: round(float(v), 3) for n, v in zip(features, fitted["weights_array"], strict=True)},
     }
     return test, config, float(fitted["candidate_min_cosine"]), facts
 
@@ -248,6 +259,7 @@ def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    base, features = measuring(getattr(args, "verifier", None))
     # Pairs of different photos in one screenshot frame are hard negatives, across both halves.
     bench = with_frame_relations(build_set(seed=args.seed, copies=args.copies, pool=args.pool))
     from imgdup_core.embedding import build_embedder
@@ -265,6 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         min_score=args.min_score,
         negatives=args.negatives,
         seed=args.seed,
+        phash_channel=base.phash_candidates,
     )
     if not args.edit_pairs:  # two edits of one photo: not measured (half the positives)
         candidates = [c for c in candidates if c.kind != "copy-copy"]
@@ -272,7 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"  {len(images)} images, {len(candidates)} candidate pairs to measure ({positives_found} duplicates)"
     )
-    measured = measure_candidates(bench, images, analysed, candidates, processes=args.processes)
+    measured = measure_candidates(bench, images, analysed, candidates, config=base, processes=args.processes)
     group_of = {image.name: image.group for image in images}
     domain_of = {image.group: image.domain for image in images}
     photos_per_domain = Counter(domain_of.values())
@@ -289,6 +302,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.min_score,
             Path(tmp) / "random_split.py",
             {"set": bench.root.name, "fold": "random half split"},
+            base,
+            features,
         )
         reference = score(test, config, cut_off)
         for domain in domains:
@@ -302,6 +317,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.min_score,
                 Path(tmp) / f"holdout_{domain}.py",
                 {"set": bench.root.name, "fold": f"hold out {domain}"},
+                base,
+                features,
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
             positives = _positives(images, domain_groups, args.edit_pairs)
@@ -312,7 +329,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "test_photos": len(test_groups),
                 "fit": facts,
                 "held_out": summarise(score(test, config, cut_off), positives, hard),
-                "shipped": summarise(score(test, DEFAULT_VERIFIER, _shipped_cut_off()), positives, hard),
+                "shipped": summarise(score(test, base, _shipped_cut_off(base.version)), positives, hard),
                 "random_split": summarise(
                     restrict(reference, lambda name, groups=ref_groups: group_of[name] in groups),
                     _positives(images, ref_groups, args.edit_pairs),
@@ -343,9 +360,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ann_min_score_measured": args.min_score,
             "sampled_other_negatives": args.negatives,
             "measured_pairs": len(measured),
-            "features": list(FEATURES),
-            "verifier_measuring": DEFAULT_VERIFIER.version,
-            "shipped_candidate_min_cosine": _shipped_cut_off(),
+            "features": list(features),
+            "verifier_measuring": base.version,
+            "phash_channel": base.phash_candidates,
+            "phash_channel_pairs": sum(1 for c in candidates if c.channel != "ann"),
+            "shipped_candidate_min_cosine": _shipped_cut_off(base.version),
         },
         "random_split_fit": ref_facts,
         "folds": folds,
@@ -354,10 +373,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _shipped_cut_off() -> float:
-    from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
+def _shipped_cut_off(verifier: str = DEFAULT_VERIFIER.version) -> float:
+    """The ANN cut-off shipped with this verifier's model (imgdup_core/fusion_weights*.py)."""
+    import importlib
 
-    return float(CANDIDATE_MIN_COSINE)
+    module = importlib.import_module(f"imgdup_core.{MODELS[verifier][1].stem}")
+    return float(module.CANDIDATE_MIN_COSINE)
 
 
 def _pct(value: float, digits: int = 1) -> str:
@@ -378,7 +399,7 @@ def write(result: dict[str, Any], out: Path = RESULTS, stem: str = "quality-broa
 def main(args: argparse.Namespace) -> int:
     print("leave-one-domain-out (offline emulation of the product on measured candidate evidence)")
     result = run(args)
-    json_path, md_path = write(result)
+    json_path, md_path = write(result, stem=getattr(args, "name", None) or "quality-broad-lodo")
     print()
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")

@@ -43,8 +43,15 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Columns: **held out** = fitted without the domain; **random split** = fitted on the set's "
         "seeded half split (the domain on both sides), scored on the domain's test half: the "
-        "in-domain reference; **shipped** = the committed fused-v3 model and cut-off (fitted on the "
-        "default pool's train split, which shares photos with several domains: not held out).",
+        f"in-domain reference; **shipped** = the committed {setup['verifier_measuring']} model and "
+        "cut-off (fitted on the default pool's train split, which shares photos with several "
+        "domains: not held out)."
+        + (
+            f" Candidates: the emulated ANN search plus the pHash channel ({setup['phash_channel_pairs']} "
+            "pairs it alone proposed, verified whatever their cosine)."
+            if setup.get("phash_channel")
+            else ""
+        ),
         "",
         "## Per held-out domain (recall % over every positive pair; precision % over candidates)",
         "",

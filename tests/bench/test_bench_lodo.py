@@ -7,6 +7,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from bench.quality import calibrate, lodo
 from bench.quality.calibrate import Candidate
@@ -162,3 +166,83 @@ def test_restricting_a_scoring_to_one_domain_keeps_only_its_pairs() -> None:
     only_a = lodo.restrict(scored, lambda name: name.startswith("a"))
     assert set(only_a.predicted) == {("a1", "b1"), ("a2", "c2")}
     assert lodo.summarise(only_a, {}, Counter())["precision"] == 1.0  # c1-d1's false positive is not a's
+
+
+class _Measuring(Exception):
+    """Raised by the stubbed measuring step: the test stops there, nothing is measured."""
+
+
+def _measuring_config(monkeypatch: Any, argv: list[str]) -> dict[str, Any]:
+    """Run `python -m bench.quality lodo ARGV` up to the measuring step (set, embedding and search
+    stubbed) and return what the candidate search and the measuring step were given."""
+    import imgdup_core.embedding
+    from bench.quality.__main__ import main
+
+    seen: dict[str, Any] = {}
+
+    def candidates(*args: Any, **kwargs: Any) -> list[Candidate]:
+        seen["phash_channel"] = kwargs.get("phash_channel", False)
+        return []
+
+    def measure(*args: Any, **kwargs: Any) -> list[Any]:
+        seen["config"] = kwargs.get("config")
+        raise _Measuring
+
+    bench = SimpleNamespace(images=[])
+    monkeypatch.setattr(lodo, "build_set", lambda **kwargs: bench)
+    monkeypatch.setattr(lodo, "with_frame_relations", lambda b: b)
+    monkeypatch.setattr(lodo, "analyse", lambda *args: None)
+    monkeypatch.setattr(lodo, "_subset", lambda analysed, names: analysed)
+    monkeypatch.setattr(imgdup_core.embedding, "build_embedder", lambda name: None)
+    monkeypatch.setattr(lodo, "training_candidates", candidates)
+    monkeypatch.setattr(lodo, "measure_candidates", measure)
+    with pytest.raises(_Measuring):
+        main(["lodo", "--pool", "broad", *argv])
+    return seen
+
+
+def test_lodo_verifier_option_reaches_the_measuring_config(monkeypatch: Any) -> None:
+    from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V5
+
+    seen = _measuring_config(monkeypatch, ["--verifier", "fused-v5"])
+    assert seen["config"] == FUSED_V5
+    assert seen["phash_channel"] is True  # fused-v5 proposes pHash-channel candidates too
+    seen = _measuring_config(monkeypatch, [])
+    assert seen["config"] == DEFAULT_VERIFIER
+    assert seen["phash_channel"] is False
+
+
+def test_fold_fits_the_verifiers_features_on_its_settings(tmp_path: Path) -> None:
+    from imgdup_core.verifier_config import FUSED_V5
+
+    base, features = lodo.measuring("fused-v5")
+    assert features == tuple(calibrate.MODELS["fused-v5"][0])
+    _, config, _, facts = lodo._fold(
+        _measured(40), lambda name: name.startswith("g3"), 0.2, tmp_path / "v5.py", {}, base, features
+    )
+    assert config.fusion.features == features
+    assert list(facts["weights"]) == list(features)
+    assert config.shared_page_check == FUSED_V5.shared_page_check is True
+    assert config.sift_low_texture_keypoints == FUSED_V5.sift_low_texture_keypoints > 0
+
+
+def test_a_phash_channel_pair_is_verified_whatever_its_cosine() -> None:
+    rng = random.Random(3)
+    pairs = [
+        (Candidate("a", "b", 0.1, 1, "resize", 1.0, "phash"), _evidence(True, rng), 0.0),
+        (Candidate("c", "d", 0.1, 1, "resize", 1.0, "ann"), _evidence(True, rng), 0.0),
+    ]
+    scored = lodo.score(pairs, lodo.measuring("fused-v5")[0], 0.3)
+    assert scored.predicted == {("a", "b"): True, ("c", "d"): False}
+
+
+def test_lodo_writes_under_the_given_name(tmp_path: Path, monkeypatch: Any) -> None:
+    result = {"setup": {}, "folds": {}}
+    monkeypatch.setattr(lodo, "run", lambda args: result)
+    monkeypatch.setattr(lodo, "RESULTS", tmp_path)
+    written: list[str] = []
+    monkeypatch.setattr(lodo, "write", lambda result, stem: written.append(stem) or (tmp_path, tmp_path))
+    monkeypatch.setattr(Path, "read_text", lambda self: "")
+    lodo.main(SimpleNamespace(name="quality-broad-lodo-fused-v5"))
+    lodo.main(SimpleNamespace(name=None))
+    assert written == ["quality-broad-lodo-fused-v5", "quality-broad-lodo"]
