@@ -31,15 +31,7 @@ def prune_rejected_pairs(dsn: str, *, retention_days: int, batch_size: int) -> i
     Idempotent: a second run finds nothing. A pruned pair that a later replay proposes again is
     inserted as a candidate and verified again, like any new pair.
     """
-    if retention_days < 1 or batch_size < 1:
-        raise ValueError("retention_days and batch_size must be positive")
-    total = 0
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while True:
-            deleted = conn.execute(BATCH_SQL, (retention_days, batch_size)).rowcount
-            total += deleted
-            if deleted < batch_size:
-                return total
+    return _delete_in_batches(dsn, BATCH_SQL, retention_days=retention_days, batch_size=batch_size)
 
 
 # One batch of the `cluster_changes` outbox: the oldest published changes past the retention. Only
@@ -61,12 +53,18 @@ def prune_published_changes(dsn: str, *, retention_days: int, batch_size: int) -
     """Delete the published cluster changes older than `retention_days` that nothing numbers by;
     return how many went. The outbox is not the topic: a consumer rebuilding its clusters reads
     imgdup.cluster-changes.v1 (its retention is the broker's), never these rows. Short batches."""
+    return _delete_in_batches(dsn, CHANGES_BATCH_SQL, retention_days=retention_days, batch_size=batch_size)
+
+
+def _delete_in_batches(dsn: str, batch_sql: str, *, retention_days: int, batch_size: int) -> int:
+    """Run one batch statement (parameters: retention days, batch size) until a batch comes back
+    short, each batch its own autocommitted transaction; return how many rows went."""
     if retention_days < 1 or batch_size < 1:
         raise ValueError("retention_days and batch_size must be positive")
     total = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            deleted = conn.execute(CHANGES_BATCH_SQL, (retention_days, batch_size)).rowcount
+            deleted = conn.execute(batch_sql, (retention_days, batch_size)).rowcount
             total += deleted
             if deleted < batch_size:
                 return total
