@@ -26,12 +26,19 @@ from imgdup.steps.cluster import (
     pending_changes,
     review_pair,
 )
-from imgdup.store.transient import TRANSIENT_ERRORS
 from imgdup.store.truth import pairs_to_review
 from schemas import PairReviewV1, VerifiedPairV1
 from schemas.wire import encode, encode_key
 from streams.app import StreamsApp
-from streams.policy import MessagePolicy, MessageRejected, Outgoing, StepOutput, for_each_message, handle
+from streams.policy import (
+    MessagePolicy,
+    MessageRejected,
+    Outgoing,
+    StepOutput,
+    for_each_message,
+    handle,
+    redrive_round,
+)
 from streams.runtime import SharedRuntime
 
 log = logging.getLogger(__name__)
@@ -125,17 +132,12 @@ class UnsettledRedrive:
     async def run(self, app: StreamsApp, pool: AsyncConnectionPool) -> int:
         """Publish a review of each due pair on the clusterer's own input topic (its one writer keeps
         the order of changes). Never raises: a failed round is tried again next period."""
-        try:
+
+        async def body() -> int:
             due = self.due(await pairs_to_review(pool))
             for pair_id in due:
                 review = PairReviewV1(pair_id=pair_id, cause="verifier", requested_at=datetime.now(UTC))
                 await app.topics.pairs_verified.send(key=encode_key(pair_id), value=encode(review))
-        except TRANSIENT_ERRORS as exc:
-            log.warning("re-drive of unsettled pairs skipped this round: %s", exc)
-            return 0
-        except Exception:
-            log.exception("re-drive of unsettled pairs failed this round")
-            return 0
-        if due:
-            log.warning("re-drove %d pairs the clusterer had still to settle", len(due))
-        return len(due)
+            return len(due)
+
+        return await redrive_round("unsettled pairs", "pairs the clusterer had still to settle", body)

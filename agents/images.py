@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from imgdup import metrics
 from imgdup.steps.index import IndexContext, finish_event, index_ad
 from imgdup.store.events import claim_stale_accepted, mark_event_dead
-from imgdup.store.transient import TRANSIENT_ERRORS, retry_transient
+from imgdup.store.transient import retry_transient
 from schemas import AdImagesCreatedV1, DeadLetterV1
 from schemas.parsing import InvalidEvent, parse_ad_event
 from schemas.wire import encode_key
@@ -30,6 +30,7 @@ from streams.policy import (
     StepOutput,
     for_each_message,
     handle,
+    redrive_round,
 )
 from streams.runtime import SharedRuntime
 
@@ -91,22 +92,17 @@ def register(app: StreamsApp, shared: SharedRuntime) -> None:
 
 async def redrive_stale_events(app: StreamsApp, pool: AsyncConnectionPool) -> int:
     """Publish again, through this worker's producer, the events accepted but never picked up.
-    Never raises: a failed round is retried next period (the claim expires), and the worker's
-    own processing goes on."""
-    try:
+    Never raises (streams.policy.redrive_round): a failed round is retried next period (the
+    claim expires)."""
+
+    async def body() -> int:
         stale = await claim_stale_accepted(pool, older_than_s=app.settings.redrive_after_s)
         for payload, replay in stale:
             topic = app.topics.ad_images_replay if replay else app.topics.ad_images_created
             await topic.send(key=encode_key(json.loads(payload)["ad_id"]), value=payload.encode())
-    except TRANSIENT_ERRORS as exc:
-        log.warning("re-drive of accepted events skipped this round: %s", exc)
-        return 0
-    except Exception:
-        log.exception("re-drive of accepted events failed this round")
-        return 0
-    if stale:
-        log.warning("re-drove %d accepted events that no worker had picked up", len(stale))
-    return len(stale)
+        return len(stale)
+
+    return await redrive_round("accepted events", "accepted events that no worker had picked up", body)
 
 
 async def _run(app: StreamsApp, ctx: IndexContext, event: AdImagesCreatedV1) -> StepOutput:

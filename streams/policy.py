@@ -1,6 +1,7 @@
 """A Kafka message + an agent's step -> the step's outputs published, or a dead letter with a reason: the
 one error policy of every agent (parse, dead-letter, retry, publish, ack), as in quix-streams'
-error callbacks and bytewax's ok/err streams."""
+error callbacks and bytewax's ok/err streams. Also the one error policy of the agents' periodic
+re-drive rounds (`redrive_round`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import faust
 from pydantic import BaseModel, ValidationError
 
+from imgdup.store.transient import TRANSIENT_ERRORS
 from schemas import DeadLetterV1
 from schemas.wire import encode, encode_key
 from streams.deadletter import dead_letter
@@ -177,3 +179,19 @@ async def for_each_message(stream: Any, handle: Callable[[Any], Awaitable[None]]
     async for event in acking.events():
         await handle(event.message)
         await acking.ack(event)
+
+
+async def redrive_round(what: str, done: str, body: Callable[[], Awaitable[int]]) -> int:
+    """One round of a periodic re-drive timer: `body` re-publishes and says how many. Never raises:
+    a failed round is logged and tried again next period, and the worker's own processing goes on."""
+    try:
+        count = await body()
+    except TRANSIENT_ERRORS as exc:
+        log.warning("re-drive of %s skipped this round: %s", what, exc)
+        return 0
+    except Exception:
+        log.exception("re-drive of %s failed this round", what)
+        return 0
+    if count:
+        log.warning("re-drove %d %s", count, done)
+    return count
