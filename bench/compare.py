@@ -204,12 +204,23 @@ def markdown(result: dict[str, Any]) -> str:
             f" worker {cmp['ratio_worker_cpu_base_over_head']:.2f}x (> 1: HEAD spends less).",
             "",
         ]
+    # Lists of [rejected, clustered] once read back from the JSON file.
+    verdicts = {side: [tuple(v) for v in vs] for side, vs in cmp["verdicts"].items()}
     if cmp["same_verdicts"]:
         lines.append("Pairs rejected / clustered: the same in every run.")
+    elif any(len(vs) > 1 for vs in verdicts.values()) and set(verdicts.get("base", [])) & set(
+        verdicts.get("head", [])
+    ):
+        lines.append(
+            "Pairs rejected / clustered vary between runs of the same commit, and both commits had"
+            " runs with the same counts: "
+            + "; ".join(f"{side} {vs}" for side, vs in verdicts.items())
+            + " (run-to-run variation, not the commit)."
+        )
     else:
         lines.append(
             "Pairs rejected / clustered differ: "
-            + "; ".join(f"{side} {vs}" for side, vs in cmp["verdicts"].items())
+            + "; ".join(f"{side} {vs}" for side, vs in verdicts.items())
             + " (not a like-for-like comparison until explained)."
         )
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -83,3 +84,29 @@ def test_markdown_names_both_commits_and_the_ratio() -> None:
     assert "a02148a (base)" in text and "5613b00 (HEAD)" in text
     assert "stack 1.91x" in text
     assert "the same in every run" in text
+
+
+def test_markdown_tells_run_to_run_verdict_variation_from_a_commit_difference() -> None:
+    def result(pairs_by_run: list[tuple[str, dict[str, int]]]) -> dict[str, Any]:
+        runs = [
+            {"side": side, **compare.summarize(fake_run("x", 10.0, 1.0, 8.0, pairs))}
+            for side, pairs in pairs_by_run
+        ]
+        return {
+            "machine": {"cores": 2, "cpu": "Xeon", "python": "3.11.7"},
+            "embedder": "sscd",
+            "images": 240,
+            "head_env": [],
+            "base": {"label": "b"},
+            "head": {"label": "h"},
+            "runs": runs,
+            "comparison": compare.compare([(r["side"], r) for r in runs]),
+        }
+
+    a, b = {"rejected": 491, "clustered": 35}, {"rejected": 492, "clustered": 34}
+    varying = compare.markdown(result([("base", a), ("head", a), ("head", b), ("base", b)]))
+    assert "run-to-run variation" in varying
+    apart = compare.markdown(result([("base", a), ("head", b), ("head", b), ("base", a)]))
+    assert "not a like-for-like comparison" in apart
+    as_read_back = json.loads(json.dumps(result([("base", a), ("head", a), ("head", b), ("base", b)])))
+    assert compare.markdown(as_read_back) == varying
