@@ -172,3 +172,20 @@ async def test_a_clustered_pair_rejected_on_re_verification_goes_to_review(
     # A redelivery (decided before) still asks, and still hands it to review.
     again = await verify_candidate(ctx, candidate)
     assert isinstance(again, PairReviewV1) and again.pair_id == candidate.pair_id
+
+
+async def test_a_moderated_pair_rejected_by_the_verifier_goes_to_review(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """A moderator's verdict wins over the verifier's: the clusterer must look at the pair again."""
+    candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
+    with psycopg.connect(clean_db) as conn:
+        conn.execute(
+            "INSERT INTO moderator_verdicts (pair_id, verdict, moderator) VALUES (%s, 'confirmed', 'ann')",
+            (candidate.pair_id,),
+        )
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
+    review = await verify_candidate(ctx, candidate)
+    assert isinstance(review, PairReviewV1) and review.pair_id == candidate.pair_id
