@@ -48,7 +48,7 @@ def build_worker(app: faust.App, *, loglevel: str) -> faust.Worker:
     # Faust's terminal spinner (at loglevel warning and above) sets the root logger to DEBUG and
     # adds a handler that turns every record into a spinner tick, and stops ticking once started:
     # from then on aiokafka, httpcore and psycopg built a debug record per message and request
-    # that no handler printed (3.6 % of the worker's CPU in bench/results/cpu-profile.md). The
+    # that no handler printed (3.6 % of the worker's busy samples, bench/results/cpu-profile.md). The
     # root logger stays at the loglevel; what is printed is the same.
     worker.spinner = None
     return worker
