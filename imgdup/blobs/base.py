@@ -60,10 +60,12 @@ class BlobStore(Protocol):
 
 
 async def put_all(store: BlobStore, blobs: Sequence[bytes | None]) -> list[BlobRef | None]:
-    """Store each blob (None stays None), concurrently in threads; identical blobs are put once."""
-    unique = {blob_ref(b).sha256: b for b in blobs if b is not None}
+    """Store each blob (None stays None), concurrently in threads; identical blobs are put once.
+    Each blob is hashed once here (a SIFT blob is ~136 KB), besides the store's own hash."""
+    refs = [blob_ref(b) if b is not None else None for b in blobs]
+    unique = {ref.sha256: b for ref, b in zip(refs, blobs, strict=True) if ref is not None and b is not None}
     await asyncio.gather(*(asyncio.to_thread(store.put, data) for data in unique.values()))
-    return [blob_ref(b) if b is not None else None for b in blobs]
+    return refs
 
 
 async def get_all(store: BlobStore, keys: Sequence[str | None]) -> list[bytes | None]:

@@ -57,10 +57,14 @@ def _view(image: images.ImageForVerification, config: VerifierConfig) -> ImageVi
     )
 
 
+def _review(pair_id: str) -> PairReviewV1:
+    return PairReviewV1(pair_id=pair_id, cause="verifier", requested_at=datetime.now(UTC))
+
+
 async def _review_if_needed(ctx: VerifyContext, pair_id: str) -> PairReviewV1 | None:
     if not await retry_transient("verifier.load", pairs.rejected_needs_review, ctx.pool, pair_id):
         return None
-    return PairReviewV1(pair_id=pair_id, cause="verifier", requested_at=datetime.now(UTC))
+    return _review(pair_id)
 
 
 async def verify_candidate(
@@ -124,7 +128,10 @@ async def verify_candidate(
             versions=VersionsV1(embedding_model=ctx.embedding_model, verifier=verdict.verifier_version),
         )
     metrics.VERDICTS.labels("duplicate" if row.is_duplicate else "distinct").inc()
-    verified = await retry_transient("verifier.save", pairs.save_verdict, ctx.pool, row)
-    if verified is None and not row.is_duplicate:
-        return await _review_if_needed(ctx, candidate.pair_id)
-    return verified
+    saved = await retry_transient("verifier.save", pairs.record_verdict, ctx.pool, row)
+    if saved.verified is None and not row.is_duplicate:
+        if saved.needs_review is None:  # decided before (a redelivery): ask
+            return await _review_if_needed(ctx, candidate.pair_id)
+        if saved.needs_review:  # rejected now, still an edge of a cluster or moderated
+            return _review(candidate.pair_id)
+    return saved.verified

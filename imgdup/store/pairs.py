@@ -101,8 +101,21 @@ _SAVE_VERDICT = (
     " is_duplicate = %(is_duplicate)s, confidence = %(confidence)s, "
     + ", ".join(f"{column} = %({column})s" for column in _VERDICT_COLUMNS)
     + ", embedding_model = %(embedding_model)s, verifier_version = %(verifier_version)s,"
-    " decided_at = now() WHERE pair_id = %(pair_id)s AND status = 'candidate' RETURNING *"
+    " decided_at = now() WHERE pair_id = %(pair_id)s AND status = 'candidate' RETURNING *,"
+    # rejected_needs_review's question, answered by the same statement.
+    " EXISTS (SELECT 1 FROM moderator_verdicts v WHERE v.pair_id = duplicates.pair_id)"
+    " AS moderated"
 )
+
+
+@dataclass(frozen=True)
+class SavedVerdict:
+    """What recording a verdict hands back: the verified pair for the clusterer (a duplicate not yet
+    clustered), and for a pair rejected now whether the clusterer must review it
+    (rejected_needs_review); None when the pair was decided before (a redelivery): not known."""
+
+    verified: VerifiedPairV1 | None
+    needs_review: bool | None
 
 
 async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> VerifiedPairV1 | None:
@@ -111,6 +124,12 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
     Returns the verified pair to hand to the clusterer when the stored verdict is a duplicate
     not yet clustered, also on redelivery, so a crash between commit and publish loses nothing.
     """
+    return (await record_verdict(pool, verdict)).verified
+
+
+async def record_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> SavedVerdict:
+    """save_verdict, also telling whether a pair rejected now needs review: one statement where
+    the verifier took two (each with its BEGIN and ROLLBACK) for every rejected candidate."""
     evidence = verdict.evidence.model_dump()
     params: dict[str, Any] = {
         column: evidence[field] for field, column in EVIDENCE_COLUMNS.items() if column != "cosine"
@@ -129,8 +148,10 @@ async def save_verdict(pool: AsyncConnectionPool, verdict: VerdictRow) -> Verifi
     if row is None:
         # Decided before (a redelivery): hand on the stored verdict if it is a duplicate not
         # yet clustered.
-        return await verified_pair(pool, verdict.pair_id)
-    return verified_pair_from_row(row) if row["status"] == "verified" else None
+        return SavedVerdict(await verified_pair(pool, verdict.pair_id), None)
+    if row["status"] == "verified":
+        return SavedVerdict(verified_pair_from_row(row), False)
+    return SavedVerdict(None, row["clustered_at"] is not None or bool(row["moderated"]))
 
 
 async def verified_pair(pool: AsyncConnectionPool, pair_id: str) -> VerifiedPairV1 | None:

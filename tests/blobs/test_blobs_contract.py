@@ -77,3 +77,30 @@ async def test_the_async_helpers_keep_order_and_none_and_put_shared_bytes_once(s
     assert len(list(store.list_blobs())) == 2
     keys = [r.sha256 if r else None for r in refs] + [blob_ref(b"absent").sha256]
     assert await get_all(store, keys) == [DATA, None, OTHER, DATA, None]
+
+
+async def test_put_all_hashes_each_blob_once_before_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIFT blob is ~136 KB: put_all hashed every blob twice (to drop repeats, then for the refs
+    it returns) before the store hashed it a third time."""
+    import imgdup.blobs.base as base
+
+    hashed: list[int] = []
+
+    def counting(data: bytes) -> BlobRef:
+        hashed.append(len(data))
+        return blob_ref(data)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.put_data: list[bytes] = []
+
+        def put(self, data: bytes) -> BlobRef:
+            self.put_data.append(data)
+            return BlobRef(hashlib.sha256(data).hexdigest(), len(data))
+
+    monkeypatch.setattr(base, "blob_ref", counting)
+    store = Recording()
+    refs = await put_all(store, [DATA, None, OTHER, DATA])  # type: ignore[arg-type]
+    assert refs == [blob_ref(DATA), None, blob_ref(OTHER), blob_ref(DATA)]
+    assert sorted(store.put_data) == sorted([DATA, OTHER])
+    assert len(hashed) == 3  # one per blob given

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -12,11 +13,12 @@ from helpers.fakes import Web, run_inline
 from helpers.photos import jpeg, photo
 from PIL import ImageOps
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from imgdup.steps.index import IndexContext, index_ad
 from imgdup.steps.verify import VerifyContext, verify_candidate
 from imgdup.store.pairs import evidence_from_row
-from schemas import AdImagesCreatedV1, CandidatePairV1
+from schemas import AdImagesCreatedV1, CandidatePairV1, PairReviewV1
 
 
 def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
@@ -121,3 +123,69 @@ async def test_the_configured_verifier_version_decides_and_is_recorded(
     verified = await verify_candidate(ctx, candidate)
     assert verified is not None and verified.versions.verifier == "fused-v4"
     assert _pair_row(clean_db, candidate.pair_id)["verifier_version"] == "fused-v4"
+
+
+class _CountingPool:
+    """The pool, counting the connections taken: one per statement the step sends alone."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self.taken = 0
+
+    def connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.taken += 1
+        return self._pool.connection(*args, **kwargs)
+
+
+async def test_a_rejected_candidate_costs_one_load_and_one_save(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """The check whether a newly rejected pair needs the clusterer's review (still a cluster
+    edge, or a moderator's verdict) rides on the verdict's UPDATE: no third statement (and its
+    BEGIN and ROLLBACK) per rejected pair, 15 of 16 candidates on the throughput feed."""
+    candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
+    counting = _CountingPool(index_context.pool)
+    ctx = VerifyContext(
+        pool=cast(AsyncConnectionPool, counting),
+        run_cpu=run_inline,
+        embedding_model="model-v1",
+        blobs=index_context.blobs,
+    )
+    assert await verify_candidate(ctx, candidate) is None
+    assert _pair_row(clean_db, candidate.pair_id)["status"] == "rejected"
+    assert counting.taken == 2
+
+
+async def test_a_clustered_pair_rejected_on_re_verification_goes_to_review(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
+    # As a replay under a new verifier leaves it: back to 'candidate', still an edge of a cluster.
+    with psycopg.connect(clean_db) as conn:
+        conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (candidate.pair_id,))
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
+    review = await verify_candidate(ctx, candidate)
+    assert isinstance(review, PairReviewV1)
+    assert (review.pair_id, review.cause) == (candidate.pair_id, "verifier")
+    # A redelivery (decided before) still asks, and still hands it to review.
+    again = await verify_candidate(ctx, candidate)
+    assert isinstance(again, PairReviewV1) and again.pair_id == candidate.pair_id
+
+
+async def test_a_moderated_pair_rejected_by_the_verifier_goes_to_review(
+    index_context: IndexContext, web: Web, clean_db: str
+) -> None:
+    """A moderator's verdict wins over the verifier's: the clusterer must look at the pair again."""
+    candidate = await _candidate(index_context, web, jpeg(photo("coffee")), jpeg(photo("chelsea")))
+    with psycopg.connect(clean_db) as conn:
+        conn.execute(
+            "INSERT INTO moderator_verdicts (pair_id, verdict, moderator) VALUES (%s, 'confirmed', 'ann')",
+            (candidate.pair_id,),
+        )
+    ctx = VerifyContext(
+        pool=index_context.pool, run_cpu=run_inline, embedding_model="model-v1", blobs=index_context.blobs
+    )
+    review = await verify_candidate(ctx, candidate)
+    assert isinstance(review, PairReviewV1) and review.pair_id == candidate.pair_id
