@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
 # Calibration's floor: every candidate a cut-off could keep (bench.quality.__main__).
 FLOOR = 0.2
 # Borderline: the distilled model's fused logit within this many units of its threshold's logit.
-BANDS = (0.5, 1.0, 2.0, 4.0)
+BANDS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 EVIDENCE_FIELDS = {f.name for f in dataclasses.fields(Evidence)}
 
 
@@ -127,9 +128,17 @@ def borderline(
         p_d = duplicate_probability(evidence, model_d)
         swapped = dataclasses.replace(evidence, embedding_cosine=pair_cosines(full, i, j))
         p_f = duplicate_probability(swapped, model_f)
-        label = label_pair(bench, images[i], images[j])[0]
+        label, kind = label_pair(bench, images[i], images[j])
         scored.append(
-            {"i": i, "j": j, "label": label, "p_d": p_d, "p_f": p_f, "dup_d": bool(row["is_duplicate"])}
+            {
+                "i": i,
+                "j": j,
+                "label": label,
+                "kind": kind,
+                "p_d": p_d,
+                "p_f": p_f,
+                "dup_d": bool(row["is_duplicate"]),
+            }
         )
     t_d, t_f = model_d.threshold, model_f.threshold
     out: dict[str, Any] = {
@@ -155,6 +164,10 @@ def borderline(
                 "changed_to_wrong": sum((s["p_f"] >= t_f) != (s["label"] == 1) for s in changed),
                 "new_true_duplicates": sum(s["p_f"] >= t_f and s["label"] == 1 for s in changed),
                 "new_false_duplicates": sum(s["p_f"] >= t_f and s["label"] == 0 for s in changed),
+                "new_true_original_copy": sum(
+                    s["p_f"] >= t_f and s["label"] == 1 and s["kind"] != "copy-copy" for s in changed
+                ),
+                "changed_families": dict(sorted(Counter(s["kind"] for s in changed).items())),
             }
         )
     return out
