@@ -103,3 +103,10 @@ def test_a_borderline_pair_is_rescored_with_the_full_models_cosine(tmp_path: Pat
     assert by_band[1.0]["new_true_duplicates"] == 1 and by_band[1.0]["new_false_duplicates"] == 1
     assert by_band[1.0]["changed_to_right"] == 1 and by_band[1.0]["changed_to_wrong"] == 1
     assert by_band[4.0]["pairs"] == 2  # cosine 0 is logit -5 from the threshold
+    # One fusion for both: every change came from the cosine.
+    assert by_band[1.0]["changed_by_the_cosine"] == 2
+    # A full model that accepts at cosine 0.4 already: the same changes, none from the cosine.
+    lenient = FusionModel(features=("cosine",), weights=(10.0,), bias=-4.0, threshold=0.5)
+    other = borderline(bench, images, full, distilled, rows, model, lenient)
+    changed = {band["logit_band"]: band for band in other["bands"]}[1.0]
+    assert changed["verdicts_changed"] == 2 and changed["changed_by_the_cosine"] == 0
