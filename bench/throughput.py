@@ -441,9 +441,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
         "IMGDUP_API_PORT": str(api_port),
         "IMGDUP_APP_ID": app_id,
+        # Each embedder runs its own verifier model (sscd_distilled: fused-v3-distilled, issue 14).
         "IMGDUP_EMBEDDER": args.embedder,
-        # A throughput run: the distilled SSCD has no verifier model of its own, run SSCD's.
-        "IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER": "true",
         # The images agent always micro-batches; --batch sets its size (1 = one call per event).
         **({"IMGDUP_EMBED_MAX_BATCH": str(args.batch)} if args.batch else {}),
         "IMGDUP_BENCH_INTRA_OP": str(args.intra_op),

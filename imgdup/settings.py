@@ -143,10 +143,12 @@ class Settings(BaseSettings):
     # The verifier model the worker runs (imgdup/verifiers.py): a built-in version
     # (imgdup_core.verifier_config.VERIFIERS) or a retrained one, <models_dir>/<version>.json
     # (`imgdup retrain`). Its embedder must be IMGDUP_EMBEDDER, or the worker refuses to start;
-    # its ANN cut-off applies unless IMGDUP_ANN_MIN_SCORE is set.
+    # its ANN cut-off applies unless IMGDUP_ANN_MIN_SCORE is set. Unset, each embedder runs its own
+    # default (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER: sscd_distilled runs
+    # fused-v3-distilled); this field's default is the full SSCD's.
     verifier_version: str = Field(DEFAULT_VERIFIER_VERSION, min_length=1, max_length=100)
     # Run a verifier model calibrated for another embedder anyway (a warning on start, never the
-    # default): the test stacks run the distilled SSCD, which has no calibrated model of its own.
+    # default): for an embedder without a model of its own (clip), or an explicit version of another.
     allow_uncalibrated_embedder: bool = False
     # Where `imgdup retrain` writes models and the worker reads them; default <data_dir>/models.
     verifier_models_dir: Path | None = None

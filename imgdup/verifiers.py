@@ -10,7 +10,12 @@ from pathlib import Path
 
 from imgdup.settings import Settings
 from imgdup_core.fusion import model_from_dict
-from imgdup_core.verifier_config import VERIFIERS, VerifierConfig, with_threshold
+from imgdup_core.verifier_config import (
+    DEFAULT_VERIFIER_FOR_EMBEDDER,
+    VERIFIERS,
+    VerifierConfig,
+    with_threshold,
+)
 
 # A retrained model file (`imgdup retrain`): <models dir>/<version>.json.
 MODEL_SUFFIX = ".json"
@@ -56,13 +61,22 @@ def known_verifiers(models_dir: Path) -> dict[str, VerifierConfig]:
     return known
 
 
+def chosen_version(settings: Settings) -> str:
+    """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model (fused-v3 for
+    sscd, fused-v3-distilled for sscd_distilled), else the field's default."""
+    if "verifier_version" in settings.model_fields_set:
+        return settings.verifier_version
+    return DEFAULT_VERIFIER_FOR_EMBEDDER.get(settings.embedder, settings.verifier_version)
+
+
 def resolve_verifier(settings: Settings) -> ChosenVerifier:
-    """The verifier IMGDUP_VERIFIER_VERSION names, if it was fitted for IMGDUP_EMBEDDER.
+    """The verifier IMGDUP_VERIFIER_VERSION names (unset: the embedder's default), if it was
+    fitted for IMGDUP_EMBEDDER.
 
     Each model's weights and ANN cut-off were fitted on one embedder's cosines: under another
     embedder (CLIP's cosines run on another scale) they would decide at random, so a worker
     refuses to start rather than reuse them."""
-    version = settings.verifier_version
+    version = chosen_version(settings)
     if version in VERIFIERS:
         config = VERIFIERS[version]
     else:

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from imgdup_core import fusion_weights, fusion_weights_v4, fusion_weights_v5
+from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v4, fusion_weights_v5
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
+    "CALIBRATED_FUSION_V3_DISTILLED",
     "CALIBRATED_FUSION_V4",
     "CALIBRATED_FUSION_V5",
     "FUSION_FEATURES",
@@ -164,3 +165,6 @@ CALIBRATED_FUSION = model_from(fusion_weights)
 CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)
 # fused-v5's (imgdup_core.verifier_config.FUSED_V5): the shared-page rule on, fitted likewise.
 CALIBRATED_FUSION_V5 = model_from(fusion_weights_v5)
+# fused-v3-distilled's (imgdup_core.verifier_config.FUSED_V3_DISTILLED): fused-v3's features and
+# settings fitted on the distilled SSCD's cosines (issue 14), bound to that embedder.
+CALIBRATED_FUSION_V3_DISTILLED = model_from(fusion_weights_v3_distilled)

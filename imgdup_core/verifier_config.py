@@ -5,9 +5,24 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from imgdup_core.fusion import CALIBRATED_FUSION, CALIBRATED_FUSION_V4, CALIBRATED_FUSION_V5, FusionModel
+from imgdup_core.fusion import (
+    CALIBRATED_FUSION,
+    CALIBRATED_FUSION_V3_DISTILLED,
+    CALIBRATED_FUSION_V4,
+    CALIBRATED_FUSION_V5,
+    FusionModel,
+)
 
-__all__ = ["DEFAULT_VERIFIER", "FUSED_V4", "FUSED_V5", "VERIFIERS", "VerifierConfig", "with_threshold"]
+__all__ = [
+    "DEFAULT_VERIFIER",
+    "DEFAULT_VERIFIER_FOR_EMBEDDER",
+    "FUSED_V3_DISTILLED",
+    "FUSED_V4",
+    "FUSED_V5",
+    "VERIFIERS",
+    "VerifierConfig",
+    "with_threshold",
+]
 
 _DEFAULT_VERSION = "fused-v3"
 
@@ -93,7 +108,19 @@ FUSED_V5 = VerifierConfig(
     fusion=CALIBRATED_FUSION_V5,
 )
 
-VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5)}
+# Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
+# (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
+# sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
+FUSED_V3_DISTILLED = VerifierConfig(version="fused-v3-distilled", fusion=CALIBRATED_FUSION_V3_DISTILLED)
+
+VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V3_DISTILLED)}
+
+# The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
+# model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
+DEFAULT_VERIFIER_FOR_EMBEDDER = {
+    "sscd": DEFAULT_VERIFIER.version,
+    "sscd_distilled": FUSED_V3_DISTILLED.version,
+}
 
 
 def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierConfig:

@@ -3,6 +3,7 @@ it was not calibrated for the configured embedder (IMGDUP_EMBEDDER) or is unknow
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,8 +13,14 @@ import pytest
 from imgdup import cli
 from imgdup.settings import Settings
 from imgdup.verifiers import VerifierUnavailable, resolve_verifier
-from imgdup_core import fusion_weights
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V4
+from imgdup_core import fusion_weights, fusion_weights_v3_distilled
+from imgdup_core.verifier_config import (
+    DEFAULT_VERIFIER,
+    DEFAULT_VERIFIER_FOR_EMBEDDER,
+    FUSED_V3_DISTILLED,
+    FUSED_V4,
+    VERIFIERS,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,20 +48,69 @@ def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     assert resolve_verifier(Settings(ann_min_score=0.5)).ann_min_score == 0.5
 
 
-@pytest.mark.parametrize("embedder", ["clip", "sscd_distilled"])
-def test_an_embedder_without_a_model_of_its_own_is_refused(embedder: str) -> None:
+def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
     with pytest.raises(VerifierUnavailable) as refused:
-        resolve_verifier(Settings(embedder=embedder))
+        resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert f"IMGDUP_EMBEDDER={embedder}" in message and "fused-v3" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v3" in message and "sscd" in message
+
+
+def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
+    chosen = resolve_verifier(Settings(embedder="sscd_distilled"))
+    assert chosen.config == FUSED_V3_DISTILLED
+    assert chosen.warning is None
+    fusion = FUSED_V3_DISTILLED.fusion
+    assert fusion.embedder == "sscd_distilled"
+    assert fusion.embedding_model == "sscd-distilled-mobilenetv4s-fp16"
+    assert (
+        chosen.ann_min_score
+        == fusion.candidate_min_cosine
+        == fusion_weights_v3_distilled.CANDIDATE_MIN_COSINE
+    )
+    # fused-v3's features and measurement settings; only the fitted numbers differ.
+    assert fusion.features == DEFAULT_VERIFIER.fusion.features
+    assert dataclasses.replace(FUSED_V3_DISTILLED, version="fused-v3", fusion=DEFAULT_VERIFIER.fusion) == (
+        DEFAULT_VERIFIER
+    )
+    assert fusion_weights_v3_distilled.CALIBRATION["split"] == "train"
+
+
+def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v3", "sscd_distilled": "fused-v3-distilled"}
+    for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
+        assert VERIFIERS[version].fusion.embedder == embedder
+    # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
+    explicit = resolve_verifier(Settings(embedder="sscd_distilled", verifier_version="fused-v3-distilled"))
+    assert explicit.config == FUSED_V3_DISTILLED
+    with pytest.raises(VerifierUnavailable, match="IMGDUP_EMBEDDER=sscd_distilled"):
+        resolve_verifier(Settings(embedder="sscd_distilled", verifier_version="fused-v3"))
+    with pytest.raises(VerifierUnavailable, match="IMGDUP_EMBEDDER=sscd "):
+        resolve_verifier(Settings(verifier_version="fused-v3-distilled"))
+
+
+def test_the_verifier_version_from_the_environment_wins_over_the_embedders_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMGDUP_EMBEDDER", "sscd_distilled")
+    assert resolve_verifier(Settings()).config.version == "fused-v3-distilled"
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v3")
+    monkeypatch.setenv("IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER", "true")
+    assert resolve_verifier(Settings()).config == DEFAULT_VERIFIER
 
 
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
-    chosen = resolve_verifier(Settings(embedder="sscd_distilled", allow_uncalibrated_embedder=True))
-    assert chosen.config == DEFAULT_VERIFIER
-    assert chosen.warning is not None and "IMGDUP_EMBEDDER=sscd_distilled" in chosen.warning
+    for settings in (
+        Settings(embedder="clip", allow_uncalibrated_embedder=True),
+        Settings(embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True),
+    ):
+        chosen = resolve_verifier(settings)
+        assert chosen.config == DEFAULT_VERIFIER
+        assert chosen.warning is not None and f"IMGDUP_EMBEDDER={settings.embedder}" in chosen.warning
     assert resolve_verifier(Settings()).warning is None
+    # A model of its own needs no override and gets no warning with it.
+    allowed = resolve_verifier(Settings(embedder="sscd_distilled", allow_uncalibrated_embedder=True))
+    assert allowed.config == FUSED_V3_DISTILLED and allowed.warning is None
 
 
 def test_an_unknown_version_is_refused() -> None:

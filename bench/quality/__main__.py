@@ -180,8 +180,11 @@ def run(args: argparse.Namespace) -> int:
     names = [i.name for i in images]
     print(f"  {len(images)} test images ({sum(i.family == 'original' for i in images)} photos)")
 
-    from imgdup_core.verify import DEFAULT_VERIFIER
+    from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER
 
+    # The verifier the stack's workers run for this embedder (imgdup.verifiers.chosen_version).
+    verifier_version = DEFAULT_VERIFIER_FOR_EMBEDDER[args.embedder]
+    print(f"  embedder {args.embedder}, verifier {verifier_version}")
     stack_result = None
     if not args.skip_stack:
         from bench.quality.stack_run import run_stack
@@ -194,19 +197,24 @@ def run(args: argparse.Namespace) -> int:
             min_score=args.min_score,
             timeout_s=args.timeout,
             keep_data=args.keep_stack_data,
+            embedder=args.embedder,
         )
+        from bench.quality.stack_run import write_pairs
+
+        # Kept beside the set (not committed) for offline re-scoring (bench.quality.first_stage).
+        write_pairs(stack_result, bench.root / f"stack-pairs-{args.name or 'quality'}.jsonl")
         missing = [n for n in names if n not in stack_result.vectors]
         if missing:
             print(f"  warning: {len(missing)} images were not indexed by the stack, e.g. {missing[:3]}")
         analysed = analyse(
             bench,
             images,
-            None if not missing else _embedder(),
+            None if not missing else _embedder(args.embedder),
             vectors_from=None if missing else stack_result.vectors,
             model_version=stack_result.embedding_model,
         )
     else:
-        analysed = analyse(bench, images, _embedder())
+        analysed = analyse(bench, images, _embedder(args.embedder))
 
     labels = pair_labels(bench, images)
     methods: list[dict[str, Any]] = []
@@ -220,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         methods.append(
             {
                 "name": "imgdup",
-                "label": f"verdicts ({DEFAULT_VERIFIER.version})",
+                "label": f"verdicts ({verifier_version})",
                 "operating_point": operating_point(labels, predicted),
                 "curves": curve_summary(labels, scores),
             }
@@ -247,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         timing["stack_elapsed_s"] = stack_result.elapsed_s
         timing["stack_pairs"] = len(stack_result.pairs)
         timing.update(_verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs))
-    for baseline in all_baselines(analysed):
+    for baseline in all_baselines(analysed, args.embedder):
         scores = pair_scores(labels, baseline.scores)
         methods.append(
             {
@@ -281,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
             "hard_families": list(HARD),
             "ann_top_k": args.top_k,
             "ann_min_score": args.min_score,
-            "verifier_version": DEFAULT_VERIFIER.version,
+            "verifier_version": verifier_version,
+            "embedder": args.embedder,
             "stack": stack_result.settings if stack_result else None,
         },
         "methods": methods,
@@ -299,21 +308,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedder() -> Any:
+def default_min_score(embedder: str) -> float:
+    """The ANN cut-off fitted with the embedder's default verifier (what its workers run)."""
+    from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
+
+    cut_off = VERIFIERS[DEFAULT_VERIFIER_FOR_EMBEDDER[embedder]].fusion.candidate_min_cosine
+    if cut_off is None:
+        raise ValueError(f"the default verifier of {embedder} has no fitted ANN cut-off")
+    return cut_off
+
+
+def _embedder(kind: str = "sscd") -> Any:
     from imgdup_core.embedding import build_embedder
 
-    return build_embedder("sscd")
+    return build_embedder(kind)
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    from bench.quality.calibrate import MODELS
     from bench.quality.calibrate import calibrate as fit
+    from bench.quality.calibrate import model_target
     from imgdup_core.verifier_config import VERIFIERS
 
+    version, features, path = model_target(args.verifier, args.embedder)
     bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
     images = bench.split("train")
-    print(f"calibrating on the train split: {len(images)} images")
-    analysed = analyse(bench, images, _embedder())
+    print(f"calibrating {version} on the train split: {len(images)} images, embedder {args.embedder}")
+    embedder = _embedder(args.embedder)
+    analysed = analyse(bench, images, embedder)
     outcome = fit(
         bench,
         images,
@@ -323,8 +344,11 @@ def calibrate(args: argparse.Namespace) -> int:
         negatives=args.negatives,
         write=not args.dry_run,
         config=VERIFIERS[args.verifier],
-        features=MODELS[args.verifier][0],
-        path=MODELS[args.verifier][1],
+        features=features,
+        path=path,
+        embedder=args.embedder,
+        embedding_model=embedder.version.split("@")[0],
+        version=version,
     )
     for key in (
         "pairs",
@@ -339,7 +363,7 @@ def calibrate(args: argparse.Namespace) -> int:
         print(f"  weight {name:18s} {weight:+.3f}")
     print(f"  bias {outcome['bias']:+.3f}")
     if not args.dry_run:
-        print(f"wrote {MODELS[args.verifier][1].name}; bump the verifier version if verdicts change")
+        print(f"wrote {path.name}; bump the verifier version if verdicts change")
     return 0
 
 
@@ -418,6 +442,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py)",
     )
     parser.add_argument(
+        "--embedder",
+        choices=("sscd", "sscd_distilled"),
+        default="sscd",
+        help="calibrate and run: the embedder (IMGDUP_EMBEDDER) the candidates and cosines come "
+        "from; calibrate --embedder sscd_distilled writes fused-v3-distilled "
+        "(imgdup_core/fusion_weights_v3_distilled.py)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="export-evidence: the file (default beside the set)"
     )
     args = parser.parse_args(argv)
@@ -441,9 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.min_score = CALIBRATION_MIN_SCORE if args.min_score is None else args.min_score
         return export_evidence(args)
     if args.min_score is None:
-        from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
-
-        args.min_score = CANDIDATE_MIN_COSINE
+        args.min_score = default_min_score(args.embedder)
     return run(args)
 
 

@@ -142,9 +142,11 @@ def analyse(
 
 
 def _default_embedder(version: str) -> Embedder:
+    """The embedder whose vectors the stack stored (sscd or sscd_distilled, by model tag)."""
     from imgdup_core.embedding import build_embedder
 
-    embedder = build_embedder("sscd")
+    kind = "sscd_distilled" if version.startswith("sscd-distilled-") else "sscd"
+    embedder = build_embedder(kind)
     if embedder.version != version:
         raise RuntimeError(f"stack vectors are {version!r} but the benchmark embeds {embedder.version!r}")
     return embedder

@@ -50,14 +50,20 @@ def pdq_baseline(analysed: Analysed, max_distance: int = 31) -> Baseline:
     )
 
 
-def sscd_baseline(analysed: Analysed, threshold: float = 0.75) -> Baseline:
-    """Cosine of the SSCD copy-detection embeddings, the product's own vectors."""
+# The baseline's column and label per embedder (IMGDUP_EMBEDDER): which model's cosine it is.
+SSCD_BASELINE_NAMES = {"sscd": ("sscd", "SSCD"), "sscd_distilled": ("sscd_distilled", "distilled SSCD")}
+
+
+def sscd_baseline(analysed: Analysed, threshold: float = 0.75, embedder: str = "sscd") -> Baseline:
+    """Cosine of the SSCD copy-detection embeddings, the product's own vectors (those of
+    `embedder`, the model the run embedded with)."""
+    name, model = SSCD_BASELINE_NAMES[embedder]
     cosine = analysed.vectors @ analysed.vectors.T
-    return Baseline("sscd", f"SSCD cosine >= {threshold}", cosine.astype(np.float64), threshold)
+    return Baseline(name, f"{model} cosine >= {threshold}", cosine.astype(np.float64), threshold)
 
 
-def all_baselines(analysed: Analysed) -> list[Baseline]:
-    return [phash_baseline(analysed), pdq_baseline(analysed), sscd_baseline(analysed)]
+def all_baselines(analysed: Analysed, embedder: str = "sscd") -> list[Baseline]:
+    return [phash_baseline(analysed), pdq_baseline(analysed), sscd_baseline(analysed, embedder=embedder)]
 
 
 # The seed's duplicate rule: all four must hold. The seed's text gives only these thresholds, so

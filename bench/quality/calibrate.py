@@ -94,6 +94,27 @@ MODELS = {
     "fused-v4": (FEATURES_V4, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v4.py")),
     "fused-v5": (FEATURES_V5, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v5.py")),
 }
+# Issue 14: models fitted on another embedder's cosines, (verifier settings, embedder) -> the
+# version and file; fused-v3-distilled is fused-v3's features and settings on sscd_distilled's.
+EMBEDDER_MODELS = {
+    ("fused-v3", "sscd_distilled"): (
+        "fused-v3-distilled",
+        FUSION_WEIGHTS_PATH.with_name("fusion_weights_v3_distilled.py"),
+    ),
+}
+
+
+def model_target(verifier: str, embedder: str) -> tuple[str, tuple[str, ...], Path]:
+    """What `calibrate --verifier V --embedder E` writes: the model's version, its features and
+    its weights module; ValueError for a pair that has no model of its own."""
+    features, path = MODELS[verifier]
+    if embedder == "sscd":
+        return verifier, tuple(features), path
+    if (verifier, embedder) not in EMBEDDER_MODELS:
+        known = ", ".join(f"--verifier {v} --embedder {e}" for v, e in EMBEDDER_MODELS)
+        raise ValueError(f"no model is fitted for {verifier} on {embedder} (known: {known})")
+    version, path = EMBEDDER_MODELS[(verifier, embedder)]
+    return version, tuple(features), path
 
 
 @dataclass(frozen=True)
@@ -236,6 +257,11 @@ def measurement_key(config: VerifierConfig) -> str:
     return digest.hexdigest()[:12]
 
 
+def evidence_cache_name(config: VerifierConfig, embedder: str = "sscd") -> str:
+    suffix = "" if embedder == "sscd" else f"-{embedder}"
+    return f"evidence-{measurement_key(config)}{suffix}.jsonl"
+
+
 def measure_candidates(
     bench: BenchSet,
     images: Sequence[SetImage],
@@ -245,9 +271,11 @@ def measure_candidates(
     config: VerifierConfig = DEFAULT_VERIFIER,
     processes: int = 2,
     say: bool = True,
+    embedder: str = "sscd",
 ) -> list[tuple[Candidate, Evidence, float]]:
-    """Evidence for every candidate, cached per pair and measuring code."""
-    cache_path = bench.root / f"evidence-{measurement_key(config)}.jsonl"
+    """Evidence for every candidate, cached per pair, measuring code and embedder (the evidence
+    holds the pair's cosine; the full SSCD's cache keeps its old name)."""
+    cache_path = bench.root / evidence_cache_name(config, embedder)
     cached: dict[tuple[str, str], tuple[Evidence, float]] = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
@@ -361,7 +389,12 @@ def calibrate(
     say: bool = True,
     config: VerifierConfig = DEFAULT_VERIFIER,
     path: Path = FUSION_WEIGHTS_PATH,
+    embedder: str = "sscd",
+    embedding_model: str = "sscd-disc-mixup-int8",
+    version: str | None = None,
 ) -> dict[str, Any]:
+    """Fit `features` on the training candidates `analysed` (embedded with `embedder`) proposes,
+    measured with `config`'s settings; the model is written as `version` (default config's)."""
     candidates = training_candidates(
         bench,
         images,
@@ -375,7 +408,9 @@ def calibrate(
     if say:
         positives = sum(c.label for c in candidates)
         print(f"  training candidates: {positives} duplicates, {len(candidates) - positives} others")
-    measured = measure_candidates(bench, images, analysed, candidates, config=config, say=say)
+    measured = measure_candidates(
+        bench, images, analysed, candidates, config=config, say=say, embedder=embedder
+    )
     fitted = fit_measured(measured, features, target, min_score)
     weights, bias, threshold = fitted["weights_array"], fitted["bias"], fitted["threshold"]
     cut_off, lost = fitted["candidate_min_cosine"], fitted["cut_off_lost"]
@@ -384,7 +419,8 @@ def calibrate(
         "set": bench.root.name,
         "seed": bench.seed,
         "split": "train",
-        "verifier": config.version,
+        "verifier": version or config.version,
+        "embedder": embedder,
         "ann_top_k": top_k,
         "ann_min_score": min_score,
         "pairs": len(measured),
@@ -400,7 +436,17 @@ def calibrate(
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if write:
-        write_model(features, weights, bias, threshold, cut_off, info, path=path)
+        write_model(
+            features,
+            weights,
+            bias,
+            threshold,
+            cut_off,
+            info,
+            path=path,
+            embedder=embedder,
+            embedding_model=embedding_model,
+        )
     cpu = [t for _, _, t in measured]
     return {
         **info,

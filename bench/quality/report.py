@@ -57,7 +57,8 @@ def markdown(result: dict[str, Any]) -> str:
             else []
         ),
         "**imgdup** is the whole product run through the embedded stack and fed through the API "
-        f"(ANN top-{setup['ann_top_k']} above cosine {setup['ann_min_score']}, verifier "
+        f"(embedder `{setup.get('embedder', 'sscd')}`, ANN top-{setup['ann_top_k']} above cosine "
+        f"{setup['ann_min_score']}, verifier "
         f"`{setup['verifier_version']}`): predicted pairs are the `duplicates` rows with "
         "`is_duplicate` (the verdicts); *clusters* counts every pair that ends up in one cluster. "
         "*seed rules* is the seed's rule (all four thresholds) on the evidence the verifier "

@@ -5,10 +5,12 @@ the verdicts, clusters and stored vectors are read back from Postgres."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,6 +46,21 @@ def _post(client: httpx.Client, api_url: str, body: dict[str, Any]) -> None:
     raise RuntimeError(f"ingest of ad {body['ad_id']} kept being rate limited")
 
 
+def stack_env(port: int, *, top_k: int, min_score: float, embedder: str) -> dict[str, str]:
+    """The stack's environment: the embedder under test (its workers run that embedder's own
+    verifier model, imgdup.verifiers; no uncalibrated override), the ANN settings, the API."""
+    return {
+        # The image server is on loopback, which the SSRF guard refuses unless allowed.
+        "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
+        "IMGDUP_EMBEDDER": embedder,
+        "IMGDUP_ANN_TOP_K": str(top_k),
+        "IMGDUP_ANN_MIN_SCORE": str(min_score),
+        "IMGDUP_API_PORT": str(port),
+        "IMGDUP_API_INGEST_RATE_PER_S": "1000",
+        "IMGDUP_API_INGEST_BURST": "5000",
+    }
+
+
 def run_stack(
     bench: BenchSet,
     images: Sequence[SetImage],
@@ -53,6 +70,7 @@ def run_stack(
     timeout_s: float,
     keep_data: bool = False,
     say: bool = True,
+    embedder: str = "sscd",
 ) -> StackResult:
     # Imported here: the rest of the benchmark (calibration, baselines) does not need the stack.
     import psycopg
@@ -64,16 +82,10 @@ def run_stack(
 
     data_dir = (bench.root.parent / f"stack-{bench.root.name}-{int(time.time())}").resolve()
     port = free_port()
-    env = {
-        # The image server is on loopback, which the SSRF guard refuses unless allowed.
-        "IMGDUP_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
-        "IMGDUP_ANN_TOP_K": str(top_k),
-        "IMGDUP_ANN_MIN_SCORE": str(min_score),
-        "IMGDUP_API_PORT": str(port),
-        "IMGDUP_API_INGEST_RATE_PER_S": "1000",
-        "IMGDUP_API_INGEST_BURST": "5000",
-    }
-    settings = Settings(data_dir=data_dir, api_port=port, ann_top_k=top_k, ann_min_score=min_score)
+    env = stack_env(port, top_k=top_k, min_score=min_score, embedder=embedder)
+    settings = Settings(
+        data_dir=data_dir, api_port=port, ann_top_k=top_k, ann_min_score=min_score, embedder=embedder
+    )
 
     def quiet(line: str) -> None:
         if say:
@@ -115,7 +127,7 @@ def run_stack(
         model,
         elapsed,
         progress,
-        {"ann_top_k": top_k, "ann_min_score": min_score},
+        {"ann_top_k": top_k, "ann_min_score": min_score, "embedder": embedder},
     )
 
 
@@ -169,6 +181,12 @@ def _read_back(
         "ssim",
         "exact",
         "verifier_version",
+        # The rest of the evidence, so a stored run can be re-scored offline (bench.quality.first_stage).
+        "score",
+        "sift_matches",
+        "overlap",
+        "mismatch",
+        "compared",
     )
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     query = f"SELECT image_a::text, image_b::text, {', '.join(columns)} FROM duplicates"
@@ -183,6 +201,13 @@ def _read_back(
         if image_id in names:
             clusters[names[image_id]] = cluster_id
     return pairs, clusters, vectors, ",".join(sorted(models))
+
+
+def write_pairs(result: StackResult, path: Path) -> None:
+    """The stack's verified pairs, one JSON object a line (a, b and the duplicates row)."""
+    with path.open("w") as out:
+        for (a, b), row in sorted(result.pairs.items()):
+            out.write(json.dumps({"a": a, "b": b, **row}, default=float) + "\n")
 
 
 def pipeline_scores(result: StackResult, index: dict[str, int], n: int) -> np.ndarray:

@@ -54,6 +54,8 @@ def _start(make_stack: Callable[..., Stack], dsn: str, data_dir: Path) -> Run:
         worker_groups=ROLE_GROUPS,
         env={
             "IMGDUP_EMBEDDER": "sscd_distilled",
+            # fused-v3 on the distilled vectors, as written (sscd_distilled's default is fused-v3-distilled).
+            "IMGDUP_VERIFIER_VERSION": "fused-v3",
             "IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER": "true",
             # Candidates are every neighbour above the cut-off, never a top-K cut: the pair set is
             # then independent of the order in which images arrive, which a crash changes.

@@ -361,7 +361,9 @@ def test_reprocessing_with_a_new_embedding_model_updates_rows_in_place(running: 
     before, clusters_before = counts(), _membership(running.dsn)[0]
     running.stack.stop_process("worker")
     running.stack.extra_env["IMGDUP_EMBEDDER"] = "sscd_distilled"
-    # The distilled SSCD has no verifier model of its own; run the SSCD one on it, as before.
+    # The SSCD verifier model on the distilled vectors, as before (the distilled embedder's own
+    # default is fused-v3-distilled): the same verdicts, so the rows update in place.
+    running.stack.extra_env["IMGDUP_VERIFIER_VERSION"] = "fused-v3"
     running.stack.extra_env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"
     running.stack.start_process("worker")
     _replay_cli(running.dsn, running.kafka, "--all")

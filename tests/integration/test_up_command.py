@@ -44,7 +44,9 @@ NOT_INHERITED = (
 def _up(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env.update({"IMGDUP_API_PORT": str(port), "IMGDUP_EMBEDDER": "sscd_distilled"})
-    env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"  # no model of its own (test speed)
+    # fused-v3 on the distilled vectors, as written (sscd_distilled's default is fused-v3-distilled).
+    env["IMGDUP_VERIFIER_VERSION"] = "fused-v3"
+    env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"
     log = (data_dir / "up.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "imgdup", "up", "--data-dir", str(data_dir), *extra],
