@@ -5,11 +5,14 @@ public duplicate event of a clustered pair.
 What a pair should be: a moderator's `confirmed` pins it as an edge (whatever a re-verification
 says, until a moderator changes it), `not_duplicate` keeps it out; without a moderator the verifier
 decides (`verified`/`clustered` in, `rejected` out); a pair being verified again keeps what it has.
+A pair that should be an edge but would join two established clusters on one marginal edge is held
+(imgdup_core.bridges, imgdup.store.bridges): a duplicate pair, settled, but no edge and no event,
+until a second edge, a moderator's confirm or a merge by another route joins its clusters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,7 +21,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import ids
-from imgdup.store import changes, clusters
+from imgdup.store import bridges, changes, clusters
+from imgdup_core.bridges import BridgeRule
 from schemas import DuplicateEventV1, PairClusteredV1, PairRetractedV1
 
 Row = dict[str, Any]
@@ -32,6 +36,9 @@ class Settled:
     edge: bool  # the pair is an edge of a cluster now
     added: bool  # it became one in this transaction
     event: DuplicateEventV1 | None  # its public duplicate event while it is an edge
+    # Held pairs this pair's merge put inside one cluster, made edges in this transaction: their
+    # duplicate events (each one's first; published like the pair's own).
+    released: tuple[DuplicateEventV1, ...] = field(default=())
 
 
 def wanted(pair: Row) -> bool | None:
@@ -56,6 +63,13 @@ UNSETTLED_PAIRS = (
     " UNION ALL SELECT d.pair_id FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
     " WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
     " OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))"
+    # A held pair that is no bridge any more (a merge joined its clusters, a split left one image
+    # alone): an edge now. The clusterer releases those of its own merges at once; this is the rest.
+    " UNION ALL SELECT d.pair_id FROM duplicates d"
+    " LEFT JOIN cluster_members ma ON ma.image_id = d.image_a"
+    " LEFT JOIN cluster_members mb ON mb.image_id = d.image_b"
+    f" WHERE {bridges.HELD}"
+    " AND (ma.cluster_id IS NULL OR mb.cluster_id IS NULL OR ma.cluster_id = mb.cluster_id)"
 )
 
 
@@ -84,9 +98,12 @@ async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> Row | None:
     return await cur.fetchone()
 
 
-async def settle(conn: AsyncConnection[Any], pair_id: str) -> Settled | None:
+async def settle(
+    conn: AsyncConnection[Any], pair_id: str, rule: BridgeRule, *, release: bool = True
+) -> Settled | None:
     """Reconcile one pair inside the caller's transaction; None when the pair is unknown.
-    Idempotent: a pair already as it should be changes nothing and records nothing."""
+    Idempotent: a pair already as it should be changes nothing and records nothing. `release`: make
+    the held pairs this pair's merge put inside one cluster edges too."""
     pair = await _lock_pair(conn, pair_id)
     if pair is None:
         return None
@@ -98,22 +115,36 @@ async def settle(conn: AsyncConnection[Any], pair_id: str) -> Settled | None:
         if edge:
             await _retract(conn, pair, retractions=retractions)
         if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
-            await conn.execute("UPDATE duplicates SET status = 'rejected' WHERE pair_id = %s", (pair_id,))
+            # A held pair was never announced: it leaves quietly, no cluster loses an edge.
+            await conn.execute(
+                "UPDATE duplicates SET status = 'rejected', held_at = NULL WHERE pair_id = %s", (pair_id,)
+            )
         return Settled(False, False, None)
     added = not edge
+    cluster_id = None
     if added:
-        await _add(conn, pair, retractions=retractions)
+        if await bridges.decision(conn, pair, rule) == "held":
+            if pair["status"] != "candidate":
+                await bridges.hold(conn, pair_id)
+            return Settled(False, False, None)
+        cluster_id = await _add(conn, pair, retractions=retractions)
     if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
         await conn.execute(
-            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now())"
-            " WHERE pair_id = %s",
+            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
+            " held_at = NULL WHERE pair_id = %s",
             (pair_id,),
         )
     event = await clusters.duplicate_event(conn, pair, retractions=retractions)
-    return Settled(True, added, event)
+    released: list[DuplicateEventV1] = []
+    if cluster_id is not None and release:
+        for held in await bridges.held_inside(conn, cluster_id):
+            inside = await settle(conn, held, rule, release=False)  # one cluster: no merge, no bridge
+            if inside is not None and inside.event is not None:
+                released.append(inside.event)
+    return Settled(True, added, event, tuple(released))
 
 
-async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
     pair_id = str(pair["pair_id"])
     cluster_id = await clusters.add_edge(conn, pair, retractions=retractions)
     await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
@@ -131,6 +162,7 @@ async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> No
         verifier_version=pair["verifier_version"],
     )
     await changes.record(conn, clustered, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
+    return cluster_id
 
 
 async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
@@ -156,17 +188,24 @@ async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -
         await clusters.split_after_retraction(conn, cluster_id, pair_id)
 
 
-async def cluster_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
+async def cluster_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:
     """A verified pair handed on by the verifier: its public event while it is an edge (also on
-    redelivery, same event_id, so a crash between commit and publish is repaired), else None (a
-    moderator said `not_duplicate`, or the pair is no longer verified)."""
+    redelivery, same event_id, so a crash between commit and publish is repaired), then those of the
+    held pairs its merge released; none when a moderator said `not_duplicate`, the pair is no
+    longer verified, or it is held."""
     async with pool.connection() as conn, conn.transaction():
-        settled = await settle(conn, pair_id)
-    return settled.event if settled is not None else None
+        settled = await settle(conn, pair_id, rule)
+    if settled is None:
+        return []
+    return ([settled.event] if settled.event is not None else []) + list(settled.released)
 
 
-async def review_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
-    """A pair whose truth may have changed: its duplicate event when it just became an edge."""
+async def review_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:
+    """A pair whose truth may have changed: its duplicate event when it just became an edge, then
+    those of the held pairs its merge released."""
     async with pool.connection() as conn, conn.transaction():
-        settled = await settle(conn, pair_id)
-    return settled.event if settled is not None and settled.added else None
+        settled = await settle(conn, pair_id, rule)
+    if settled is None:
+        return []
+    own = [settled.event] if settled.event is not None and settled.added else []
+    return own + list(settled.released)
