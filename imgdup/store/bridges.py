@@ -1,6 +1,7 @@
-"""A verified pair about to become an edge (its locked `duplicates` row) -> whether it bridges two
-established clusters and may merge them (imgdup_core.bridges), its hold recorded (`held_at`,
-migration 012), and the held pairs a merge has put inside one cluster (to release as edges)."""
+"""A verified pair about to become an edge (its locked `duplicates` row) -> whether it may
+(imgdup_core.bridges: never two established groups joined through one marginal edge), its hold
+recorded (`held_at`, migration 012), and the held pairs touching a cluster that changed (to look at
+again)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,23 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from imgdup.store.clusters import cluster_of
-from imgdup_core.bridges import BridgeEvidence, BridgeRule, Decision, decide
+from imgdup_core.bridges import BridgeRule, Decision, Link, decide
 
 Row = dict[str, Any]
 
 # A held pair: a verified duplicate, no edge, held. A pair held and then verified again ('candidate',
-# or 'rejected' by a newer verifier) is no edge anyone may count on until it is decided again.
+# or 'rejected' by a newer verifier) is no link anyone may count on until it is decided again.
 HELD = "d.held_at IS NOT NULL AND d.status = 'clustered' AND d.clustered_at IS NULL"
 
-_HELD_BETWEEN = (
-    "SELECT count(*) FROM duplicates d"
-    " JOIN cluster_members ma ON ma.image_id = d.image_a"
-    " JOIN cluster_members mb ON mb.image_id = d.image_b"
-    f" WHERE {HELD} AND d.pair_id <> %(pair)s"
-    " AND ((ma.cluster_id = %(one)s AND mb.cluster_id = %(other)s)"
-    " OR (ma.cluster_id = %(other)s AND mb.cluster_id = %(one)s))"
+_LINK = (
+    "SELECT d.image_a::text, d.image_b::text, d.confidence, coalesce(d.exact, false),"
+    " coalesce(v.verdict = 'confirmed', false) FROM duplicates d"
+    " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
 )
+
+
+def _link(row: tuple[Any, ...]) -> Link:
+    return Link(str(row[0]), str(row[1]), float(row[2]), bool(row[3]), bool(row[4]))
 
 
 async def decision(conn: AsyncConnection[Any], pair: Row, rule: BridgeRule) -> Decision:
@@ -32,32 +34,38 @@ async def decision(conn: AsyncConnection[Any], pair: Row, rule: BridgeRule) -> D
     image_a, image_b = str(pair["image_a"]), str(pair["image_b"])
     clusters = await cluster_of(conn, [image_a, image_b])
     in_a, in_b = clusters.get(image_a), clusters.get(image_b)
-    members: dict[str, dict[str, int]] = {}
-    other_edges = 0
-    if in_a is not None and in_b is not None and in_a != in_b:
+    if in_a is not None and in_a == in_b:
+        return "join"
+    touched = sorted({c for c in (in_a, in_b) if c is not None})
+    members = {image_a: int(pair["ad_a"]), image_b: int(pair["ad_b"])}
+    edges: list[Link] = []
+    if touched:
         cur = await conn.execute(
-            "SELECT cluster_id::text, image_id::text, ad_id FROM cluster_members"
-            " WHERE cluster_id = ANY(%s::uuid[])",
-            ([in_a, in_b],),
+            "SELECT image_id::text, ad_id FROM cluster_members WHERE cluster_id = ANY(%s::uuid[])", (touched,)
         )
-        for cluster, image, ad in await cur.fetchall():
-            members.setdefault(str(cluster), {})[str(image)] = int(ad)
-        cur = await conn.execute(_HELD_BETWEEN, {"pair": pair["pair_id"], "one": in_a, "other": in_b})
-        row = await cur.fetchone()
-        other_edges = int(row[0]) if row else 0
-    evidence = BridgeEvidence(
-        probability=float(pair["confidence"]),
-        exact=bool(pair.get("exact")),
-        confirmed=pair.get("verdict") == "confirmed",
+        members |= {str(image): int(ad) for image, ad in await cur.fetchall()}
+        # Edges by clustered_at (as imgdup.store.clusters.snapshot); an edge lies inside one cluster.
+        cur = await conn.execute(
+            f"{_LINK} JOIN cluster_members m ON m.image_id = d.image_a"
+            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.clustered_at IS NOT NULL",
+            (touched,),
+        )
+        edges = [_link(row) for row in await cur.fetchall()]
+    images = list(members)
+    cur = await conn.execute(
+        f"{_LINK} WHERE {HELD} AND d.pair_id <> %s"
+        " AND d.image_a = ANY(%s::uuid[]) AND d.image_b = ANY(%s::uuid[])",
+        (pair["pair_id"], images, images),
     )
-    return decide(
-        rule,
-        evidence,
-        members.get(in_a) if in_a else None,
-        members.get(in_b) if in_b else None,
-        same_cluster=in_a is not None and in_a == in_b,
-        other_edges=other_edges,
+    held = [_link(row) for row in await cur.fetchall()]
+    this = Link(
+        image_a,
+        image_b,
+        float(pair["confidence"]),
+        bool(pair.get("exact")),
+        pair.get("verdict") == "confirmed",
     )
+    return decide(rule, this, members, edges, held, same_cluster=False)
 
 
 async def hold(conn: AsyncConnection[Any], pair_id: str) -> None:
@@ -68,13 +76,18 @@ async def hold(conn: AsyncConnection[Any], pair_id: str) -> None:
     )
 
 
-async def held_inside(conn: AsyncConnection[Any], cluster_id: str) -> list[str]:
-    """Held pairs whose two images now sit in `cluster_id` (a merge joined their clusters)."""
+async def members_of(conn: AsyncConnection[Any], cluster_id: str) -> list[str]:
     cur = await conn.execute(
-        "SELECT d.pair_id::text FROM duplicates d"
-        " JOIN cluster_members ma ON ma.image_id = d.image_a"
-        " JOIN cluster_members mb ON mb.image_id = d.image_b"
-        f" WHERE {HELD} AND ma.cluster_id = %s AND mb.cluster_id = %s ORDER BY d.pair_id",
-        (cluster_id, cluster_id),
+        "SELECT image_id::text FROM cluster_members WHERE cluster_id = %s", (cluster_id,)
+    )
+    return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def held_touching(conn: AsyncConnection[Any], images: list[str]) -> list[str]:
+    """Held pairs with an image among `images` (a cluster that just grew, merged or split)."""
+    cur = await conn.execute(
+        f"SELECT d.pair_id::text FROM duplicates d WHERE {HELD}"
+        " AND (d.image_a = ANY(%s::uuid[]) OR d.image_b = ANY(%s::uuid[])) ORDER BY d.pair_id",
+        (images, images),
     )
     return [str(row[0]) for row in await cur.fetchall()]

@@ -5,9 +5,9 @@ public duplicate event of a clustered pair.
 What a pair should be: a moderator's `confirmed` pins it as an edge (whatever a re-verification
 says, until a moderator changes it), `not_duplicate` keeps it out; without a moderator the verifier
 decides (`verified`/`clustered` in, `rejected` out); a pair being verified again keeps what it has.
-A pair that should be an edge but would join two established clusters on one marginal edge is held
-(imgdup_core.bridges, imgdup.store.bridges): a duplicate pair, settled, but no edge and no event,
-until a second edge, a moderator's confirm or a merge by another route joins its clusters.
+A pair that should be an edge but would join two established groups through one marginal edge is
+held (imgdup_core.bridges, imgdup.store.bridges): a duplicate pair, settled, but no edge and no event.
+Whenever a cluster gains or loses an edge, the held pairs touching it are looked at again.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class Settled:
     edge: bool  # the pair is an edge of a cluster now
     added: bool  # it became one in this transaction
     event: DuplicateEventV1 | None  # its public duplicate event while it is an edge
-    # Held pairs this pair's merge put inside one cluster, made edges in this transaction: their
-    # duplicate events (each one's first; published like the pair's own).
+    # Held pairs that this pair's edge added or retracted let in, made edges in this transaction:
+    # their duplicate events (published like the pair's own).
     released: tuple[DuplicateEventV1, ...] = field(default=())
 
 
@@ -63,13 +63,6 @@ UNSETTLED_PAIRS = (
     " UNION ALL SELECT d.pair_id FROM moderator_verdicts v JOIN duplicates d USING (pair_id)"
     " WHERE (v.verdict = 'not_duplicate' AND d.clustered_at IS NOT NULL AND d.status = 'clustered')"
     " OR (v.verdict = 'confirmed' AND d.clustered_at IS NULL AND d.status IN ('rejected', 'clustered'))"
-    # A held pair that is no bridge any more (a merge joined its clusters, a split left one image
-    # alone): an edge now. The clusterer releases those of its own merges at once; this is the rest.
-    " UNION ALL SELECT d.pair_id FROM duplicates d"
-    " LEFT JOIN cluster_members ma ON ma.image_id = d.image_a"
-    " LEFT JOIN cluster_members mb ON mb.image_id = d.image_b"
-    f" WHERE {bridges.HELD}"
-    " AND (ma.cluster_id IS NULL OR mb.cluster_id IS NULL OR ma.cluster_id = mb.cluster_id)"
 )
 
 
@@ -112,14 +105,16 @@ async def settle(
     if want is None:
         return Settled(edge, False, None)
     if not want:
+        touched: list[str] = []
         if edge:
-            await _retract(conn, pair, retractions=retractions)
+            touched = await _retract(conn, pair, retractions=retractions)
         if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
             # A held pair was never announced: it leaves quietly, no cluster loses an edge.
             await conn.execute(
                 "UPDATE duplicates SET status = 'rejected', held_at = NULL WHERE pair_id = %s", (pair_id,)
             )
-        return Settled(False, False, None)
+        freed = await _release(conn, touched, rule) if release else ()
+        return Settled(False, False, None, freed)
     added = not edge
     cluster_id = None
     if added:
@@ -135,13 +130,44 @@ async def settle(
             (pair_id,),
         )
     event = await clusters.duplicate_event(conn, pair, retractions=retractions)
-    released: list[DuplicateEventV1] = []
+    released: tuple[DuplicateEventV1, ...] = ()
     if cluster_id is not None and release:
-        for held in await bridges.held_inside(conn, cluster_id):
-            inside = await settle(conn, held, rule, release=False)  # one cluster: no merge, no bridge
-            if inside is not None and inside.event is not None:
-                released.append(inside.event)
-    return Settled(True, added, event, tuple(released))
+        released = await _release(conn, await bridges.members_of(conn, cluster_id), rule)
+    return Settled(True, added, event, released)
+
+
+async def _release(
+    conn: AsyncConnection[Any], images: list[str], rule: BridgeRule
+) -> tuple[DuplicateEventV1, ...]:
+    """Look again at the held pairs touching `images` (a cluster that just changed): those that join
+    no two groups through one marginal edge any more become edges. Again while one does (each may
+    open the way for another); at most once per held pair."""
+    events: list[DuplicateEventV1] = []
+    done: set[str] = set()
+    while images:
+        grown: set[str] = set()
+        for held in await bridges.held_touching(conn, images):
+            if held in done:
+                continue
+            settled = await settle(conn, held, rule, release=False)
+            if settled is not None and settled.added:
+                done.add(held)
+                if settled.event is not None:
+                    events.append(settled.event)
+                grown.add(await _cluster_of_pair(conn, held))
+        images = [image for cluster in sorted(grown) for image in await bridges.members_of(conn, cluster)]
+    return tuple(events)
+
+
+async def _cluster_of_pair(conn: AsyncConnection[Any], pair_id: str) -> str:
+    cur = await conn.execute(
+        "SELECT m.cluster_id::text FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
+        " WHERE d.pair_id = %s",
+        (pair_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
@@ -165,9 +191,11 @@ async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> st
     return cluster_id
 
 
-async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> list[str]:
+    """Retract the pair's edge (and split its cluster if it fell apart); the cluster's images."""
     pair_id = str(pair["pair_id"])
     cluster_id = (await clusters.cluster_of(conn, [str(pair["image_a"])])).get(str(pair["image_a"]))
+    images = await bridges.members_of(conn, cluster_id) if cluster_id is not None else []
     await conn.execute("UPDATE duplicates SET clustered_at = NULL WHERE pair_id = %s", (pair_id,))
     sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
     by_moderator = pair["verdict"] == "not_duplicate"
@@ -186,6 +214,7 @@ async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -
     await changes.record(conn, retracted, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
     if cluster_id is not None:
         await clusters.split_after_retraction(conn, cluster_id, pair_id)
+    return images
 
 
 async def cluster_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:

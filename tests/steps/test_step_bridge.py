@@ -226,3 +226,34 @@ async def test_a_marginal_pair_that_grows_a_cluster_is_no_bridge(
     assert [e.pair_id for e in await cluster_verified(ctx, grown)] == [grown.pair_id]
     assert await _changes(ctx, consumer) == ["pair_clustered"]
     assert _pair_state(clean_db, grown.pair_id) == ("clustered", True, True, False)
+
+
+async def test_a_loose_image_on_a_marginal_edge_never_pulls_its_own_group_in(
+    pool: AsyncConnectionPool, clean_db: str
+) -> None:
+    """Measured on the quality bench (bench/results/quality-fused-v5-bridge-first.md): a screenshot
+    copy, still loose, joins another photo's cluster on one false marginal pair; its own true strong
+    pairs then merged its photo's cluster in. The two groups are joined through one marginal edge."""
+    ctx, consumer = ClusterContext(pool, bridge=RULE), ClusterConsumer()
+    one, two, three, four = await _two_groups(pool, ctx, consumer)
+    copy = await _image(pool, 5)  # a copy of {3, 4}'s photo, falsely matched to 2 first
+    false = await _verified(pool, two, copy, MARGINAL)
+    assert len(await cluster_verified(ctx, false)) == 1  # a loose image joins: no bridge yet
+    assert await _changes(ctx, consumer) == ["pair_clustered"]
+
+    true = await _verified(pool, copy, three, STRONG)
+    assert await cluster_verified(ctx, true) == []  # held: it would join {1, 2} and {3, 4} through 2~5
+    assert await _changes(ctx, consumer) == []
+    assert _live(clean_db) == [{one[0], two[0], copy[0]}, {three[0], four[0]}]
+    assert _pair_state(clean_db, true.pair_id) == ("clustered", True, False, True)
+    # Another true pair of the copy with its group: the same single marginal edge still joins them.
+    again = await _verified(pool, copy, four, STRONG)
+    assert await cluster_verified(ctx, again) == []
+
+    # An independent second link between the groups (1~3) makes the join two edges deep: all merge.
+    link = await _verified(pool, one, three, MARGINAL)
+    events = await cluster_verified(ctx, link)
+    assert sorted(e.pair_id for e in events) == sorted([link.pair_id, true.pair_id, again.pair_id])
+    assert len(_live(clean_db)) == 1
+    await _changes(ctx, consumer)
+    assert sorted(consumer.clusters.values(), key=min) == _live(clean_db)
