@@ -71,7 +71,9 @@ async def decision(conn: AsyncConnection[Any], pair: Row, rule: BridgeRule) -> D
 async def hold(conn: AsyncConnection[Any], pair_id: str) -> None:
     """The pair stays a verified duplicate, settled ('clustered'), but no edge."""
     await conn.execute(
-        "UPDATE duplicates SET status = 'clustered', held_at = coalesce(held_at, now()) WHERE pair_id = %s",
+        "UPDATE duplicates SET status = 'clustered', held_at = coalesce(held_at, now())"
+        # Held already (a redelivery, a look again that changed nothing): no write.
+        " WHERE pair_id = %s AND (held_at IS NULL OR status <> 'clustered')",
         (pair_id,),
     )
 
