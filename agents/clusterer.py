@@ -1,6 +1,6 @@
 """Consumes imgdup.pairs-verified.v1 (key pair_id: VerifiedPairV1, or PairReviewV1 when a moderator's
-verdict or a re-verification may have changed a pair's truth) -> adds or retracts the pair's edge,
-creating, growing, merging or splitting duplicate clusters (imgdup.steps.cluster), and produces the
+verdict or a re-verification may have changed a pair's truth) -> adds, holds or retracts the pair's
+edge, creating, growing, merging or splitting duplicate clusters (imgdup.steps.cluster), and produces the
 public imgdup.duplicates.v1 (key ad_id, DuplicateEventV1) and imgdup.cluster-changes.v1 (key ad_id,
 ClusterChangeV1, in the order they were made). Single partition, single writer: changes never race.
 Also hands itself, periodically, the pairs Postgres says it has still to settle (a review lost, or a
@@ -57,19 +57,18 @@ def decode_input(value: bytes | None) -> ClustererInput:
 
 async def step(app: StreamsApp, ctx: ClusterContext, item: ClustererInput) -> StepOutput:
     if isinstance(item, PairReviewV1):
-        event = await review_pair(ctx, item)
+        events = await review_pair(ctx, item)
     else:
-        event = await cluster_verified(ctx, item)
-    send = []
-    if event is not None:
-        send.append(
-            Outgoing(
-                app.topics.duplicates,
-                key=str(event.duplicate.ad_id),
-                value=event,
-                headers={"imgdup-event-id": event.event_id.encode()},
-            )
+        events = await cluster_verified(ctx, item)
+    send = [
+        Outgoing(
+            app.topics.duplicates,
+            key=str(event.duplicate.ad_id),
+            value=event,
+            headers={"imgdup-event-id": event.event_id.encode()},
         )
+        for event in events
+    ]
     # This step's changes and any a crash left unpublished, in their one order.
     pending = await pending_changes(ctx)
     send += [
@@ -84,8 +83,8 @@ async def step(app: StreamsApp, ctx: ClusterContext, item: ClustererInput) -> St
 
     async def then() -> None:
         await changes_published(ctx, [change.seq for change in pending])
-        if event is not None:
-            metrics.DUPLICATES_FOUND.inc()
+        if events:
+            metrics.DUPLICATES_FOUND.inc(len(events))
 
     return StepOutput(send=send, then=then)
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from imgdup_core.bridges import DEFAULT_BRIDGE_MIN_PROBABILITY, DEFAULT_ESTABLISHED_MIN_ADS
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
 from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
@@ -94,6 +95,13 @@ class Settings(BaseSettings):
     # is always safe (same event_id, idempotent downstream) but costs work. The clusterer role uses it
     # too: a pair Postgres shows unsettled (or with unpublished changes) this long is reviewed again.
     redrive_after_s: float = Field(60.0, gt=0)
+    # Clustering (imgdup_core/bridges.py): a verified pair that would join two groups of at least
+    # `cluster_bridge_min_ads` ads each through one edge under this fused probability (not exact, not
+    # moderator-confirmed) is held out of clusters until a second link arrives. Default 0.97: above
+    # every false verified pair of fused-v5's training split (0.928 to 0.954), measured by
+    # `python -m bench.quality.bridge_bar` (bench/results/bridge-bar-fused-v5.txt).
+    cluster_bridge_min_probability: float = Field(DEFAULT_BRIDGE_MIN_PROBABILITY, ge=0.0, le=1.0)
+    cluster_bridge_min_ads: int = Field(DEFAULT_ESTABLISHED_MIN_ADS, ge=1)
 
     # Detection.
     embedder: EmbedderKind = "sscd"

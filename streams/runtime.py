@@ -28,6 +28,7 @@ from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorStore
 from imgdup.vectors.factory import open_vector_store
 from imgdup.verifiers import ChosenVerifier, VerifierUnavailable, resolve_verifier
+from imgdup_core.bridges import BridgeRule
 from imgdup_core.decode import ImageRejected
 from imgdup_core.embedding import Embedder, build_embedder
 from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
@@ -169,7 +170,11 @@ class Runtime:
         )
 
     def cluster_context(self) -> ClusterContext:
-        return ClusterContext(pool=self.pool)
+        bridge = BridgeRule(
+            min_probability=self.settings.cluster_bridge_min_probability,
+            established_min_ads=self.settings.cluster_bridge_min_ads,
+        )
+        return ClusterContext(pool=self.pool, bridge=bridge)
 
     async def close(self) -> None:
         await self.transport.aclose()

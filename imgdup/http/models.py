@@ -265,6 +265,11 @@ class DuplicatePair(BaseModel):
     confidence: float
     status: str
     cluster_id: str | None
+    held: bool = Field(
+        False,
+        description="A duplicate pair held out of clusters: it would join two established clusters on "
+        "its own, too weak to merge them (docs/events.md, held bridges)",
+    )
     evidence: EvidenceV1
     versions: dict[str, str | None]
     decided_at: AwareDatetime | None

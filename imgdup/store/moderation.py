@@ -100,6 +100,7 @@ async def pair_detail(pool: AsyncConnectionPool, pair_id: str) -> Row | None:
             " v.decided_at AS verdict_at"
             " FROM duplicates d"
             " LEFT JOIN cluster_members m ON m.image_id = d.image_a AND d.status = 'clustered'"
+            " AND d.held_at IS NULL"
             " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
             " WHERE d.pair_id = %s",
             (pair_id,),
@@ -202,7 +203,8 @@ async def admin_clusters(
         "   AND (%(until)s::timestamptz IS NULL OR i.first_seen_at < %(until)s::timestamptz)))"
         " AND (NOT %(hide)s::boolean OR EXISTS ("
         "   SELECT 1 FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
-        "   WHERE m.cluster_id = c.cluster_id AND d.status = 'clustered' AND NOT EXISTS ("
+        "   WHERE m.cluster_id = c.cluster_id AND d.status = 'clustered' AND d.held_at IS NULL"
+        "   AND NOT EXISTS ("
         "     SELECT 1 FROM moderator_verdicts v"
         "     WHERE v.pair_id = d.pair_id AND v.verdict = 'not_duplicate')))"
     )
@@ -237,7 +239,7 @@ async def admin_clusters(
             " v.verdict, v.moderator, v.note, v.decided_at AS verdict_at"
             " FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
             " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
-            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.status = 'clustered'"
+            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.status = 'clustered' AND d.held_at IS NULL"
             " ORDER BY d.confidence DESC, d.pair_id",
             (ids,),
         )

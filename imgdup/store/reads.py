@@ -18,7 +18,8 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
         cur = await conn.cursor(row_factory=dict_row).execute(
             "SELECT d.*, ia.url AS url_a, ib.url AS url_b, ao.source AS other_source,"
             " ao.seller_id AS other_seller_id, ao.category AS other_category,"
-            " m.cluster_id::text AS cluster_id"
+            # A held bridge (migration 012) is a duplicate pair but no edge: in no cluster.
+            " CASE WHEN d.held_at IS NULL THEN m.cluster_id::text END AS cluster_id"
             " FROM duplicates d"
             " JOIN images ia ON ia.image_id = d.image_a"
             " JOIN images ib ON ib.image_id = d.image_b"
@@ -55,6 +56,7 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
                 "confidence": row["confidence"],
                 "status": row["status"],
                 "cluster_id": row["cluster_id"],
+                "held": row["held_at"] is not None and row["clustered_at"] is None,
                 "evidence": evidence_fields(row),
                 "versions": {
                     "embedding_model": row["embedding_model"],

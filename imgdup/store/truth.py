@@ -5,11 +5,14 @@ public duplicate event of a clustered pair.
 What a pair should be: a moderator's `confirmed` pins it as an edge (whatever a re-verification
 says, until a moderator changes it), `not_duplicate` keeps it out; without a moderator the verifier
 decides (`verified`/`clustered` in, `rejected` out); a pair being verified again keeps what it has.
+A pair that should be an edge but would join two established groups through one marginal edge is
+held (imgdup_core.bridges, imgdup.store.bridges): a duplicate pair, settled, but no edge and no event.
+Whenever a cluster gains or loses an edge, the held pairs touching it are looked at again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,7 +21,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import ids
-from imgdup.store import changes, clusters
+from imgdup.store import bridges, changes, clusters
+from imgdup_core.bridges import BridgeRule
 from schemas import DuplicateEventV1, PairClusteredV1, PairRetractedV1
 
 Row = dict[str, Any]
@@ -32,6 +36,9 @@ class Settled:
     edge: bool  # the pair is an edge of a cluster now
     added: bool  # it became one in this transaction
     event: DuplicateEventV1 | None  # its public duplicate event while it is an edge
+    # Held pairs that this pair's edge added or retracted let in, made edges in this transaction:
+    # their duplicate events (published like the pair's own).
+    released: tuple[DuplicateEventV1, ...] = field(default=())
 
 
 def wanted(pair: Row) -> bool | None:
@@ -84,9 +91,12 @@ async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> Row | None:
     return await cur.fetchone()
 
 
-async def settle(conn: AsyncConnection[Any], pair_id: str) -> Settled | None:
+async def settle(
+    conn: AsyncConnection[Any], pair_id: str, rule: BridgeRule, *, release: bool = True
+) -> Settled | None:
     """Reconcile one pair inside the caller's transaction; None when the pair is unknown.
-    Idempotent: a pair already as it should be changes nothing and records nothing."""
+    Idempotent: a pair already as it should be changes nothing and records nothing. `release`: make
+    the held pairs this pair's merge put inside one cluster edges too."""
     pair = await _lock_pair(conn, pair_id)
     if pair is None:
         return None
@@ -95,25 +105,72 @@ async def settle(conn: AsyncConnection[Any], pair_id: str) -> Settled | None:
     if want is None:
         return Settled(edge, False, None)
     if not want:
+        touched: list[str] = []
         if edge:
-            await _retract(conn, pair, retractions=retractions)
+            touched = await _retract(conn, pair, retractions=retractions)
         if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
-            await conn.execute("UPDATE duplicates SET status = 'rejected' WHERE pair_id = %s", (pair_id,))
-        return Settled(False, False, None)
+            # A held pair was never announced: it leaves quietly, no cluster loses an edge.
+            await conn.execute(
+                "UPDATE duplicates SET status = 'rejected', held_at = NULL WHERE pair_id = %s", (pair_id,)
+            )
+        freed = await _release(conn, touched, rule) if release else ()
+        return Settled(False, False, None, freed)
     added = not edge
+    cluster_id = None
     if added:
-        await _add(conn, pair, retractions=retractions)
+        if await bridges.decision(conn, pair, rule) == "held":
+            if pair["status"] != "candidate":
+                await bridges.hold(conn, pair_id)
+            return Settled(False, False, None)
+        cluster_id = await _add(conn, pair, retractions=retractions)
     if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
         await conn.execute(
-            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now())"
-            " WHERE pair_id = %s",
+            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
+            " held_at = NULL WHERE pair_id = %s",
             (pair_id,),
         )
     event = await clusters.duplicate_event(conn, pair, retractions=retractions)
-    return Settled(True, added, event)
+    released: tuple[DuplicateEventV1, ...] = ()
+    if cluster_id is not None and release:
+        released = await _release(conn, await bridges.members_of(conn, cluster_id), rule)
+    return Settled(True, added, event, released)
 
 
-async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+async def _release(
+    conn: AsyncConnection[Any], images: list[str], rule: BridgeRule
+) -> tuple[DuplicateEventV1, ...]:
+    """Look again at the held pairs touching `images` (a cluster that just changed): those that join
+    no two groups through one marginal edge any more become edges. Again while one does (each may
+    open the way for another); at most once per held pair."""
+    events: list[DuplicateEventV1] = []
+    done: set[str] = set()
+    while images:
+        grown: set[str] = set()
+        for held in await bridges.held_touching(conn, images):
+            if held in done:
+                continue
+            settled = await settle(conn, held, rule, release=False)
+            if settled is not None and settled.added:
+                done.add(held)
+                if settled.event is not None:
+                    events.append(settled.event)
+                grown.add(await _cluster_of_pair(conn, held))
+        images = [image for cluster in sorted(grown) for image in await bridges.members_of(conn, cluster)]
+    return tuple(events)
+
+
+async def _cluster_of_pair(conn: AsyncConnection[Any], pair_id: str) -> str:
+    cur = await conn.execute(
+        "SELECT m.cluster_id::text FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
+        " WHERE d.pair_id = %s",
+        (pair_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
     pair_id = str(pair["pair_id"])
     cluster_id = await clusters.add_edge(conn, pair, retractions=retractions)
     await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
@@ -131,11 +188,14 @@ async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> No
         verifier_version=pair["verifier_version"],
     )
     await changes.record(conn, clustered, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
+    return cluster_id
 
 
-async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> None:
+async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> list[str]:
+    """Retract the pair's edge (and split its cluster if it fell apart); the cluster's images."""
     pair_id = str(pair["pair_id"])
     cluster_id = (await clusters.cluster_of(conn, [str(pair["image_a"])])).get(str(pair["image_a"]))
+    images = await bridges.members_of(conn, cluster_id) if cluster_id is not None else []
     await conn.execute("UPDATE duplicates SET clustered_at = NULL WHERE pair_id = %s", (pair_id,))
     sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
     by_moderator = pair["verdict"] == "not_duplicate"
@@ -154,19 +214,27 @@ async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -
     await changes.record(conn, retracted, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
     if cluster_id is not None:
         await clusters.split_after_retraction(conn, cluster_id, pair_id)
+    return images
 
 
-async def cluster_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
+async def cluster_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:
     """A verified pair handed on by the verifier: its public event while it is an edge (also on
-    redelivery, same event_id, so a crash between commit and publish is repaired), else None (a
-    moderator said `not_duplicate`, or the pair is no longer verified)."""
+    redelivery, same event_id, so a crash between commit and publish is repaired), then those of the
+    held pairs its merge released; none when a moderator said `not_duplicate`, the pair is no
+    longer verified, or it is held."""
     async with pool.connection() as conn, conn.transaction():
-        settled = await settle(conn, pair_id)
-    return settled.event if settled is not None else None
+        settled = await settle(conn, pair_id, rule)
+    if settled is None:
+        return []
+    return ([settled.event] if settled.event is not None else []) + list(settled.released)
 
 
-async def review_pair(pool: AsyncConnectionPool, pair_id: str) -> DuplicateEventV1 | None:
-    """A pair whose truth may have changed: its duplicate event when it just became an edge."""
+async def review_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:
+    """A pair whose truth may have changed: its duplicate event when it just became an edge, then
+    those of the held pairs its merge released."""
     async with pool.connection() as conn, conn.transaction():
-        settled = await settle(conn, pair_id)
-    return settled.event if settled is not None and settled.added else None
+        settled = await settle(conn, pair_id, rule)
+    if settled is None:
+        return []
+    own = [settled.event] if settled.event is not None and settled.added else []
+    return own + list(settled.released)

@@ -72,21 +72,20 @@ async def test_pairs_create_grow_and_merge_clusters_with_one_event_each(
     one, two, three, four = [(await _image(pool, ad), ad) for ad in (1, 2, 3, 4)]
 
     first = await _verified(pool, one, two)
-    event = await cluster_verified(ctx, first)
-    assert event is not None
+    (event,) = await cluster_verified(ctx, first)
     assert event.cluster.cluster_id == ids.cluster_id_for_pair(first.pair_id)
     assert (event.cluster.size, event.cluster.ad_count) == (2, 2)
     assert event.event_id == ids.duplicate_event_id(first.pair_id, VERSIONS.verifier)
     assert event.evidence == EVIDENCE
     assert {event.original.ad_id, event.duplicate.ad_id} == {1, 2}
     # A redelivery changes nothing and yields the same event.
-    assert await cluster_verified(ctx, first) == event
+    assert await cluster_verified(ctx, first) == [event]
 
-    other = await cluster_verified(ctx, await _verified(pool, three, four))
-    assert other is not None and other.cluster.cluster_id != event.cluster.cluster_id
+    (other,) = await cluster_verified(ctx, await _verified(pool, three, four))
+    assert other.cluster.cluster_id != event.cluster.cluster_id
 
-    bridge = await cluster_verified(ctx, await _verified(pool, two, three))
-    assert bridge is not None
+    # A strong bridge (0.99, above IMGDUP_CLUSTER_BRIDGE_MIN_PROBABILITY) merges the two clusters.
+    (bridge,) = await cluster_verified(ctx, await _verified(pool, two, three))
     assert bridge.cluster.cluster_id == event.cluster.cluster_id  # the older cluster survives
     assert bridge.cluster.size == 4
     assert _clusters(clean_db) == [
@@ -111,7 +110,7 @@ async def test_a_pair_that_is_not_verified_is_not_clustered(pool: AsyncConnectio
         versions=VERSIONS,
         verified_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    assert await cluster_verified(ClusterContext(pool), stray) is None
+    assert await cluster_verified(ClusterContext(pool), stray) == []
     assert _clusters(clean_db) == []
 
 
@@ -121,8 +120,7 @@ async def test_the_original_is_the_ad_the_portal_created_first_not_the_one_imgdu
     """A backfill into a fresh database sees the newer ad first: the original must not flip."""
     newer = (await _image(pool, 7, datetime(2026, 3, 1, tzinfo=UTC)), 7)
     older = (await _image(pool, 9, datetime(2025, 6, 1, tzinfo=UTC)), 9)
-    event = await cluster_verified(ClusterContext(pool), await _verified(pool, newer, older))
-    assert event is not None
+    (event,) = await cluster_verified(ClusterContext(pool), await _verified(pool, newer, older))
     assert (event.original.ad_id, event.duplicate.ad_id) == (9, 7)
     assert event.original.created_at == datetime(2025, 6, 1, tzinfo=UTC)
     assert event.duplicate.created_at == datetime(2026, 3, 1, tzinfo=UTC)
@@ -133,8 +131,7 @@ async def test_an_ad_re_created_keeps_its_first_created_at(pool: AsyncConnection
     first = (await _image(pool, 5, datetime(2025, 1, 1, tzinfo=UTC)), 5)
     other = (await _image(pool, 6, datetime(2025, 2, 1, tzinfo=UTC)), 6)
     await _image(pool, 5, datetime(2026, 1, 1, tzinfo=UTC))
-    event = await cluster_verified(ClusterContext(pool), await _verified(pool, other, first))
-    assert event is not None
+    (event,) = await cluster_verified(ClusterContext(pool), await _verified(pool, other, first))
     assert event.original.ad_id == 5
 
 

@@ -100,7 +100,7 @@ async def _chain(pool: AsyncConnectionPool, ctx: ClusterContext, sides: list[Sid
     pair_ids = []
     for x, y in itertools.pairwise(sides):
         pair, verified = await _decide(pool, x, y, duplicate=True, versions=OLD)
-        assert verified is not None and await cluster_verified(ctx, verified) is not None
+        assert verified is not None and len(await cluster_verified(ctx, verified)) == 1
         pair_ids.append(pair)
     return pair_ids
 
@@ -118,12 +118,12 @@ async def test_a_stricter_verifier_replay_never_wedges_the_clusterer(
     await _decide(pool, one, two, duplicate=False, versions=STRICT, replay=True)
     _, still = await _decide(pool, two, three, duplicate=True, versions=STRICT, replay=True)
     assert still is not None
-    assert await cluster_verified(ctx, still) is not None
+    assert len(await cluster_verified(ctx, still)) == 1
 
     # A new pair touching the cluster is clustered too.
     _, new = await _decide(pool, three, four, duplicate=True, versions=STRICT)
     assert new is not None
-    assert await cluster_verified(ctx, new) is not None
+    assert len(await cluster_verified(ctx, new)) == 1
     with psycopg.connect(clean_db) as conn:
         stuck = conn.execute("SELECT count(*) FROM duplicates WHERE status = 'verified'").fetchone()
     assert stuck == (0,)
@@ -162,7 +162,7 @@ async def test_a_replay_rejection_retracts_the_pair_and_the_lone_image_leaves(
     # Until the clusterer has retracted it, `imgdup wait` is not done and a re-drive hands it on.
     assert await truth.pairs_to_review(pool) == [first]
     assert (await progress(pool)).pairs_unsettled == 1
-    assert await review_pair(ctx, _review(first, "verifier")) is None
+    assert await review_pair(ctx, _review(first, "verifier")) == []
     assert await pairs.rejected_needs_review(pool, first) is False
     assert await truth.pairs_to_review(pool) == [first]  # its changes are not published yet
     assert (await progress(pool)).model_dump(include={"pairs_unsettled", "changes_unpublished"}) == {
@@ -181,7 +181,7 @@ async def test_a_replay_rejection_retracts_the_pair_and_the_lone_image_leaves(
     assert list(live_clusters(clean_db).values()) == [{two[0], three[0]}]
     assert consumer.clusters == live_clusters(clean_db)
     # Redelivered, replayed: nothing changes, nothing new to publish.
-    assert await review_pair(ctx, _review(first, "verifier")) is None
+    assert await review_pair(ctx, _review(first, "verifier")) == []
     assert await _changes(ctx) == []
 
 
@@ -196,7 +196,7 @@ async def test_a_moderator_not_duplicate_on_a_bridge_splits_and_a_confirm_merges
 
     bridge = chain[2]  # 3-4: pieces {1,2,3} (keeps the id) and {4,5}
     await moderation.record_verdict(pool, bridge, verdict="not_duplicate", moderator="ana", note="twins")
-    assert await review_pair(ctx, _review(bridge)) is None
+    assert await review_pair(ctx, _review(bridge)) == []
     pending = await pending_changes(ctx)
     retracted, split = (item.change.root for item in pending)
     assert isinstance(retracted, PairRetractedV1) and isinstance(split, ClusterSplitV1)
@@ -217,13 +217,13 @@ async def test_a_moderator_not_duplicate_on_a_bridge_splits_and_a_confirm_merges
     # A re-verification that calls the pair a duplicate again does not override the moderator.
     _, again = await _decide(pool, sides[2], sides[3], duplicate=True, versions=STRICT, replay=True)
     assert again is not None
-    assert await cluster_verified(ctx, again) is None
+    assert await cluster_verified(ctx, again) == []
     assert await _changes(ctx) == []
 
     # The moderator changes their mind: the pair joins the two pieces again, a merge like any other.
     await moderation.record_verdict(pool, bridge, verdict="confirmed", moderator="ana", note=None)
-    event = await review_pair(ctx, _review(bridge))
-    assert event is not None and event.confidence == 1.0
+    (event,) = await review_pair(ctx, _review(bridge))
+    assert event.confidence == 1.0
     assert await _changes(ctx, consumer) == ["clusters_merged", "pair_clustered"]
     assert list(live_clusters(clean_db)) == [old]
     assert consumer.clusters == live_clusters(clean_db)
@@ -238,7 +238,7 @@ async def test_a_confirmed_pair_is_pinned_against_the_verifier(
     await moderation.record_verdict(pool, pinned, verdict="confirmed", moderator="ana", note=None)
     # Re-verification rejects it: it stays clustered.
     await _decide(pool, one, two, duplicate=False, versions=STRICT, replay=True)
-    assert await review_pair(ctx, _review(pinned, "verifier")) is None
+    assert await review_pair(ctx, _review(pinned, "verifier")) == []
     assert await _changes(ctx, consumer) == ["pair_clustered"]
     assert list(live_clusters(clean_db).values()) == [{one[0], two[0]}]
 
@@ -246,15 +246,15 @@ async def test_a_confirmed_pair_is_pinned_against_the_verifier(
     never, verified = await _decide(pool, three, four, duplicate=False, versions=OLD)
     assert verified is None
     await moderation.record_verdict(pool, never, verdict="confirmed", moderator="ana", note=None)
-    event = await review_pair(ctx, _review(never))
-    assert event is not None and event.pair_id == never
+    (event,) = await review_pair(ctx, _review(never))
+    assert event.pair_id == never
     assert await _changes(ctx, consumer) == ["pair_clustered"]
     assert consumer.clusters == live_clusters(clean_db)
     assert len(consumer.clusters) == 2
 
     # The last edge of a cluster retracted: it dissolves, both images leave.
     await moderation.record_verdict(pool, never, verdict="not_duplicate", moderator="bo", note=None)
-    assert await review_pair(ctx, _review(never)) is None
+    assert await review_pair(ctx, _review(never)) == []
     assert await _changes(ctx, consumer) == ["pair_retracted", "cluster_split"]
     assert consumer.clusters == live_clusters(clean_db)
     assert list(live_clusters(clean_db).values()) == [{one[0], two[0]}]
