@@ -304,6 +304,7 @@ def run_store(
     rng: np.random.Generator,
     extra: Any = None,
     bulk: Any = None,
+    unfiltered_truth: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     gc.collect()
     rss0 = rss_bytes()
@@ -331,6 +332,13 @@ def run_store(
     if isinstance(store, PgVectorStore):
         result["pg_relation_bytes_over_raw"] = store.size_bytes() / (x.nbytes or 1)
     result.update(measure_queries(store, q, targets, *truth))
+    if unfiltered_truth is not None:  # the same queries without the category filter
+        global CATEGORIES
+        kept, CATEGORIES = CATEGORIES, 0
+        try:
+            result["unfiltered"] = measure_queries(store, q, targets, *unfiltered_truth)
+        finally:
+            CATEGORIES = kept
     if extra is not None:
         result.update(extra(store))
     result["upsert_2_images_ms"] = upsert_latency(store, rng, len(x) + 10_000_000)
@@ -364,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--maintenance-work-mem", default="4GB", help="for the bulk HNSW build")
     parser.add_argument("--parallel-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    parser.add_argument(
+        "--unfiltered-too", action="store_true", help="with --categories: also the queries without filter"
+    )
     parser.add_argument("--name", default="vectors")
     args = parser.parse_args(argv)
     global CATEGORIES, PG
@@ -414,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 q = np.concatenate([q[: len(targets) - len(real[0])], real[1]])
                 targets, q = targets[-args.queries :], q[-args.queries :]
             truth = exact_topk(x, q, LIMIT, targets)
+            unfiltered = exact_topk(x, q, LIMIT) if CATEGORIES and args.unfiltered_too else None
             stores: list[tuple[str, Any]] = [
                 ("numpy-b128", lambda n=n: NumpyVectorIndex(workdir / f"np128-{n}", dim=DIM, bits=128)),
             ]
@@ -430,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:
                 stores = [s for s in stores if s[0] in args.only.split(",")]
             for name, make in stores:
-                result["runs"].append(run_store(name, make, x, q, targets, truth, rng, bulk=bulk))
+                result["runs"].append(
+                    run_store(name, make, x, q, targets, truth, rng, bulk=bulk, unfiltered_truth=unfiltered)
+                )
             del x, truth
             gc.collect()
         if args.local_n:
