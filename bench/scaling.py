@@ -45,10 +45,10 @@ from pydantic import AnyHttpUrl
 from bench.common import machine, table, write_results
 from imgdup import ids
 from imgdup.analysis.analyse import AnalysedImage
-from imgdup.blobs.base import BlobStore
+from imgdup.blobs.base import BlobStore, blob_ref
 from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.ops.embedded import start_postgres
-from imgdup.store import clusters, events, pairs
+from imgdup.store import events, pairs, truth
 from imgdup.store import images as image_rows
 from imgdup.store.db import migrate
 from imgdup.vectors.base import VectorPoint, VectorStore
@@ -90,14 +90,21 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return x
 
 
-def fill_blobs(blobs: BlobStore, n: int) -> tuple[list[tuple[str, int, str, int]], float]:
+def fill_blobs(
+    blobs: BlobStore, n: int, files: int | None = None
+) -> tuple[list[tuple[str, int, str, int]], float]:
     """Each pre-filled image's copy and features put through the blob store (threads, like the
-    images worker): their (jpeg sha256, size, sift sha256, size), and the seconds it took."""
+    images worker): their (jpeg sha256, size, sift sha256, size), and the seconds it took.
+    With `files`, only the first `files` images get files (the only ones the hot path reads,
+    see hot_path's near-duplicate sources); the others get the same addresses, computed
+    (blob_ref) but not written: 2 fsynced files per image would take 1M images' fill hours."""
     t = time.perf_counter()
+    limit = n if files is None else min(n, files)
 
     def put(i: int) -> tuple[str, int, str, int]:
         tag = i.to_bytes(8, "little")
-        jpeg, sift = blobs.put(tag + JPEG), blobs.put(tag + PREFILL_SIFT)
+        store = blobs.put if i < limit else blob_ref
+        jpeg, sift = store(tag + JPEG), store(tag + PREFILL_SIFT)
         return jpeg.sha256, jpeg.size, sift.sha256, sift.size
 
     with ThreadPoolExecutor(8) as pool:
@@ -116,10 +123,12 @@ def postgres_bytes(conn: psycopg.Connection[Any], n: int) -> dict[str, Any]:
     return {"tables": tables, "total": total, "per_image": total / n}
 
 
-def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random, blobs: BlobStore) -> dict[str, Any]:
+def prefill(
+    dsn: str, n: int, vectors: np.ndarray, rng: random.Random, blobs: BlobStore, files: int | None = None
+) -> dict[str, Any]:
     """Bulk-load N images (ad = i // 2) with their rows in every table the hot path touches."""
     image_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
-    refs, blob_seconds = fill_blobs(blobs, n)
+    refs, blob_seconds = fill_blobs(blobs, n, files)
     t = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         with conn.cursor() as cur:
@@ -212,6 +221,7 @@ def prefill(dsn: str, n: int, vectors: np.ndarray, rng: random.Random, blobs: Bl
     return {
         "seconds": time.perf_counter() - t,
         "blob_seconds": blob_seconds,
+        "blob_files": n if files is None else min(n, files),
         "rows": sizes,
         "postgres_bytes": footprint,
         "image_ids": image_ids,
@@ -273,8 +283,11 @@ async def hot_path(
     candidates_per_image: list[int] = []
     cluster_ms: list[float] = []
     cluster_sizes: list[int] = []
-    clustered = sorted(pre["members"])
-    plain = [i for i in range(n) if i not in pre["members"]]
+    # Near-duplicate sources: images whose blob files exist (all of them unless --blob-files).
+    readable = pre["blob_files"]
+    clustered = [i for i in sorted(pre["members"]) if i < readable]
+    plain = [i for i in range(readable) if i not in pre["members"]]
+    near_dups, near_dup_found = 0, 0
 
     def timed(name: str, t0: float) -> None:
         stage[name] += time.perf_counter() - t0
@@ -297,10 +310,12 @@ async def hot_path(
             rows = await events.begin_event(pool, event)
             timed("begin_event", t0)
             new_vecs = unit_rows(rng, 2)
+            sources: list[int | None] = [None, None]
             for j in range(2):
                 r = rng.random()
                 if r < 0.3:  # a near-duplicate of a stored image, half of them clustered ones
                     src = int(rng.choice(clustered)) if r < 0.15 else int(rng.choice(plain))
+                    sources[j] = src
                     noise = unit_rows(rng, 1)[0]
                     noise -= (noise @ vectors[src]) * vectors[src]
                     noise /= np.linalg.norm(noise)
@@ -341,8 +356,11 @@ async def hot_path(
             )
             timed("vector_search", t0)
             cands: dict[str, pairs.CandidateRow] = {}
-            for p, ph in zip(points, hits, strict=True):
+            for p, ph, source in zip(points, hits, sources, strict=True):
                 candidates_per_image.append(len(ph))
+                if source is not None:  # near-duplicate hit@10: its source among the top-10 hits
+                    near_dups += 1
+                    near_dup_found += pre["image_ids"][source] in {h.image_id for h in ph}
                 for h in ph:
                     a, b = ids.ordered_pair(p.image_id, h.image_id)
                     ad_of = {p.image_id: ad_id, h.image_id: h.ad_id}
@@ -379,7 +397,7 @@ async def hot_path(
                 timed("save_verdict", t0)
                 if verified is not None:
                     t0 = time.perf_counter()
-                    event_out = await clusters.cluster_pair(pool, verified)
+                    event_out = await truth.cluster_pair(pool, verified.pair_id)
                     elapsed = time.perf_counter() - t0
                     timed("cluster_pair", t0)
                     cluster_ms.append(elapsed * 1e3)
@@ -399,6 +417,11 @@ async def hot_path(
         statements.append({"query": plan.get("Query Text", ""), "seq_scans": scans, "plan": plan.get("Plan")})
     return {
         "per_image_ms": per_image,
+        "near_duplicate_hit_at_10": {
+            "near_duplicates": near_dups,
+            "found": near_dup_found,
+            "rate": near_dup_found / near_dups if near_dups else float("nan"),
+        },
         "candidates_per_image": {
             "mean": float(np.mean(candidates_per_image)),
             "max": int(max(candidates_per_image)),
@@ -519,7 +542,7 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
         migrate(pg.dsn)
         vectors = unit_rows(rng, n)
         blobs = FilesystemBlobStore(root / "blobs")
-        pre = prefill(pg.dsn, n, vectors, random.Random(n), blobs)
+        pre = prefill(pg.dsn, n, vectors, random.Random(n), blobs, args.blob_files or None)
         print(
             f"  N={n}: blobs in {pre['blob_seconds']:.1f}s, Postgres prefilled in {pre['seconds']:.1f}s"
             f" {pre['rows']}; {pre['postgres_bytes']['per_image']:.0f} Postgres bytes per image",
@@ -556,6 +579,7 @@ def run_size(n: int, store_kind: str, args: argparse.Namespace, collect_plans: b
                 "prefill_rows": pre["rows"],
                 "store_fill_s": fill_s,
                 "blob_fill_s": pre["blob_seconds"],
+                "blob_files": pre["blob_files"],
                 "postgres_bytes": pre["postgres_bytes"],
                 "postgres_bytes_after_hot_path": after,
             }
@@ -576,6 +600,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--ads", type=int, default=100, help="new ads (2 images each) timed per size")
     parser.add_argument("--stores", default="numpy,edge")
+    parser.add_argument(
+        "--blob-files",
+        type=int,
+        default=0,
+        help="write blob files for the first N pre-filled images only (0 = all); the rest get"
+        " addresses in image_blobs but no file, and near-duplicates are drawn from the first N",
+    )
+    parser.add_argument(
+        "--plans-max", type=int, default=0, help="collect plans only at sizes <= this (0 = every size)"
+    )
     parser.add_argument("--name", default="scaling")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -585,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind} N={n} ...", flush=True)
             # Plans once per size (auto_explain's ANALYZE adds its own cost to the timings).
             result["runs"].append(run_size(n, kind, args, collect_plans=False))
-            if kind == args.stores.split(",")[0]:
+            if kind == args.stores.split(",")[0] and (not args.plans_max or n <= args.plans_max):
                 planned = run_size(n, kind, args, collect_plans=True)
                 result.setdefault("plans", {})[str(n)] = {
                     "hot_statements": planned["hot_statements"],
@@ -626,6 +660,16 @@ def markdown(result: dict[str, Any]) -> str:
                     ],
                 ],
                 ["largest cluster touched", *[r["cluster_size_after"]["max"] for r in runs]],
+                [
+                    "near-duplicate hit@10 (found / near-duplicates)",
+                    *[
+                        f"{h['rate']:.3f} ({h['found']} / {h['near_duplicates']})"
+                        if (h := r.get("near_duplicate_hit_at_10"))
+                        else "n/a"
+                        for r in runs
+                    ],
+                ],
+                ["pre-filled images with blob files", *[f"{r.get('blob_files', r['n']):,}" for r in runs]],
             ],
         ),
         "",

@@ -3,6 +3,7 @@ hit@10, recall@10 against exact search, memory against the raw vectors.
 
     python -m bench.vectors [--sizes 100000,1000000] [--queries 200] [--edge-max 100000]
                             [--pgvector-max 100000] [--hnsw-n 20000] [--local-n 5000] [--no-real]
+                            [--pgvector-bulk [--maintenance-work-mem 4GB] [--parallel-workers 1]]
 
 Stores measured:
   numpy-b128 / numpy-b256   imgdup.vectors.numpy_index.NumpyVectorIndex (sketch scan + exact re-rank)
@@ -11,8 +12,10 @@ Stores measured:
                             process while this one keeps upserting into the original
   qdrant-local              qdrant-client local mode (the server adapter's code path, brute force)
   pgvector-hnsw             imgdup.vectors.pgvector.PgVectorStore in an embedded Postgres (HNSW,
-                            m=16, ef_construction=64, ef_search=100, iterative scan); its memory
+                            m=16, ef_construction=64, ef_search=400, iterative scan); its memory
                             is the server's, so the table and index size is reported instead
+                            (and the server processes' RSS/PSS). --pgvector-bulk fills it by
+                            binary COPY and one index build (bench/pgvector_bulk.py), not upserts
 
 Every store also ingests 2-image upserts for a few seconds while another thread queries it
 ("while querying": points/s upserted, query p99 meanwhile), as an images worker does.
@@ -40,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import pgvector_bulk
 from bench.common import machine, percentiles, rss_bytes, table, write_results
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
@@ -50,6 +54,7 @@ DIM = 512
 LIMIT = 10
 CATEGORIES = 0  # --categories: points get category "c{row % CATEGORIES}"; queries ask for the target's
 MIN_SCORE = 0.3
+PG: Any = None  # the embedded Postgres, when pgvector runs
 
 
 def point_id(i: int) -> str:
@@ -298,11 +303,18 @@ def run_store(
     truth: tuple[np.ndarray, np.ndarray],
     rng: np.random.Generator,
     extra: Any = None,
+    bulk: Any = None,
+    unfiltered_truth: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     gc.collect()
     rss0 = rss_bytes()
     store = make()
-    rate = fill(store, x)
+    loaded = None
+    if bulk is not None and isinstance(store, PgVectorStore):
+        loaded = bulk(store, x)
+        rate = len(x) / (loaded["copy_s"] + loaded["index_build_s"])
+    else:
+        rate = fill(store, x)
     gc.collect()
     rss1 = rss_bytes()
     result: dict[str, Any] = {
@@ -315,13 +327,25 @@ def run_store(
     }
     if isinstance(store, NumpyVectorIndex):
         result["array_bytes_over_raw"] = store.memory_bytes() / (x.nbytes or 1)
+    if loaded is not None:
+        result["bulk_load"] = loaded
     if isinstance(store, PgVectorStore):
         result["pg_relation_bytes_over_raw"] = store.size_bytes() / (x.nbytes or 1)
     result.update(measure_queries(store, q, targets, *truth))
+    if unfiltered_truth is not None:  # the same queries without the category filter
+        global CATEGORIES
+        kept, CATEGORIES = CATEGORIES, 0
+        try:
+            result["unfiltered"] = measure_queries(store, q, targets, *unfiltered_truth)
+        finally:
+            CATEGORIES = kept
     if extra is not None:
         result.update(extra(store))
     result["upsert_2_images_ms"] = upsert_latency(store, rng, len(x) + 10_000_000)
     result["while_querying"] = ingest_while_querying(store, q, rng)
+    if isinstance(store, PgVectorStore) and PG is not None:  # hot: after the queries and upserts
+        result["pg_relation_bytes"] = pgvector_bulk.relation_bytes(PG.dsn, store)
+        result["pg_server_memory"] = pgvector_bulk.server_memory(PG.postmaster_pid())
     store.close()
     print(json.dumps(result), flush=True)
     return result
@@ -343,9 +367,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--categories", type=int, default=0, help="K category shards (queries filter by category)"
     )
+    parser.add_argument(
+        "--pgvector-bulk", action="store_true", help="fill pgvector by COPY + one HNSW build, not upserts"
+    )
+    parser.add_argument("--maintenance-work-mem", default="4GB", help="for the bulk HNSW build")
+    parser.add_argument("--parallel-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    parser.add_argument(
+        "--unfiltered-too", action="store_true", help="with --categories: also the queries without filter"
+    )
     parser.add_argument("--name", default="vectors")
     args = parser.parse_args(argv)
-    global CATEGORIES
+    global CATEGORIES, PG
     CATEGORIES = args.categories
     rng = np.random.default_rng(7)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -363,7 +395,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.pgvector_max:
         from imgdup.ops.embedded import start_postgres
 
-        pg = start_postgres(workdir / "pg")
+        pg = PG = start_postgres(workdir / "pg")
+    bulk = None
+    if args.pgvector_bulk and pg is not None:
+        dsn = pg.dsn
+
+        def bulk(store: PgVectorStore, x: np.ndarray) -> dict[str, Any]:
+            ids = [point_id(i) for i in range(len(x))]
+            rows = pgvector_bulk.copy_rows(
+                x, ids, [i // 2 for i in range(len(x))], [category_of(i) for i in range(len(x))], "bench"
+            )
+            return pgvector_bulk.bulk_load(
+                store,
+                dsn,
+                rows,
+                maintenance_work_mem=args.maintenance_work_mem,
+                parallel_workers=args.parallel_workers,
+                progress_every=30.0,
+            )
+
     try:
         for n in sizes:
             x = unit_rows(rng, n)
@@ -375,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 q = np.concatenate([q[: len(targets) - len(real[0])], real[1]])
                 targets, q = targets[-args.queries :], q[-args.queries :]
             truth = exact_topk(x, q, LIMIT, targets)
+            unfiltered = exact_topk(x, q, LIMIT) if CATEGORIES and args.unfiltered_too else None
             stores: list[tuple[str, Any]] = [
                 ("numpy-b128", lambda n=n: NumpyVectorIndex(workdir / f"np128-{n}", dim=DIM, bits=128)),
             ]
@@ -391,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:
                 stores = [s for s in stores if s[0] in args.only.split(",")]
             for name, make in stores:
-                result["runs"].append(run_store(name, make, x, q, targets, truth, rng))
+                result["runs"].append(
+                    run_store(name, make, x, q, targets, truth, rng, bulk=bulk, unfiltered_truth=unfiltered)
+                )
             del x, truth
             gc.collect()
         if args.local_n:
