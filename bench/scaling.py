@@ -55,6 +55,7 @@ from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup.vectors.edge import EdgeVectorStore
 from imgdup.vectors.numpy_index import NumpyVectorIndex
 from imgdup.vectors.pgvector import PgVectorStore
+from imgdup_core.bridges import BridgeRule
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
 DIM = 512
@@ -78,6 +79,8 @@ BIG_TABLES = {
     "duplicate_clusters",
 }
 VERSIONS = VersionsV1(embedding_model="bench", verifier="bench")
+# The product's clustering rule with its default settings (held bridges, imgdup_core.bridges).
+BRIDGE_RULE = BridgeRule()
 
 
 async def add_candidates(pool: AsyncConnectionPool, rows: list[pairs.CandidateRow]) -> set[str]:
@@ -397,12 +400,11 @@ async def hot_path(
                 timed("save_verdict", t0)
                 if verified is not None:
                     t0 = time.perf_counter()
-                    event_out = await truth.cluster_pair(pool, verified.pair_id)
+                    events_out = await truth.cluster_pair(pool, verified.pair_id, BRIDGE_RULE)
                     elapsed = time.perf_counter() - t0
                     timed("cluster_pair", t0)
                     cluster_ms.append(elapsed * 1e3)
-                    if event_out is not None:
-                        cluster_sizes.append(event_out.cluster.size)
+                    cluster_sizes.extend(event_out.cluster.size for event_out in events_out)
     finally:
         plans.enabled = False
         await pool.close()
