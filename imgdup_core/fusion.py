@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from imgdup_core import fusion_weights, fusion_weights_v4, fusion_weights_v5
+from imgdup_core import fusion_weights, fusion_weights_v4, fusion_weights_v5, fusion_weights_v6
 from imgdup_core.evidence import Evidence
 
 __all__ = [
     "CALIBRATED_FUSION",
     "CALIBRATED_FUSION_V4",
     "CALIBRATED_FUSION_V5",
+    "CALIBRATED_FUSION_V6",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -164,3 +165,6 @@ CALIBRATED_FUSION = model_from(fusion_weights)
 CALIBRATED_FUSION_V4 = model_from(fusion_weights_v4)
 # fused-v5's (imgdup_core.verifier_config.FUSED_V5): the shared-page rule on, fitted likewise.
 CALIBRATED_FUSION_V5 = model_from(fusion_weights_v5)
+# fused-v6's (imgdup_core.verifier_config.FUSED_V6): fused-v5's rules with the whole comparison of two
+# framing pictures counted only when near-identical, fitted likewise.
+CALIBRATED_FUSION_V6 = model_from(fusion_weights_v6)
