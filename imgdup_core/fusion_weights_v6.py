@@ -16,18 +16,18 @@ FEATURES = (
     "unaligned_global",
 )
 WEIGHTS = (
-    5.433158619890434,  # cosine_strong
-    0.422531146012901,  # phash_close
-    1.0659556109428487,  # ssim
-    0.20039865587828815,  # ssim_strong
-    -3.755503403354265,  # no_alignment
-    3.210620252554744,  # overlap
-    -13.955318413252138,  # mismatch
-    0.6196796437267839,  # cosine_very_strong
-    0.41802656339230987,  # unaligned_global
+    5.3152653508577785,  # cosine_strong
+    0.5702142530579256,  # phash_close
+    1.584517281157983,  # ssim
+    0.3747276418201413,  # ssim_strong
+    -3.5022182832761155,  # no_alignment
+    3.1824653627820916,  # overlap
+    -10.679466139902718,  # mismatch
+    0.5579743001745882,  # cosine_very_strong
+    0.41488241628784195,  # unaligned_global
 )
-BIAS = -0.78090592207449
-THRESHOLD = 0.9119110783053002
+BIAS = -1.0732731347448248
+THRESHOLD = 0.9516242361303235
 # The embedder the evidence was measured with (imgdup.settings IMGDUP_EMBEDDER) and its model.
 EMBEDDER = "sscd"
 EMBEDDING_MODEL = "sscd-disc-mixup-int8"
@@ -38,9 +38,11 @@ CANDIDATE_MIN_COSINE = 0.3
 CALIBRATION = {
     "ann_min_score": 0.2,
     "ann_top_k": 10,
-    "candidate_cut_off_lost_share": 0.004167,
+    "candidate_cut_off_lost_share": 0.004209,
     "duplicates": 1820,
-    "ignored_kinds": ["frames"],
+    "ignored_kinds": [
+        "frames"
+    ],
     "l2": 0.0001,
     "pairs": 5657,
     "phash_channel_pairs": 21,
@@ -49,8 +51,8 @@ CALIBRATION = {
     "set": "set-e60b32fdd803",
     "split": "train",
     "target_precision": 0.995,
-    "train_precision": 0.995394,
-    "train_recall": 0.923077,
-    "verifier": "fused-v5",
-    "when": "2026-12-05T03:03:53+00:00",
+    "train_precision": 0.995347,
+    "train_recall": 0.913736,
+    "verifier": "fused-v6",
+    "when": "2026-12-05T05:29:53+00:00"
 }
