@@ -40,9 +40,7 @@ CALIBRATION = {
     "ann_top_k": 10,
     "candidate_cut_off_lost_share": 0.004209,
     "duplicates": 1820,
-    "ignored_kinds": [
-        "frames"
-    ],
+    "ignored_kinds": ["frames"],
     "l2": 0.0001,
     "pairs": 5657,
     "phash_channel_pairs": 21,
@@ -54,5 +52,5 @@ CALIBRATION = {
     "train_precision": 0.995347,
     "train_recall": 0.913736,
     "verifier": "fused-v6",
-    "when": "2026-12-05T05:29:53+00:00"
+    "when": "2026-12-05T05:29:53+00:00",
 }
