@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v4, fusion_weights_v5
+from imgdup_core import (
+    fusion_weights,
+    fusion_weights_v3_distilled,
+    fusion_weights_v4,
+    fusion_weights_v5,
+    fusion_weights_v6,
+)
 from imgdup_core.evidence import Evidence
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "CALIBRATED_FUSION_V3_DISTILLED",
     "CALIBRATED_FUSION_V4",
     "CALIBRATED_FUSION_V5",
+    "CALIBRATED_FUSION_V6",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -168,3 +175,6 @@ CALIBRATED_FUSION_V5 = model_from(fusion_weights_v5)
 # fused-v3-distilled's (imgdup_core.verifier_config.FUSED_V3_DISTILLED): fused-v3's features and
 # settings fitted on the distilled SSCD's cosines (issue 14), bound to that embedder.
 CALIBRATED_FUSION_V3_DISTILLED = model_from(fusion_weights_v3_distilled)
+# fused-v6's (imgdup_core.verifier_config.FUSED_V6): fused-v5's rules with the whole comparison of two
+# framing pictures counted only when near-identical, fitted likewise.
+CALIBRATED_FUSION_V6 = model_from(fusion_weights_v6)

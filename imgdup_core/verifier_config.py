@@ -10,6 +10,7 @@ from imgdup_core.fusion import (
     CALIBRATED_FUSION_V3_DISTILLED,
     CALIBRATED_FUSION_V4,
     CALIBRATED_FUSION_V5,
+    CALIBRATED_FUSION_V6,
     FusionModel,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "FUSED_V3_DISTILLED",
     "FUSED_V4",
     "FUSED_V5",
+    "FUSED_V6",
     "VERIFIERS",
     "VerifierConfig",
     "with_threshold",
@@ -74,6 +76,15 @@ class VerifierConfig:
     # Candidates also come from a pHash channel (imgdup_core.hashing.PHASH_CANDIDATE_DISTANCE),
     # not only from the ANN search: what calibration emulates; off before fused-v5.
     phash_candidates: bool = False
+    # When both pictures frame a photo, the whole pictures are compared beside the photos (a false
+    # box must not hide a plain copy), but two screenshots of one page template around different
+    # photos align as a page and may win there (issue 11, fused-v5's default-pool false pairs).
+    # With a value (fused-v6), that whole comparison counts only when it is near-identical: aligned
+    # with at most this share of its textured overlap disagreeing. None (before fused-v6): it
+    # always counts. 0.07 measured on skimage photos in AugLy's web template (different photos,
+    # both boxed: 0.102-0.165 over 35 pairs) and on 141 both-boxed pairs of one photo's benchmark
+    # edits where the whole comparison won (padding, screenshots, combo, emoji: at most 0.053).
+    framed_whole_max_mismatch: float | None = None
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
     fusion: FusionModel = CALIBRATED_FUSION
@@ -108,12 +119,28 @@ FUSED_V5 = VerifierConfig(
     fusion=CALIBRATED_FUSION_V5,
 )
 
+# fused-v5 with one defect fixed: two screenshots of different photos in one page template, the
+# photo box found on both, were called duplicates because the whole pictures (compared beside the
+# boxes) align as one page. With both boxes found, the whole comparison now counts only when it is
+# near-identical (a false box on both sides of a plain copy). Its own calibration
+# (imgdup_core/fusion_weights_v6.py, `python -m bench.quality calibrate --verifier fused-v6`).
+FUSED_V6 = VerifierConfig(
+    version="fused-v6",
+    sift_low_texture_keypoints=150,
+    shared_page_check=True,
+    phash_candidates=True,
+    framed_whole_max_mismatch=0.07,
+    fusion=CALIBRATED_FUSION_V6,
+)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
 FUSED_V3_DISTILLED = VerifierConfig(version="fused-v3-distilled", fusion=CALIBRATED_FUSION_V3_DISTILLED)
 
-VERIFIERS = {config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V3_DISTILLED)}
+VERIFIERS = {
+    config.version: config for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V6, FUSED_V3_DISTILLED)
+}
 
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.

@@ -131,6 +131,8 @@ def measure_images(
     the whole page layout, which aligns perfectly and proves nothing. When only one side frames
     a photo, the whole pictures are compared as well (the frame finder may have taken a window
     or a horizon for a frame) and the comparison with the higher fused probability is kept.
+    With config.framed_whole_max_mismatch (fused-v6), when both sides frame a photo the whole
+    pictures count only when they are near-identical (a false box on both), never as a page.
     """
     comparisons = [(a.frames_photo, b.frames_photo)]
     if comparisons[0][0] != comparisons[0][1] or (config.shared_page_check and comparisons[0][0]):
@@ -153,6 +155,11 @@ def measure_images(
             # One page around two different photos: whatever a box cut out of it matched (a
             # panel of the page, taken for the photo) proves nothing about the photos.
             return evidence
+        framed_whole = not (photo_a or photo_b) and a.frames_photo and b.frames_photo
+        if framed_whole and not _near_identical(evidence, config):
+            # Both boxes were found and the whole pictures differ: a shared page that aligned
+            # around two photos, which the photos' own comparison (tried first) decides.
+            continue
         evidence = dataclasses.replace(
             evidence, compared=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
         )
@@ -163,6 +170,15 @@ def measure_images(
             best = (score, evidence)
     assert best is not None
     return best[1]
+
+
+def _near_identical(evidence: Evidence, config: VerifierConfig) -> bool:
+    """Whether a whole-picture comparison of two framing pictures may count (fused-v6): always
+    before it, else only when identical or aligned with at most the configured disagreement."""
+    limit = config.framed_whole_max_mismatch
+    if limit is None or evidence.exact:
+        return True
+    return evidence.mismatch is not None and evidence.mismatch <= limit
 
 
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:

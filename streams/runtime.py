@@ -141,6 +141,9 @@ class Runtime:
                 self.run_cpu,
                 max_pixels=self.settings.decode_max_pixels,
                 max_bytes=self.settings.decode_max_bytes,
+                # Stored features made with the running verifier's SIFT settings, or it would
+                # extract both images' features again for every pair (fused-v5/v6: ~2x CPU).
+                sift_config=self.verifier.config,
             )
 
         return IndexContext(

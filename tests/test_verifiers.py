@@ -13,12 +13,14 @@ import pytest
 from imgdup import cli
 from imgdup.settings import Settings
 from imgdup.verifiers import VerifierUnavailable, resolve_verifier
-from imgdup_core import fusion_weights, fusion_weights_v3_distilled
+from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v6
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
     DEFAULT_VERIFIER_FOR_EMBEDDER,
     FUSED_V3_DISTILLED,
     FUSED_V4,
+    FUSED_V5,
+    FUSED_V6,
     VERIFIERS,
 )
 
@@ -32,7 +34,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> None:
-    for config in (DEFAULT_VERIFIER, FUSED_V4):
+    for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V6):
         assert config.fusion.embedder == "sscd"
         assert config.fusion.embedding_model == "sscd-disc-mixup-int8"
     assert DEFAULT_VERIFIER.fusion.candidate_min_cosine == fusion_weights.CANDIDATE_MIN_COSINE
@@ -46,6 +48,20 @@ def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
     assert resolve_verifier(Settings(ann_min_score=0.5)).ann_min_score == 0.5
+
+
+def test_fused_v6_is_chosen_by_version_with_its_own_model_and_the_phash_channel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v6")
+    chosen = resolve_verifier(Settings())
+    assert chosen.config == FUSED_V6 and chosen.config.version == "fused-v6"
+    assert chosen.ann_min_score == fusion_weights_v6.CANDIDATE_MIN_COSINE
+    assert fusion_weights_v6.CALIBRATION["verifier"] == "fused-v6"
+    # The pHash candidate channel follows the chosen verifier (streams.runtime.phash_max_distance).
+    assert chosen.config.phash_candidates
+    # fused-v5's rules, plus the near-identical rule for a whole comparison of two framing pictures.
+    assert FUSED_V5.framed_whole_max_mismatch is None and FUSED_V6.framed_whole_max_mismatch is not None
 
 
 def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:

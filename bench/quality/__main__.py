@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
-        choices=("fused-v3", "fused-v4", "fused-v5"),
+        choices=("fused-v3", "fused-v4", "fused-v5", "fused-v6"),
         default="fused-v3",
         help="calibrate: the verifier settings to measure with and the model to write; lodo: the "
         "settings to measure with and the features each fold fits "

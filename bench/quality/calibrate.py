@@ -88,11 +88,14 @@ FEATURES_V4 = (*FEATURES, "cosine_very_strong", "unaligned_global")
 # the screenshot-frame pairs turned into mismatches, inliers_many still fitted -4.0 and
 # mismatch_phash -1.1 (train recall 92.47 % with them, 92.31 % without, same precision).
 FEATURES_V5 = FEATURES_V4
+# fused-v6 (issue 11): fused-v5's inputs; only which comparison of two framing pictures counts changed.
+FEATURES_V6 = FEATURES_V5
 # What `calibrate --verifier V` fits, and where it writes the model.
 MODELS = {
     "fused-v3": (FEATURES, FUSION_WEIGHTS_PATH),
     "fused-v4": (FEATURES_V4, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v4.py")),
     "fused-v5": (FEATURES_V5, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v5.py")),
+    "fused-v6": (FEATURES_V6, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v6.py")),
 }
 # Issue 14: models fitted on another embedder's cosines, (verifier settings, embedder) -> the
 # version and file; fused-v3-distilled is fused-v3's features and settings on sscd_distilled's.

@@ -2,9 +2,10 @@
 labelled row a line (`python -m bench.quality export-evidence`), for `imgdup retrain` to refit and
 evaluate the fusion without importing the benchmark.
 
-The candidates of each split are made as calibration makes the training ones (exact top-K, every
-positive and hard negative, a seeded weighted sample of the other negatives); their evidence is
-measured with the verifier's settings and cached per pair (bench.quality.calibrate)."""
+The candidates of each split are made as calibration makes the training ones (exact top-K, the pHash
+channel's when the verifier uses it, every positive and hard negative, a seeded weighted sample of
+the other negatives); their evidence is measured with the verifier's settings and cached per pair
+(bench.quality.calibrate)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def export_evidence(
                 min_score=min_score,
                 negatives=negatives,
                 seed=bench.seed,
+                phash_channel=config.phash_candidates,
             )
             for candidate, evidence, _cpu in measure_candidates(
                 bench, images, analysed, candidates, config=config

@@ -25,6 +25,7 @@ from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import extract_sift, sift_to_bytes
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,12 @@ class AnalysedImage:
     photo_sift: bytes | None = None
 
 
-def stored_copy(rgb: np.ndarray) -> tuple[bytes, bytes]:
-    """The reduced JPEG copy the verifier loads, and the SIFT features of exactly those pixels."""
+def stored_copy(rgb: np.ndarray, config: VerifierConfig = DEFAULT_VERIFIER) -> tuple[bytes, bytes]:
+    """The reduced JPEG copy the verifier loads, and the SIFT features of exactly those pixels,
+    extracted with the settings of the verifier that will read them (`config`): features made
+    under other settings are not used, and that verifier would extract them again for every pair."""
     jpeg = storage_jpeg(rgb)
-    return jpeg, sift_to_bytes(extract_sift(load_rgb(jpeg)))
+    return jpeg, sift_to_bytes(extract_sift(load_rgb(jpeg), config), config)
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ def embed_isolated(
 
 
 def finish_analysis(
-    outcomes: Sequence[FramedImage | ImageRejected], vectors: Iterable[np.ndarray]
+    outcomes: Sequence[FramedImage | ImageRejected],
+    vectors: Iterable[np.ndarray],
+    sift_config: VerifierConfig = DEFAULT_VERIFIER,
 ) -> list[AnalysedImage | ImageRejected]:
     """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order);
     an exception of one image rejects that image (`analysis_error`)."""
@@ -170,17 +175,21 @@ def finish_analysis(
         vector = next(full)
         photo_vector = next(photos) if outcome.photo is not None else None
         try:
-            results.append(_finish_one(outcome, vector, photo_vector))
+            results.append(_finish_one(outcome, vector, photo_vector, sift_config))
         except Exception as exc:
             results.append(_failed("analysis_error", exc))
     return results
 
 
-def _finish_one(outcome: FramedImage, vector: np.ndarray, photo_vector: np.ndarray | None) -> AnalysedImage:
+def _finish_one(
+    outcome: FramedImage, vector: np.ndarray, photo_vector: np.ndarray | None, sift_config: VerifierConfig
+) -> AnalysedImage:
     image = outcome.image
     plain, mirrored = phash_pair(image.rgb)
-    jpeg, sift = stored_copy(image.rgb)
-    photo_jpeg, photo_sift = stored_copy(outcome.photo) if outcome.photo is not None else (None, None)
+    jpeg, sift = stored_copy(image.rgb, sift_config)
+    photo_jpeg, photo_sift = (
+        stored_copy(outcome.photo, sift_config) if outcome.photo is not None else (None, None)
+    )
     return AnalysedImage(
         content_sha256=image.content_sha256,
         pixel_sha256=image.pixel_sha256,
@@ -200,12 +209,17 @@ def _finish_one(outcome: FramedImage, vector: np.ndarray, photo_vector: np.ndarr
 
 
 def analyse_images(
-    blobs: Sequence[bytes], embedder: Embedder, *, max_pixels: int, max_bytes: int = DEFAULT_MAX_BYTES
+    blobs: Sequence[bytes],
+    embedder: Embedder,
+    *,
+    max_pixels: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    sift_config: VerifierConfig = DEFAULT_VERIFIER,
 ) -> list[AnalysedImage | ImageRejected]:
     """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
     decoded = decode_all(blobs, max_pixels=max_pixels, max_bytes=max_bytes)
     outcomes, vectors = embed_isolated(decoded, embedder.embed)
-    return finish_analysis(outcomes, vectors)
+    return finish_analysis(outcomes, vectors, sift_config)
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

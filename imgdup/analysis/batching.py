@@ -37,6 +37,7 @@ from imgdup.analysis.analyse import (
     merge_single_embeddings,
 )
 from imgdup_core.decode import DEFAULT_MAX_BYTES, ImageRejected
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -216,6 +217,7 @@ async def analyse_with_batcher(
     max_pixels: int,
     max_side: int = 1024,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    sift_config: VerifierConfig = DEFAULT_VERIFIER,
 ) -> list[AnalysedImage | ImageRejected]:
     """Same result as `analyse_images(blobs, embedder, max_pixels=...)`, the model call shared.
 
@@ -232,7 +234,7 @@ async def analyse_with_batcher(
         lambda: decode_all(blobs, max_pixels=max_pixels, max_side=max_side, max_bytes=max_bytes)
     )
     outcomes, vectors = await _embed_isolated(decoded, batcher)
-    return await run_cpu(lambda: finish_analysis(outcomes, vectors))
+    return await run_cpu(lambda: finish_analysis(outcomes, vectors, sift_config))
 
 
 async def _embed_isolated(

@@ -268,3 +268,32 @@ def test_an_exception_in_one_image_s_analysis_rejects_only_that_image(
     monkeypatch.setattr(analyse_module, step, fragile)
     got = analyse_images(_three_photos(), MeanEmbedder(), max_pixels=40_000_000)
     _only_the_middle_one_failed(got, "analysis_error")
+
+
+def test_stored_features_are_made_with_the_running_verifiers_settings() -> None:
+    """A verifier with other SIFT settings (fused-v6's low-texture pass) cannot use features made
+    with fused-v3's: it extracted both images' again for every pair (2x CPU per image measured,
+    bench/results/throughput-fused-v6-vs-v3.md). Analysing with its config stores usable ones."""
+    from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V6
+
+    blobs = _three_photos()
+    as_v3 = [
+        a
+        for a in analyse_images(blobs, MeanEmbedder(), max_pixels=40_000_000)
+        if isinstance(a, AnalysedImage)
+    ]
+    as_v6 = [
+        a
+        for a in analyse_images(blobs, MeanEmbedder(), max_pixels=40_000_000, sift_config=FUSED_V6)
+        if isinstance(a, AnalysedImage)
+    ]
+    assert as_v3 and len(as_v3) == len(as_v6)
+    for v3, v6 in zip(as_v3, as_v6, strict=True):
+        assert v3.sift is not None and v6.sift is not None
+        assert sift_from_bytes(v3.sift, FUSED_V6) is None  # unusable: re-extracted per pair
+        usable = sift_from_bytes(v6.sift, FUSED_V6)
+        assert usable is not None
+        expected = extract_sift(load_rgb(v6.jpeg), FUSED_V6)
+        assert np.array_equal(usable.descriptors, expected.descriptors)
+        # The default's stored features are unchanged.
+        assert sift_from_bytes(v3.sift, DEFAULT_VERIFIER) is not None
