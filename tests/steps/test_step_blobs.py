@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,8 @@ from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.steps.index import IndexContext, index_ad
 from imgdup.steps.verify import VerifyContext, verify_candidate
 from imgdup.store.images import BLOB_COLUMNS, BlobMissing
-from schemas import AdImagesCreatedV1, CandidatePairV1
+from schemas import CandidatePairV1
+from tests.helpers.ads import one_image_event
 
 
 class RecordingBlobs(FilesystemBlobStore):
@@ -35,23 +35,12 @@ class RecordingBlobs(FilesystemBlobStore):
         return super().get(sha256)
 
 
-def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
-    return AdImagesCreatedV1(
-        schema_version=1,
-        event_id=f"evt-{ad_id}",
-        ad_id=ad_id,
-        source="olx.pt",
-        images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-
-
 async def _candidate(ctx: IndexContext, web: Web, first: bytes, second: bytes) -> CandidatePairV1:
     web.files["https://cdn.example/1.jpg"] = first
     web.files["https://cdn.example/2.jpg"] = second
     any_neighbour = replace(ctx, min_score=-1.0)
-    await index_ad(any_neighbour, _event(1, "https://cdn.example/1.jpg"))
-    result = await index_ad(any_neighbour, _event(2, "https://cdn.example/2.jpg"))
+    await index_ad(any_neighbour, one_image_event(1, "https://cdn.example/1.jpg"))
+    result = await index_ad(any_neighbour, one_image_event(2, "https://cdn.example/2.jpg"))
     [candidate] = result.candidates
     return candidate
 

@@ -19,30 +19,18 @@ from imgdup.steps.cluster import (
     review_pair,
 )
 from imgdup.store import moderation, pairs, reads, truth
-from imgdup.store.events import begin_event
 from imgdup.store.progress import progress
 from imgdup_core.bridges import BridgeRule
-from schemas import AdImagesCreatedV1, EvidenceV1, PairClusteredV1, PairReviewV1, VerifiedPairV1, VersionsV1
+from schemas import EvidenceV1, PairClusteredV1, PairReviewV1, VerifiedPairV1, VersionsV1
+from tests.helpers.ads import Side, begun_image
 
 VERSIONS = VersionsV1(embedding_model="model-v1", verifier="fused-v5")
 RULE = BridgeRule(min_probability=0.97, established_min_ads=2)
 STRONG, MARGINAL = 0.99, 0.93
 
-Side = tuple[str, int]
-
 
 async def _image(pool: AsyncConnectionPool, ad_id: int) -> Side:
-    url = f"https://cdn.example/{ad_id}.jpg"
-    event = AdImagesCreatedV1(
-        schema_version=1,
-        event_id=f"evt-{ad_id}",
-        ad_id=ad_id,
-        source="olx.pt",
-        images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    await begin_event(pool, event)
-    return ids.image_id(ad_id, url), ad_id
+    return await begun_image(pool, ad_id)
 
 
 async def _verified(pool: AsyncConnectionPool, x: Side, y: Side, probability: float) -> VerifiedPairV1:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from helpers.fakes import Web
 from helpers.photos import jpeg, photo
@@ -15,21 +14,10 @@ from bench.quality.overlays import tiled_watermark
 from imgdup import ids
 from imgdup.steps.index import IndexContext, index_ad
 from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
-from schemas import AdImagesCreatedV1
+from tests.helpers.ads import one_image_event
 
 ORIGINAL = "https://cdn.example/camera.jpg"
 COPY = "https://cdn.example/camera-watermarked.jpg"
-
-
-def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
-    return AdImagesCreatedV1(
-        schema_version=1,
-        event_id=f"evt-{ad_id}",
-        ad_id=ad_id,
-        source="olx.pt",
-        images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
 
 
 def _serve(web: Web) -> None:
@@ -45,8 +33,8 @@ async def test_the_ann_search_alone_never_proposes_a_heavily_watermarked_copy(
     index_context: IndexContext, web: Web, clean_db: str
 ) -> None:
     _serve(web)
-    await index_ad(index_context, _event(1, ORIGINAL))
-    result = await index_ad(index_context, _event(2, COPY))
+    await index_ad(index_context, one_image_event(1, ORIGINAL))
+    result = await index_ad(index_context, one_image_event(2, COPY))
     assert result.candidates == []
 
 
@@ -55,13 +43,13 @@ async def test_a_heavily_watermarked_copy_is_proposed_by_its_phash(
 ) -> None:
     _serve(web)
     with_phash = replace(index_context, phash_max_distance=PHASH_CANDIDATE_DISTANCE)
-    await index_ad(with_phash, _event(1, ORIGINAL))
-    result = await index_ad(with_phash, _event(2, COPY))
+    await index_ad(with_phash, one_image_event(1, ORIGINAL))
+    result = await index_ad(with_phash, one_image_event(2, COPY))
 
     [candidate] = result.candidates
     pair = {ids.image_id(1, ORIGINAL), ids.image_id(2, COPY)}
     assert {candidate.a.image_id, candidate.b.image_id} == pair
     assert candidate.cosine < index_context.min_score  # under the ANN cut-off: the pHash channel's
     # A redelivery proposes the same pair once.
-    again = await index_ad(with_phash, _event(2, COPY))
+    again = await index_ad(with_phash, one_image_event(2, COPY))
     assert [c.pair_id for c in again.candidates] == [candidate.pair_id]

@@ -19,10 +19,8 @@ from imgdup.steps.cluster import (
     review_pair,
 )
 from imgdup.store import moderation, pairs, truth
-from imgdup.store.events import begin_event
 from imgdup.store.progress import progress
 from schemas import (
-    AdImagesCreatedV1,
     ClusterSplitV1,
     EvidenceV1,
     PairRetractedV1,
@@ -31,6 +29,7 @@ from schemas import (
     VersionsV1,
 )
 from schemas.wire import encode
+from tests.helpers.ads import Side, begun_image
 
 EVIDENCE = EvidenceV1(
     phash_distance=2,
@@ -45,21 +44,9 @@ EVIDENCE = EvidenceV1(
 OLD = VersionsV1(embedding_model="model-v1", verifier="fused-v3")
 STRICT = VersionsV1(embedding_model="model-v1", verifier="fused-strict")
 
-Side = tuple[str, int]
-
 
 async def _image(pool: AsyncConnectionPool, ad_id: int) -> Side:
-    url = f"https://cdn.example/{ad_id}.jpg"
-    event = AdImagesCreatedV1(
-        schema_version=1,
-        event_id=f"evt-{ad_id}",
-        ad_id=ad_id,
-        source="olx.pt",
-        images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    await begin_event(pool, event)
-    return ids.image_id(ad_id, url), ad_id
+    return await begun_image(pool, ad_id)
 
 
 async def _decide(

@@ -4,7 +4,6 @@ evidence on the pair's row, and the verified pair to hand on (or None) out."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import psycopg
@@ -18,26 +17,16 @@ from psycopg_pool import AsyncConnectionPool
 from imgdup.steps.index import IndexContext, index_ad
 from imgdup.steps.verify import VerifyContext, verify_candidate
 from imgdup.store.pairs import evidence_from_row
-from schemas import AdImagesCreatedV1, CandidatePairV1, PairReviewV1
-
-
-def _event(ad_id: int, url: str) -> AdImagesCreatedV1:
-    return AdImagesCreatedV1(
-        schema_version=1,
-        event_id=f"evt-{ad_id}",
-        ad_id=ad_id,
-        source="olx.pt",
-        images=[url],
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+from schemas import CandidatePairV1, PairReviewV1
+from tests.helpers.ads import one_image_event
 
 
 async def _candidate(ctx: IndexContext, web: Web, first: bytes, second: bytes) -> CandidatePairV1:
     web.files["https://cdn.example/1.jpg"] = first
     web.files["https://cdn.example/2.jpg"] = second
     any_neighbour = replace(ctx, min_score=-1.0)  # even an unrelated photo becomes a candidate
-    await index_ad(any_neighbour, _event(1, "https://cdn.example/1.jpg"))
-    result = await index_ad(any_neighbour, _event(2, "https://cdn.example/2.jpg"))
+    await index_ad(any_neighbour, one_image_event(1, "https://cdn.example/1.jpg"))
+    result = await index_ad(any_neighbour, one_image_event(2, "https://cdn.example/2.jpg"))
     [candidate] = result.candidates
     return candidate
 
