@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Python: chromium (the admin page's browser test),
 # docker-compose v1 and prometheus' promtool (offline checks of the compose file, the Prometheus
-# config and the dashboard's queries), openssl (throwaway certificates for the Kafka TLS tests).
+# config and the dashboard's queries), openssl (throwaway certificates for the Kafka TLS tests),
+# libmagic1 (python-magic, which AugLy imports: the screenshot-template tests).
 # Installs only what is missing; needs root and apt.
 set -euo pipefail
 missing=()
@@ -9,6 +10,7 @@ missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || missing+=(libmagic1)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
