@@ -24,6 +24,7 @@ __all__ = [
     "check_batch",
     "check_limit",
     "checked_ad_id",
+    "checked_batch",
     "checked_matrix",
     "checked_vector",
     "hit_from_payload",
@@ -174,6 +175,22 @@ def check_batch(n: int, exclude_ad_ids: Sequence[int | None], categories: Sequen
             f"search_batch needs one exclude_ad_id and one category per vector: "
             f"{n} vectors, {len(exclude_ad_ids)} exclude_ad_ids, {len(categories)} categories"
         )
+
+
+def checked_batch(
+    vectors: npt.ArrayLike,
+    dim: int,
+    *,
+    limit: int,
+    exclude_ad_ids: Sequence[int | None],
+    categories: Sequence[str | None],
+) -> FloatArray:
+    """A search_batch call's arguments checked as every store checks them (limit, then the
+    [n, dim] matrix, then one filter per row): the matrix (checked_matrix); ValueError otherwise."""
+    check_limit(limit)
+    matrix = checked_matrix(vectors, dim)
+    check_batch(len(matrix), exclude_ad_ids, categories)
+    return matrix
 
 
 # --------------------------------------------------------------------------- Qdrant payloads

@@ -51,10 +51,8 @@ from imgdup.vectors.base import (
     SearchOneAsBatch,
     VectorHit,
     VectorPoint,
-    check_batch,
-    check_limit,
     checked_ad_id,
-    checked_matrix,
+    checked_batch,
     checked_vector,
 )
 
@@ -245,9 +243,9 @@ class NumpyVectorIndex(SearchOneAsBatch):
         exact: bool = False,
     ) -> list[list[VectorHit]]:
         """`exact=True` scores every vector in scope (a slow reference for checks)."""
-        check_limit(limit)
-        matrix = checked_matrix(vectors, self.dim)
-        check_batch(len(matrix), exclude_ad_ids, categories)
+        matrix = checked_batch(
+            vectors, self.dim, limit=limit, exclude_ad_ids=exclude_ad_ids, categories=categories
+        )
         if len(matrix) == 0:
             return []
         codes = self.sketch(matrix)

@@ -18,10 +18,8 @@ from imgdup.vectors.base import (
     VectorHit,
     VectorPoint,
     at_least,
-    check_batch,
-    check_limit,
     checked_ad_id,
-    checked_matrix,
+    checked_batch,
     checked_vector,
 )
 
@@ -232,9 +230,9 @@ class PgVectorStore(SearchOneAsBatch):
         min_score: float | None = None,
     ) -> list[list[VectorHit]]:
         self._check_open()
-        check_limit(limit)
-        matrix = checked_matrix(vectors, self.dim)
-        check_batch(len(matrix), exclude_ad_ids, categories)
+        matrix = checked_batch(
+            vectors, self.dim, limit=limit, exclude_ad_ids=exclude_ad_ids, categories=categories
+        )
         params = [
             {
                 "q": _text(row),
