@@ -68,15 +68,27 @@ def _quick(images: Sequence[SetImage], seed: int, share: float = 0.25) -> list[S
     return [i for i in images if keep(i.group)]
 
 
+def stack_verifier(embedder: str) -> str:
+    """The verifier the stack's workers will run: IMGDUP_VERIFIER_VERSION when set (the stack
+    inherits this environment), else the embedder's own default (imgdup.verifiers)."""
+    from imgdup.settings import Settings
+    from imgdup.verifiers import chosen_version
+
+    return chosen_version(Settings(embedder=embedder))
+
+
 def _verify_timing(
-    bench: BenchSet, analysed: Analysed, pairs: Sequence[tuple[str, str]], limit: int
+    bench: BenchSet, analysed: Analysed, pairs: Sequence[tuple[str, str]], limit: int, version: str
 ) -> dict[str, Any]:
     """Time of verify_images on candidate pairs as the verifier agent runs it: each image's
     stored copies as JPEG bytes with the SIFT features extracted at indexing (timed apart, once
     per image), decoded only for pairs that align."""
     from imgdup_core import verify
     from imgdup_core.decode import storage_jpeg
+    from imgdup_core.verifier_config import VERIFIERS
     from streams.runtime import single_threaded_kernels
+
+    config = VERIFIERS[version]  # the verifier the stack ran, with its SIFT settings
 
     single_threaded_kernels()  # as in the worker process
     index = analysed.index()
@@ -99,13 +111,13 @@ def _verify_timing(
                     hashes,
                     jpeg=jpeg,
                     photo_jpeg=photo_jpeg,
-                    sift=verify.extract_sift(load_rgb(jpeg)),
-                    photo_sift=verify.extract_sift(load_rgb(photo_jpeg)) if photo_jpeg else None,
+                    sift=verify.extract_sift(load_rgb(jpeg), config),
+                    photo_sift=verify.extract_sift(load_rgb(photo_jpeg), config) if photo_jpeg else None,
                 )
                 extraction.append(1000 * (time.process_time() - started))
         cosine = float(analysed.vectors[index[a]] @ analysed.vectors[index[b]])
         wall, started = time.perf_counter(), time.process_time()
-        verify.verify_images(stored[a], stored[b], cosine=cosine)
+        verify.verify_images(stored[a], stored[b], cosine=cosine, config=config)
         timings.append(1000 * (time.perf_counter() - wall))
         cpu.append(1000 * (time.process_time() - started))
     if not timings:
@@ -180,10 +192,7 @@ def run(args: argparse.Namespace) -> int:
     names = [i.name for i in images]
     print(f"  {len(images)} test images ({sum(i.family == 'original' for i in images)} photos)")
 
-    from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER
-
-    # The verifier the stack's workers run for this embedder (imgdup.verifiers.chosen_version).
-    verifier_version = DEFAULT_VERIFIER_FOR_EMBEDDER[args.embedder]
+    verifier_version = stack_verifier(args.embedder)
     print(f"  embedder {args.embedder}, verifier {verifier_version}")
     stack_result = None
     if not args.skip_stack:
@@ -254,7 +263,12 @@ def run(args: argparse.Namespace) -> int:
         )
         timing["stack_elapsed_s"] = stack_result.elapsed_s
         timing["stack_pairs"] = len(stack_result.pairs)
-        timing.update(_verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs))
+        ran = {str(row["verifier_version"]) for row in stack_result.pairs.values() if row["verifier_version"]}
+        if ran - {verifier_version}:
+            raise SystemExit(f"the stack's verdicts are by {sorted(ran)}, not {verifier_version}")
+        timing.update(
+            _verify_timing(bench, analysed, list(stack_result.pairs), args.timing_pairs, verifier_version)
+        )
     for baseline in all_baselines(analysed, args.embedder):
         scores = pair_scores(labels, baseline.scores)
         methods.append(

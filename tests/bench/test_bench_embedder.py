@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.quality.__main__ import default_min_score, main
+from bench.quality.__main__ import default_min_score, main, stack_verifier
 from bench.quality.analysis import Analysed
 from bench.quality.baselines import all_baselines, sscd_baseline
 from bench.quality.calibrate import (
@@ -112,3 +112,12 @@ def test_the_sscd_baseline_says_which_model_it_scores() -> None:
 def test_the_command_line_knows_only_the_embedders_it_can_measure() -> None:
     with pytest.raises(SystemExit):
         main(["calibrate", "--embedder", "clip", "--dry-run"])
+
+
+def test_the_run_reports_the_verifier_the_stack_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMGDUP_VERIFIER_VERSION", raising=False)
+    assert stack_verifier("sscd") == DEFAULT_VERIFIER.version
+    assert stack_verifier("sscd_distilled") == FUSED_V3_DISTILLED.version
+    # The stack inherits the environment: a run with a verifier chosen there is labelled with it.
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", FUSED_V5.version)
+    assert stack_verifier("sscd") == FUSED_V5.version
