@@ -15,6 +15,7 @@ from psycopg.rows import class_row, dict_row
 from imgdup import ids
 from imgdup.store import changes
 from imgdup.store.pairs import verified_pair_from_row
+from imgdup.store.touched import Touched
 from imgdup_core.clustering import ClusterPair, ClusterPlan, ClusterSnapshot, SplitPlan, plan_pair, plan_split
 from schemas import (
     AdRef,
@@ -84,21 +85,22 @@ def _refs(members: dict[str, int] | Any) -> list[ImageRef]:
     return [ImageRef(image_id=image, ad_id=ad) for image, ad in sorted(members.items())]
 
 
-async def add_edge(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
-    """Make the locked `duplicates` row an edge: create, grow or merge clusters; return its cluster."""
+async def add_edge(
+    conn: AsyncConnection[Any], pair: Row, touched: Touched, *, retractions: int
+) -> ClusterPlan:
+    """Make the locked `duplicates` row an edge: create, grow or merge the clusters it touches (read and
+    locked by imgdup.store.touched); return the plan applied."""
     image_a, image_b = str(pair["image_a"]), str(pair["image_b"])
     pair_id = str(pair["pair_id"])
-    clusters = await cluster_of(conn, [image_a, image_b])
-    snapshots = {cluster: await snapshot(conn, cluster) for cluster in sorted(set(clusters.values()))}
-    in_a, in_b = clusters.get(image_a), clusters.get(image_b)
+    in_a, in_b = touched.cluster_of.get(image_a), touched.cluster_of.get(image_b)
     plan = plan_pair(
         ClusterPair(pair_id, image_a, pair["ad_a"], image_b, pair["ad_b"], float(pair["confidence"])),
-        snapshots[in_a] if in_a else None,
-        snapshots[in_b] if in_b else None,
+        touched.snapshots[in_a] if in_a else None,
+        touched.snapshots[in_b] if in_b else None,
         new_cluster_id=ids.cluster_id_for_pair(pair_id, retractions),
     )
     await _apply_plan(conn, pair_id, plan)
-    return plan.cluster_id
+    return plan
 
 
 async def _apply_plan(conn: AsyncConnection[Any], pair_id: str, plan: ClusterPlan) -> None:

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import ids
-from imgdup.store import bridges, changes, clusters
+from imgdup.store import bridges, changes, clusters, touched
 from imgdup_core.bridges import BridgeRule
 from schemas import DuplicateEventV1, PairClusteredV1, PairRetractedV1
 
@@ -105,24 +105,26 @@ async def settle(
     if want is None:
         return Settled(edge, False, None)
     if not want:
-        touched: list[str] = []
+        changed: list[str] = []  # the images of the cluster that lost the edge
         if edge:
-            touched = await _retract(conn, pair, retractions=retractions)
+            changed = await _retract(conn, pair, retractions=retractions)
         if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
             # A held pair was never announced: it leaves quietly, no cluster loses an edge.
             await conn.execute(
                 "UPDATE duplicates SET status = 'rejected', held_at = NULL WHERE pair_id = %s", (pair_id,)
             )
-        freed = await _release(conn, touched, rule) if release else ()
+        freed = await _release(conn, changed, rule) if release else ()
         return Settled(False, False, None, freed)
     added = not edge
     cluster_id = None
     if added:
-        if await bridges.decision(conn, pair, rule) == "held":
+        # The clusters the pair touches, locked and read once: the bridge rule and the plan share them.
+        near = await touched.read(conn, pair_id, str(pair["image_a"]), str(pair["image_b"]))
+        if bridges.decision(pair, rule, near) == "held":
             if pair["status"] != "candidate":
                 await bridges.hold(conn, pair_id)
             return Settled(False, False, None)
-        cluster_id = await _add(conn, pair, retractions=retractions)
+        cluster_id = await _add(conn, pair, near, retractions=retractions)
     if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
         await conn.execute(
             "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
@@ -170,9 +172,9 @@ async def _cluster_of_pair(conn: AsyncConnection[Any], pair_id: str) -> str:
     return str(row[0])
 
 
-async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
+async def _add(conn: AsyncConnection[Any], pair: Row, near: touched.Touched, *, retractions: int) -> str:
     pair_id = str(pair["pair_id"])
-    cluster_id = await clusters.add_edge(conn, pair, retractions=retractions)
+    cluster_id = (await clusters.add_edge(conn, pair, near, retractions=retractions)).cluster_id
     await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
     sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
     by: Cause = "moderator" if pair["verdict"] == "confirmed" else "verifier"
