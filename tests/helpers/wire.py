@@ -33,6 +33,7 @@ class Wire:
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+
     seen: dict[str, int] = field(default_factory=dict)  # trace file -> lines already counted
 
     async def configure(self, conn: AsyncConnection[Any]) -> None:
@@ -75,18 +76,13 @@ class Wire:
                 continue
             sending = sending or kind != "Terminate"
             if kind == "Query":  # simple protocol: one statement
-                text = rest.strip('"')
-                if text in _TX:
-                    sent.transactions += text == "BEGIN"
-                    sent.tx_control += 1
-                else:
-                    sent.statements.append(text)
+                sent.add(rest.strip('"'))
             elif kind == "Parse":
                 pending = rest.split('" "', 1)[1].rsplit('"', 1)[0] if '" "' in rest else rest
             elif kind == "Bind":
                 sent.prepared_binds += rest.startswith('"" "_pg')
-            elif kind == "Execute":
-                sent.statements.append(pending or "<prepared>")
+            elif kind == "Execute":  # extended protocol (a pipeline's BEGIN and COMMIT too)
+                sent.add(pending or "<prepared>")
         return sent
 
 
@@ -97,6 +93,13 @@ class Sent:
     transactions: int = 0  # BEGINs
     tx_control: int = 0  # BEGIN, COMMIT and ROLLBACK
     prepared_binds: int = 0
+
+    def add(self, statement: str) -> None:
+        if statement in _TX:
+            self.transactions += statement == "BEGIN"
+            self.tx_control += 1
+        else:
+            self.statements.append(statement)
 
     def matching(self, *words: str) -> int:
         """How many statements hold every one of `words`."""
