@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.store.db import single_statement
 from schemas import ClusterChange, ClusterChangeV1
 
 # At most this many pending changes go out with one clusterer step (a backlog drains over several).
@@ -40,21 +41,32 @@ async def record(
     )
 
 
-async def count(
+async def start_count(
     conn: AsyncConnection[Any], kind: str, *, pair_id: str | None = None, cluster_id: str | None = None
-) -> int:
-    """How many changes of `kind` a pair (or a cluster) had: the number in the next one's id."""
+) -> AsyncCursor[Any]:
+    """count()'s statement sent, its answer not read yet: in a pipeline it shares a round trip
+    with the statements sent before and after it (each still runs after the one before)."""
     column, value = ("pair_id", pair_id) if pair_id is not None else ("cluster_id", cluster_id)
-    cur = await conn.execute(
+    return await conn.execute(
         f"SELECT count(*) FROM cluster_changes WHERE {column} = %s AND type = %s",
         (value, kind),
     )
+
+
+async def counted(cur: AsyncCursor[Any]) -> int:
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
+async def count(
+    conn: AsyncConnection[Any], kind: str, *, pair_id: str | None = None, cluster_id: str | None = None
+) -> int:
+    """How many changes of `kind` a pair (or a cluster) had: the number in the next one's id."""
+    return await counted(await start_count(conn, kind, pair_id=pair_id, cluster_id=cluster_id))
+
+
 async def unpublished(pool: AsyncConnectionPool, limit: int = BATCH) -> list[PendingChange]:
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one read: no BEGIN and COMMIT round trips
         cur = await conn.execute(
             "SELECT seq, message_key, payload FROM cluster_changes WHERE published_at IS NULL"
             " ORDER BY seq LIMIT %s",
@@ -70,7 +82,7 @@ async def unpublished(pool: AsyncConnectionPool, limit: int = BATCH) -> list[Pen
 async def mark_published(pool: AsyncConnectionPool, seqs: Sequence[int]) -> None:
     if not seqs:
         return
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one statement: no BEGIN and COMMIT round trips
         await conn.execute(
             "UPDATE cluster_changes SET published_at = now() WHERE seq = ANY(%s) AND published_at IS NULL",
             (list(seqs),),

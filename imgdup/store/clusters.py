@@ -71,14 +71,22 @@ class Sides:
     duplicate: ImageRef
 
 
-async def sides(conn: AsyncConnection[Any], image_a: str, image_b: str) -> Sides:
-    cur = await conn.execute(
-        "SELECT image_id::text, ad_id, first_seen_at FROM images WHERE image_id = ANY(%s::uuid[])"
-        " ORDER BY first_seen_at, ad_id, image_id",
-        ([image_a, image_b],),
+# A pair's two images with their ads: what its change events (sides) and its duplicate event need.
+PAIR_IMAGES = (
+    "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source,"
+    " a.category, a.seller_id, a.created_at FROM duplicates d"
+    " JOIN images i ON i.image_id = ANY(ARRAY[d.image_a, d.image_b]) JOIN ads a ON a.ad_id = i.ad_id"
+    " WHERE d.pair_id = %s"
+)
+
+
+def sides(images: dict[str, Row]) -> Sides:
+    """The pair's images (PAIR_IMAGES rows by image id) in the order imgdup first saw them."""
+    first, second = sorted(images.values(), key=lambda r: (r["first_seen_at"], r["ad_id"], r["image_id"]))
+    return Sides(
+        ImageRef(image_id=first["image_id"], ad_id=first["ad_id"]),
+        ImageRef(image_id=second["image_id"], ad_id=second["ad_id"]),
     )
-    first, second = [ImageRef(image_id=image, ad_id=ad) for image, ad, _ in await cur.fetchall()]
-    return Sides(first, second)
 
 
 def _refs(members: dict[str, int] | Any) -> list[ImageRef]:
@@ -199,23 +207,27 @@ async def split_after_retraction(conn: AsyncConnection[Any], cluster_id: str, pa
     return plan
 
 
-async def duplicate_event(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> DuplicateEventV1:
-    """The public duplicate event of a clustered pair (the locked `duplicates` row): the same event
-    (same event_id) on every redelivery, a new one for a new verifier version or after a retraction."""
+async def duplicate_event(
+    conn: AsyncConnection[Any],
+    pair: Row,
+    images: dict[str, Row],
+    *,
+    retractions: int,
+    cluster: ClusterRef | None = None,
+) -> DuplicateEventV1:
+    """The public duplicate event of a clustered pair (the locked `duplicates` row, its PAIR_IMAGES
+    rows by image id, and its cluster as it is now when the caller just planned it, else read): the
+    same event (same event_id) on every redelivery, a new one for a new verifier version or after a
+    retraction."""
     verified = verified_pair_from_row(pair)
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source,"
-        " a.category, a.seller_id, a.created_at"
-        " FROM images i JOIN ads a USING (ad_id) WHERE i.image_id = ANY(%s::uuid[])",
-        ([verified.a.image_id, verified.b.image_id],),
-    )
-    rows = {row["image_id"]: row for row in await cur.fetchall()}
-    refs = await conn.cursor(row_factory=class_row(ClusterRef)).execute(
-        "SELECT c.cluster_id::text AS cluster_id, c.size, c.ad_count FROM cluster_members m"
-        " JOIN duplicate_clusters c USING (cluster_id) WHERE m.image_id = %s",
-        (verified.a.image_id,),
-    )
-    cluster = await refs.fetchone()
+    rows = images
+    if cluster is None:
+        refs = await conn.cursor(row_factory=class_row(ClusterRef)).execute(
+            "SELECT c.cluster_id::text AS cluster_id, c.size, c.ad_count FROM cluster_members m"
+            " JOIN duplicate_clusters c USING (cluster_id) WHERE m.image_id = %s",
+            (verified.a.image_id,),
+        )
+        cluster = await refs.fetchone()
     assert cluster is not None
 
     def ref(row: Row) -> AdRef:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from imgdup_core.bridges import Link
 from imgdup_core.clustering import ClusterSnapshot
@@ -49,54 +49,67 @@ class Touched:
         return {image: ad for snap in self.snapshots.values() for image, ad in snap.members.items()}
 
 
-async def read(conn: AsyncConnection[Any], pair_id: str, image_a: str, image_b: str) -> Touched:
-    """Which clusters hold the two images; then in one round trip (a pipeline: each statement still
-    runs after the one before, on its own snapshot, so every read sees the locked clusters as they
-    are) their rows locked in cluster_id order (the order every clusterer transaction locks them in),
-    their members, their edges and the held pairs among their images."""
-    cur = await conn.execute(
-        "SELECT image_id::text, cluster_id::text FROM cluster_members WHERE image_id = ANY(%s::uuid[])",
-        ([image_a, image_b],),
+async def start(conn: AsyncConnection[Any], pair_id: str) -> AsyncCursor[Any]:
+    """Which clusters hold the pair's two images: sent, not read yet (read it with `clusters_of`),
+    so that in a pipeline it shares the round trip of the statement that locked the pair's row."""
+    return await conn.execute(
+        "SELECT m.image_id::text, m.cluster_id::text FROM duplicates d"
+        " JOIN cluster_members m ON m.image_id = ANY(ARRAY[d.image_a, d.image_b]) WHERE d.pair_id = %s",
+        (pair_id,),
     )
-    cluster_of = {str(image): str(cluster) for image, cluster in await cur.fetchall()}
+
+
+async def clusters_of(cur: AsyncCursor[Any]) -> dict[str, str]:
+    """`start`'s answer: the pair's images that are in a cluster -> that cluster."""
+    return {str(image): str(cluster) for image, cluster in await cur.fetchall()}
+
+
+async def read(
+    conn: AsyncConnection[Any], pair_id: str, image_a: str, image_b: str, cluster_of: dict[str, str]
+) -> Touched:
+    """The clusters that hold the pair's images (`cluster_of`, read after the pair's row was locked,
+    as before): their rows locked in cluster_id order (the order every clusterer transaction locks
+    them in), their members, their edges and the held pairs among their images. Every statement is
+    sent before any answer is read: in the clusterer's pipeline (imgdup.store.truth) one round trip;
+    each statement still runs after the one before, on its own snapshot, so every read sees the
+    locked clusters as they are."""
     touched = sorted(set(cluster_of.values()))
     if not touched:
         # Two loose images: no cluster, and no held pair among them but this pair's own.
         return Touched(cluster_of, {}, (), ())
     images = [image_a, image_b]
-    async with conn.pipeline():
-        locked = await conn.execute(
-            "SELECT cluster_id::text, created_at FROM duplicate_clusters WHERE cluster_id = ANY(%s::uuid[])"
-            " ORDER BY cluster_id FOR UPDATE",
-            (touched,),
+    locked = await conn.execute(
+        "SELECT cluster_id::text, created_at FROM duplicate_clusters WHERE cluster_id = ANY(%s::uuid[])"
+        " ORDER BY cluster_id FOR UPDATE",
+        (touched,),
+    )
+    members = await conn.execute(
+        "SELECT cluster_id::text, image_id::text, ad_id FROM cluster_members"
+        " WHERE cluster_id = ANY(%s::uuid[])",
+        (touched,),
+    )
+    # Edges by clustered_at, not status: a pair being verified again stays an edge until the
+    # clusterer retracts it, so a snapshot is always connected. An edge lies inside one cluster.
+    edges = await conn.execute(
+        f"SELECT m.cluster_id::text, {_LINK} JOIN cluster_members m ON m.image_id = d.image_a"
+        " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.clustered_at IS NOT NULL",
+        (touched,),
+    )
+    held = None
+    if len(touched) == 2 or len(cluster_of) == 1:  # the pair joins two pieces: the bridge rule asks
+        held = await conn.execute(
+            f"WITH i AS (SELECT image_id FROM cluster_members WHERE cluster_id = ANY(%s::uuid[])"
+            " UNION SELECT unnest(%s::uuid[]))"
+            f" SELECT {_LINK} WHERE {HELD} AND d.pair_id <> %s"
+            " AND d.image_a IN (SELECT image_id FROM i) AND d.image_b IN (SELECT image_id FROM i)",
+            (touched, images, pair_id),
         )
-        members = await conn.execute(
-            "SELECT cluster_id::text, image_id::text, ad_id FROM cluster_members"
-            " WHERE cluster_id = ANY(%s::uuid[])",
-            (touched,),
-        )
-        # Edges by clustered_at, not status: a pair being verified again stays an edge until the
-        # clusterer retracts it, so a snapshot is always connected. An edge lies inside one cluster.
-        edges = await conn.execute(
-            f"SELECT m.cluster_id::text, {_LINK} JOIN cluster_members m ON m.image_id = d.image_a"
-            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.clustered_at IS NOT NULL",
-            (touched,),
-        )
-        held = None
-        if len(touched) == 2 or len(cluster_of) == 1:  # the pair joins two pieces: the bridge rule asks
-            held = await conn.execute(
-                f"WITH i AS (SELECT image_id FROM cluster_members WHERE cluster_id = ANY(%s::uuid[])"
-                " UNION SELECT unnest(%s::uuid[]))"
-                f" SELECT {_LINK} WHERE {HELD} AND d.pair_id <> %s"
-                " AND d.image_a IN (SELECT image_id FROM i) AND d.image_b IN (SELECT image_id FROM i)",
-                (touched, images, pair_id),
-            )
-        created: dict[str, datetime] = {str(c): at for c, at in await locked.fetchall()}
-        by_cluster: dict[str, dict[str, int]] = {cluster: {} for cluster in touched}
-        for cluster, image, ad in await members.fetchall():
-            by_cluster[str(cluster)][str(image)] = int(ad)
-        edge_rows = await edges.fetchall()
-        held_links = tuple(link(row) for row in await held.fetchall()) if held is not None else ()
+    created: dict[str, datetime] = {str(c): at for c, at in await locked.fetchall()}
+    by_cluster: dict[str, dict[str, int]] = {cluster: {} for cluster in touched}
+    for cluster, image, ad in await members.fetchall():
+        by_cluster[str(cluster)][str(image)] = int(ad)
+    edge_rows = await edges.fetchall()
+    held_links = tuple(link(row) for row in await held.fetchall()) if held is not None else ()
     edges_of: dict[str, list[tuple[str, str, float]]] = {cluster: [] for cluster in touched}
     for row in edge_rows:
         edges_of[str(row[0])].append((str(row[1]), str(row[2]), float(row[3])))

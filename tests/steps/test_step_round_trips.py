@@ -120,3 +120,32 @@ async def test_the_images_role_sends_one_round_trip_per_statement_and_no_transac
     assert _total(traffic.index) == (19, 19, 0)
     # The first ad has no neighbour yet: no candidates to add.
     assert [len(s.statements) for s in traffic.index] == [4, 5, 5, 5]
+
+
+async def test_the_verifier_sends_two_statements_per_candidate(
+    index_context: IndexContext, web: Web, blobs: FilesystemBlobStore, clean_db: str, tmp_path: Path
+) -> None:
+    traffic = await _traffic(index_context, web, blobs, clean_db, tmp_path)
+    # load_for_verification and record_verdict, each one statement in autocommit (unchanged: it
+    # was already so); a round trip more the first time a connection prepares a statement that
+    # psycopg runs often (twice here).
+    assert _total(traffic.verify) == (42, 44, 0)
+
+
+async def test_the_clusterer_sends_one_transaction_per_verified_pair_in_few_round_trips(
+    index_context: IndexContext, web: Web, blobs: FilesystemBlobStore, clean_db: str, tmp_path: Path
+) -> None:
+    traffic = await _traffic(index_context, web, blobs, clean_db, tmp_path)
+    # Per verified pair: its transaction (pipelined: the pair's row locked with what every path
+    # needs of it in one round trip, the touched clusters locked and read in one more, the writes
+    # and the held pairs' read in one), then the outbox read and marked, one statement each.
+    # Before: 74 statements, 99 round trips, 12 transactions (docs/capacity.md).
+    assert _total(traffic.cluster) == (50, 30, 4)
+    # In order: a pair starts the astronaut's cluster, the next grows it (the bridge rule reads the
+    # held pairs), the next is one more edge inside it, the last starts the coffee's cluster.
+    assert [(len(s.statements), s.round_trips) for s in traffic.cluster] == [
+        (11, 7),
+        (15, 8),
+        (13, 8),
+        (11, 7),
+    ]
