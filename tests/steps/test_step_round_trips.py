@@ -36,6 +36,7 @@ IMAGES = sum(len(images) for images in FEED.values())
 class Traffic:
     index: list[Sent] = dataclasses.field(default_factory=list)  # per ad event
     verify: list[Sent] = dataclasses.field(default_factory=list)  # per candidate
+    redelivered: list[Sent] = dataclasses.field(default_factory=list)  # per candidate, verified again
     cluster: list[Sent] = dataclasses.field(default_factory=list)  # per verified pair
     verified: int = 0
 
@@ -65,6 +66,7 @@ async def _feed(index: IndexContext, web: Web, blobs: FilesystemBlobStore, dsn: 
             pool=pool, run_cpu=index.run_cpu, embedding_model=index.embedding_model, blobs=blobs
         )
         cluster = ClusterContext(pool)
+        candidates: list[CandidatePairV1] = []
         for ad_id, images in FEED.items():
             event = _event(ad_id, [f"https://cdn.example/{name}.jpg" for name in images])
             wire.mark()
@@ -73,6 +75,12 @@ async def _feed(index: IndexContext, web: Web, blobs: FilesystemBlobStore, dsn: 
             traffic.index.append(wire.since_mark())
             for candidate in result.candidates:
                 await _verify_and_cluster(verify, cluster, wire, candidate, traffic)
+            candidates += result.candidates
+        # Every candidate delivered again (a rebalance, a crash before the commit of offsets).
+        for candidate in candidates:
+            wire.mark()
+            await verify_candidate(verify, candidate)
+            traffic.redelivered.append(wire.since_mark())
     return traffic
 
 
@@ -130,6 +138,11 @@ async def test_the_verifier_sends_two_statements_per_candidate(
     # was already so); a round trip more the first time a connection prepares a statement that
     # psycopg runs often (twice here).
     assert _total(traffic.verify) == (42, 44, 0)
+    # Delivered again: the load tells the pair was decided; each of the 17 rejected ones asks
+    # whether the clusterer must review it (one statement in autocommit: it was a transaction of
+    # its own, (38, 73, 17) before); a clustered one is done. One round trip more: psycopg prepares
+    # the load once more on this connection.
+    assert _total(traffic.redelivered) == (38, 39, 0)
 
 
 async def test_the_clusterer_sends_one_transaction_per_verified_pair_in_few_round_trips(
