@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,28 +41,17 @@ async def record(
     )
 
 
-async def start_count(
-    conn: AsyncConnection[Any], kind: str, *, pair_id: str | None = None, cluster_id: str | None = None
-) -> AsyncCursor[Any]:
-    """count()'s statement sent, its answer not read yet: in a pipeline it shares a round trip
-    with the statements sent before and after it (each still runs after the one before)."""
-    column, value = ("pair_id", pair_id) if pair_id is not None else ("cluster_id", cluster_id)
-    return await conn.execute(
-        f"SELECT count(*) FROM cluster_changes WHERE {column} = %s AND type = %s",
-        (value, kind),
-    )
-
-
-async def counted(cur: AsyncCursor[Any]) -> int:
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
 async def count(
     conn: AsyncConnection[Any], kind: str, *, pair_id: str | None = None, cluster_id: str | None = None
 ) -> int:
     """How many changes of `kind` a pair (or a cluster) had: the number in the next one's id."""
-    return await counted(await start_count(conn, kind, pair_id=pair_id, cluster_id=cluster_id))
+    column, value = ("pair_id", pair_id) if pair_id is not None else ("cluster_id", cluster_id)
+    cur = await conn.execute(
+        f"SELECT count(*) FROM cluster_changes WHERE {column} = %s AND type = %s",
+        (value, kind),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def unpublished(pool: AsyncConnectionPool, limit: int = BATCH) -> list[PendingChange]:

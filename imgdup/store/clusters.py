@@ -71,17 +71,9 @@ class Sides:
     duplicate: ImageRef
 
 
-# A pair's two images with their ads: what its change events (sides) and its duplicate event need.
-PAIR_IMAGES = (
-    "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source,"
-    " a.category, a.seller_id, a.created_at FROM duplicates d"
-    " JOIN images i ON i.image_id = ANY(ARRAY[d.image_a, d.image_b]) JOIN ads a ON a.ad_id = i.ad_id"
-    " WHERE d.pair_id = %s"
-)
-
-
 def sides(images: dict[str, Row]) -> Sides:
-    """The pair's images (PAIR_IMAGES rows by image id) in the order imgdup first saw them."""
+    """The pair's two images (rows by image id: image_id, ad_id, first_seen_at) in the order imgdup
+    first saw them."""
     first, second = sorted(images.values(), key=lambda r: (r["first_seen_at"], r["ad_id"], r["image_id"]))
     return Sides(
         ImageRef(image_id=first["image_id"], ad_id=first["ad_id"]),
@@ -215,8 +207,9 @@ async def duplicate_event(
     retractions: int,
     cluster: ClusterRef | None = None,
 ) -> DuplicateEventV1:
-    """The public duplicate event of a clustered pair (the locked `duplicates` row, its PAIR_IMAGES
-    rows by image id, and its cluster as it is now when the caller just planned it, else read): the
+    """The public duplicate event of a clustered pair (the locked `duplicates` row, its two images'
+    rows by image id with their ads' columns, and its cluster as it is now when the caller just
+    planned it, else read): the
     same event (same event_id) on every redelivery, a new one for a new verifier version or after a
     retraction."""
     verified = verified_pair_from_row(pair)

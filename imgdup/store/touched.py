@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 
 from imgdup_core.bridges import Link
 from imgdup_core.clustering import ClusterSnapshot
@@ -47,21 +47,6 @@ class Touched:
     def members(self) -> dict[str, int]:
         """Every image of the touched clusters -> its ad."""
         return {image: ad for snap in self.snapshots.values() for image, ad in snap.members.items()}
-
-
-async def start(conn: AsyncConnection[Any], pair_id: str) -> AsyncCursor[Any]:
-    """Which clusters hold the pair's two images: sent, not read yet (read it with `clusters_of`),
-    so that in a pipeline it shares the round trip of the statement that locked the pair's row."""
-    return await conn.execute(
-        "SELECT m.image_id::text, m.cluster_id::text FROM duplicates d"
-        " JOIN cluster_members m ON m.image_id = ANY(ARRAY[d.image_a, d.image_b]) WHERE d.pair_id = %s",
-        (pair_id,),
-    )
-
-
-async def clusters_of(cur: AsyncCursor[Any]) -> dict[str, str]:
-    """`start`'s answer: the pair's images that are in a cluster -> that cluster."""
-    return {str(image): str(cluster) for image, cluster in await cur.fetchall()}
 
 
 async def read(

@@ -86,28 +86,41 @@ async def pairs_to_review(pool: AsyncConnectionPool, limit: int = 10_000) -> lis
 class _Locked:
     pair: Row  # the `duplicates` row, locked, with its moderator verdict
     retractions: int  # how many times its edge was retracted: the number in its events' ids
-    images: dict[str, Row]  # its two images with their ads (clusters.PAIR_IMAGES), by image id
+    images: dict[str, Row]  # its two images with their ads (clusters.sides, the duplicate event)
     cluster_of: dict[str, str]  # its images that are in a cluster -> that cluster
 
 
+# What every path needs of a locked pair, in one read: its two images with their ads, the cluster
+# each is in, and how many times its edge was retracted (cluster_changes_pair index).
+_PAIR_CONTEXT = (
+    "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source, a.category,"
+    " a.seller_id, a.created_at, m.cluster_id::text AS cluster_id,"
+    " (SELECT count(*) FROM cluster_changes c WHERE c.pair_id = d.pair_id AND c.type = 'pair_retracted')"
+    " AS retractions FROM duplicates d"
+    " JOIN images i ON i.image_id = ANY(ARRAY[d.image_a, d.image_b]) JOIN ads a ON a.ad_id = i.ad_id"
+    " LEFT JOIN cluster_members m ON m.image_id = i.image_id WHERE d.pair_id = %s"
+)
+
+
 async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> _Locked | None:
-    """The pair's row locked, then what the paths need of it. All four statements are sent before any
-    answer is read: in the clusterer's pipeline one round trip, and each still runs after the one
-    before on its own snapshot, so the count sees every retraction committed before the lock."""
+    """The pair's row locked, then what the paths need of it. Both statements are sent before either
+    answer is read: in the clusterer's pipeline one round trip. The second still runs after the lock
+    is taken, on its own snapshot, so it sees every retraction and cluster change committed before
+    (as the separate reads after the lock did)."""
     locked = await conn.cursor(row_factory=dict_row).execute(
         "SELECT d.*, v.verdict, v.moderator, v.note FROM duplicates d"
         " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
         " WHERE d.pair_id = %s FOR UPDATE OF d",
         (pair_id,),
     )
-    retractions = await changes.start_count(conn, "pair_retracted", pair_id=pair_id)
-    images = await conn.cursor(row_factory=dict_row).execute(clusters.PAIR_IMAGES, (pair_id,))
-    cluster_of = await touched.start(conn, pair_id)
+    context = await conn.cursor(row_factory=dict_row).execute(_PAIR_CONTEXT, (pair_id,))
     pair = await locked.fetchone()
-    count = await changes.counted(retractions)
-    rows = {str(row["image_id"]): row for row in await images.fetchall()}
-    of = await touched.clusters_of(cluster_of)
-    return None if pair is None else _Locked(pair, count, rows, of)
+    rows = {str(row["image_id"]): row for row in await context.fetchall()}
+    if pair is None:
+        return None
+    retractions = max((int(row["retractions"]) for row in rows.values()), default=0)
+    cluster_of = {image: str(row["cluster_id"]) for image, row in rows.items() if row["cluster_id"]}
+    return _Locked(pair, retractions, rows, cluster_of)
 
 
 async def settle(

@@ -105,6 +105,12 @@ class Sent:
         """How many statements hold every one of `words`."""
         return sum(all(w in s for w in words) for s in self.statements)
 
+    def reading(self, *words: str) -> int:
+        """How many reads (SELECT, WITH ... SELECT) hold every one of `words`."""
+        return sum(
+            s.split()[0].upper() in ("SELECT", "WITH") and all(w in s for w in words) for s in self.statements
+        )
+
     def summary(self) -> Counter[str]:
         return Counter(s.split()[0].upper() for s in self.statements)
 
