@@ -1,7 +1,7 @@
 """A verified pair about to become an edge (its locked `duplicates` row) -> whether it may
 (imgdup_core.bridges: never two established groups joined through one marginal edge), its hold
 recorded (`held_at`, migration 012), and the held pairs touching a cluster that changed (to look at
-again)."""
+again). The clusters it touches are read by imgdup.store.touched."""
 
 from __future__ import annotations
 
@@ -9,55 +9,19 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from imgdup.store.clusters import cluster_of
+from imgdup.store.touched import HELD, Touched
 from imgdup_core.bridges import BridgeRule, Decision, Link, decide
 
 Row = dict[str, Any]
 
-# A held pair: a verified duplicate, no edge, held. A pair held and then verified again ('candidate',
-# or 'rejected' by a newer verifier) is no link anyone may count on until it is decided again.
-HELD = "d.held_at IS NOT NULL AND d.status = 'clustered' AND d.clustered_at IS NULL"
 
-_LINK = (
-    "SELECT d.image_a::text, d.image_b::text, d.confidence, coalesce(d.exact, false),"
-    " coalesce(v.verdict = 'confirmed', false) FROM duplicates d"
-    " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
-)
-
-
-def _link(row: tuple[Any, ...]) -> Link:
-    return Link(str(row[0]), str(row[1]), float(row[2]), bool(row[3]), bool(row[4]))
-
-
-async def decision(conn: AsyncConnection[Any], pair: Row, rule: BridgeRule) -> Decision:
-    """What adding the locked pair `pair` as an edge may do (imgdup_core.bridges.decide)."""
-    image_a, image_b = str(pair["image_a"]), str(pair["image_b"])
-    clusters = await cluster_of(conn, [image_a, image_b])
-    in_a, in_b = clusters.get(image_a), clusters.get(image_b)
-    if in_a is not None and in_a == in_b:
+def decision(pair: Row, rule: BridgeRule, touched: Touched) -> Decision:
+    """What adding the locked pair `pair` as an edge may do (imgdup_core.bridges.decide), on the
+    clusters it touches as imgdup.store.touched read them (locked, once for this and the plan)."""
+    if touched.same_cluster:
         return "join"
-    touched = sorted({c for c in (in_a, in_b) if c is not None})
-    members = {image_a: int(pair["ad_a"]), image_b: int(pair["ad_b"])}
-    edges: list[Link] = []
-    if touched:
-        cur = await conn.execute(
-            "SELECT image_id::text, ad_id FROM cluster_members WHERE cluster_id = ANY(%s::uuid[])", (touched,)
-        )
-        members |= {str(image): int(ad) for image, ad in await cur.fetchall()}
-        # Edges by clustered_at (as imgdup.store.clusters.snapshot); an edge lies inside one cluster.
-        cur = await conn.execute(
-            f"{_LINK} JOIN cluster_members m ON m.image_id = d.image_a"
-            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.clustered_at IS NOT NULL",
-            (touched,),
-        )
-        edges = [_link(row) for row in await cur.fetchall()]
-    images = list(members)
-    cur = await conn.execute(
-        f"{_LINK} WHERE {HELD} AND d.pair_id <> %s"
-        " AND d.image_a = ANY(%s::uuid[]) AND d.image_b = ANY(%s::uuid[])",
-        (pair["pair_id"], images, images),
-    )
-    held = [_link(row) for row in await cur.fetchall()]
+    image_a, image_b = str(pair["image_a"]), str(pair["image_b"])
+    members = {image_a: int(pair["ad_a"]), image_b: int(pair["ad_b"])} | touched.members()
     this = Link(
         image_a,
         image_b,
@@ -65,7 +29,7 @@ async def decision(conn: AsyncConnection[Any], pair: Row, rule: BridgeRule) -> D
         bool(pair.get("exact")),
         pair.get("verdict") == "confirmed",
     )
-    return decide(rule, this, members, edges, held, same_cluster=False)
+    return decide(rule, this, members, touched.edges, touched.held, same_cluster=False)
 
 
 async def hold(conn: AsyncConnection[Any], pair_id: str) -> None:

@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.store.db import single_statement
 from schemas import ClusterChange, ClusterChangeV1
 
 # At most this many pending changes go out with one clusterer step (a backlog drains over several).
@@ -54,7 +55,7 @@ async def count(
 
 
 async def unpublished(pool: AsyncConnectionPool, limit: int = BATCH) -> list[PendingChange]:
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one read: no BEGIN and COMMIT round trips
         cur = await conn.execute(
             "SELECT seq, message_key, payload FROM cluster_changes WHERE published_at IS NULL"
             " ORDER BY seq LIMIT %s",
@@ -70,7 +71,7 @@ async def unpublished(pool: AsyncConnectionPool, limit: int = BATCH) -> list[Pen
 async def mark_published(pool: AsyncConnectionPool, seqs: Sequence[int]) -> None:
     if not seqs:
         return
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one statement: no BEGIN and COMMIT round trips
         await conn.execute(
             "UPDATE cluster_changes SET published_at = now() WHERE seq = ANY(%s) AND published_at IS NULL",
             (list(seqs),),

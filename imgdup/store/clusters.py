@@ -15,6 +15,7 @@ from psycopg.rows import class_row, dict_row
 from imgdup import ids
 from imgdup.store import changes
 from imgdup.store.pairs import verified_pair_from_row
+from imgdup.store.touched import Touched
 from imgdup_core.clustering import ClusterPair, ClusterPlan, ClusterSnapshot, SplitPlan, plan_pair, plan_split
 from schemas import (
     AdRef,
@@ -70,35 +71,36 @@ class Sides:
     duplicate: ImageRef
 
 
-async def sides(conn: AsyncConnection[Any], image_a: str, image_b: str) -> Sides:
-    cur = await conn.execute(
-        "SELECT image_id::text, ad_id, first_seen_at FROM images WHERE image_id = ANY(%s::uuid[])"
-        " ORDER BY first_seen_at, ad_id, image_id",
-        ([image_a, image_b],),
+def sides(images: dict[str, Row]) -> Sides:
+    """The pair's two images (rows by image id: image_id, ad_id, first_seen_at) in the order imgdup
+    first saw them."""
+    first, second = sorted(images.values(), key=lambda r: (r["first_seen_at"], r["ad_id"], r["image_id"]))
+    return Sides(
+        ImageRef(image_id=first["image_id"], ad_id=first["ad_id"]),
+        ImageRef(image_id=second["image_id"], ad_id=second["ad_id"]),
     )
-    first, second = [ImageRef(image_id=image, ad_id=ad) for image, ad, _ in await cur.fetchall()]
-    return Sides(first, second)
 
 
 def _refs(members: dict[str, int] | Any) -> list[ImageRef]:
     return [ImageRef(image_id=image, ad_id=ad) for image, ad in sorted(members.items())]
 
 
-async def add_edge(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
-    """Make the locked `duplicates` row an edge: create, grow or merge clusters; return its cluster."""
+async def add_edge(
+    conn: AsyncConnection[Any], pair: Row, touched: Touched, *, retractions: int
+) -> ClusterPlan:
+    """Make the locked `duplicates` row an edge: create, grow or merge the clusters it touches (read and
+    locked by imgdup.store.touched); return the plan applied."""
     image_a, image_b = str(pair["image_a"]), str(pair["image_b"])
     pair_id = str(pair["pair_id"])
-    clusters = await cluster_of(conn, [image_a, image_b])
-    snapshots = {cluster: await snapshot(conn, cluster) for cluster in sorted(set(clusters.values()))}
-    in_a, in_b = clusters.get(image_a), clusters.get(image_b)
+    in_a, in_b = touched.cluster_of.get(image_a), touched.cluster_of.get(image_b)
     plan = plan_pair(
         ClusterPair(pair_id, image_a, pair["ad_a"], image_b, pair["ad_b"], float(pair["confidence"])),
-        snapshots[in_a] if in_a else None,
-        snapshots[in_b] if in_b else None,
+        touched.snapshots[in_a] if in_a else None,
+        touched.snapshots[in_b] if in_b else None,
         new_cluster_id=ids.cluster_id_for_pair(pair_id, retractions),
     )
     await _apply_plan(conn, pair_id, plan)
-    return plan.cluster_id
+    return plan
 
 
 async def _apply_plan(conn: AsyncConnection[Any], pair_id: str, plan: ClusterPlan) -> None:
@@ -197,23 +199,28 @@ async def split_after_retraction(conn: AsyncConnection[Any], cluster_id: str, pa
     return plan
 
 
-async def duplicate_event(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> DuplicateEventV1:
-    """The public duplicate event of a clustered pair (the locked `duplicates` row): the same event
-    (same event_id) on every redelivery, a new one for a new verifier version or after a retraction."""
+async def duplicate_event(
+    conn: AsyncConnection[Any],
+    pair: Row,
+    images: dict[str, Row],
+    *,
+    retractions: int,
+    cluster: ClusterRef | None = None,
+) -> DuplicateEventV1:
+    """The public duplicate event of a clustered pair (the locked `duplicates` row, its two images'
+    rows by image id with their ads' columns, and its cluster as it is now when the caller just
+    planned it, else read): the
+    same event (same event_id) on every redelivery, a new one for a new verifier version or after a
+    retraction."""
     verified = verified_pair_from_row(pair)
-    cur = await conn.cursor(row_factory=dict_row).execute(
-        "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source,"
-        " a.category, a.seller_id, a.created_at"
-        " FROM images i JOIN ads a USING (ad_id) WHERE i.image_id = ANY(%s::uuid[])",
-        ([verified.a.image_id, verified.b.image_id],),
-    )
-    rows = {row["image_id"]: row for row in await cur.fetchall()}
-    refs = await conn.cursor(row_factory=class_row(ClusterRef)).execute(
-        "SELECT c.cluster_id::text AS cluster_id, c.size, c.ad_count FROM cluster_members m"
-        " JOIN duplicate_clusters c USING (cluster_id) WHERE m.image_id = %s",
-        (verified.a.image_id,),
-    )
-    cluster = await refs.fetchone()
+    rows = images
+    if cluster is None:
+        refs = await conn.cursor(row_factory=class_row(ClusterRef)).execute(
+            "SELECT c.cluster_id::text AS cluster_id, c.size, c.ad_count FROM cluster_members m"
+            " JOIN duplicate_clusters c USING (cluster_id) WHERE m.image_id = %s",
+            (verified.a.image_id,),
+        )
+        cluster = await refs.fetchone()
     assert cluster is not None
 
     def ref(row: Row) -> AdRef:

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from imgdup import ids
+from imgdup.store.db import single_statement
 from schemas import AdImagesCreatedV1
 
 
@@ -49,48 +50,70 @@ class EventImage:
     photo_embedding: bytes | None = None
 
 
+_EVENT_IMAGE = (
+    "image_id::text AS image_id, url, position, status, embedding, embedding_model, photo_embedding"
+)
+
+# The event, its ad and its images upserted, and what is known of the images read back: one statement
+# (atomic on its own, so no BEGIN and COMMIT round trips). Its parts all see the snapshot the statement
+# started with: images inserted now come from the insert's RETURNING, the others from that snapshot.
+_BEGIN_EVENT = (
+    "WITH e AS (INSERT INTO ingest_events (event_id, ad_id, payload, replay, status)"
+    " VALUES (%(event_id)s, %(ad_id)s, %(payload)s, %(replay)s, 'processing')"
+    " ON CONFLICT (event_id) DO UPDATE SET status = 'processing', updated_at = now()"
+    " WHERE ingest_events.status = 'accepted'),"
+    " a AS (INSERT INTO ads (ad_id, source, category, seller_id, last_event_id, created_at)"
+    # A created_at in the future (a skewed portal clock) counts as now.
+    " VALUES (%(ad_id)s, %(source)s, %(category)s, %(seller_id)s, %(event_id)s,"
+    " LEAST(%(created_at)s::timestamptz, now()))"
+    " ON CONFLICT (ad_id) DO UPDATE SET source = EXCLUDED.source,"
+    " category = EXCLUDED.category, seller_id = EXCLUDED.seller_id,"
+    " last_event_id = EXCLUDED.last_event_id,"
+    # The portal's earliest created_at: a re-sent event never makes an ad younger.
+    " created_at = LEAST(ads.created_at, EXCLUDED.created_at)),"
+    " i AS (INSERT INTO images (image_id, ad_id, url, position)"
+    " SELECT u.image_id, %(ad_id)s, u.url, u.position"
+    " FROM unnest(%(image_ids)s::uuid[], %(urls)s::text[], %(positions)s::int[])"
+    " AS u(image_id, url, position)"
+    f" ON CONFLICT (image_id) DO NOTHING RETURNING {_EVENT_IMAGE})"
+    " SELECT * FROM i UNION ALL"
+    f" SELECT {_EVENT_IMAGE} FROM images WHERE image_id = ANY(%(image_ids)s::uuid[])"
+    " AND image_id NOT IN (SELECT image_id::uuid FROM i)"
+)
+
+
 async def begin_event(pool: AsyncConnectionPool, event: AdImagesCreatedV1) -> list[EventImage]:
     """Upsert the event, its ad and its image rows; return the images with what is known of them."""
     urls = [str(url) for url in event.images]
     image_ids = [ids.image_id(event.ad_id, url) for url in urls]
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO ingest_events (event_id, ad_id, payload, replay, status)"
-            " VALUES (%s, %s, %s, %s, 'processing')"
-            " ON CONFLICT (event_id) DO UPDATE SET status = 'processing', updated_at = now()"
-            " WHERE ingest_events.status = 'accepted'",
-            (event.event_id, event.ad_id, event.model_dump_json(), event.replay),
-        )
-        await conn.execute(
-            "INSERT INTO ads (ad_id, source, category, seller_id, last_event_id, created_at)"
-            # A created_at in the future (a skewed portal clock) counts as now.
-            " VALUES (%s, %s, %s, %s, %s, LEAST(%s::timestamptz, now()))"
-            " ON CONFLICT (ad_id) DO UPDATE SET source = EXCLUDED.source,"
-            " category = EXCLUDED.category, seller_id = EXCLUDED.seller_id,"
-            " last_event_id = EXCLUDED.last_event_id,"
-            # The portal's earliest created_at: a re-sent event never makes an ad younger.
-            " created_at = LEAST(ads.created_at, EXCLUDED.created_at)",
-            (event.ad_id, event.source, event.category, event.seller_id, event.event_id, event.created_at),
-        )
-        await conn.execute(
-            "INSERT INTO images (image_id, ad_id, url, position)"
-            " SELECT u.image_id, %s, u.url, u.position"
-            " FROM unnest(%s::uuid[], %s::text[], %s::int[]) AS u(image_id, url, position)"
-            " ON CONFLICT (image_id) DO NOTHING",
-            (event.ad_id, image_ids, urls, list(range(len(urls)))),
-        )
-        cur = await conn.cursor(row_factory=class_row(EventImage)).execute(
-            "SELECT image_id::text AS image_id, url, position, status, embedding, embedding_model,"
-            " photo_embedding FROM images WHERE image_id = ANY(%s::uuid[])",
-            (image_ids,),
-        )
-        rows = await cur.fetchall()
-    by_id = {row.image_id: row for row in rows}
+    params = {
+        "event_id": event.event_id,
+        "ad_id": event.ad_id,
+        "payload": event.model_dump_json(),
+        "replay": event.replay,
+        "source": event.source,
+        "category": event.category,
+        "seller_id": event.seller_id,
+        "created_at": event.created_at,
+        "image_ids": image_ids,
+        "urls": urls,
+        "positions": list(range(len(urls))),
+    }
+    async with single_statement(pool) as conn:
+        cur = await conn.cursor(row_factory=class_row(EventImage)).execute(_BEGIN_EVENT, params)
+        by_id = {row.image_id: row for row in await cur.fetchall()}
+        if len(by_id) < len(set(image_ids)):
+            # An image another delivery of the same ad inserted after this statement's snapshot was
+            # taken (its insert then did nothing): read again, as a statement of its own sees it.
+            cur = await conn.cursor(row_factory=class_row(EventImage)).execute(
+                f"SELECT {_EVENT_IMAGE} FROM images WHERE image_id = ANY(%s::uuid[])", (image_ids,)
+            )
+            by_id = {row.image_id: row for row in await cur.fetchall()}
     return [by_id[image] for image in image_ids]
 
 
 async def finish_event(pool: AsyncConnectionPool, event_id: str) -> None:
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one statement: no BEGIN and COMMIT round trips
         await conn.execute(
             "UPDATE ingest_events SET status = 'indexed', updated_at = now()"
             " WHERE event_id = %s AND status <> 'dead'",

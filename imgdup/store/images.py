@@ -36,10 +36,10 @@ class IndexedImage:
 async def save_indexed_images(
     pool: AsyncConnectionPool, images: Sequence[IndexedImage], blobs: BlobStore
 ) -> None:
-    """The blobs first, then one transaction, one statement per table, whatever the number of
-    images. Blobs before rows: a committed row never points at a blob not yet written; a failure in
-    between leaves only orphan blobs, which `imgdup prune` collects. Byte columns go in binary (%b):
-    as text, psycopg hex-escapes them with a regex while holding the GIL."""
+    """The blobs first, then one statement for both tables, whatever the number of images. Blobs
+    before rows: a committed row never points at a blob not yet written; a failure in between leaves
+    only orphan blobs, which `imgdup prune` collects. Byte columns go in binary (%b): as text,
+    psycopg hex-escapes them with a regex while holding the GIL."""
     if not images:
         return
     analysed = [i.image for i in images]
@@ -48,10 +48,13 @@ async def save_indexed_images(
     by_column = {
         column: refs[n * len(analysed) : (n + 1) * len(analysed)] for n, column in enumerate(BLOB_COLUMNS)
     }
-    async with pool.connection() as conn, conn.transaction():
+    # One statement, atomic on its own (no BEGIN and COMMIT round trips): the images' update as a
+    # data-modifying CTE, then the blobs' addresses (another table: the two never touch one row).
+    # The old bytea columns are set NULL: a re-indexed image of before migration 009 moves too.
+    async with single_statement(pool) as conn:
         await conn.execute(
-            "UPDATE images AS i SET status = 'indexed', error_reason = NULL, error_detail = NULL,"
-            " content_sha256 = u.content_sha256, pixel_sha256 = u.pixel_sha256,"
+            "WITH indexed AS (UPDATE images AS i SET status = 'indexed', error_reason = NULL,"
+            " error_detail = NULL, content_sha256 = u.content_sha256, pixel_sha256 = u.pixel_sha256,"
             " phash = u.phash, phash_mirrored = u.phash_mirrored, width = u.width,"
             " height = u.height, format = u.format, embedding_model = u.embedding_model,"
             " embedding = u.embedding, photo_embedding = u.photo_embedding,"
@@ -62,7 +65,17 @@ async def save_indexed_images(
             " %s::int[], %s::int[], %s::text[], %s::text[], %b::bytea[], %b::bytea[], %s::text[])"
             " AS u(image_id, content_sha256, pixel_sha256, phash, phash_mirrored, width, height,"
             " format, embedding_model, embedding, photo_embedding, photo_box)"
-            " WHERE i.image_id = u.image_id",
+            " WHERE i.image_id = u.image_id)"
+            " INSERT INTO image_blobs (image_id, jpeg_sha256, jpeg_size, photo_jpeg_sha256,"
+            " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size)"
+            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::int[],"
+            " %s::text[], %s::int[], %s::text[], %s::int[])"
+            " ON CONFLICT (image_id) DO UPDATE SET jpeg = NULL, photo_jpeg = NULL, sift = NULL,"
+            " photo_sift = NULL, jpeg_sha256 = EXCLUDED.jpeg_sha256, jpeg_size = EXCLUDED.jpeg_size,"
+            " photo_jpeg_sha256 = EXCLUDED.photo_jpeg_sha256,"
+            " photo_jpeg_size = EXCLUDED.photo_jpeg_size, sift_sha256 = EXCLUDED.sift_sha256,"
+            " sift_size = EXCLUDED.sift_size, photo_sift_sha256 = EXCLUDED.photo_sift_sha256,"
+            " photo_sift_size = EXCLUDED.photo_sift_size",
             (
                 [i.image_id for i in images],
                 [a.content_sha256 for a in analysed],
@@ -77,21 +90,6 @@ async def save_indexed_images(
                 [vector_to_bytes(a.photo_vector) if a.photo_vector is not None else None for a in analysed],
                 # unnest cannot take a ragged int[][]: each box travels as "x0,y0,x1,y1".
                 [",".join(map(str, a.region.as_list())) if a.region is not None else "" for a in analysed],
-            ),
-        )
-        # The old bytea columns are set NULL: a re-indexed image of before migration 009 moves too.
-        await conn.execute(
-            "INSERT INTO image_blobs (image_id, jpeg_sha256, jpeg_size, photo_jpeg_sha256,"
-            " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size)"
-            " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::int[],"
-            " %s::text[], %s::int[], %s::text[], %s::int[])"
-            " ON CONFLICT (image_id) DO UPDATE SET jpeg = NULL, photo_jpeg = NULL, sift = NULL,"
-            " photo_sift = NULL, jpeg_sha256 = EXCLUDED.jpeg_sha256, jpeg_size = EXCLUDED.jpeg_size,"
-            " photo_jpeg_sha256 = EXCLUDED.photo_jpeg_sha256,"
-            " photo_jpeg_size = EXCLUDED.photo_jpeg_size, sift_sha256 = EXCLUDED.sift_sha256,"
-            " sift_size = EXCLUDED.sift_size, photo_sift_sha256 = EXCLUDED.photo_sift_sha256,"
-            " photo_sift_size = EXCLUDED.photo_sift_size",
-            (
                 [i.image_id for i in images],
                 *(
                     values
@@ -106,7 +104,7 @@ async def save_indexed_images(
 
 
 async def save_failed_image(pool: AsyncConnectionPool, image_id: str, reason: str, detail: str) -> None:
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one statement: no BEGIN and COMMIT round trips
         await conn.execute(
             "UPDATE images SET status = 'failed', error_reason = %s, error_detail = %s"
             " WHERE image_id = %s AND status <> 'indexed'",

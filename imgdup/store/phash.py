@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from imgdup.store.db import single_statement
+
 __all__ = ["PhashNeighbour", "phash_neighbours"]
 
 # Eight 8-bit bands (infra/sql/011_phash_candidates.sql): the band expressions must be exactly
@@ -70,7 +72,7 @@ async def phash_neighbours(
     where one band also matches exactly."""
     if not image_ids or max_distance < 0 or limit <= 0:
         return []
-    async with pool.connection() as conn:
+    async with single_statement(pool) as conn:  # one read: no BEGIN and COMMIT round trips
         cur = await conn.cursor(row_factory=class_row(PhashNeighbour)).execute(
             _SQL,
             {

@@ -21,9 +21,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from imgdup import ids
-from imgdup.store import bridges, changes, clusters
+from imgdup.store import bridges, changes, clusters, touched
 from imgdup_core.bridges import BridgeRule
-from schemas import DuplicateEventV1, PairClusteredV1, PairRetractedV1
+from imgdup_core.clustering import ClusterPlan
+from schemas import ClusterRef, DuplicateEventV1, PairClusteredV1, PairRetractedV1
 
 Row = dict[str, Any]
 Cause = Literal["verifier", "moderator"]
@@ -81,14 +82,45 @@ async def pairs_to_review(pool: AsyncConnectionPool, limit: int = 10_000) -> lis
     return pairs
 
 
-async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> Row | None:
-    cur = await conn.cursor(row_factory=dict_row).execute(
+@dataclass(frozen=True)
+class _Locked:
+    pair: Row  # the `duplicates` row, locked, with its moderator verdict
+    retractions: int  # how many times its edge was retracted: the number in its events' ids
+    images: dict[str, Row]  # its two images with their ads (clusters.sides, the duplicate event)
+    cluster_of: dict[str, str]  # its images that are in a cluster -> that cluster
+
+
+# What every path needs of a locked pair, in one read: its two images with their ads, the cluster
+# each is in, and how many times its edge was retracted (cluster_changes_pair index).
+_PAIR_CONTEXT = (
+    "SELECT i.image_id::text AS image_id, i.url, i.first_seen_at, a.ad_id, a.source, a.category,"
+    " a.seller_id, a.created_at, m.cluster_id::text AS cluster_id,"
+    " (SELECT count(*) FROM cluster_changes c WHERE c.pair_id = d.pair_id AND c.type = 'pair_retracted')"
+    " AS retractions FROM duplicates d"
+    " JOIN images i ON i.image_id = ANY(ARRAY[d.image_a, d.image_b]) JOIN ads a ON a.ad_id = i.ad_id"
+    " LEFT JOIN cluster_members m ON m.image_id = i.image_id WHERE d.pair_id = %s"
+)
+
+
+async def _lock_pair(conn: AsyncConnection[Any], pair_id: str) -> _Locked | None:
+    """The pair's row locked, then what the paths need of it. Both statements are sent before either
+    answer is read: in the clusterer's pipeline one round trip. The second still runs after the lock
+    is taken, on its own snapshot, so it sees every retraction and cluster change committed before
+    (as the separate reads after the lock did)."""
+    locked = await conn.cursor(row_factory=dict_row).execute(
         "SELECT d.*, v.verdict, v.moderator, v.note FROM duplicates d"
         " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
         " WHERE d.pair_id = %s FOR UPDATE OF d",
         (pair_id,),
     )
-    return await cur.fetchone()
+    context = await conn.cursor(row_factory=dict_row).execute(_PAIR_CONTEXT, (pair_id,))
+    pair = await locked.fetchone()
+    rows = {str(row["image_id"]): row for row in await context.fetchall()}
+    if pair is None:
+        return None
+    retractions = max((int(row["retractions"]) for row in rows.values()), default=0)
+    cluster_of = {image: str(row["cluster_id"]) for image, row in rows.items() if row["cluster_id"]}
+    return _Locked(pair, retractions, rows, cluster_of)
 
 
 async def settle(
@@ -97,43 +129,50 @@ async def settle(
     """Reconcile one pair inside the caller's transaction; None when the pair is unknown.
     Idempotent: a pair already as it should be changes nothing and records nothing. `release`: make
     the held pairs this pair's merge put inside one cluster edges too."""
-    pair = await _lock_pair(conn, pair_id)
-    if pair is None:
+    locked = await _lock_pair(conn, pair_id)
+    if locked is None:
         return None
+    pair, retractions = locked.pair, locked.retractions
     want, edge = wanted(pair), pair["clustered_at"] is not None
-    retractions = await changes.count(conn, "pair_retracted", pair_id=pair_id)
     if want is None:
         return Settled(edge, False, None)
     if not want:
-        touched: list[str] = []
+        changed: list[str] = []  # the images of the cluster that lost the edge
         if edge:
-            touched = await _retract(conn, pair, retractions=retractions)
+            changed = await _retract(conn, locked)
         if pair["status"] in ("verified", "clustered"):  # a moderator overrode the verifier
             # A held pair was never announced: it leaves quietly, no cluster loses an edge.
             await conn.execute(
                 "UPDATE duplicates SET status = 'rejected', held_at = NULL WHERE pair_id = %s", (pair_id,)
             )
-        freed = await _release(conn, touched, rule) if release else ()
+        freed = await _release(conn, changed, rule) if release else ()
         return Settled(False, False, None, freed)
-    added = not edge
-    cluster_id = None
-    if added:
-        if await bridges.decision(conn, pair, rule) == "held":
-            if pair["status"] != "candidate":
-                await bridges.hold(conn, pair_id)
-            return Settled(False, False, None)
-        cluster_id = await _add(conn, pair, retractions=retractions)
-    if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
-        await conn.execute(
-            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
-            " held_at = NULL WHERE pair_id = %s",
-            (pair_id,),
-        )
-    event = await clusters.duplicate_event(conn, pair, retractions=retractions)
+    if edge:  # an edge already (a redelivery, a look again): its event again, nothing else
+        if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
+            await conn.execute(
+                "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
+                " held_at = NULL WHERE pair_id = %s",
+                (pair_id,),
+            )
+        event = await clusters.duplicate_event(conn, pair, locked.images, retractions=retractions)
+        return Settled(True, False, event)
+    # The clusters the pair touches, locked and read once: the bridge rule and the plan share them.
+    near = await touched.read(conn, pair_id, str(pair["image_a"]), str(pair["image_b"]), locked.cluster_of)
+    if bridges.decision(pair, rule, near) == "held":
+        if pair["status"] != "candidate":
+            await bridges.hold(conn, pair_id)
+        return Settled(False, False, None)
+    plan = await _add(conn, locked, near)
+    # The cluster as the plan left it: its row and members need no reading back.
+    cluster = ClusterRef(cluster_id=plan.cluster_id, size=plan.size, ad_count=plan.ad_count)
+    event = await clusters.duplicate_event(
+        conn, pair, locked.images, retractions=retractions, cluster=cluster
+    )
     released: tuple[DuplicateEventV1, ...] = ()
-    if cluster_id is not None and release:
-        released = await _release(conn, await bridges.members_of(conn, cluster_id), rule)
-    return Settled(True, added, event, released)
+    if release:
+        members = sorted(near.members().keys() | {str(pair["image_a"]), str(pair["image_b"])})
+        released = await _release(conn, members, rule)
+    return Settled(True, True, event, released)
 
 
 async def _release(
@@ -170,11 +209,22 @@ async def _cluster_of_pair(conn: AsyncConnection[Any], pair_id: str) -> str:
     return str(row[0])
 
 
-async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> str:
+async def _add(conn: AsyncConnection[Any], locked: _Locked, near: touched.Touched) -> ClusterPlan:
+    """Make the pair an edge: its clusters planned and written, the pair's row marked (one UPDATE),
+    its pair_clustered change in the outbox. Only writes: in the clusterer's pipeline they cost no
+    round trip of their own."""
+    pair, retractions = locked.pair, locked.retractions
     pair_id = str(pair["pair_id"])
-    cluster_id = await clusters.add_edge(conn, pair, retractions=retractions)
-    await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
-    sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
+    plan = await clusters.add_edge(conn, pair, near, retractions=retractions)
+    if pair["status"] == "candidate":  # a pair being verified again keeps 'candidate' for the verifier
+        await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
+    else:
+        await conn.execute(
+            "UPDATE duplicates SET status = 'clustered', clustered_at = now(), held_at = NULL"
+            " WHERE pair_id = %s",
+            (pair_id,),
+        )
+    sides = clusters.sides(locked.images)
     by: Cause = "moderator" if pair["verdict"] == "confirmed" else "verifier"
     clustered = PairClusteredV1(
         event_id=ids.change_event_id("pair_clustered", pair_id, retractions),
@@ -183,21 +233,24 @@ async def _add(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> st
         duplicate_event_id=ids.duplicate_event_id(pair_id, pair["verifier_version"], retractions),
         original=sides.original,
         duplicate=sides.duplicate,
-        cluster_id=cluster_id,
+        cluster_id=plan.cluster_id,
         by=by,
         verifier_version=pair["verifier_version"],
     )
-    await changes.record(conn, clustered, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=cluster_id)
-    return cluster_id
+    await changes.record(
+        conn, clustered, key=sides.duplicate.ad_id, pair_id=pair_id, cluster_id=plan.cluster_id
+    )
+    return plan
 
 
-async def _retract(conn: AsyncConnection[Any], pair: Row, *, retractions: int) -> list[str]:
+async def _retract(conn: AsyncConnection[Any], locked: _Locked) -> list[str]:
     """Retract the pair's edge (and split its cluster if it fell apart); the cluster's images."""
+    pair, retractions = locked.pair, locked.retractions
     pair_id = str(pair["pair_id"])
     cluster_id = (await clusters.cluster_of(conn, [str(pair["image_a"])])).get(str(pair["image_a"]))
     images = await bridges.members_of(conn, cluster_id) if cluster_id is not None else []
     await conn.execute("UPDATE duplicates SET clustered_at = NULL WHERE pair_id = %s", (pair_id,))
-    sides = await clusters.sides(conn, str(pair["image_a"]), str(pair["image_b"]))
+    sides = clusters.sides(locked.images)
     by_moderator = pair["verdict"] == "not_duplicate"
     retracted = PairRetractedV1(
         event_id=ids.change_event_id("pair_retracted", pair_id, retractions),
@@ -222,7 +275,7 @@ async def cluster_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule
     redelivery, same event_id, so a crash between commit and publish is repaired), then those of the
     held pairs its merge released; none when a moderator said `not_duplicate`, the pair is no
     longer verified, or it is held."""
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.transaction(), conn.pipeline():
         settled = await settle(conn, pair_id, rule)
     if settled is None:
         return []
@@ -232,7 +285,7 @@ async def cluster_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule
 async def review_pair(pool: AsyncConnectionPool, pair_id: str, rule: BridgeRule) -> list[DuplicateEventV1]:
     """A pair whose truth may have changed: its duplicate event when it just became an edge, then
     those of the held pairs its merge released."""
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.transaction(), conn.pipeline():
         settled = await settle(conn, pair_id, rule)
     if settled is None:
         return []
