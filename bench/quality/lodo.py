@@ -31,6 +31,7 @@ from bench.quality.calibrate import (
     Candidate,
     fit_measured,
     measure_candidates,
+    threshold_rule,
     training_candidates,
     write_model,
 )
@@ -192,12 +193,13 @@ def _fold(
     info: dict[str, Any],
     base: VerifierConfig = DEFAULT_VERIFIER,
     features: Sequence[str] = MODELS[DEFAULT_VERIFIER.version][0],
+    rule: str = "precision",
 ) -> tuple[list[Measured], VerifierConfig, float, dict[str, Any]]:
     """Fit on the pairs with no image of the test side, write the model to `model_path`, and
     return the test side's pairs with the fitted configuration and ANN cut-off."""
     train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)]
     test = [m for m in measured if in_test(m[0].a) or in_test(m[0].b)]
-    fitted = fit_measured(train, features, TRAIN_PRECISION, min_score)
+    fitted = fit_measured(train, features, TRAIN_PRECISION, min_score, rule=rule)
     write_model(
         features,
         fitted["weights_array"],
@@ -260,6 +262,8 @@ def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     base, features = measuring(getattr(args, "verifier", None))
+    # The folds' threshold rule: --threshold-rule, else the verifier's own (calibrate.THRESHOLD_RULES).
+    rule = getattr(args, "threshold_rule", None) or threshold_rule(base.version)
     # Pairs of different photos in one screenshot frame are hard negatives, across both halves.
     bench = with_frame_relations(build_set(seed=args.seed, copies=args.copies, pool=args.pool))
     from imgdup_core.embedding import build_embedder
@@ -304,6 +308,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"set": bench.root.name, "fold": "random half split"},
             base,
             features,
+            rule,
         )
         reference = score(test, config, cut_off)
         for domain in domains:
@@ -319,6 +324,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"set": bench.root.name, "fold": f"hold out {domain}"},
                 base,
                 features,
+                rule,
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
             positives = _positives(images, domain_groups, args.edit_pairs)
@@ -361,6 +367,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sampled_other_negatives": args.negatives,
             "measured_pairs": len(measured),
             "features": list(features),
+            "threshold_rule": rule,
             "verifier_measuring": base.version,
             "phash_channel": base.phash_candidates,
             "phash_channel_pairs": sum(1 for c in candidates if c.channel != "ann"),

@@ -246,3 +246,46 @@ def test_lodo_writes_under_the_given_name(tmp_path: Path, monkeypatch: Any) -> N
     lodo.main(SimpleNamespace(name="quality-broad-lodo-fused-v5"))
     lodo.main(SimpleNamespace(name=None))
     assert written == ["quality-broad-lodo-fused-v5", "quality-broad-lodo"]
+
+
+def _unseparable(n_groups: int) -> list[tuple[Candidate, Evidence, float]]:
+    """Separable copies and easy negatives, plus three negatives measured like copies (two photos in
+    one template) and twenty hard negatives between: 99.5 % training precision is reached at no cut."""
+    out = _measured(n_groups)
+    # Measured exactly as three of the copies (the photo boxes cut from two template pages can
+    # be one picture on both sides).
+    for k in range(3):
+        same = out[2 * k][1]
+        out.append(
+            (Candidate(f"t{k}-a", f"t{k}-b", same.embedding_cosine, 0, "same_template", 1.0), same, 0.0)
+        )
+    for k in range(20):
+        hard = Evidence(6, False, 0.75, 280, False, 0.82, sift_matches=285, overlap=1.0, mismatch=0.2)
+        out.append((Candidate(f"h{k}-a", f"h{k}-b", 0.75, 0, "same_template", 1.0), hard, 0.0))
+    return out
+
+
+def test_fold_threshold_follows_the_rule_it_is_given(tmp_path: Path) -> None:
+    measured = _unseparable(40)
+    in_test = {f"g{g}-{s}" for g in range(30, 41) for s in "ab"}.__contains__
+    facts, found = {}, {}
+    for rule in ("precision", "cost"):
+        test, config, cut_off, facts[rule] = lodo._fold(
+            measured, in_test, 0.2, tmp_path / f"{rule}.py", {}, rule=rule
+        )
+        scored = lodo.score(test, config, cut_off)
+        found[rule] = sum(scored.predicted[k] for k, (label, _) in scored.labels.items() if label == 1)
+    # Three negatives that score like copies: 99.5 % training precision is reached only above
+    # them, so the precision rule keeps a handful of copies; the cost rule keeps every copy.
+    assert facts["precision"]["train_recall"] < 0.2 and found["precision"] <= 2
+    assert facts["cost"]["train_recall"] == 1.0 and found["cost"] == 10
+    with pytest.raises(ValueError, match="threshold rule"):
+        lodo._fold(measured, in_test, 0.2, tmp_path / "x.py", {}, rule="lowest")
+
+
+def test_fused_v7_is_fitted_with_the_cost_rule_and_older_versions_are_not() -> None:
+    assert calibrate.threshold_rule("fused-v7") == "cost"
+    assert {calibrate.threshold_rule(v) for v in ("fused-v3", "fused-v4", "fused-v5", "fused-v6")} == {
+        "precision"
+    }
+    assert lodo.measuring("fused-v7")[0].version == "fused-v7"
