@@ -137,9 +137,11 @@ FUSED_V6 = VerifierConfig(
 
 # Issue 11, leave-one-domain-out: fused-v6's measurement settings unchanged, a model whose
 # threshold is chosen by the cost rule (imgdup_core.fitting.choose_threshold_by_cost) instead of the
-# lowest cut with 99.5 % training precision, which fell back to 0.5 in six of the eight held-out
+# lowest cut with 99.5 % training precision, which fell back to 0.5 in five of the eight held-out
 # folds (bench/quality/README.md). Its own calibration (imgdup_core/fusion_weights_v7.py,
-# `python -m bench.quality calibrate --verifier fused-v7`). Not the default.
+# `python -m bench.quality calibrate --verifier fused-v7`). Not the default, and not one to make the
+# default: fused-v6's weights at a lower cut (0.882 against 0.952), it trades precision for recall
+# in the product (broad pool: precision 99.57 -> 96.36 %, bench/results/quality-broad-fused-v7.md).
 FUSED_V7 = dataclasses.replace(FUSED_V6, version="fused-v7", fusion=CALIBRATED_FUSION_V7)
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines

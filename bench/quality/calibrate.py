@@ -99,7 +99,7 @@ FEATURES_V5 = FEATURES_V4
 FEATURES_V6 = FEATURES_V5
 # fused-v7 (issue 11): fused-v6's inputs and measurements; only the threshold rule changed (the
 # cost rule, THRESHOLD_RULES): on the broad pool's leave-one-domain-out folds the precision rule's
-# target was unreachable in six folds (a cut of 0.5) and just reachable in two (0.96-0.98).
+# target was unreachable in five folds (a cut of 0.5) and just reachable in three (0.955-0.982).
 FEATURES_V7 = FEATURES_V6
 # What `calibrate --verifier V` fits, and where it writes the model.
 MODELS = {
