@@ -452,6 +452,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "imgdup_core.fitting.FALSE_POSITIVE_COST x false positives",
     )
     parser.add_argument(
+        "--extra-train",
+        choices=("default",),
+        default=None,
+        help="lodo: also train every fold on the default pool's train split (what calibrate fits "
+        "on), less its pairs with a photo of the held-out domain or of the fold's test side",
+    )
+    parser.add_argument(
         "--embedder",
         choices=("sscd", "sscd_distilled"),
         default="sscd",

@@ -38,6 +38,7 @@ from bench.quality.calibrate import (
 from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.frame_pairs import with_frame_relations
+from bench.quality.lodo_extra import extra_training
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel
@@ -194,10 +195,12 @@ def _fold(
     base: VerifierConfig = DEFAULT_VERIFIER,
     features: Sequence[str] = MODELS[DEFAULT_VERIFIER.version][0],
     rule: str = "precision",
+    extra: Sequence[Measured] = (),
 ) -> tuple[list[Measured], VerifierConfig, float, dict[str, Any]]:
-    """Fit on the pairs with no image of the test side, write the model to `model_path`, and
-    return the test side's pairs with the fitted configuration and ANN cut-off."""
-    train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)]
+    """Fit on the pairs with no image of the test side (and on `extra`, another set's pairs), write
+    the model to `model_path`, and return the test side's pairs with the fitted configuration and
+    ANN cut-off."""
+    train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)] + list(extra)
     test = [m for m in measured if in_test(m[0].a) or in_test(m[0].b)]
     fitted = fit_measured(train, features, TRAIN_PRECISION, min_score, rule=rule)
     write_model(
@@ -290,6 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"  {len(images)} images, {len(candidates)} candidate pairs to measure ({positives_found} duplicates)"
     )
     measured = measure_candidates(bench, images, analysed, candidates, config=base, processes=args.processes)
+    extra = extra_training(args, base)  # --extra-train default: the default pool's train split
     group_of = {image.name: image.group for image in images}
     domain_of = {image.group: image.domain for image in images}
     photos_per_domain = Counter(domain_of.values())
@@ -309,6 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base,
             features,
             rule,
+            extra.usable(None, {g for g, side in split.items() if side == "test"}) if extra else (),
         )
         reference = score(test, config, cut_off)
         for domain in domains:
@@ -325,6 +330,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 base,
                 features,
                 rule,
+                extra.usable(domain, test_groups) if extra else (),
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
             positives = _positives(images, domain_groups, args.edit_pairs)
@@ -368,6 +374,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "measured_pairs": len(measured),
             "features": list(features),
             "threshold_rule": rule,
+            "extra_training": extra.name if extra else None,
+            "extra_training_pairs": len(extra.measured) if extra else 0,
             "verifier_measuring": base.version,
             "phash_channel": base.phash_candidates,
             "phash_channel_pairs": sum(1 for c in candidates if c.channel != "ann"),

@@ -289,3 +289,30 @@ def test_fused_v7_is_fitted_with_the_cost_rule_and_older_versions_are_not() -> N
         "precision"
     }
     assert lodo.measuring("fused-v7")[0].version == "fused-v7"
+
+
+def test_extra_training_leaves_out_the_held_out_domain_and_the_test_side(tmp_path: Path) -> None:
+    from bench.quality.lodo_extra import ExtraTraining
+
+    rng = random.Random(2)
+    pairs = [
+        (Candidate("f1-o", "f1-r", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0),  # food
+        (Candidate("a1-o", "a1-r", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0),  # animals
+        (Candidate("a1-o", "f1-o", 0.4, 0, "other", 3.0), _evidence(False, rng), 0.0),  # both
+        (
+            Candidate("o1-o", "o2-o", 0.4, 0, "other", 3.0),
+            _evidence(False, rng),
+            0.0,
+        ),  # outdoor, o2 on test side
+    ]
+    group_of = {"f1-o": "f1", "f1-r": "f1", "a1-o": "a1", "a1-r": "a1", "o1-o": "o1", "o2-o": "o2"}
+    domain = {"f1": "food", "a1": "animals", "o1": "outdoor", "o2": "outdoor"}
+    extra = ExtraTraining("t", pairs, group_of, {n: domain[g] for n, g in group_of.items()})
+    kept = extra.usable("food", {"o2"})
+    assert [(c.a, c.b) for c, _, _ in kept] == [("a1-o", "a1-r")]
+    assert len(extra.usable(None, set())) == 4
+    # A fold trains on them beside its own pairs.
+    measured = _measured(20)
+    facts = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "a.py", {}, extra=kept)[3]
+    alone = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "b.py", {})[3]
+    assert facts["train_pairs"] == alone["train_pairs"] + 1
