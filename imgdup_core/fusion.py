@@ -15,6 +15,7 @@ from imgdup_core import (
     fusion_weights_v4,
     fusion_weights_v5,
     fusion_weights_v6,
+    fusion_weights_v7,
 )
 from imgdup_core.evidence import Evidence
 
@@ -24,6 +25,7 @@ __all__ = [
     "CALIBRATED_FUSION_V4",
     "CALIBRATED_FUSION_V5",
     "CALIBRATED_FUSION_V6",
+    "CALIBRATED_FUSION_V7",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -178,3 +180,6 @@ CALIBRATED_FUSION_V3_DISTILLED = model_from(fusion_weights_v3_distilled)
 # fused-v6's (imgdup_core.verifier_config.FUSED_V6): fused-v5's rules with the whole comparison of two
 # framing pictures counted only when near-identical, fitted likewise.
 CALIBRATED_FUSION_V6 = model_from(fusion_weights_v6)
+# fused-v7's (imgdup_core.verifier_config.FUSED_V7): fused-v6's settings and features, its threshold
+# chosen by the cost rule (imgdup_core.fitting.choose_threshold_by_cost), fitted likewise.
+CALIBRATED_FUSION_V7 = model_from(fusion_weights_v7)

@@ -13,7 +13,7 @@ import pytest
 from imgdup import cli
 from imgdup.settings import Settings
 from imgdup.verifiers import VerifierUnavailable, resolve_verifier
-from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v6
+from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v6, fusion_weights_v7
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
     DEFAULT_VERIFIER_FOR_EMBEDDER,
@@ -21,6 +21,7 @@ from imgdup_core.verifier_config import (
     FUSED_V4,
     FUSED_V5,
     FUSED_V6,
+    FUSED_V7,
     VERIFIERS,
 )
 
@@ -62,6 +63,20 @@ def test_fused_v6_is_chosen_by_version_with_its_own_model_and_the_phash_channel(
     assert chosen.config.phash_candidates
     # fused-v5's rules, plus the near-identical rule for a whole comparison of two framing pictures.
     assert FUSED_V5.framed_whole_max_mismatch is None and FUSED_V6.framed_whole_max_mismatch is not None
+
+
+def test_fused_v7_is_fused_v6_measuring_with_its_own_cost_rule_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v7")
+    chosen = resolve_verifier(Settings())
+    assert chosen.config == FUSED_V7 and chosen.ann_min_score == fusion_weights_v7.CANDIDATE_MIN_COSINE
+    assert fusion_weights_v7.CALIBRATION["verifier"] == "fused-v7"
+    assert fusion_weights_v7.CALIBRATION["threshold_rule"] == "cost"
+    assert dataclasses.replace(FUSED_V7, version="x", fusion=FUSED_V6.fusion) == dataclasses.replace(
+        FUSED_V6, version="x"
+    )
+    assert FUSED_V7.fusion != FUSED_V6.fusion
+    monkeypatch.delenv("IMGDUP_VERIFIER_VERSION")
+    assert resolve_verifier(Settings()).config.version != "fused-v7"  # not the default
 
 
 def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:

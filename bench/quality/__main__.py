@@ -340,7 +340,7 @@ def _embedder(kind: str = "sscd") -> Any:
 
 def calibrate(args: argparse.Namespace) -> int:
     from bench.quality.calibrate import calibrate as fit
-    from bench.quality.calibrate import model_target
+    from bench.quality.calibrate import model_target, threshold_rule
     from imgdup_core.verifier_config import VERIFIERS
 
     version, features, path = model_target(args.verifier, args.embedder)
@@ -363,6 +363,7 @@ def calibrate(args: argparse.Namespace) -> int:
         embedder=args.embedder,
         embedding_model=embedder.version.split("@")[0],
         version=version,
+        rule=threshold_rule(args.verifier),
     )
     for key in (
         "pairs",
@@ -449,11 +450,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
-        choices=("fused-v3", "fused-v4", "fused-v5", "fused-v6"),
+        choices=("fused-v3", "fused-v4", "fused-v5", "fused-v6", "fused-v7"),
         default="fused-v3",
         help="calibrate: the verifier settings to measure with and the model to write; lodo: the "
         "settings to measure with and the features each fold fits "
         "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py)",
+    )
+    parser.add_argument(
+        "--threshold-rule",
+        choices=("precision", "cost"),
+        default=None,
+        help="lodo: how each fold's threshold is chosen (default: the verifier's own, "
+        "bench/quality/calibrate.py THRESHOLD_RULES): precision, the lowest cut with 99.5 %% "
+        "training precision (0.5 where none reaches it); cost, the least missed duplicates + "
+        "imgdup_core.fitting.FALSE_POSITIVE_COST x false positives",
+    )
+    parser.add_argument(
+        "--extra-train",
+        choices=("default",),
+        default=None,
+        help="lodo: also train every fold on the default pool's train split (what calibrate fits "
+        "on), less its pairs with a photo of the held-out domain or of the fold's test side",
     )
     parser.add_argument(
         "--embedder",

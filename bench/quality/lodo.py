@@ -31,12 +31,14 @@ from bench.quality.calibrate import (
     Candidate,
     fit_measured,
     measure_candidates,
+    threshold_rule,
     training_candidates,
     write_model,
 )
 from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.frame_pairs import with_frame_relations
+from bench.quality.lodo_extra import extra_training
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel
@@ -192,12 +194,15 @@ def _fold(
     info: dict[str, Any],
     base: VerifierConfig = DEFAULT_VERIFIER,
     features: Sequence[str] = MODELS[DEFAULT_VERIFIER.version][0],
+    rule: str = "precision",
+    extra: Sequence[Measured] = (),
 ) -> tuple[list[Measured], VerifierConfig, float, dict[str, Any]]:
-    """Fit on the pairs with no image of the test side, write the model to `model_path`, and
-    return the test side's pairs with the fitted configuration and ANN cut-off."""
-    train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)]
+    """Fit on the pairs with no image of the test side (and on `extra`, another set's pairs), write
+    the model to `model_path`, and return the test side's pairs with the fitted configuration and
+    ANN cut-off."""
+    train = [m for m in measured if not in_test(m[0].a) and not in_test(m[0].b)] + list(extra)
     test = [m for m in measured if in_test(m[0].a) or in_test(m[0].b)]
-    fitted = fit_measured(train, features, TRAIN_PRECISION, min_score)
+    fitted = fit_measured(train, features, TRAIN_PRECISION, min_score, rule=rule)
     write_model(
         features,
         fitted["weights_array"],
@@ -260,6 +265,8 @@ def _positives(images: Sequence[SetImage], groups: set[str], edit_pairs: bool) -
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     base, features = measuring(getattr(args, "verifier", None))
+    # The folds' threshold rule: --threshold-rule, else the verifier's own (calibrate.THRESHOLD_RULES).
+    rule = getattr(args, "threshold_rule", None) or threshold_rule(base.version)
     # Pairs of different photos in one screenshot frame are hard negatives, across both halves.
     bench = with_frame_relations(build_set(seed=args.seed, copies=args.copies, pool=args.pool))
     from imgdup_core.embedding import build_embedder
@@ -286,6 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"  {len(images)} images, {len(candidates)} candidate pairs to measure ({positives_found} duplicates)"
     )
     measured = measure_candidates(bench, images, analysed, candidates, config=base, processes=args.processes)
+    extra = extra_training(args, base)  # --extra-train default: the default pool's train split
     group_of = {image.name: image.group for image in images}
     domain_of = {image.group: image.domain for image in images}
     photos_per_domain = Counter(domain_of.values())
@@ -304,6 +312,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"set": bench.root.name, "fold": "random half split"},
             base,
             features,
+            rule,
+            extra.usable(None, {g for g, side in split.items() if side == "test"}) if extra else (),
         )
         reference = score(test, config, cut_off)
         for domain in domains:
@@ -319,6 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"set": bench.root.name, "fold": f"hold out {domain}"},
                 base,
                 features,
+                rule,
+                extra.usable(domain, test_groups) if extra else (),
             )
             domain_groups = {g for g in test_groups if domain_of[g] == domain}
             positives = _positives(images, domain_groups, args.edit_pairs)
@@ -361,6 +373,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sampled_other_negatives": args.negatives,
             "measured_pairs": len(measured),
             "features": list(features),
+            "threshold_rule": rule,
+            "extra_training": extra.name if extra else None,
+            "extra_training_pairs": len(extra.measured) if extra else 0,
             "verifier_measuring": base.version,
             "phash_channel": base.phash_candidates,
             "phash_channel_pairs": sum(1 for c in candidates if c.channel != "ann"),

@@ -31,8 +31,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{setup['verifier_measuring']}'s settings), and for each domain with at least "
         f"{setup['min_photos']} photos the fusion model, its threshold and the ANN cut-off are "
         "fitted on the other domains' pairs only (`bench/quality/calibrate.py`'s fit, features "
-        f"{', '.join(setup['features'])}) and applied with `imgdup_core.verify.decide` to every pair "
-        "that involves the held-out domain. Positive pairs the emulated search never proposed, or "
+        f"{', '.join(setup['features'])}; threshold rule "
+        f"{setup.get('threshold_rule', 'precision')}"
+        + (
+            f"; also trained on the {setup['extra_training']}, {setup['extra_training_pairs']} measured "
+            "pairs, less those with a photo of the held-out domain or of the fold's test side"
+            if setup.get("extra_training")
+            else ""
+        )
+        + ") and applied with `imgdup_core.verify.decide` "
+        "to every pair that involves the held-out domain. Positive pairs the emulated search never "
+        "proposed, or "
         "proposed under the fitted cut-off, count as misses. Easy negatives are a seeded sample "
         f"({setup['sampled_other_negatives']}) weighted back. The stack's posting order, its "
         "clustering and its workers are not involved.",

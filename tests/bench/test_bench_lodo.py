@@ -246,3 +246,73 @@ def test_lodo_writes_under_the_given_name(tmp_path: Path, monkeypatch: Any) -> N
     lodo.main(SimpleNamespace(name="quality-broad-lodo-fused-v5"))
     lodo.main(SimpleNamespace(name=None))
     assert written == ["quality-broad-lodo-fused-v5", "quality-broad-lodo"]
+
+
+def _unseparable(n_groups: int) -> list[tuple[Candidate, Evidence, float]]:
+    """Separable copies and easy negatives, plus three negatives measured like copies (two photos in
+    one template) and twenty hard negatives between: 99.5 % training precision is reached at no cut."""
+    out = _measured(n_groups)
+    # Measured exactly as three of the copies (the photo boxes cut from two template pages can
+    # be one picture on both sides).
+    for k in range(3):
+        same = out[2 * k][1]
+        out.append(
+            (Candidate(f"t{k}-a", f"t{k}-b", same.embedding_cosine, 0, "same_template", 1.0), same, 0.0)
+        )
+    for k in range(20):
+        hard = Evidence(6, False, 0.75, 280, False, 0.82, sift_matches=285, overlap=1.0, mismatch=0.2)
+        out.append((Candidate(f"h{k}-a", f"h{k}-b", 0.75, 0, "same_template", 1.0), hard, 0.0))
+    return out
+
+
+def test_fold_threshold_follows_the_rule_it_is_given(tmp_path: Path) -> None:
+    measured = _unseparable(40)
+    in_test = {f"g{g}-{s}" for g in range(30, 41) for s in "ab"}.__contains__
+    facts, found = {}, {}
+    for rule in ("precision", "cost"):
+        test, config, cut_off, facts[rule] = lodo._fold(
+            measured, in_test, 0.2, tmp_path / f"{rule}.py", {}, rule=rule
+        )
+        scored = lodo.score(test, config, cut_off)
+        found[rule] = sum(scored.predicted[k] for k, (label, _) in scored.labels.items() if label == 1)
+    # Three negatives that score like copies: 99.5 % training precision is reached only above
+    # them, so the precision rule keeps a handful of copies; the cost rule keeps every copy.
+    assert facts["precision"]["train_recall"] < 0.2 and found["precision"] <= 2
+    assert facts["cost"]["train_recall"] == 1.0 and found["cost"] == 10
+    with pytest.raises(ValueError, match="threshold rule"):
+        lodo._fold(measured, in_test, 0.2, tmp_path / "x.py", {}, rule="lowest")
+
+
+def test_fused_v7_is_fitted_with_the_cost_rule_and_older_versions_are_not() -> None:
+    assert calibrate.threshold_rule("fused-v7") == "cost"
+    assert {calibrate.threshold_rule(v) for v in ("fused-v3", "fused-v4", "fused-v5", "fused-v6")} == {
+        "precision"
+    }
+    assert lodo.measuring("fused-v7")[0].version == "fused-v7"
+
+
+def test_extra_training_leaves_out_the_held_out_domain_and_the_test_side(tmp_path: Path) -> None:
+    from bench.quality.lodo_extra import ExtraTraining
+
+    rng = random.Random(2)
+    pairs = [
+        (Candidate("f1-o", "f1-r", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0),  # food
+        (Candidate("a1-o", "a1-r", 0.9, 1, "resize", 1.0), _evidence(True, rng), 0.0),  # animals
+        (Candidate("a1-o", "f1-o", 0.4, 0, "other", 3.0), _evidence(False, rng), 0.0),  # both
+        (
+            Candidate("o1-o", "o2-o", 0.4, 0, "other", 3.0),
+            _evidence(False, rng),
+            0.0,
+        ),  # outdoor, o2 on test side
+    ]
+    group_of = {"f1-o": "f1", "f1-r": "f1", "a1-o": "a1", "a1-r": "a1", "o1-o": "o1", "o2-o": "o2"}
+    domain = {"f1": "food", "a1": "animals", "o1": "outdoor", "o2": "outdoor"}
+    extra = ExtraTraining("t", pairs, group_of, {n: domain[g] for n, g in group_of.items()})
+    kept = extra.usable("food", {"o2"})
+    assert [(c.a, c.b) for c, _, _ in kept] == [("a1-o", "a1-r")]
+    assert len(extra.usable(None, set())) == 4
+    # A fold trains on them beside its own pairs.
+    measured = _measured(20)
+    facts = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "a.py", {}, extra=kept)[3]
+    alone = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "b.py", {})[3]
+    assert facts["train_pairs"] == alone["train_pairs"] + 1
