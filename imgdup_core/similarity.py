@@ -12,7 +12,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
-from imgdup_core.slot import shared_page_slot
+from imgdup_core.slot import Box, box_page_slot, shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
 __all__ = ["aligned_ssim", "local_std"]
@@ -22,12 +22,19 @@ _structural_similarity: Callable[..., Any] = structural_similarity
 
 
 def aligned_ssim(
-    gray_a: np.ndarray, gray_b: np.ndarray, homography: np.ndarray, config: VerifierConfig
-) -> tuple[float, float, float | None] | None:
-    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot) over the textured overlap of
+    gray_a: np.ndarray,
+    gray_b: np.ndarray,
+    homography: np.ndarray,
+    config: VerifierConfig,
+    boxes: tuple[Box | None, Box | None] = (None, None),
+) -> tuple[float, float, float | None, bool] | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot, by_box) over the textured overlap of
     a and b warped onto it; None when the overlap is too small to say. slot is the disagreeing
     share of a shared page's photo slot (imgdup_core.slot) when the two are one page around
-    different photos and the config checks for that (fused-v5), else None."""
+    different photos and the config checks for that (fused-v5), else None. `boxes`: the photo box
+    the frame finder found in a and in b, as shares of each picture's width and height (x0, y0, x1,
+    y1), which config.box_page_check (fused-v8) tries as the slot when none was inferred; by_box says
+    the slot is such a box."""
     small_a = fit(gray_a, config.ssim_max_side)
     small_b = fit(gray_b, config.ssim_max_side)
     scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
@@ -93,7 +100,40 @@ def aligned_ssim(
         if config.shared_page_check
         else None
     )
-    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot
+    by_box = False
+    if slot is None and config.box_page_check and any(box is not None for box in boxes):
+        slot = box_page_slot(
+            ref_a,
+            warped,
+            ssim_map,
+            valid,
+            textured_a,
+            textured_b,
+            config.mismatch_ssim,
+            _boxes_in_a(boxes, small_a.shape, small_b.shape, h),
+        )
+        by_box = slot is not None
+    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot, by_box
+
+
+def _boxes_in_a(
+    boxes: tuple[Box | None, Box | None], shape_a: tuple[int, ...], shape_b: tuple[int, ...], h: np.ndarray
+) -> list[Box]:
+    """The boxes (shares of each picture) in a's pixels at SSIM size: b's through the homography,
+    as the rectangle around its corners."""
+    box_a, box_b = boxes
+    found: list[Box] = []
+    if box_a is not None:
+        ha, wa = shape_a[0], shape_a[1]
+        found.append((box_a[0] * wa, box_a[1] * ha, box_a[2] * wa, box_a[3] * ha))
+    if box_b is not None:
+        hb, wb = shape_b[0], shape_b[1]
+        x0, y0, x1, y1 = box_b[0] * wb, box_b[1] * hb, box_b[2] * wb, box_b[3] * hb
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64).reshape(-1, 1, 2)
+        projected = cv2.perspectiveTransform(corners, h).reshape(-1, 2)
+        lo, hi = projected.min(axis=0), projected.max(axis=0)
+        found.append((float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+    return found
 
 
 def local_std(image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,10 @@ import numpy as np
 
 from imgdup_core.hashing import hamming64, phash_gray
 
-__all__ = ["SlotConfig", "shared_page_slot"]
+__all__ = ["Box", "SlotConfig", "box_page_slot", "shared_page_slot"]
+
+# A box in a picture's pixel coordinates at SSIM size: x0, y0, x1, y1 (x1, y1 exclusive).
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,13 @@ class SlotConfig:
     max_page_texture: float = 0.6  # a page is mostly flat (panels, padding, lines of text)
     max_page_mismatch: float = 0.1  # ...and agrees outside the slot
     min_phash: int = 16  # the slots hold different pictures
+    # The frame finder's own box as the slot (box_page_slot, fused-v8): its share of the aligned
+    # overlap, and the share of its textured pixels that must disagree. Measured on 134 aligned
+    # whole-picture comparisons with a box on one side, from the broad pool's fused-v6 run
+    # (bench/results/box-page-rule.md): where the rest agreed as a flat page, different photos
+    # disagreed in the box 0.36-0.98 (35 pairs), copies of one photo at most 0.07 (7 pairs).
+    min_box_area: float = 0.03
+    min_box_disagree: float = 0.25
 
 
 def shared_page_slot(
@@ -87,3 +97,54 @@ def shared_page_slot(
     if hamming64(phash_gray(crop_a), phash_gray(crop_b)) < config.min_phash:
         return None
     return round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)
+
+
+def box_page_slot(
+    ref_a: np.ndarray,
+    warped_b: np.ndarray,
+    ssim_map: np.ndarray,
+    valid: np.ndarray,
+    textured_a: np.ndarray,
+    textured_b: np.ndarray,
+    mismatch_ssim: float,
+    boxes: list[Box],
+    config: SlotConfig = SlotConfig(),
+) -> float | None:
+    """shared_page_slot with the slot given: the photo box the frame finder found in either picture
+    (in a's coordinates after alignment). The disagreeing share of the box when the pictures are one
+    page around two different photos there (the page outside the box mostly flat and agreeing, the
+    box's pictures unrelated by pHash), else None; the most disagreeing box counts.
+
+    Where one screenshot's photo box is found and the other's is not (a product on a white page),
+    the two pages are compared whole and align on the page; the inferred slot of shared_page_slot
+    misses a small or partly flat photo (its blocks agree in the flat parts), the known box does not."""
+    disagree = valid & (textured_a | textured_b) & (ssim_map < mismatch_ssim)
+    height, width = valid.shape
+    total = float(valid.sum())
+    best: float | None = None
+    for x0f, y0f, x1f, y1f in boxes:
+        x0, y0 = max(0, int(x0f)), max(0, int(y0f))
+        x1, y1 = min(width, int(np.ceil(x1f))), min(height, int(np.ceil(y1f)))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        inside = np.zeros_like(valid)
+        inside[y0:y1, x0:x1] = True
+        inside &= valid
+        page = valid & ~inside
+        if total == 0 or inside.sum() < config.min_box_area * total or page.sum() < config.min_page * total:
+            continue
+        page_textured = page & (textured_a | textured_b)
+        if page_textured.sum() > config.max_page_texture * page.sum():
+            continue
+        if page_textured.any() and float(disagree[page_textured].mean()) > config.max_page_mismatch:
+            continue
+        inside_textured = inside & (textured_a | textured_b)
+        if not inside_textured.any():
+            continue
+        share = float(disagree[inside_textured].mean())
+        if share < config.min_box_disagree:
+            continue
+        if hamming64(phash_gray(ref_a[y0:y1, x0:x1]), phash_gray(warped_b[y0:y1, x0:x1])) < config.min_phash:
+            continue
+        best = share if best is None else max(best, share)
+    return None if best is None else round(best, 4)

@@ -23,6 +23,7 @@ __all__ = [
     "FUSED_V5",
     "FUSED_V6",
     "FUSED_V7",
+    "FUSED_V8",
     "VERIFIERS",
     "VerifierConfig",
     "with_threshold",
@@ -75,6 +76,10 @@ class VerifierConfig:
     # Two pictures that align as one page (a listing template) around differing photos are
     # compared by the page's photo slot (imgdup_core.slot); off before fused-v5.
     shared_page_check: bool = False
+    # ...and, when no slot was inferred, by the photo box the frame finder found in either picture
+    # (imgdup_core.slot.box_page_slot): a screenshot whose box was found against one whose box was
+    # not (a product on a white page) aligns whole, on the page; off before fused-v8.
+    box_page_check: bool = False
     # Candidates also come from a pHash channel (imgdup_core.hashing.PHASH_CANDIDATE_DISTANCE),
     # not only from the ANN search: what calibration emulates; off before fused-v5.
     phash_candidates: bool = False
@@ -144,6 +149,13 @@ FUSED_V6 = VerifierConfig(
 # in the product (broad pool: precision 99.57 -> 96.36 %, bench/results/quality-broad-fused-v7.md).
 FUSED_V7 = dataclasses.replace(FUSED_V6, version="fused-v7", fusion=CALIBRATED_FUSION_V7)
 
+# fused-v6 with its shared-page rule also judging by the frame finder's own box (issue 11): two
+# screenshots of different photos in one page, the box found in one and not in the other, were
+# compared whole, aligned on the page and called duplicates (the broad pool's screenshot false
+# pairs). The rule only adds evidence of a disagreeing photo slot, which fused-v6's model already
+# weighs (the mismatch), so fused-v8 runs fused-v6's calibrated model unchanged.
+FUSED_V8 = dataclasses.replace(FUSED_V6, version="fused-v8", box_page_check=True)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -151,7 +163,7 @@ FUSED_V3_DISTILLED = VerifierConfig(version="fused-v3-distilled", fusion=CALIBRA
 
 VERIFIERS = {
     config.version: config
-    for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V6, FUSED_V7, FUSED_V3_DISTILLED)
+    for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V6, FUSED_V7, FUSED_V8, FUSED_V3_DISTILLED)
 }
 
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a

@@ -13,6 +13,7 @@ import numpy as np
 
 from imgdup_core.decode import load_rgb
 from imgdup_core.evidence import Evidence, Verdict
+from imgdup_core.framing import find_photo_region
 from imgdup_core.fusion import duplicate_probability
 from imgdup_core.geometry import best_geometry
 from imgdup_core.gray import check_rgb, working_gray
@@ -26,12 +27,14 @@ from imgdup_core.sift import (
     sift_to_bytes,
 )
 from imgdup_core.similarity import aligned_ssim
+from imgdup_core.slot import Box
 from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
 
 # Also re-exported: what a caller needs from the cascade's modules (gray -> sift -> geometry ->
 # similarity -> fusion), so that a caller of the verifier imports this module only.
 __all__ = [
     "DEFAULT_VERIFIER",
+    "PAGE_BOX",
     "Evidence",
     "FeatureCache",
     "ImageView",
@@ -50,6 +53,10 @@ __all__ = [
 # Evidence.compared of a comparison decided by a shared page's photo slot (imgdup_core.slot):
 # the two whole pictures aligned as one page and were judged by the slot inside it.
 SHARED_PAGE = "slot/slot"
+# ...and by the photo box the frame finder found in either picture (fused-v8): the pages disagree
+# in that box. It does not decide alone: where the other comparison finds the photo of one picture
+# inside the other (a copy shown smaller in the same page), that comparison can still win.
+PAGE_BOX = "box/box"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class ImageView:
     jpeg: bytes | None = None
     photo_jpeg: bytes | None = None
     _decoded: dict[bool, np.ndarray] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    _box: list[Box | None] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.rgb is None and self.jpeg is None:
@@ -98,6 +106,19 @@ class ImageView:
 
     def stored_bytes(self, photo: bool = False) -> bytes | None:
         return self.photo_jpeg if photo else self.jpeg
+
+    def photo_box(self) -> Box | None:
+        """Where the framed photo sits in the stored copy, as shares of its width and height
+        (x0, y0, x1, y1): the frame finder run again on the stored copy, on first use; None for a
+        picture that frames no photo (or whose box the smaller copy no longer shows)."""
+        if not self._box:
+            region = find_photo_region(self.pixels()) if self.frames_photo else None
+            if region is None:
+                self._box.append(None)
+            else:
+                h, w = self.pixels().shape[:2]
+                self._box.append((region.x0 / w, region.y0 / h, region.x1 / w, region.y1 / h))
+        return self._box[0]
 
 
 def verify_images(
@@ -150,6 +171,8 @@ def measure_images(
             sift_a=a.photo_sift if photo_a else a.sift,
             sift_b=b.photo_sift if photo_b else b.sift,
             cache=cache,
+            # Whole pictures of which one frames a photo: its box may be the page's disagreeing slot.
+            boxes=None if photo_a or photo_b else lambda: (a.photo_box(), b.photo_box()),
         )
         if evidence.compared == SHARED_PAGE:
             # One page around two different photos: whatever a box cut out of it matched (a
@@ -160,9 +183,10 @@ def measure_images(
             # Both boxes were found and the whole pictures differ: a shared page that aligned
             # around two photos, which the photos' own comparison (tried first) decides.
             continue
-        evidence = dataclasses.replace(
-            evidence, compared=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
-        )
+        if evidence.compared != PAGE_BOX:
+            evidence = dataclasses.replace(
+                evidence, compared=f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
+            )
         # Unrounded (decide's score keeps 6 decimals): two near-certain comparisons must not
         # tie, or the reported one would depend on the order they were tried in.
         score = duplicate_probability(evidence, config.fusion)
@@ -216,6 +240,7 @@ def _measure(
     sift_a: SiftFeatures | None,
     sift_b: SiftFeatures | None,
     cache: FeatureCache | None,
+    boxes: Callable[[], tuple[Box | None, Box | None]] | None = None,
 ) -> Evidence:
     """Every method's measurement of one comparison, on pictures loaded only when needed:
     features not given are extracted, and the aligned SSIM needs both; a pair without a
@@ -257,11 +282,18 @@ def _measure(
         )
     gray_b = gray("b")
     b_aligned = np.ascontiguousarray(gray_b[:, ::-1]) if geometry.mirrored else gray_b
-    aligned = aligned_ssim(gray("a"), b_aligned, geometry.homography, config)
+    found = boxes() if boxes is not None and config.box_page_check else (None, None)
+    if geometry.mirrored and found[1] is not None:
+        x0, y0, x1, y1 = found[1]
+        found = (found[0], (1.0 - x1, y0, 1.0 - x0, y1))  # b's box in the mirrored b
+    aligned = aligned_ssim(gray("a"), b_aligned, geometry.homography, config, found)
     mismatch = None
+    compared = "full/full"
     if aligned is not None:
         # A shared page's slot that disagrees is the mismatch that counts (imgdup_core.slot).
         mismatch = round(aligned[1] if aligned[2] is None else max(aligned[1], aligned[2]), 4)
+        if aligned[2] is not None:
+            compared = PAGE_BOX if aligned[3] else SHARED_PAGE
     return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,
@@ -272,5 +304,5 @@ def _measure(
         sift_matches=geometry.matches,
         overlap=round(geometry.overlap, 4),
         mismatch=mismatch,
-        compared=SHARED_PAGE if aligned is not None and aligned[2] is not None else "full/full",
+        compared=compared,
     )

@@ -157,7 +157,8 @@ class EvidenceV1(_Event):
         Field(
             description="Pictures compared, a's/b's: 'full' (the image) or 'photo' (the photo a "
             "screenshot or border frames), e.g. 'photo/full'; 'slot/slot' (fused-v5): the whole "
-            "pictures aligned as one page and were judged by the photo slot inside it"
+            "pictures aligned as one page and were judged by the photo slot inside it; 'box/box' (fused-v8): "
+            "likewise, by the photo box the frame finder found in one of them"
         ),
     ] = None
 
