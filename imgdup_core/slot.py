@@ -85,18 +85,27 @@ def shared_page_slot(
     inside = np.zeros_like(valid)
     inside[y * size : (y + h) * size, x * size : (x + w) * size] = True
     page = valid & ~inside
-    if page.sum() < config.min_page * valid.sum():
-        return None
-    page_textured = page & (textured_a | textured_b)
-    if page_textured.sum() > config.max_page_texture * page.sum():
-        return None
-    if page_textured.any() and float(disagree[page_textured].mean()) > config.max_page_mismatch:
+    if page.sum() < config.min_page * valid.sum() or not _flat_agreeing(
+        page, disagree, textured_a | textured_b, config
+    ):
         return None
     y0, y1, x0, x1 = y * size, (y + h) * size, x * size, (x + w) * size
-    crop_a, crop_b = ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1]
-    if hamming64(phash_gray(crop_a), phash_gray(crop_b)) < config.min_phash:
+    if not _unrelated(ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1], config):
         return None
     return round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)
+
+
+def _flat_agreeing(page: np.ndarray, disagree: np.ndarray, textured: np.ndarray, config: SlotConfig) -> bool:
+    """Whether the pixels outside a slot look like a page: mostly flat, and agreeing where textured."""
+    page_textured = page & textured
+    if page_textured.sum() > config.max_page_texture * page.sum():
+        return False
+    return not (page_textured.any() and float(disagree[page_textured].mean()) > config.max_page_mismatch)
+
+
+def _unrelated(crop_a: np.ndarray, crop_b: np.ndarray, config: SlotConfig) -> bool:
+    """Whether a slot's two pictures are different photos by pHash (a copy's stay close)."""
+    return hamming64(phash_gray(crop_a), phash_gray(crop_b)) >= config.min_phash
 
 
 def box_page_slot(
@@ -133,18 +142,15 @@ def box_page_slot(
         page = valid & ~inside
         if total == 0 or inside.sum() < config.min_box_area * total or page.sum() < config.min_page * total:
             continue
-        page_textured = page & (textured_a | textured_b)
-        if page_textured.sum() > config.max_page_texture * page.sum():
-            continue
-        if page_textured.any() and float(disagree[page_textured].mean()) > config.max_page_mismatch:
+        if not _flat_agreeing(page, disagree, textured_a | textured_b, config):
             continue
         inside_textured = inside & (textured_a | textured_b)
         if not inside_textured.any():
             continue
         share = float(disagree[inside_textured].mean())
-        if share < config.min_box_disagree:
-            continue
-        if hamming64(phash_gray(ref_a[y0:y1, x0:x1]), phash_gray(warped_b[y0:y1, x0:x1])) < config.min_phash:
+        if share < config.min_box_disagree or not _unrelated(
+            ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1], config
+        ):
             continue
         best = share if best is None else max(best, share)
     return None if best is None else round(best, 4)
