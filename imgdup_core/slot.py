@@ -13,7 +13,8 @@ from imgdup_core.hashing import hamming64, phash_gray
 
 __all__ = ["Box", "SlotConfig", "box_page_slot", "shared_page_slot"]
 
-# A box in a picture's pixel coordinates at SSIM size: x0, y0, x1, y1 (x1, y1 exclusive).
+# A box: x0, y0, x1, y1 (x1, y1 exclusive), in pixels (box_page_slot: a's at SSIM size) or as shares
+# of a picture's width and height (the verifier's ImageView.photo_box), as each signature says.
 Box = tuple[float, float, float, float]
 
 
