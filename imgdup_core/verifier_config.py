@@ -24,6 +24,7 @@ __all__ = [
     "FUSED_V6",
     "FUSED_V7",
     "FUSED_V8",
+    "FUSED_V9",
     "VERIFIERS",
     "VerifierConfig",
     "with_threshold",
@@ -156,6 +157,19 @@ FUSED_V7 = dataclasses.replace(FUSED_V6, version="fused-v7", fusion=CALIBRATED_F
 # weighs (the mismatch), so fused-v8 runs fused-v6's calibrated model unchanged.
 FUSED_V8 = dataclasses.replace(FUSED_V6, version="fused-v8", box_page_check=True)
 
+# fused-v3 with fused-v8's frame rules and nothing else (issue 11): the shared-page rule (inferred
+# slot, and the frame finder's own box), and with a box on both sides the whole comparison counts only
+# when near-identical. No low-texture SIFT pass and no pHash channel, which are most of fused-v6/v8's
+# extra CPU: stored features are fused-v3's. The rules only add a disagreement (or drop a page
+# comparison) that fused-v3's calibrated model already weighs, so fused-v3's model is reused unchanged.
+FUSED_V9 = dataclasses.replace(
+    DEFAULT_VERIFIER,
+    version="fused-v9",
+    shared_page_check=True,
+    framed_whole_max_mismatch=FUSED_V6.framed_whole_max_mismatch,
+    box_page_check=True,
+)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -163,7 +177,16 @@ FUSED_V3_DISTILLED = VerifierConfig(version="fused-v3-distilled", fusion=CALIBRA
 
 VERIFIERS = {
     config.version: config
-    for config in (DEFAULT_VERIFIER, FUSED_V4, FUSED_V5, FUSED_V6, FUSED_V7, FUSED_V8, FUSED_V3_DISTILLED)
+    for config in (
+        DEFAULT_VERIFIER,
+        FUSED_V4,
+        FUSED_V5,
+        FUSED_V6,
+        FUSED_V7,
+        FUSED_V8,
+        FUSED_V9,
+        FUSED_V3_DISTILLED,
+    )
 }
 
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a

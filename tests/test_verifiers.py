@@ -22,6 +22,7 @@ from imgdup_core.verifier_config import (
     FUSED_V5,
     FUSED_V6,
     FUSED_V7,
+    FUSED_V9,
     VERIFIERS,
 )
 
@@ -77,6 +78,17 @@ def test_fused_v7_is_fused_v6_measuring_with_its_own_cost_rule_model(monkeypatch
     assert FUSED_V7.fusion != FUSED_V6.fusion
     monkeypatch.delenv("IMGDUP_VERIFIER_VERSION")
     assert resolve_verifier(Settings()).config.version != "fused-v7"  # not the default
+
+
+def test_fused_v9_is_fused_v3_with_the_frame_rules_and_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v9")
+    chosen = resolve_verifier(Settings())
+    assert chosen.config == FUSED_V9 and chosen.config.fusion == DEFAULT_VERIFIER.fusion
+    assert chosen.ann_min_score == DEFAULT_VERIFIER.fusion.candidate_min_cosine
+    # fused-v3's extraction and candidates (no low-texture pass, no pHash channel); the frame rules on.
+    assert not chosen.config.phash_candidates and chosen.config.sift_low_texture_keypoints == 0
+    assert chosen.config.shared_page_check and chosen.config.box_page_check
+    assert chosen.config.framed_whole_max_mismatch == FUSED_V6.framed_whole_max_mismatch
 
 
 def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
@@ -145,8 +157,8 @@ def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
 
 
 def test_an_unknown_version_is_refused() -> None:
-    with pytest.raises(VerifierUnavailable, match="IMGDUP_VERIFIER_VERSION=fused-v9"):
-        resolve_verifier(Settings(verifier_version="fused-v9"))
+    with pytest.raises(VerifierUnavailable, match="IMGDUP_VERIFIER_VERSION=fused-v99"):
+        resolve_verifier(Settings(verifier_version="fused-v99"))
 
 
 def _model_file(directory: Path, version: str, embedder: str) -> None:

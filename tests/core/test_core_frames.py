@@ -17,7 +17,7 @@ from bench.quality.templates import render
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8
+from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9
 from imgdup_core.verify import PAGE_BOX, ImageView, Verdict, VerifierConfig, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
@@ -69,7 +69,7 @@ def _web_screenshot(name: str, canvas: float = 1.0) -> Image.Image:
     ("a", "b"),
     [("rocket", "retina"), ("chelsea", "rocket"), ("coffee", "rocket"), ("immunohistochemistry", "retina")],
 )
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
 def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_duplicates(
     a: str, b: str, cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -83,7 +83,7 @@ def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_dup
     assert verdict.evidence.compared == "photo/photo", verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
 def test_a_photo_and_its_copy_in_one_screenshot_template_are_duplicates(
     cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -102,10 +102,11 @@ def test_different_photos_in_one_screenshot_page_with_one_box_found_are_not_dupl
     shot_a, shot_b = _web_screenshot(a), _web_screenshot(b, canvas=2.5)
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     assert _verdict(shot_a, shot_b, cosine, FUSED_V6).is_duplicate
-    verdict = _verdict(shot_a, shot_b, cosine, FUSED_V8)
-    assert not verdict.is_duplicate, verdict
-    # Either comparison may be the one reported; both are rejections.
-    assert verdict.evidence.compared in (PAGE_BOX, "photo/full"), verdict
+    for config in (FUSED_V8, FUSED_V9):
+        verdict = _verdict(shot_a, shot_b, cosine, config)
+        assert not verdict.is_duplicate, verdict
+        # Either comparison may be the one reported; both are rejections.
+        assert verdict.evidence.compared in (PAGE_BOX, "photo/full"), verdict
 
 
 @pytest.mark.xfail(
@@ -123,13 +124,16 @@ def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
     assert not verdict.is_duplicate, verdict
 
 
-def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(cosine: Cosine) -> None:
+@pytest.mark.parametrize("config", [FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
+    cosine: Cosine, config: VerifierConfig
+) -> None:
     # The same photo, once filling the page's photo slot and once smaller on a white canvas in it:
     # the box rule says the pages differ in the slot, but the box's photo is found inside the other
     # page, and that comparison still decides.
     shot_a, shot_b = _web_screenshot("chelsea"), _web_screenshot("chelsea", canvas=1.6)
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
-    verdict = _verdict(shot_a, shot_b, cosine, FUSED_V8)
+    verdict = _verdict(shot_a, shot_b, cosine, config)
     assert verdict.is_duplicate, verdict
     assert verdict.evidence.compared == "photo/full", verdict
 
@@ -146,7 +150,7 @@ def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(cosin
         ("social-0", "coffee", "chelsea"),
     ],
 )
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
 def test_different_photos_in_one_page_template_are_not_duplicates(
     template: str, a: str, b: str, cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -154,7 +158,7 @@ def test_different_photos_in_one_page_template_are_not_duplicates(
     assert not verdict.is_duplicate, verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
 @pytest.mark.parametrize("template", ["listing-0", "listing-1", "phone-0", "social-1"])
 @pytest.mark.parametrize("name", ["chelsea", "rocket"])
 def test_a_photo_and_its_copy_in_a_page_template_are_duplicates(
@@ -178,7 +182,7 @@ def _banded_brick(kind: str) -> Image.Image:
     return Image.fromarray(rgb)
 
 
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
 @pytest.mark.parametrize("kind", ["band", "door"])
 def test_a_false_box_does_not_hide_a_plain_copy(kind: str, cosine: Cosine, config: VerifierConfig) -> None:
     original = _banded_brick(kind)

@@ -17,7 +17,7 @@ from imgdup_core.sift import (
     sift_from_bytes,
     sift_to_bytes,
 )
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V4, VerifierConfig
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V4, FUSED_V9, VerifierConfig
 
 
 @pytest.mark.parametrize(
@@ -130,6 +130,16 @@ def test_features_stored_without_the_second_pass_are_extracted_again(stored: dic
     assert sift_from_bytes(blob, lower) is None
     with pytest.raises(ValueError):
         sift_from_bytes(blob[:24])
+
+
+def test_fused_v9_reads_the_features_fused_v3_stored(stored: dict[str, np.ndarray]) -> None:
+    # fused-v9 is fused-v3's extraction with frame rules on top: images indexed under fused-v3 keep
+    # their stored features (no re-extraction per pair after switching to it), and the reverse.
+    legacy = sift_to_bytes(extract_sift(stored["moon"]))
+    back = sift_from_bytes(legacy, FUSED_V9)
+    assert back is not None
+    np.testing.assert_array_equal(back.points, extract_sift(stored["moon"], FUSED_V9).points)
+    assert sift_from_bytes(sift_to_bytes(extract_sift(stored["moon"], FUSED_V9), FUSED_V9)) is not None
 
 
 def test_feature_cache_returns_what_extraction_returns_and_forgets_the_oldest(
