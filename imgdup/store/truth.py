@@ -148,12 +148,8 @@ async def settle(
         freed = await _release(conn, changed, rule) if release else ()
         return Settled(False, False, None, freed)
     if edge:  # an edge already (a redelivery, a look again): its event again, nothing else
-        if pair["status"] != "candidate":  # a pair being verified again keeps 'candidate' for the verifier
-            await conn.execute(
-                "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
-                " held_at = NULL WHERE pair_id = %s",
-                (pair_id,),
-            )
+        if pair["status"] != "candidate":
+            await _mark_edge(conn, pair)
         event = await clusters.duplicate_event(conn, pair, locked.images, retractions=retractions)
         return Settled(True, False, event)
     # The clusters the pair touches, locked and read once: the bridge rule and the plan share them.
@@ -209,6 +205,20 @@ async def _cluster_of_pair(conn: AsyncConnection[Any], pair_id: str) -> str:
     return str(row[0])
 
 
+async def _mark_edge(conn: AsyncConnection[Any], pair: Row) -> None:
+    """The locked pair's row as an edge (clustered since now, unless it already was), in one UPDATE: a
+    pair being verified again keeps 'candidate' for the verifier, any other becomes 'clustered' and
+    is no longer held."""
+    if pair["status"] == "candidate":
+        sql = "UPDATE duplicates SET clustered_at = coalesce(clustered_at, now()) WHERE pair_id = %s"
+    else:
+        sql = (
+            "UPDATE duplicates SET status = 'clustered', clustered_at = coalesce(clustered_at, now()),"
+            " held_at = NULL WHERE pair_id = %s"
+        )
+    await conn.execute(sql, (str(pair["pair_id"]),))
+
+
 async def _add(conn: AsyncConnection[Any], locked: _Locked, near: touched.Touched) -> ClusterPlan:
     """Make the pair an edge: its clusters planned and written, the pair's row marked (one UPDATE),
     its pair_clustered change in the outbox. Only writes: in the clusterer's pipeline they cost no
@@ -216,14 +226,7 @@ async def _add(conn: AsyncConnection[Any], locked: _Locked, near: touched.Touche
     pair, retractions = locked.pair, locked.retractions
     pair_id = str(pair["pair_id"])
     plan = await clusters.add_edge(conn, pair, near, retractions=retractions)
-    if pair["status"] == "candidate":  # a pair being verified again keeps 'candidate' for the verifier
-        await conn.execute("UPDATE duplicates SET clustered_at = now() WHERE pair_id = %s", (pair_id,))
-    else:
-        await conn.execute(
-            "UPDATE duplicates SET status = 'clustered', clustered_at = now(), held_at = NULL"
-            " WHERE pair_id = %s",
-            (pair_id,),
-        )
+    await _mark_edge(conn, pair)
     sides = clusters.sides(locked.images)
     by: Cause = "moderator" if pair["verdict"] == "confirmed" else "verifier"
     clustered = PairClusteredV1(
