@@ -121,14 +121,17 @@ def _boxes_in_a(
 ) -> list[Box]:
     """The boxes (shares of each picture) in a's pixels at SSIM size: b's through the homography,
     as the rectangle around its corners."""
+
+    def in_pixels(box: Box, shape: tuple[int, ...]) -> Box:
+        height, width = shape[0], shape[1]
+        return (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+
     box_a, box_b = boxes
     found: list[Box] = []
     if box_a is not None:
-        ha, wa = shape_a[0], shape_a[1]
-        found.append((box_a[0] * wa, box_a[1] * ha, box_a[2] * wa, box_a[3] * ha))
+        found.append(in_pixels(box_a, shape_a))
     if box_b is not None:
-        hb, wb = shape_b[0], shape_b[1]
-        x0, y0, x1, y1 = box_b[0] * wb, box_b[1] * hb, box_b[2] * wb, box_b[3] * hb
+        x0, y0, x1, y1 = in_pixels(box_b, shape_b)
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64).reshape(-1, 1, 2)
         projected = cv2.perspectiveTransform(corners, h).reshape(-1, 2)
         lo, hi = projected.min(axis=0), projected.max(axis=0)

@@ -58,7 +58,8 @@ def shared_page_slot(
     photos differ in one rectangle. A copy under a sticker or a caption also differs in one place,
     but around it is the same photo (textured), not a page (mostly flat), and the two pictures in
     that place are one photo (close pHash) more often than not."""
-    disagree = valid & (textured_a | textured_b) & (ssim_map < mismatch_ssim)
+    textured = textured_a | textured_b
+    disagree = valid & textured & (ssim_map < mismatch_ssim)
     size = config.block
     rows, cols = valid.shape[0] // size, valid.shape[1] // size
     if rows < 3 or cols < 3:
@@ -86,9 +87,7 @@ def shared_page_slot(
     inside = np.zeros_like(valid)
     inside[y * size : (y + h) * size, x * size : (x + w) * size] = True
     page = valid & ~inside
-    if page.sum() < config.min_page * valid.sum() or not _flat_agreeing(
-        page, disagree, textured_a | textured_b, config
-    ):
+    if page.sum() < config.min_page * valid.sum() or not _flat_agreeing(page, disagree, textured, config):
         return None
     y0, y1, x0, x1 = y * size, (y + h) * size, x * size, (x + w) * size
     if not _unrelated(ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1], config):
@@ -128,7 +127,8 @@ def box_page_slot(
     Where one screenshot's photo box is found and the other's is not (a product on a white page),
     the two pages are compared whole and align on the page; the inferred slot of shared_page_slot
     misses a small or partly flat photo (its blocks agree in the flat parts), the known box does not."""
-    disagree = valid & (textured_a | textured_b) & (ssim_map < mismatch_ssim)
+    textured = textured_a | textured_b
+    disagree = valid & textured & (ssim_map < mismatch_ssim)
     height, width = valid.shape
     total = float(valid.sum())
     best: float | None = None
@@ -143,9 +143,9 @@ def box_page_slot(
         page = valid & ~inside
         if total == 0 or inside.sum() < config.min_box_area * total or page.sum() < config.min_page * total:
             continue
-        if not _flat_agreeing(page, disagree, textured_a | textured_b, config):
+        if not _flat_agreeing(page, disagree, textured, config):
             continue
-        inside_textured = inside & (textured_a | textured_b)
+        inside_textured = inside & textured
         if not inside_textured.any():
             continue
         share = float(disagree[inside_textured].mean())
