@@ -62,8 +62,9 @@ def known_verifiers(models_dir: Path) -> dict[str, VerifierConfig]:
 
 
 def chosen_version(settings: Settings) -> str:
-    """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model (fused-v3 for
-    sscd, fused-v3-distilled for sscd_distilled), else the field's default."""
+    """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model
+    (DEFAULT_VERIFIER_FOR_EMBEDDER: fused-v9 for sscd, fused-v3-distilled for sscd_distilled), else
+    the field's default (the full SSCD's)."""
     if "verifier_version" in settings.model_fields_set:
         return settings.verifier_version
     return DEFAULT_VERIFIER_FOR_EMBEDDER.get(settings.embedder, settings.verifier_version)
