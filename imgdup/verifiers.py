@@ -70,6 +70,19 @@ def chosen_version(settings: Settings) -> str:
     return DEFAULT_VERIFIER_FOR_EMBEDDER.get(settings.embedder, settings.verifier_version)
 
 
+def base_verifier(settings: Settings) -> VerifierConfig:
+    """The built-in verifier the configured one measures as: itself when built in, else the base its
+    model file records (a retrained model's lineage: fused-v9 -> fused-v9-r1 -> fused-v9-r2)."""
+    version = chosen_version(settings)
+    if version in VERIFIERS:
+        return VERIFIERS[version]
+    path = settings.models_dir / f"{version}{MODEL_SUFFIX}"
+    try:
+        return VERIFIERS[str(json.loads(path.read_text())["base"])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerifierUnavailable(f"model file {path} names no built-in base: {exc!r}") from exc
+
+
 def resolve_verifier(settings: Settings) -> ChosenVerifier:
     """The verifier IMGDUP_VERIFIER_VERSION names (unset: the embedder's default), if it was
     fitted for IMGDUP_EMBEDDER.

@@ -144,9 +144,10 @@ async def _stored_verdicts(
 
 @pytest.mark.parametrize(
     ("pinned", "base"),
-    # The default (IMGDUP_VERIFIER_VERSION unset) and fused-v3 set explicitly: each refits itself.
-    [(None, "fused-v9"), ("fused-v3", "fused-v3")],
-    ids=["default", "pinned-fused-v3"],
+    # The default (IMGDUP_VERIFIER_VERSION unset) and versions set explicitly: each refits itself,
+    # fused-v7 too, though fused-v6 measures as it does.
+    [(None, "fused-v9"), ("fused-v3", "fused-v3"), ("fused-v7", "fused-v7")],
+    ids=["default", "pinned-fused-v3", "pinned-fused-v7"],
 )
 async def test_a_refit_that_is_not_worse_is_written_and_the_worker_runs_it_by_version(
     pool: AsyncConnectionPool, settings: Settings, tmp_path: Path, pinned: str | None, base: str
@@ -179,6 +180,10 @@ async def test_a_refit_that_is_not_worse_is_written_and_the_worker_runs_it_by_ve
     # The next refit gets the next version; an existing one is never overwritten.
     again = await retrain(settings, pool, benchmark_evidence=bench, write=False)
     assert again.version == f"{base}-r2" and again.written is None
+    # Refitting the refit continues the lineage: it measures as the same base.
+    refit = settings.model_copy(update={"verifier_version": f"{base}-r1"})
+    onwards = await retrain(refit, pool, benchmark_evidence=bench, write=False)
+    assert onwards.incumbent == f"{base}-r1" and onwards.version == f"{base}-r2"
     with pytest.raises(RetrainError, match="exists"):
         await retrain(settings, pool, benchmark_evidence=bench, version=f"{base}-r1")
 
@@ -206,6 +211,11 @@ async def test_without_the_benchmark_file_it_says_how_to_make_one(
     with pytest.raises(RetrainError, match="export-evidence") as refused:
         await retrain(settings, pool, benchmark_evidence=tmp_path / "absent.jsonl")
     assert "\n" not in str(refused.value)
+    assert f"export-evidence --verifier {RUNNING} --out" in str(refused.value)  # a command that runs
+    # The distilled embedder's model measures as fused-v3, on its own cosines: a --verifier choice.
+    distilled = Settings(data_dir=settings.data_dir, embedder="sscd_distilled")
+    with pytest.raises(RetrainError, match="--verifier fused-v3 --embedder sscd_distilled --out"):
+        await retrain(distilled, pool)
     wrong = _benchmark_file(tmp_path / "clip.jsonl")
     wrong.write_text(wrong.read_text().replace('"embedder": "sscd"', '"embedder": "clip"', 1))
     with pytest.raises(RetrainError, match="clip embeddings"):
