@@ -161,6 +161,34 @@ def _components(image_ids: list[str], edges: list[tuple[str, str]]) -> list[list
     return [group for group in groups.values() if len(group) > 1]
 
 
+_PAIR_COLUMNS = (
+    "d.pair_id::text AS pair_id, d.image_a::text AS image_a, d.image_b::text AS image_b, d.ad_a,"
+    " d.ad_b, d.status, d.is_duplicate, d.confidence, d.cosine, d.phash_distance, d.phash_mirrored,"
+    " d.sift_inliers, d.sift_mirrored, d.ssim, d.exact, d.decided_at, d.score, d.sift_matches,"
+    " d.overlap, d.mismatch, d.compared, v.verdict, v.moderator, v.note, v.decided_at AS verdict_at"
+)
+# The pairs of the listed clusters: their edges, and the pairs a moderator rejected once the
+# clusterer applied it (status 'rejected', edge retracted), listed marked in the cluster of the image
+# still in one (image_a's first; the small moderator_verdicts table drives it). So the page reads
+# the same before and after the clusterer caught up: the admin page reloads right after a verdict,
+# racing the clusterer, and a pair that vanished when the clusterer won looked like a lost verdict.
+_ADMIN_PAIRS = (
+    "SELECT m.cluster_id::text AS cluster_id, "
+    + _PAIR_COLUMNS
+    + " FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
+    " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
+    " WHERE m.cluster_id = ANY(%(ids)s::uuid[]) AND d.status = 'clustered' AND d.held_at IS NULL"
+    " UNION ALL SELECT * FROM (SELECT DISTINCT ON (d.pair_id) m.cluster_id::text AS cluster_id, "
+    + _PAIR_COLUMNS
+    + " FROM moderator_verdicts v JOIN duplicates d ON d.pair_id = v.pair_id"
+    " JOIN cluster_members m ON m.image_id IN (d.image_a, d.image_b)"
+    " WHERE v.verdict = 'not_duplicate' AND d.status = 'rejected' AND d.held_at IS NULL"
+    " ORDER BY d.pair_id, m.image_id = d.image_a DESC) AS applied"
+    # After the one cluster is chosen: a pair split over two clusters is listed once, not per page.
+    " WHERE applied.cluster_id = ANY(%(ids)s::text[])"
+)
+
+
 async def admin_clusters(
     pool: AsyncConnectionPool,
     *,
@@ -230,20 +258,9 @@ async def admin_clusters(
             (ids,),
         )
         members = await cur.fetchall()
-        await cur.execute(
-            "SELECT m.cluster_id::text AS cluster_id, d.pair_id::text AS pair_id,"
-            " d.image_a::text AS image_a, d.image_b::text AS image_b, d.ad_a, d.ad_b, d.status,"
-            " d.is_duplicate, d.confidence, d.cosine, d.phash_distance, d.phash_mirrored,"
-            " d.sift_inliers, d.sift_mirrored, d.ssim, d.exact, d.decided_at, d.score,"
-            " d.sift_matches, d.overlap, d.mismatch, d.compared,"
-            " v.verdict, v.moderator, v.note, v.decided_at AS verdict_at"
-            " FROM duplicates d JOIN cluster_members m ON m.image_id = d.image_a"
-            " LEFT JOIN moderator_verdicts v ON v.pair_id = d.pair_id"
-            " WHERE m.cluster_id = ANY(%s::uuid[]) AND d.status = 'clustered' AND d.held_at IS NULL"
-            " ORDER BY d.confidence DESC, d.pair_id",
-            (ids,),
-        )
-        pairs = await cur.fetchall()
+        await cur.execute(_ADMIN_PAIRS, {"ids": ids})
+        # Edges and applied rejections come from two queries: one order for both.
+        pairs = sorted(await cur.fetchall(), key=lambda p: (-float(p["confidence"] or 0), p["pair_id"]))
 
     for cluster in clusters:
         cid = cluster["cluster_id"]

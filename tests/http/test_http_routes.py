@@ -115,6 +115,36 @@ def test_admin_clusters_mark_rejected_pairs_and_detached_images(client: TestClie
     assert [pair["pair_id"] for pair in hidden["clusters"][0]["pairs"]] == [KEPT]
 
 
+def test_a_rejected_pair_stays_listed_marked_once_the_clusterer_applied_it(
+    client: TestClient, clean_db: str
+) -> None:
+    """The admin page reloads its clusters right after a verdict, racing the clusterer: the pair must
+    read the same, marked, before and after the clusterer retracted its edge (status 'rejected',
+    image 3 left the cluster), not vanish from its cluster once the verdict is applied."""
+    before = client.get("/api/v1/admin/clusters").json()["clusters"][0]
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE duplicates SET status = 'rejected', clustered_at = NULL WHERE pair_id = %s", (REJECTED,)
+        )
+        conn.execute("DELETE FROM cluster_members WHERE image_id = %s", (_image(3),))
+    (cluster,) = client.get("/api/v1/admin/clusters").json()["clusters"]
+    pairs = {pair["pair_id"]: pair for pair in cluster["pairs"]}
+    assert set(pairs) == {KEPT, REJECTED}
+    assert [p["pair_id"] for p in cluster["pairs"]] == [p["pair_id"] for p in before["pairs"]]
+    assert pairs[REJECTED]["duplicate"] is False
+    assert pairs[REJECTED]["moderator_verdict"]["verdict"] == "not_duplicate"
+    assert cluster["verdicts"] == before["verdicts"] == {"confirmed": 0, "not_duplicate": 1, "pending": 1}
+    assert {image["image_id"] for image in cluster["images"]} == {_image(1), _image(2)}
+    # Left out, as before, where rejected pairs are hidden.
+    hidden = client.get("/api/v1/admin/clusters", params={"include_rejected": "false"}).json()
+    assert [pair["pair_id"] for pair in hidden["clusters"][0]["pairs"]] == [KEPT]
+    # A pair the verifier rejected (no moderator) was never listed and is not now.
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM moderator_verdicts WHERE pair_id = %s", (REJECTED,))
+    (cluster,) = client.get("/api/v1/admin/clusters").json()["clusters"]
+    assert [pair["pair_id"] for pair in cluster["pairs"]] == [KEPT]
+
+
 def test_pair_detail_has_evidence_once_a_verifier_measured_the_pair(client: TestClient) -> None:
     decided = client.get(f"/api/v1/pairs/{REJECTED}").json()
     assert decided["duplicate"] is False and decided["verifier_duplicate"] is True

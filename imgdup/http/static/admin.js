@@ -205,15 +205,15 @@ function pairRow(pair, imagesById) {
   // A viewer sees the evidence and the verdicts but records none (the API would answer 403).
   const readOnly = canModerate() ? null : "read-only: your role may not record verdicts";
   const confirm = el("button", {
-    type: "button", class: "confirm", text: "Confirm", disabled: verdict === "confirmed" || Boolean(readOnly),
-    title: readOnly,
+    type: "button", class: "confirm", text: "Confirm", "data-verdict": "confirmed",
+    disabled: verdict === "confirmed" || Boolean(readOnly), title: readOnly,
   });
   const reject = el("button", {
-    type: "button", class: "reject", text: "Not a duplicate",
+    type: "button", class: "reject", text: "Not a duplicate", "data-verdict": "not_duplicate",
     disabled: verdict === "not_duplicate" || Boolean(readOnly), title: readOnly,
   });
-  confirm.addEventListener("click", () => sendVerdict(pair.pair_id, "confirmed", [confirm, reject]));
-  reject.addEventListener("click", () => sendVerdict(pair.pair_id, "not_duplicate", [confirm, reject]));
+  confirm.addEventListener("click", () => sendVerdict(pair.pair_id, "confirmed", [confirm, reject], row));
+  reject.addEventListener("click", () => sendVerdict(pair.pair_id, "not_duplicate", [confirm, reject], row));
   const why = el("button", { type: "button", class: "why secondary", text: "Why?",
     title: "the matched keypoints, the compared part and the aligned difference" });
   const row = el("tr", {
@@ -412,7 +412,26 @@ function storedNotApplied(response) {
   return response.status === 503 && response.headers.get("imgdup-verdict") === "stored";
 }
 
-async function sendVerdict(pairId, verdict, buttons) {
+// The row says what happened to its verdict, from the POST's own answer: saving while the request
+// is out (it waits for the event bus to take the hand-over), the verdict once saved, "saved, not
+// applied" on the route's 503, or what it said before when nothing was saved. Never from the reload
+// that follows: that races the clusterer applying the verdict.
+function markRow(row, verdict, stored, note) {
+  if (!row) return null;
+  const before = { className: row.className, cell: row.querySelector("td.verdict") };
+  const cell = stored
+    ? verdictCell({ moderator_verdict: stored })
+    : el("td", { class: "verdict muted", text: note });
+  if (stored && note) cell.append(el("div", { class: "muted applying", text: note }));
+  before.cell.replaceWith(cell);
+  if (verdict) row.className = verdict === "not_duplicate" ? "rejected" : "confirmed";
+  return () => {
+    cell.replaceWith(before.cell);
+    row.className = before.className;
+  };
+}
+
+async function sendVerdict(pairId, verdict, buttons, row) {
   const moderator = $("moderator").value.trim() || localStorage.getItem(STORE.moderator) || "";
   if (!moderator) {
     toast("Enter your moderator name first.", true);
@@ -420,6 +439,7 @@ async function sendVerdict(pairId, verdict, buttons) {
     return;
   }
   buttons.forEach((b) => { b.disabled = true; });
+  const restore = markRow(row, null, null, "saving…");
   try {
     const response = await fetch(`/api/v1/pairs/${encodeURIComponent(pairId)}/verdict`, {
       method: "POST",
@@ -431,20 +451,28 @@ async function sendVerdict(pairId, verdict, buttons) {
       return;
     }
     if (response.status === 403) {
+      if (restore) restore();
       toast("Your role may not record verdicts (moderators only).", true);
       return;
     }
     if (storedNotApplied(response)) {
       // No reload: it would show the verdict as recorded and disable the button to press again.
+      markRow(row, verdict, { verdict, moderator, decided_at: null }, "saved, not applied yet: press again");
       toast(STORED_NOT_APPLIED, true);
       buttons.forEach((b) => { b.disabled = false; });
       return;
     }
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    const stored = await response.json().catch(() => ({ verdict, moderator, decided_at: null }));
+    markRow(row, stored.verdict, stored, "saved; clusters update in a moment");
+    // The verdict's own button stays disabled (as a reload would render it), the other one works.
+    buttons.forEach((b) => { b.disabled = Boolean(b.dataset) && b.dataset.verdict === stored.verdict; });
     toast(verdict === "confirmed" ? "Confirmed as a duplicate." : "Marked as not a duplicate.");
-    await loadClusters();
+    // The clusters and statistics as the clusterer leaves them (the row reads the same either way).
+    loadClusters();
     loadStats();
   } catch (error) {
+    if (restore) restore();
     toast(`Could not save the verdict: ${error.message}`, true);
     buttons.forEach((b) => { b.disabled = false; });
   }
