@@ -54,6 +54,7 @@ from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.embedded import free_port
 from imgdup.ops.supervisor import Stack
 from imgdup.settings import Settings
+from imgdup.verifiers import chosen_version
 from imgdup_core.decode import decode_image
 from imgdup_core.embedding import build_embedder
 from schemas import DuplicateEventV1, topics
@@ -131,14 +132,16 @@ def standalone(kind: str, blobs_by_ad: list[list[bytes]], max_pixels: int) -> di
     return results
 
 
-def verify_cost(pairs: list[tuple[bytes, bytes]], max_pixels: int) -> dict[str, float]:
-    """CPU ms per pair of what the verifier agent runs: verify_images on the stored copies with
-    their stored SIFT features ("cpu_ms_per_pair"), and the same with the features extracted
-    per pair, as before they were stored ("cpu_ms_per_pair_extracting")."""
+def verify_cost(pairs: list[tuple[bytes, bytes]], max_pixels: int, version: str) -> dict[str, float]:
+    """CPU ms per pair of what the verifier agent runs (verifier `version`, the stack's): verify_images
+    on the stored copies with their stored SIFT features ("cpu_ms_per_pair"), and the same with the
+    features extracted per pair, as before they were stored ("cpu_ms_per_pair_extracting")."""
     from imgdup_core import verify
     from imgdup_core.decode import load_rgb, storage_jpeg
     from imgdup_core.hashing import phash_pair
+    from imgdup_core.verifier_config import VERIFIERS
 
+    config = VERIFIERS[version]
     single_threaded_kernels()  # as in the worker process
     prepared = []
     for a, b in pairs:
@@ -146,7 +149,7 @@ def verify_cost(pairs: list[tuple[bytes, bytes]], max_pixels: int) -> dict[str, 
         for blob in (a, b):
             rgb = decode_image(blob, max_pixels=max_pixels).rgb
             stored = load_rgb(storage_jpeg(rgb))
-            sides.append((stored, phash_pair(rgb), verify.extract_sift(stored)))
+            sides.append((stored, phash_pair(rgb), verify.extract_sift(stored, config)))
         prepared.append(sides)
     n = max(1, len(prepared))
     result: dict[str, float] = {"pairs": len(prepared)}
@@ -159,6 +162,7 @@ def verify_cost(pairs: list[tuple[bytes, bytes]], max_pixels: int) -> dict[str, 
                 verify.ImageView(rgb_a, ph_a, sift=sift_a if stored_features else None),
                 verify.ImageView(rgb_b, ph_b, sift=sift_b if stored_features else None),
                 cosine=0.5,
+                config=config,
             )
         result[f"cpu_ms_per_pair{label}"] = (time.process_time() - cpu0) / n * 1e3
         result[f"wall_ms_per_pair{label}"] = t.elapsed / n * 1e3
@@ -432,6 +436,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 verify_cost,
                 [((images_dir / a.name).read_bytes(), (images_dir / b.name).read_bytes()) for a, b in pairs],
                 settings.decode_max_pixels,
+                # What the stack's workers run: IMGDUP_VERIFIER_VERSION, else the embedder's default.
+                chosen_version(Settings(embedder=args.embedder)),
             ).result()
         print(json.dumps(result["standalone"], indent=1), flush=True)
 

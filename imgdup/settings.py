@@ -14,9 +14,16 @@ from imgdup_core.bridges import DEFAULT_BRIDGE_MIN_PROBABILITY, DEFAULT_ESTABLIS
 from imgdup_core.decode_budget import DEFAULT_MAX_BYTES
 from imgdup_core.fusion_weights import CANDIDATE_MIN_COSINE
 from imgdup_core.hashing import PHASH_CANDIDATE_DISTANCE
-from imgdup_core.verifier_config import DEFAULT_VERIFIER
+from imgdup_core.verifier_config import default_verifier_for
 
-DEFAULT_VERIFIER_VERSION = DEFAULT_VERIFIER.version
+# The full SSCD's default verifier (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER).
+_SSCD_VERIFIER = default_verifier_for("sscd")
+DEFAULT_VERIFIER_VERSION = _SSCD_VERIFIER.version
+_DEFAULT_ANN_MIN_SCORE = (
+    CANDIDATE_MIN_COSINE
+    if _SSCD_VERIFIER.fusion.candidate_min_cosine is None
+    else _SSCD_VERIFIER.fusion.candidate_min_cosine
+)
 
 EmbedderKind = Literal["sscd", "sscd_distilled", "clip"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -147,13 +154,14 @@ class Settings(BaseSettings):
     # Candidates below this cosine are not worth a geometric check: the highest cut-off that
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
     # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
-    ann_min_score: float = Field(CANDIDATE_MIN_COSINE, ge=-1.0, le=1.0)
+    # The default verifier's own cut-off (fused-v9 runs fused-v3's model: fusion_weights.py).
+    ann_min_score: float = Field(_DEFAULT_ANN_MIN_SCORE, ge=-1.0, le=1.0)
     # The verifier model the worker runs (imgdup/verifiers.py): a built-in version
     # (imgdup_core.verifier_config.VERIFIERS) or a retrained one, <models_dir>/<version>.json
     # (`imgdup retrain`). Its embedder must be IMGDUP_EMBEDDER, or the worker refuses to start;
     # its ANN cut-off applies unless IMGDUP_ANN_MIN_SCORE is set. Unset, each embedder runs its own
-    # default (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER: sscd_distilled runs
-    # fused-v3-distilled); this field's default is the full SSCD's.
+    # default (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER: sscd runs fused-v9,
+    # sscd_distilled fused-v3-distilled); this field's default is the full SSCD's.
     verifier_version: str = Field(DEFAULT_VERIFIER_VERSION, min_length=1, max_length=100)
     # Run a verifier model calibrated for another embedder anyway (a warning on start, never the
     # default): for an embedder without a model of its own (clip), or an explicit version of another.
@@ -161,14 +169,14 @@ class Settings(BaseSettings):
     # Where `imgdup retrain` writes models and the worker reads them; default <data_dir>/models.
     verifier_models_dir: Path | None = None
     # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
-    # their own version (e.g. fused-v3-t0.9), so `imgdup replay --all` re-verifies every pair and
+    # their own version (e.g. fused-v9-t0.9), so `imgdup replay --all` re-verifies every pair and
     # retracts the duplicates the stricter verifier rejects (docs/events.md).
     verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
     # The pHash candidate channel (imgdup.store.phash): other ads' images within this many bits
     # of pHash are candidates too, whatever their cosine; -1 off. Unset, it follows the chosen
     # verifier: on (8) for one calibrated on such candidates (fused-v5), off for the others.
     phash_candidate_distance: int = Field(
-        PHASH_CANDIDATE_DISTANCE if DEFAULT_VERIFIER.phash_candidates else -1, ge=-1, le=16
+        PHASH_CANDIDATE_DISTANCE if _SSCD_VERIFIER.phash_candidates else -1, ge=-1, le=16
     )
 
     # Downloads (untrusted URLs).

@@ -62,11 +62,25 @@ def known_verifiers(models_dir: Path) -> dict[str, VerifierConfig]:
 
 
 def chosen_version(settings: Settings) -> str:
-    """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model (fused-v3 for
-    sscd, fused-v3-distilled for sscd_distilled), else the field's default."""
+    """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model
+    (DEFAULT_VERIFIER_FOR_EMBEDDER: fused-v9 for sscd, fused-v3-distilled for sscd_distilled), else
+    the field's default (the full SSCD's)."""
     if "verifier_version" in settings.model_fields_set:
         return settings.verifier_version
     return DEFAULT_VERIFIER_FOR_EMBEDDER.get(settings.embedder, settings.verifier_version)
+
+
+def base_verifier(settings: Settings) -> VerifierConfig:
+    """The built-in verifier the configured one measures as: itself when built in, else the base its
+    model file records (a retrained model's lineage: fused-v9 -> fused-v9-r1 -> fused-v9-r2)."""
+    version = chosen_version(settings)
+    if version in VERIFIERS:
+        return VERIFIERS[version]
+    path = settings.models_dir / f"{version}{MODEL_SUFFIX}"
+    try:
+        return VERIFIERS[str(json.loads(path.read_text())["base"])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerifierUnavailable(f"model file {path} names no built-in base: {exc!r}") from exc
 
 
 def resolve_verifier(settings: Settings) -> ChosenVerifier:

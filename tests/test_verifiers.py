@@ -44,8 +44,14 @@ def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> N
 
 def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     chosen = resolve_verifier(Settings())
-    assert chosen.config == DEFAULT_VERIFIER
+    # fused-v9 (issue 11: broad-pool precision 98.47 -> 99.56 at fused-v3's recall), on fused-v3's
+    # calibrated model and ANN cut-off.
+    assert chosen.config == FUSED_V9 and chosen.config.version == "fused-v9"
     assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
+    # The settings field's default names the same model as the mapping, and the pHash channel
+    # follows it (off: fused-v9 was calibrated on ANN candidates only).
+    assert Settings().verifier_version == DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
+    assert Settings().phash_candidate_distance == -1 and not FUSED_V9.phash_candidates
     v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
@@ -96,7 +102,7 @@ def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
         resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v3" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v9" in message and "sscd" in message
 
 
 def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
@@ -120,7 +126,7 @@ def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_overr
 
 
 def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v3", "sscd_distilled": "fused-v3-distilled"}
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v9", "sscd_distilled": "fused-v3-distilled"}
     for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
         assert VERIFIERS[version].fusion.embedder == embedder
     # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
@@ -143,12 +149,18 @@ def test_the_verifier_version_from_the_environment_wins_over_the_embedders_defau
 
 
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
-    for settings in (
-        Settings(embedder="clip", allow_uncalibrated_embedder=True),
-        Settings(embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True),
+    for settings, config in (
+        # clip has no default of its own: the full SSCD's runs, uncalibrated.
+        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V9),
+        (
+            Settings(
+                embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True
+            ),
+            DEFAULT_VERIFIER,
+        ),
     ):
         chosen = resolve_verifier(settings)
-        assert chosen.config == DEFAULT_VERIFIER
+        assert chosen.config == config
         assert chosen.warning is not None and f"IMGDUP_EMBEDDER={settings.embedder}" in chosen.warning
     assert resolve_verifier(Settings()).warning is None
     # A model of its own needs no override and gets no warning with it.

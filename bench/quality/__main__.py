@@ -383,14 +383,18 @@ def calibrate(args: argparse.Namespace) -> int:
 
 
 def export_evidence(args: argparse.Namespace) -> int:
-    from bench.quality.export import export_evidence as export
+    from bench.quality import export
+    from bench.quality.calibrate import model_target
     from imgdup_core.verifier_config import VERIFIERS
 
+    # Named after the model it refits (imgdup retrain's default file: training-evidence-<base>.jsonl),
+    # measured with --verifier's settings on --embedder's cosines.
+    version = model_target(args.verifier, args.embedder)[0]
     bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
-    path = args.out or bench.root.parent / f"training-evidence-{args.verifier}.jsonl"
-    header = export(
+    path = args.out or bench.root.parent / f"training-evidence-{version}.jsonl"
+    header = export.export_evidence(
         bench,
-        _embedder(),
+        _embedder(args.embedder),
         config=VERIFIERS[args.verifier],
         top_k=args.top_k,
         min_score=args.min_score,
@@ -402,6 +406,9 @@ def export_evidence(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.quality.calibrate import MODELS, default_measuring
+    from imgdup_core.verifier_config import DEFAULT_VERIFIER
+
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     parser.add_argument(
         "command", nargs="?", default="run", choices=("run", "calibrate", "photos", "export-evidence", "lodo")
@@ -450,11 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
-        choices=("fused-v3", "fused-v4", "fused-v5", "fused-v6", "fused-v7"),
-        default="fused-v3",
+        choices=tuple(MODELS),
+        default=None,
         help="calibrate: the verifier settings to measure with and the model to write; lodo: the "
         "settings to measure with and the features each fold fits "
-        "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py)",
+        "(fused-v3: imgdup_core/fusion_weights.py, fused-vN: imgdup_core/fusion_weights_vN.py); "
+        f"default {DEFAULT_VERIFIER.version}. export-evidence: the settings to measure with, default "
+        "those of the model the embedder runs by default (what imgdup retrain refits)",
     )
     parser.add_argument(
         "--threshold-rule",
@@ -476,8 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--embedder",
         choices=("sscd", "sscd_distilled"),
         default="sscd",
-        help="calibrate and run: the embedder (IMGDUP_EMBEDDER) the candidates and cosines come "
-        "from; calibrate --embedder sscd_distilled writes fused-v3-distilled "
+        help="calibrate, export-evidence and run: the embedder (IMGDUP_EMBEDDER) the candidates and "
+        "cosines come from; calibrate --embedder sscd_distilled writes fused-v3-distilled "
         "(imgdup_core/fusion_weights_v3_distilled.py)",
     )
     parser.add_argument(
@@ -492,6 +501,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pool {args.pool}: " + ", ".join(f"{s} {n}" for s, n in iter_sources(photos)))
         print("\n".join(summary(photos, traits)))
         return 0
+    if args.verifier is None:
+        # calibrate and lodo: fused-v3's settings (fusion_weights.py is the model fused-v3 and the
+        # default fused-v9 both run); export-evidence: what the embedder runs by default.
+        export = args.command == "export-evidence"
+        args.verifier = default_measuring(args.embedder) if export else DEFAULT_VERIFIER.version
     if args.command == "lodo":
         from bench.quality import lodo
 

@@ -101,13 +101,22 @@ FEATURES_V6 = FEATURES_V5
 # cost rule, THRESHOLD_RULES): on the broad pool's leave-one-domain-out folds the precision rule's
 # target was unreachable in five folds (a cut of 0.5) and just reachable in three (0.955-0.982).
 FEATURES_V7 = FEATURES_V6
-# What `calibrate --verifier V` fits, and where it writes the model.
+# fused-v8 and fused-v9 (issue 11) run another version's model unchanged (fused-v6's, fused-v3's): a
+# calibration of their own fits that model's inputs on their measurements, into a file of their own,
+# which counts once the version's fusion is model_from(it) (imgdup_core/fusion.py), under a new
+# version name if its verdicts change.
+FEATURES_V8 = FEATURES_V6
+FEATURES_V9 = FEATURES
+# What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
+# `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
     "fused-v3": (FEATURES, FUSION_WEIGHTS_PATH),
     "fused-v4": (FEATURES_V4, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v4.py")),
     "fused-v5": (FEATURES_V5, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v5.py")),
     "fused-v6": (FEATURES_V6, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v6.py")),
     "fused-v7": (FEATURES_V7, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v7.py")),
+    "fused-v8": (FEATURES_V8, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v8.py")),
+    "fused-v9": (FEATURES_V9, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v9.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
@@ -143,6 +152,19 @@ def model_target(verifier: str, embedder: str) -> tuple[str, tuple[str, ...], Pa
         raise ValueError(f"no model is fitted for {verifier} on {embedder} (known: {known})")
     version, path = EMBEDDER_MODELS[(verifier, embedder)]
     return version, tuple(features), path
+
+
+def default_measuring(embedder: str) -> str:
+    """The settings (a MODELS version) that measure the evidence of what `embedder` runs by default
+    (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER): `export-evidence`'s default."""
+    running = verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER[embedder]
+    for verifier in MODELS:
+        try:
+            if model_target(verifier, embedder)[0] == running:
+                return verifier
+        except ValueError:
+            continue
+    raise ValueError(f"{embedder}'s default verifier {running} has no calibrated model to export for")
 
 
 @dataclass(frozen=True)

@@ -389,11 +389,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _shipped_cut_off(verifier: str = DEFAULT_VERIFIER.version) -> float:
-    """The ANN cut-off shipped with this verifier's model (imgdup_core/fusion_weights*.py)."""
-    import importlib
-
-    module = importlib.import_module(f"imgdup_core.{MODELS[verifier][1].stem}")
-    return float(module.CANDIDATE_MIN_COSINE)
+    """The ANN cut-off shipped with the model this verifier runs (imgdup_core/fusion_weights*.py; not
+    necessarily a file of its own: fused-v9 runs fused-v3's)."""
+    cut_off = VERIFIERS[verifier].fusion.candidate_min_cosine
+    if cut_off is None:
+        raise ValueError(f"{verifier}'s model ships no ANN cut-off")
+    return cut_off
 
 
 def _pct(value: float, digits: int = 1) -> str:

@@ -37,7 +37,7 @@ from imgdup.analysis.analyse import (
     merge_single_embeddings,
 )
 from imgdup_core.decode import DEFAULT_MAX_BYTES, ImageRejected
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
+from imgdup_core.verifier_config import VerifierConfig, default_verifier_for
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float32]
 EmbedFn = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+# Features are stored for the verifier the worker runs unless told (sscd's default).
+_SIFT_CONFIG = default_verifier_for("sscd")
 
 
 class RunCpu(Protocol):
@@ -217,7 +220,7 @@ async def analyse_with_batcher(
     max_pixels: int,
     max_side: int = 1024,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    sift_config: VerifierConfig = DEFAULT_VERIFIER,
+    sift_config: VerifierConfig = _SIFT_CONFIG,
 ) -> list[AnalysedImage | ImageRejected]:
     """Same result as `analyse_images(blobs, embedder, max_pixels=...)`, the model call shared.
 

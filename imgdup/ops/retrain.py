@@ -27,7 +27,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from imgdup.settings import Settings
 from imgdup.store import moderation
-from imgdup.verifiers import MODEL_SUFFIX, VerifierUnavailable, known_verifiers, resolve_verifier
+from imgdup.verifiers import (
+    MODEL_SUFFIX,
+    VerifierUnavailable,
+    base_verifier,
+    known_verifiers,
+    resolve_verifier,
+)
 from imgdup_core.evidence import Evidence
 from imgdup_core.fitting import Labelled, Quality, fit_fusion, quality
 from imgdup_core.fusion import FusionModel, model_to_dict
@@ -81,15 +87,29 @@ def _evidence(fields: dict[str, Any]) -> Evidence:
     return Evidence(**values)
 
 
+def _export_options(base: VerifierConfig) -> str:
+    """export-evidence's options for `base`'s evidence: its own version on the full SSCD's cosines;
+    for another embedder's model (fused-v3-distilled), the full SSCD's version measuring alike."""
+    embedder = base.fusion.embedder
+    if embedder == "sscd":
+        return f"--verifier {base.version}"
+    alike = next(
+        (c for c in VERIFIERS.values() if c.fusion.embedder == "sscd" and _measures_like(c, base)), base
+    )
+    return f"--verifier {alike.version} --embedder {embedder}"
+
+
 def load_benchmark_evidence(
-    path: Path, base: VerifierConfig
+    path: Path, base: VerifierConfig, model: FusionModel | None = None
 ) -> tuple[dict[str, Any], list[Labelled], list[Labelled]]:
     """(header, train rows, test rows) of an exported file; RetrainError when it is absent or
-    was measured by other settings or another embedder."""
+    was measured by other settings than `base`'s or on another embedder than `model`'s (default
+    base's own: a refit's embedder is its base's)."""
+    model = model or base.fusion
     if not path.is_file():
         raise RetrainError(
             f"the benchmark's training evidence is not at {path}: write it with `python -m bench.quality"
-            f" export-evidence --verifier {base.version} --out {path}` (needs the bench extra and its"
+            f" export-evidence {_export_options(base)} --out {path}` (needs the bench extra and its"
             " photos), or pass --benchmark-evidence"
         )
     lines = path.read_text().splitlines()
@@ -109,13 +129,10 @@ def load_benchmark_evidence(
         raise RetrainError(
             f"{path} was measured by {header.get('verifier')!r}, not as {base.version} measures"
         )
-    if (header.get("embedder"), header.get("embedding_model")) != (
-        base.fusion.embedder,
-        base.fusion.embedding_model,
-    ):
+    if (header.get("embedder"), header.get("embedding_model")) != (model.embedder, model.embedding_model):
         raise RetrainError(
             f"{path} was measured on {header.get('embedder')} embeddings;"
-            f" {base.version} runs on {base.fusion.embedder}"
+            f" {base.version} runs on {model.embedder}"
         )
     if not split["train"] or not split["test"]:
         raise RetrainError(f"{path} holds no train or no test rows")
@@ -170,15 +187,18 @@ async def retrain(
     try:
         running = resolve_verifier(settings).config
         known = known_verifiers(settings.models_dir)
+        # Its own lineage, not the first built-in that measures alike (fused-v7 is not fused-v6's).
+        base = base_verifier(settings)
     except VerifierUnavailable as exc:
         raise RetrainError(str(exc)) from exc
-    base = next((c for c in VERIFIERS.values() if _measures_like(c, running)), None)
-    if base is None:
-        raise RetrainError(f"{running.version} measures as no built-in verifier: nothing to retrain from")
+    if not _measures_like(base, running):
+        raise RetrainError(
+            f"{running.version} does not measure as its base {base.version}: nothing to retrain from"
+        )
     path = benchmark_evidence or default_benchmark_evidence(settings, base.version)
-    header, bench_train, bench_test = load_benchmark_evidence(
-        path, dataclasses.replace(base, fusion=running.fusion)
-    )
+    # The running model's fusion, not base's: a VerifierConfig named fused-v3 with another fusion is
+    # refused (verifier_config.VerifierConfig.__post_init__), which made refitting fused-v3-r1 fail.
+    header, bench_train, bench_test = load_benchmark_evidence(path, base, running.fusion)
 
     def comparable(name: str | None) -> bool:
         config = known.get(name or "")

@@ -21,7 +21,7 @@ from imgdup.store import events, images, pairs, phash
 from imgdup.store.transient import retry_transient
 from imgdup.vectors.base import VectorPoint, VectorStore
 from imgdup_core.decode import ImageRejected
-from imgdup_core.verify import DEFAULT_VERIFIER
+from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER
 from schemas import AdImagesCreatedV1, CandidatePairV1, ImageRef
 
 Fetch = Callable[[str], Awaitable[bytes]]  # raises FetchError with a reason
@@ -43,7 +43,7 @@ class IndexContext:
     top_k: int
     min_score: float
     # The verifier the worker runs: a pair decided by another version is verified again on replay.
-    verifier_version: str = DEFAULT_VERIFIER.version
+    verifier_version: str = DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
     # The pHash candidate channel (imgdup.store.phash): other ads' images this close in pHash
     # are candidates whatever their cosine; -1 turns it off (settings phash_candidate_distance).
     phash_max_distance: int = -1

@@ -18,7 +18,8 @@ from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
 from imgdup_core.sift import FeatureCache, sift_from_bytes
-from imgdup_core.verify import DEFAULT_VERIFIER, ImageView, VerifierConfig, verify_images
+from imgdup_core.verifier_config import default_verifier_for
+from imgdup_core.verify import ImageView, VerifierConfig, verify_images
 from schemas import CandidatePairV1, EvidenceV1, PairReviewV1, VerifiedPairV1, VersionsV1
 
 
@@ -31,7 +32,7 @@ class VerifyContext:
     embedding_model: str
     blobs: BlobStore  # the stored copies and features (rows keep their addresses)
     # The verifier model the worker runs (imgdup.verifiers, IMGDUP_VERIFIER_VERSION).
-    config: VerifierConfig = DEFAULT_VERIFIER
+    config: VerifierConfig = field(default_factory=lambda: default_verifier_for("sscd"))
     # Features of images indexed without stored ones are extracted once per process, not per pair.
     cache: FeatureCache = field(default_factory=FeatureCache)
 

@@ -188,7 +188,7 @@ def test_retrain_cron_job_writes_models_the_workers_read(helm: Any, monkeypatch:
         NETPOL_VALUES,
         {
             "retrain": {"enabled": True},
-            "verifierModels": {"claimName": "imgdup-models", "version": "fused-v3-r2"},
+            "verifierModels": {"claimName": "imgdup-models", "version": "fused-v9-r2"},
         },
     )
     assert lint(values) == []
@@ -200,7 +200,7 @@ def test_retrain_cron_job_writes_models_the_workers_read(helm: Any, monkeypatch:
     assert container["args"] == [
         "retrain",
         "--benchmark-evidence",
-        "/var/lib/imgdup-models/training-evidence-fused-v3.jsonl",
+        "/var/lib/imgdup-models/training-evidence-fused-v9.jsonl",  # values.yaml's default
     ]
     names = {e["name"] for e in container["env"]}
     assert "DATABASE_URL" in names and "IMGDUP_API_TOKEN" not in names
@@ -214,7 +214,7 @@ def test_retrain_cron_job_writes_models_the_workers_read(helm: Any, monkeypatch:
         mounts = {m["name"]: m for c in pod["containers"] for m in c.get("volumeMounts", [])}
         assert mounts["models"]["readOnly"] is True, deployment["metadata"]["name"]
     settings = _settings_from(by_kind(rendered, "ConfigMap")["rel-imgdup"]["data"], monkeypatch)
-    assert settings.verifier_version == "fused-v3-r2"
+    assert settings.verifier_version == "fused-v9-r2"
     assert str(settings.models_dir) == "/var/lib/imgdup-models"
     # Off by default; on without a claim, the chart refuses to render.
     assert "rel-imgdup-retrain" not in by_kind(parse(render(NETPOL_VALUES)), "CronJob")

@@ -23,6 +23,7 @@ from helpers.pipeline import read_topic, wait_idle
 from imgdup.blobs.fs import FilesystemBlobStore
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.supervisor import Stack
+from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER
 from schemas import DeadLetterV1, DuplicateEventV1, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -361,9 +362,10 @@ def test_reprocessing_with_a_new_embedding_model_updates_rows_in_place(running: 
     before, clusters_before = counts(), _membership(running.dsn)[0]
     running.stack.stop_process("worker")
     running.stack.extra_env["IMGDUP_EMBEDDER"] = "sscd_distilled"
-    # The SSCD verifier model on the distilled vectors, as before (the distilled embedder's own
-    # default is fused-v3-distilled): the same verdicts, so the rows update in place.
-    running.stack.extra_env["IMGDUP_VERIFIER_VERSION"] = "fused-v3"
+    # The verifier the stack ran so far (the full SSCD's default) on the distilled vectors (the
+    # distilled embedder's own default is fused-v3-distilled): the same verdicts, so the rows update
+    # in place.
+    running.stack.extra_env["IMGDUP_VERIFIER_VERSION"] = DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
     running.stack.extra_env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"
     running.stack.start_process("worker")
     _replay_cli(running.dsn, running.kafka, "--all")

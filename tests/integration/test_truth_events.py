@@ -19,7 +19,7 @@ from helpers.pipeline import read_topic, wait_idle
 
 from imgdup.ops.demo.image_server import LoopbackImageServer
 from imgdup.ops.supervisor import Stack
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, with_threshold
+from imgdup_core.verifier_config import default_verifier_for, with_threshold
 from schemas import (
     ClusterChangeV1,
     ClustersMergedV1,
@@ -158,7 +158,8 @@ def _stricter_threshold(dsn: str) -> float:
 
 def test_a_stricter_verifier_replay_retracts_and_never_wedges(stack: Stack) -> None:
     threshold = _stricter_threshold(stack.dsn)
-    strict_version = with_threshold(DEFAULT_VERIFIER, threshold).version
+    # The stack runs the full SSCD's default verifier (IMGDUP_VERIFIER_VERSION unset).
+    strict_version = with_threshold(default_verifier_for("sscd"), threshold).version
     stack.stop_process("worker")
     stack.extra_env["IMGDUP_VERIFIER_THRESHOLD"] = str(threshold)
     stack.start_process("worker")

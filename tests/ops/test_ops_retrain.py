@@ -5,6 +5,7 @@ resolver picking it by version. No benchmark is run: the evidence rows are made 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -23,10 +24,11 @@ from imgdup.store import moderation, pairs
 from imgdup.store.db import open_pool
 from imgdup.store.events import begin_event
 from imgdup.verifiers import resolve_verifier
-from imgdup_core.verifier_config import DEFAULT_VERIFIER
+from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
-VERSIONS = VersionsV1(embedding_model="sscd-disc-mixup-int8@test", verifier=DEFAULT_VERIFIER.version)
+# What the worker runs when IMGDUP_VERIFIER_VERSION is not set (fused-v9 since issue 11).
+RUNNING = DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
 
 
 def _evidence(rng: random.Random, duplicate: bool) -> dict[str, Any]:
@@ -60,13 +62,14 @@ def _evidence(rng: random.Random, duplicate: bool) -> dict[str, Any]:
     }
 
 
-def _benchmark_file(path: Path, rows_per_split: int = 120) -> Path:
+def _benchmark_file(path: Path, rows_per_split: int = 120, verifier: str = RUNNING) -> Path:
+    """What `python -m bench.quality export-evidence --verifier VERIFIER` writes."""
     rng = random.Random(7)
     header = {
         "format": BENCHMARK_FORMAT,
         "set": "set-test",
         "seed": 7,
-        "verifier": "fused-v3",
+        "verifier": verifier,
         "embedder": "sscd",
         "embedding_model": "sscd-disc-mixup-int8",
     }
@@ -101,9 +104,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings(data_dir=tmp_path)
 
 
-async def _stored_verdicts(pool: AsyncConnectionPool, labelled: list[tuple[bool, str]]) -> list[str]:
-    """One pair per (evidence is a duplicate, moderator's verdict), stored as the verifier and the
-    admin page store them; returns the pair ids."""
+async def _stored_verdicts(
+    pool: AsyncConnectionPool, labelled: list[tuple[bool, str]], verifier: str = RUNNING
+) -> list[str]:
+    """One pair per (evidence is a duplicate, moderator's verdict), stored as verifier `verifier` and
+    the admin page store them; returns the pair ids."""
+    versions = VersionsV1(embedding_model="sscd-disc-mixup-int8@test", verifier=verifier)
     rng = random.Random(11)
     pair_ids = []
     for number, (duplicate, verdict) in enumerate(labelled):
@@ -127,43 +133,59 @@ async def _stored_verdicts(pool: AsyncConnectionPool, labelled: list[tuple[bool,
         await pairs.add_candidates(
             pool,
             [pairs.CandidateRow(pair, a, ad_a, b, ad_b, fields["embedding_cosine"], False)],
-            verifier_version=VERSIONS.verifier,
+            verifier_version=versions.verifier,
         )
         evidence = EvidenceV1(**fields, score=0.99 if duplicate else 0.01)
-        await pairs.save_verdict(pool, pairs.VerdictRow(pair, duplicate, 0.9, evidence, VERSIONS))
+        await pairs.save_verdict(pool, pairs.VerdictRow(pair, duplicate, 0.9, evidence, versions))
         assert await moderation.record_verdict(pool, pair, verdict=verdict, moderator="ana", note=None)
         pair_ids.append(pair)
     return pair_ids
 
 
+@pytest.mark.parametrize(
+    ("pinned", "base"),
+    # The default (IMGDUP_VERIFIER_VERSION unset) and versions set explicitly: each refits itself,
+    # fused-v7 too, though fused-v6 measures as it does.
+    [(None, "fused-v9"), ("fused-v3", "fused-v3"), ("fused-v7", "fused-v7")],
+    ids=["default", "pinned-fused-v3", "pinned-fused-v7"],
+)
 async def test_a_refit_that_is_not_worse_is_written_and_the_worker_runs_it_by_version(
-    pool: AsyncConnectionPool, settings: Settings, tmp_path: Path
+    pool: AsyncConnectionPool, settings: Settings, tmp_path: Path, pinned: str | None, base: str
 ) -> None:
+    if pinned is not None:
+        settings = Settings(data_dir=settings.data_dir, verifier_version=pinned)
     honest = [(i % 2 == 0, "confirmed" if i % 2 == 0 else "not_duplicate") for i in range(24)]
-    pair_ids = await _stored_verdicts(pool, honest)
+    pair_ids = await _stored_verdicts(pool, honest, verifier=base)
     assert any(held_back(p) for p in pair_ids) and not all(held_back(p) for p in pair_ids)
-    bench = _benchmark_file(tmp_path / "bench.jsonl")
+    bench = _benchmark_file(tmp_path / "bench.jsonl", verifier=base)
 
     outcome = await retrain(settings, pool, benchmark_evidence=bench)
 
-    assert outcome.worse_on == [] and outcome.version == "fused-v3-r1"
-    assert outcome.written == settings.models_dir / "fused-v3-r1.json"
+    assert outcome.incumbent == base
+    assert outcome.worse_on == [] and outcome.version == f"{base}-r1"
+    assert outcome.written == settings.models_dir / f"{base}-r1.json"
     report = outcome.report
     for name in ("benchmark_test", "held_back_verdicts"):
         incumbent, candidate = report[name]["incumbent"], report[name]["candidate"]
         assert candidate["precision"] >= incumbent["precision"] and candidate["recall"] >= incumbent["recall"]
     assert report["held_back_verdicts"]["candidate"]["examples"] == sum(held_back(p) for p in pair_ids)
     model = json.loads(outcome.written.read_text())
-    assert model["base"] == "fused-v3" and model["embedder"] == "sscd"
+    assert model["base"] == base and model["embedder"] == "sscd"
     assert model["training"]["verdicts"] == len(pair_ids) - sum(held_back(p) for p in pair_ids)
-    chosen = resolve_verifier(settings.model_copy(update={"verifier_version": "fused-v3-r1"}))
-    assert chosen.config.version == "fused-v3-r1"
+    chosen = resolve_verifier(settings.model_copy(update={"verifier_version": f"{base}-r1"}))
+    assert chosen.config.version == f"{base}-r1"
     assert chosen.config.fusion.weights == tuple(model["weights"])
+    # The refit measures as its base: the same settings, only the fusion's numbers refitted.
+    assert dataclasses.replace(chosen.config, version=base, fusion=VERIFIERS[base].fusion) == VERIFIERS[base]
     # The next refit gets the next version; an existing one is never overwritten.
     again = await retrain(settings, pool, benchmark_evidence=bench, write=False)
-    assert again.version == "fused-v3-r2" and again.written is None
+    assert again.version == f"{base}-r2" and again.written is None
+    # Refitting the refit continues the lineage: it measures as the same base.
+    refit = settings.model_copy(update={"verifier_version": f"{base}-r1"})
+    onwards = await retrain(refit, pool, benchmark_evidence=bench, write=False)
+    assert onwards.incumbent == f"{base}-r1" and onwards.version == f"{base}-r2"
     with pytest.raises(RetrainError, match="exists"):
-        await retrain(settings, pool, benchmark_evidence=bench, version="fused-v3-r1")
+        await retrain(settings, pool, benchmark_evidence=bench, version=f"{base}-r1")
 
 
 async def test_a_refit_worse_on_the_benchmark_is_refused_and_nothing_is_written(
@@ -189,6 +211,11 @@ async def test_without_the_benchmark_file_it_says_how_to_make_one(
     with pytest.raises(RetrainError, match="export-evidence") as refused:
         await retrain(settings, pool, benchmark_evidence=tmp_path / "absent.jsonl")
     assert "\n" not in str(refused.value)
+    assert f"export-evidence --verifier {RUNNING} --out" in str(refused.value)  # a command that runs
+    # The distilled embedder's model measures as fused-v3, on its own cosines: a --verifier choice.
+    distilled = Settings(data_dir=settings.data_dir, embedder="sscd_distilled")
+    with pytest.raises(RetrainError, match="--verifier fused-v3 --embedder sscd_distilled --out"):
+        await retrain(distilled, pool)
     wrong = _benchmark_file(tmp_path / "clip.jsonl")
     wrong.write_text(wrong.read_text().replace('"embedder": "sscd"', '"embedder": "clip"', 1))
     with pytest.raises(RetrainError, match="clip embeddings"):

@@ -17,7 +17,7 @@ from imgdup.http.deps import BlobsDep, PoolDep, allow
 from imgdup.http.models import PairExplanation
 from imgdup.store import moderation
 from imgdup_core.explain import Explanation, Side, box_fractions, explain_pair, overlay_panels
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, VERIFIERS
+from imgdup_core.verifier_config import VERIFIERS, default_verifier_for
 
 router = APIRouter(tags=["moderation"], dependencies=[allow(Access.READ)])
 _UNKNOWN: dict[int | str, dict[str, Any]] = {
@@ -45,8 +45,9 @@ async def _explain(
     pair = await moderation.pair_for_explanation(pool, str(pair_id), blobs)
     if pair is None:
         raise HTTPException(status_code=404, detail=f"pair {pair_id} is unknown or has no stored images")
-    # Measurement settings of the version that decided (a retrained model measures as its base).
-    config = VERIFIERS.get(pair["verifier_version"] or "", DEFAULT_VERIFIER)
+    # Measurement settings of the version that decided; one not built in (a retrained model measures
+    # as its base) is explained with the full SSCD's default verifier's.
+    config = VERIFIERS.get(pair["verifier_version"] or "") or default_verifier_for("sscd")
     a, b = _side(pair["side_a"]), _side(pair["side_b"])
     # CPU work (decode, match, RANSAC): off the event loop.
     explanation, rgb_a, rgb_b = await run_in_threadpool(
