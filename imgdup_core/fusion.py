@@ -16,6 +16,7 @@ from imgdup_core import (
     fusion_weights_v5,
     fusion_weights_v6,
     fusion_weights_v7,
+    fusion_weights_v10,
 )
 from imgdup_core.evidence import Evidence
 
@@ -26,6 +27,7 @@ __all__ = [
     "CALIBRATED_FUSION_V5",
     "CALIBRATED_FUSION_V6",
     "CALIBRATED_FUSION_V7",
+    "CALIBRATED_FUSION_V10",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -183,3 +185,6 @@ CALIBRATED_FUSION_V6 = model_from(fusion_weights_v6)
 # fused-v7's (imgdup_core.verifier_config.FUSED_V7): fused-v6's settings and features, its threshold
 # chosen by the cost rule (imgdup_core.fitting.choose_threshold_by_cost), fitted likewise.
 CALIBRATED_FUSION_V7 = model_from(fusion_weights_v7)
+# fused-v10's (imgdup_core.verifier_config.FUSED_V10): fused-v8's settings and fused-v6's features, fitted
+# on the train splits of both benchmark pools (default + broad), threshold by the precision rule.
+CALIBRATED_FUSION_V10 = model_from(fusion_weights_v10)

@@ -12,6 +12,7 @@ from imgdup_core.fusion import (
     CALIBRATED_FUSION_V5,
     CALIBRATED_FUSION_V6,
     CALIBRATED_FUSION_V7,
+    CALIBRATED_FUSION_V10,
     FusionModel,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "FUSED_V7",
     "FUSED_V8",
     "FUSED_V9",
+    "FUSED_V10",
     "VERIFIERS",
     "VerifierConfig",
     "default_verifier_for",
@@ -175,6 +177,16 @@ FUSED_V9 = dataclasses.replace(
     box_page_check=True,
 )
 
+# fused-v8's measurement settings (low-texture SIFT pass, pHash candidate channel, frame rules and the
+# box page check) with a model of its own (issue 11): every earlier model was fitted on the default
+# pool's train split alone (small food photos, no screenshot pages, no dense tiled watermarks) and did
+# not generalise to the broad pool. fused-v10's is fitted on the train splits of BOTH pools (default +
+# broad; the broad test split never enters): imgdup_core/fusion_weights_v10.py, `python -m
+# bench.quality calibrate --pool broad --extra-train default --verifier fused-v10`, fused-v6's
+# features, threshold the lowest cut with 99.5 % weighted training precision. An option, not the
+# default (numbers: bench/quality/README.md, bench/results/*fused-v10*.md).
+FUSED_V10 = dataclasses.replace(FUSED_V8, version="fused-v10", fusion=CALIBRATED_FUSION_V10)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -190,6 +202,7 @@ VERIFIERS = {
         FUSED_V7,
         FUSED_V8,
         FUSED_V9,
+        FUSED_V10,
         FUSED_V3_DISTILLED,
     )
 }

@@ -13,7 +13,13 @@ import pytest
 from imgdup import cli
 from imgdup.settings import Settings
 from imgdup.verifiers import VerifierUnavailable, resolve_verifier
-from imgdup_core import fusion_weights, fusion_weights_v3_distilled, fusion_weights_v6, fusion_weights_v7
+from imgdup_core import (
+    fusion_weights,
+    fusion_weights_v3_distilled,
+    fusion_weights_v6,
+    fusion_weights_v7,
+    fusion_weights_v10,
+)
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
     DEFAULT_VERIFIER_FOR_EMBEDDER,
@@ -22,7 +28,9 @@ from imgdup_core.verifier_config import (
     FUSED_V5,
     FUSED_V6,
     FUSED_V7,
+    FUSED_V8,
     FUSED_V9,
+    FUSED_V10,
     VERIFIERS,
 )
 
@@ -95,6 +103,29 @@ def test_fused_v9_is_fused_v3_with_the_frame_rules_and_its_model(monkeypatch: py
     assert not chosen.config.phash_candidates and chosen.config.sift_low_texture_keypoints == 0
     assert chosen.config.shared_page_check and chosen.config.box_page_check
     assert chosen.config.framed_whole_max_mismatch == FUSED_V6.framed_whole_max_mismatch
+
+
+def test_fused_v10_is_fused_v8_measuring_with_a_model_fitted_on_both_pools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v10")
+    chosen = resolve_verifier(Settings())
+    assert chosen.config == FUSED_V10 and VERIFIERS["fused-v10"] is FUSED_V10
+    assert chosen.ann_min_score == fusion_weights_v10.CANDIDATE_MIN_COSINE
+    # fused-v8's measurement settings, its own model (fused-v6's inputs).
+    assert dataclasses.replace(FUSED_V10, version="x", fusion=FUSED_V8.fusion) == dataclasses.replace(
+        FUSED_V8, version="x"
+    )
+    assert FUSED_V10.fusion.features == FUSED_V6.fusion.features and FUSED_V10.fusion != FUSED_V6.fusion
+    assert FUSED_V10.fusion.embedder == "sscd" and chosen.config.phash_candidates
+    # Fitted on the train splits of both pools, by the precision rule.
+    calibration = fusion_weights_v10.CALIBRATION
+    assert calibration["verifier"] == "fused-v10" and calibration["split"] == "train"
+    assert calibration["pool"] == "broad" and calibration["extra_training"].startswith("default pool train")
+    assert calibration["pool_pairs"] > 0 and calibration["extra_training_pairs"] > 0
+    assert calibration["threshold_rule"] == "precision" and calibration["train_precision"] >= 0.995
+    monkeypatch.delenv("IMGDUP_VERIFIER_VERSION")
+    assert resolve_verifier(Settings()).config.version != "fused-v10"  # not the default
 
 
 def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:

@@ -3,6 +3,7 @@
 python -m bench.quality            # the set, the stack on the test split, baselines, report
 python -m bench.quality --quick    # a quarter of the test photos (a few minutes)
 python -m bench.quality calibrate  # re-fit the verifier on the TRAIN split (imgdup_core/fusion_weights.py)
+python -m bench.quality calibrate --pool broad --extra-train default --verifier fused-v10  # both pools' TRAIN
 python -m bench.quality photos     # only fetch the photos into the cache
 python -m bench.quality export-evidence  # the TRAIN and TEST candidates' evidence, for imgdup retrain
 python -m bench.quality lodo --pool broad  # leave one domain out (offline emulation)
@@ -341,14 +342,22 @@ def _embedder(kind: str = "sscd") -> Any:
 def calibrate(args: argparse.Namespace) -> int:
     from bench.quality.calibrate import calibrate as fit
     from bench.quality.calibrate import model_target, threshold_rule
+    from bench.quality.lodo_extra import extra_training
     from imgdup_core.verifier_config import VERIFIERS
 
     version, features, path = model_target(args.verifier, args.embedder)
+    if args.extra_train == args.pool:
+        raise SystemExit(f"calibrate --extra-train {args.extra_train}: that is --pool already")
     bench = build_set(seed=args.seed, copies=args.copies, pool=args.pool, holdout_domain=args.holdout_domain)
     images = bench.split("train")
     print(f"calibrating {version} on the train split: {len(images)} images, embedder {args.embedder}")
     embedder = _embedder(args.embedder)
     analysed = analyse(bench, images, embedder)
+    config = VERIFIERS[args.verifier]
+    # --extra-train default: the default pool's train split too, measured with the same settings (as
+    # lodo's folds get it), less any pair with a photo on this set's test side.
+    extra = extra_training(args, config)
+    test_groups = {image.group for image in bench.split("test")}
     outcome = fit(
         bench,
         images,
@@ -357,23 +366,29 @@ def calibrate(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         negatives=args.negatives,
         write=not args.dry_run,
-        config=VERIFIERS[args.verifier],
+        config=config,
         features=features,
         path=path,
         embedder=args.embedder,
         embedding_model=embedder.version.split("@")[0],
         version=version,
         rule=threshold_rule(args.verifier),
+        extra=extra.usable(None, test_groups) if extra else (),
+        extra_name=extra.name if extra else None,
     )
     for key in (
+        "pool_pairs",
+        "extra_training_pairs",
         "pairs",
         "duplicates",
         "threshold",
+        "candidate_min_cosine",
         "train_precision",
         "train_recall",
         "cpu_ms_per_pair_median",
     ):
-        print(f"  {key:24s} {outcome[key]}")
+        if key in outcome:
+            print(f"  {key:24s} {outcome[key]}")
     for name, weight in zip(outcome["features"], outcome["weights"], strict=True):
         print(f"  weight {name:18s} {weight:+.3f}")
     print(f"  bias {outcome['bias']:+.3f}")
@@ -453,7 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--max-photos", type=int, default=60, help="lodo: photos per domain (seeded choice)")
     parser.add_argument("--edit-pairs", action="store_true", help="lodo: measure two edits of one photo too")
-    parser.add_argument("--processes", type=int, default=3, help="lodo: measuring processes")
+    parser.add_argument(
+        "--processes", type=int, default=3, help="lodo, and calibrate --extra-train: measuring processes"
+    )
     parser.add_argument("--dry-run", action="store_true", help="calibrate: do not write the model")
     parser.add_argument(
         "--verifier",
@@ -479,7 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("default",),
         default=None,
         help="lodo: also train every fold on the default pool's train split (what calibrate fits "
-        "on), less its pairs with a photo of the held-out domain or of the fold's test side",
+        "on), less its pairs with a photo of the held-out domain or of the fold's test side; "
+        "calibrate (--pool broad): fit on both pools' train splits, less any default-pool pair "
+        "with a photo of the broad test split (fused-v10)",
     )
     parser.add_argument(
         "--embedder",

@@ -107,6 +107,9 @@ FEATURES_V7 = FEATURES_V6
 # version name if its verdicts change.
 FEATURES_V8 = FEATURES_V6
 FEATURES_V9 = FEATURES
+# fused-v10 (issue 11): fused-v8's measurements and inputs, fitted on both pools' train splits
+# (`calibrate --pool broad --extra-train default`).
+FEATURES_V10 = FEATURES_V8
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -117,6 +120,7 @@ MODELS = {
     "fused-v7": (FEATURES_V7, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v7.py")),
     "fused-v8": (FEATURES_V8, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v8.py")),
     "fused-v9": (FEATURES_V9, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v9.py")),
+    "fused-v10": (FEATURES_V10, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v10.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
@@ -443,10 +447,13 @@ def calibrate(
     embedding_model: str = "sscd-disc-mixup-int8",
     version: str | None = None,
     rule: str = "precision",
+    extra: Sequence[tuple[Candidate, Evidence, float]] = (),
+    extra_name: str | None = None,
 ) -> dict[str, Any]:
     """Fit `features` on the training candidates `analysed` (embedded with `embedder`) proposes,
-    measured with `config`'s settings, the threshold by `rule`; the model is written as `version`
-    (default config's)."""
+    measured with `config`'s settings, and on `extra` (another pool's training pairs measured with
+    the same settings, named `extra_name`), the threshold by `rule`; the model is written as
+    `version` (default config's)."""
     candidates = training_candidates(
         bench,
         images,
@@ -463,7 +470,11 @@ def calibrate(
     measured = measure_candidates(
         bench, images, analysed, candidates, config=config, say=say, embedder=embedder
     )
-    fitted = fit_measured(measured, features, target, min_score, rule=rule)
+    own_pairs = sum(1 for c, _, _ in measured if c.kind not in IGNORED_KINDS)
+    extra_pairs = sum(1 for c, _, _ in extra if c.kind not in IGNORED_KINDS)
+    if say and extra:
+        print(f"  extra training pairs ({extra_name}): {extra_pairs}")
+    fitted = fit_measured([*measured, *extra], features, target, min_score, rule=rule)
     weights, bias, threshold = fitted["weights_array"], fitted["bias"], fitted["threshold"]
     cut_off, lost = fitted["candidate_min_cosine"], fitted["cut_off_lost"]
     measured = fitted["measured"]
@@ -476,6 +487,16 @@ def calibrate(
         "ann_top_k": top_k,
         "ann_min_score": min_score,
         "pairs": len(measured),
+        **(
+            {
+                "pool": bench.pool,
+                "pool_pairs": own_pairs,
+                "extra_training": extra_name,
+                "extra_training_pairs": extra_pairs,
+            }
+            if extra
+            else {}
+        ),
         "phash_channel_pairs": fitted["phash_channel_pairs"],
         "duplicates": fitted["duplicates"],
         "sampled_other_negatives": int(sum(1 for c in candidates if c.kind == "other")),

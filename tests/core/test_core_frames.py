@@ -1,4 +1,4 @@
-"""Tests for fused-v5's, fused-v6's and fused-v8's frame handling (imgdup_core.slot, imgdup_core.verify):
+"""Tests for the frame handling of fused-v5, v6, v8, v9 and v10 (imgdup_core.slot, imgdup_core.verify):
 screenshots of one page template around photos, and photos with a border-like edge, in; verdicts
 out (issue 11)."""
 
@@ -17,8 +17,11 @@ from bench.quality.templates import render
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9
+from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10
 from imgdup_core.verify import PAGE_BOX, ImageView, Verdict, VerifierConfig, verify_images
+
+# The versions with the shared-page rule (fused-v10: fused-v8's settings, a model fitted on both pools).
+PAGE_RULE_VERIFIERS = [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10]
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -69,7 +72,7 @@ def _web_screenshot(name: str, canvas: float = 1.0) -> Image.Image:
     ("a", "b"),
     [("rocket", "retina"), ("chelsea", "rocket"), ("coffee", "rocket"), ("immunohistochemistry", "retina")],
 )
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
 def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_duplicates(
     a: str, b: str, cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -83,7 +86,7 @@ def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_dup
     assert verdict.evidence.compared == "photo/photo", verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
 def test_a_photo_and_its_copy_in_one_screenshot_template_are_duplicates(
     cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -102,7 +105,7 @@ def test_different_photos_in_one_screenshot_page_with_one_box_found_are_not_dupl
     shot_a, shot_b = _web_screenshot(a), _web_screenshot(b, canvas=2.5)
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     assert _verdict(shot_a, shot_b, cosine, FUSED_V6).is_duplicate
-    for config in (FUSED_V8, FUSED_V9):
+    for config in (FUSED_V8, FUSED_V9, FUSED_V10):
         verdict = _verdict(shot_a, shot_b, cosine, config)
         assert not verdict.is_duplicate, verdict
         # Either comparison may be the one reported; both are rejections.
@@ -124,7 +127,7 @@ def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
     assert not verdict.is_duplicate, verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", [FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
 def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
     cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -150,7 +153,7 @@ def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
         ("social-0", "coffee", "chelsea"),
     ],
 )
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", PAGE_RULE_VERIFIERS, ids=lambda c: c.version)
 def test_different_photos_in_one_page_template_are_not_duplicates(
     template: str, a: str, b: str, cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -158,7 +161,7 @@ def test_different_photos_in_one_page_template_are_not_duplicates(
     assert not verdict.is_duplicate, verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", PAGE_RULE_VERIFIERS, ids=lambda c: c.version)
 @pytest.mark.parametrize("template", ["listing-0", "listing-1", "phone-0", "social-1"])
 @pytest.mark.parametrize("name", ["chelsea", "rocket"])
 def test_a_photo_and_its_copy_in_a_page_template_are_duplicates(
@@ -182,7 +185,7 @@ def _banded_brick(kind: str) -> Image.Image:
     return Image.fromarray(rgb)
 
 
-@pytest.mark.parametrize("config", [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9], ids=lambda c: c.version)
+@pytest.mark.parametrize("config", PAGE_RULE_VERIFIERS, ids=lambda c: c.version)
 @pytest.mark.parametrize("kind", ["band", "door"])
 def test_a_false_box_does_not_hide_a_plain_copy(kind: str, cosine: Cosine, config: VerifierConfig) -> None:
     original = _banded_brick(kind)
