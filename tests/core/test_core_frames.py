@@ -22,6 +22,11 @@ from imgdup_core.verify import PAGE_BOX, ImageView, Verdict, VerifierConfig, ver
 
 # The versions with the shared-page rule (fused-v10: fused-v8's settings, a model fitted on both pools).
 PAGE_RULE_VERIFIERS = [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10]
+# fused-v10's cut (0.961, fused-v6's 0.952) misses two copies these tests pin: they score 0.953-0.955
+# (issue 11, bench/quality/README.md fused-v10). Strict: a model that finds them again must say so.
+FUSED_V10_MISSES = pytest.mark.xfail(
+    strict=True, reason="known fused-v10 regression: the copy scores 0.953-0.955, under its cut 0.961"
+)
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -127,7 +132,11 @@ def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
     assert not verdict.is_duplicate, verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
+@pytest.mark.parametrize(
+    "config",
+    [FUSED_V8, FUSED_V9, pytest.param(FUSED_V10, marks=FUSED_V10_MISSES)],
+    ids=lambda c: c.version,
+)
 def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
     cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -165,8 +174,10 @@ def test_different_photos_in_one_page_template_are_not_duplicates(
 @pytest.mark.parametrize("template", ["listing-0", "listing-1", "phone-0", "social-1"])
 @pytest.mark.parametrize("name", ["chelsea", "rocket"])
 def test_a_photo_and_its_copy_in_a_page_template_are_duplicates(
-    template: str, name: str, cosine: Cosine, config: VerifierConfig
+    template: str, name: str, cosine: Cosine, config: VerifierConfig, request: pytest.FixtureRequest
 ) -> None:
+    if config is FUSED_V10 and (name, template) == ("rocket", "listing-0"):
+        request.applymarker(FUSED_V10_MISSES)
     verdict = _verdict(_photo(name), render(template, _photo(name)), cosine, config)
     assert verdict.is_duplicate, verdict
 
