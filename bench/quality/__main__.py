@@ -325,9 +325,9 @@ def run(args: argparse.Namespace) -> int:
 
 def default_min_score(embedder: str) -> float:
     """The ANN cut-off fitted with the embedder's default verifier (what its workers run)."""
-    from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
+    from imgdup_core.verifier_config import default_verifier_for
 
-    cut_off = VERIFIERS[DEFAULT_VERIFIER_FOR_EMBEDDER[embedder]].fusion.candidate_min_cosine
+    cut_off = default_verifier_for(embedder).fusion.candidate_min_cosine
     if cut_off is None:
         raise ValueError(f"the default verifier of {embedder} has no fitted ANN cut-off")
     return cut_off

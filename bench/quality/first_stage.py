@@ -31,7 +31,7 @@ from imgdup_core.decode import decode_image
 from imgdup_core.embedding import Embedder, build_embedder
 from imgdup_core.evidence import Evidence
 from imgdup_core.fusion import FusionModel, duplicate_probability
-from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
+from imgdup_core.verifier_config import default_verifier_for
 
 # Calibration's floor: every candidate a cut-off could keep (bench.quality.__main__).
 FLOOR = 0.2
@@ -59,8 +59,7 @@ def ann_recall(
     """Each model's true candidates (pairs of one photo) at the floor and at its fitted cut-off,
     and how many of the full model's the distilled one proposes."""
     cut = {
-        name: VERIFIERS[DEFAULT_VERIFIER_FOR_EMBEDDER[name]].fusion.candidate_min_cosine
-        for name in ("sscd", "sscd_distilled")
+        name: default_verifier_for(name).fusion.candidate_min_cosine for name in ("sscd", "sscd_distilled")
     }
     out: dict[str, Any] = {"cut_off": cut, "top_k": top_k}
     true: dict[str, set[tuple[int, int]]] = {}
@@ -107,8 +106,8 @@ def borderline(
     """For each band around the distilled model's threshold: its pairs, the images in them, and
     the verdicts the full model (its fusion, on the full cosine) changes, right and wrong.
     The models default to each embedder's default verifier's."""
-    model_d = model_d or VERIFIERS[DEFAULT_VERIFIER_FOR_EMBEDDER["sscd_distilled"]].fusion
-    model_f = model_f or VERIFIERS[DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]].fusion
+    model_d = model_d or default_verifier_for("sscd_distilled").fusion
+    model_f = model_f or default_verifier_for("sscd").fusion
     index = full.index()
     scored: list[dict[str, Any]] = []
     mismatched_cosines = 0

@@ -30,7 +30,7 @@ from imgdup_core.verifier_config import VerifierConfig, default_verifier_for
 log = logging.getLogger(__name__)
 
 # Features are stored for the verifier the worker runs unless told (sscd's default).
-_SIFT_CONFIG = default_verifier_for("sscd")
+DEFAULT_SIFT_CONFIG = default_verifier_for("sscd")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class AnalysedImage:
     photo_sift: bytes | None = None
 
 
-def stored_copy(rgb: np.ndarray, config: VerifierConfig = _SIFT_CONFIG) -> tuple[bytes, bytes]:
+def stored_copy(rgb: np.ndarray, config: VerifierConfig = DEFAULT_SIFT_CONFIG) -> tuple[bytes, bytes]:
     """The reduced JPEG copy the verifier loads, and the SIFT features of exactly those pixels,
     extracted with the settings of the verifier that will read them (`config`): features made
     under other settings are not used, and that verifier would extract them again for every pair."""
@@ -158,7 +158,7 @@ def embed_isolated(
 def finish_analysis(
     outcomes: Sequence[FramedImage | ImageRejected],
     vectors: Iterable[np.ndarray],
-    sift_config: VerifierConfig = _SIFT_CONFIG,
+    sift_config: VerifierConfig = DEFAULT_SIFT_CONFIG,
 ) -> list[AnalysedImage | ImageRejected]:
     """Hash and store-copy each decoded image beside its vectors (in embedding_inputs order);
     an exception of one image rejects that image (`analysis_error`)."""
@@ -217,7 +217,7 @@ def analyse_images(
     *,
     max_pixels: int,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    sift_config: VerifierConfig = _SIFT_CONFIG,
+    sift_config: VerifierConfig = DEFAULT_SIFT_CONFIG,
 ) -> list[AnalysedImage | ImageRejected]:
     """Decode and hash each image, then embed all decodable ones in one batch (same order out)."""
     decoded = decode_all(blobs, max_pixels=max_pixels, max_bytes=max_bytes)

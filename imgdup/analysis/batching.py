@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from imgdup.analysis.analyse import (
+    DEFAULT_SIFT_CONFIG,
     AnalysedImage,
     FramedImage,
     decode_all,
@@ -37,7 +38,7 @@ from imgdup.analysis.analyse import (
     merge_single_embeddings,
 )
 from imgdup_core.decode import DEFAULT_MAX_BYTES, ImageRejected
-from imgdup_core.verifier_config import VerifierConfig, default_verifier_for
+from imgdup_core.verifier_config import VerifierConfig
 
 __all__ = ["BatchStats", "EmbeddingBatcher", "analyse_with_batcher"]
 
@@ -45,9 +46,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float32]
 EmbedFn = Callable[[Sequence[np.ndarray]], np.ndarray]
-
-# Features are stored for the verifier the worker runs unless told (sscd's default).
-_SIFT_CONFIG = default_verifier_for("sscd")
 
 
 class RunCpu(Protocol):
@@ -220,7 +218,7 @@ async def analyse_with_batcher(
     max_pixels: int,
     max_side: int = 1024,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    sift_config: VerifierConfig = _SIFT_CONFIG,
+    sift_config: VerifierConfig = DEFAULT_SIFT_CONFIG,
 ) -> list[AnalysedImage | ImageRejected]:
     """Same result as `analyse_images(blobs, embedder, max_pixels=...)`, the model call shared.
 
