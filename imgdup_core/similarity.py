@@ -12,10 +12,14 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
-from imgdup_core.slot import Box, box_page_slot, shared_page_slot
+from imgdup_core.slot import Box, SlotConfig, box_page_slot, shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
 __all__ = ["aligned_ssim", "local_std"]
+
+_SLOTS = SlotConfig()
+# fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
+_TEXTURED_FILL_SLOTS = SlotConfig(min_textured_fill=0.81)
 
 # scikit-image ships no annotations for it.
 _structural_similarity: Callable[..., Any] = structural_similarity
@@ -96,7 +100,16 @@ def aligned_ssim(
         shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
     mismatch = min(shares)
     slot = (
-        shared_page_slot(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
+        shared_page_slot(
+            ref_a,
+            warped,
+            ssim_map,
+            valid,
+            textured_a,
+            textured_b,
+            config.mismatch_ssim,
+            _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS,
+        )
         if config.shared_page_check
         else None
     )

@@ -209,6 +209,9 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     """The calibrated fusion's verdict on measured evidence."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
+    if config.shared_page_decides and evidence.compared == SHARED_PAGE:
+        # One page around two different photos (fused-v12): the slot decides, not the fusion.
+        return Verdict(False, 1.0, evidence, config.version, 0.0)
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
     is_duplicate = p >= t
