@@ -103,7 +103,7 @@ def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.nda
 def test_low_texture_picture_is_extracted_again_at_a_lower_contrast(stored: dict[str, np.ndarray]) -> None:
     # The moon photo is flat (issue 11's blind spot): at SIFT's default contrast threshold it
     # has too few keypoints to align a copy reliably; fused-v4's second pass finds several
-    # times more. fused-v3 (and fused-v9, the default) extracts once.
+    # times more. fused-v3 (and fused-v9 and fused-v12, the default) extracts once.
     flat = extract_sift(stored["moon"])
     assert len(flat.points) < FUSED_V4.sift_low_texture_keypoints
     features = extract_sift(stored["moon"], FUSED_V4)
