@@ -19,7 +19,7 @@ __all__ = ["aligned_ssim", "local_std"]
 
 _SLOTS = SlotConfig()
 # fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
-_TEXTURED_FILL_SLOTS = SlotConfig(min_textured_fill=0.81)
+_TEXTURED_FILL_SLOTS = SlotConfig(textured_fill=True)
 
 # scikit-image ships no annotations for it.
 _structural_similarity: Callable[..., Any] = structural_similarity

@@ -42,12 +42,14 @@ class SlotConfig:
     # The slot's fill counted over its textured blocks only (fused-v12): a block flat in both pictures
     # (a letterbox bar, the white around a product) says nothing about whether the photos differ, yet
     # it held the fill of letterboxed photos in one page under min_fill. A block is textured when
-    # hot_block of its valid pixels are, in either picture. With a value, the slot also counts when
-    # that fill reaches it. Chosen on the broad pool's TRAIN split (fused-v10's 47 aligned whole-picture
-    # comparisons that met every condition but min_fill): the highest duplicate's textured fill is
-    # 0.806 (a crop25 copy against a sticker copy), so 0.81 keeps all 11 duplicates and takes 24 of the
-    # 36 different photos (14 of 20 template pages, 9 chessboard views, 1 screenshot page).
-    min_textured_fill: float | None = None
+    # hot_block of its valid pixels are, in either picture. With textured_fill, the slot also counts
+    # when that fill reaches min_textured_fill, chosen on the broad pool's TRAIN split (fused-v10's 47
+    # aligned whole-picture comparisons that met every condition but min_fill): the highest
+    # duplicate's textured fill is 0.806 (a crop25 copy against a sticker copy), so 0.81 keeps all 11
+    # duplicates and takes 24 of the 36 different photos (14 of 20 template pages, 9 chessboard views,
+    # 1 screenshot page).
+    textured_fill: bool = False
+    min_textured_fill: float = 0.81
 
 
 def shared_page_slot(
@@ -114,8 +116,8 @@ def _textured_fill_holds(
     config: SlotConfig,
 ) -> bool:
     """Whether the slot's share of disagreeing blocks among its textured blocks reaches
-    config.min_textured_fill (never when that is None)."""
-    if config.min_textured_fill is None:
+    config.min_textured_fill (never without config.textured_fill)."""
+    if not config.textured_fill:
         return False
     x, y, w, h = rect
     textured = (valid_blocks > 0) & (textured_blocks >= config.hot_block * np.maximum(valid_blocks, 1.0))
