@@ -42,6 +42,7 @@ __all__ = [
     "SiftFeatures",
     "Verdict",
     "VerifierConfig",
+    "content_order_swaps",
     "decide",
     "extract_sift",
     "measure_images",
@@ -215,6 +216,12 @@ def _measure_in_order(
             best = (score, evidence)
     assert best is not None
     return best[1]
+
+
+def content_order_swaps(a: ImageView, b: ImageView) -> bool:
+    """Whether measure_images measures the pair as (b, a): what a caller that recomputes part of
+    a measurement (imgdup_core.explain) needs to recompute it as it was measured."""
+    return _content_order(a, b)[0] is not a
 
 
 def _content_order(a: ImageView, b: ImageView) -> tuple[ImageView, ImageView]:
