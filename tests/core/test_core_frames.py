@@ -139,7 +139,9 @@ def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
 
 @pytest.mark.parametrize(
     "config",
-    [FUSED_V8, FUSED_V9, pytest.param(FUSED_V10, marks=FUSED_V10_MISSES), FUSED_V12],
+    # fused-v10 missed this copy while the pair was measured in the order given (page first); in
+    # content order (imgdup_core.verify._content_order) it does not.
+    [FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12],
     ids=lambda c: c.version,
 )
 def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(

@@ -46,7 +46,6 @@ Cosine = Callable[[np.ndarray, np.ndarray], float]
 # Pinned so that a model change that fixes or worsens them is noticed; see
 # bench/results/quality.md for the rates on the benchmark.
 KNOWN_MISSES = {("rocket", "heavy_watermark"), ("rocket", "combo")}
-KNOWN_MISSES_REVERSED = {("rocket", "heavy_watermark")}
 UNRELATED = ["astronaut", "coffee", "chelsea", "rocket", "camera", "ihc", "hubble", "retina"]
 
 
@@ -227,7 +226,7 @@ def test_direction_does_not_matter(
 ) -> None:
     for name in EDITED_BASES:
         verdict = _verify(edited[(name, edit)], stored[name], cosine)
-        if (name, edit) in KNOWN_MISSES_REVERSED:
+        if (name, edit) in KNOWN_MISSES:  # the verdict does not depend on the order
             assert not verdict.is_duplicate and verdict.score >= 0.75, (name, edit, verdict)
         else:
             assert verdict.is_duplicate, (name, edit, verdict)
