@@ -12,10 +12,15 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
-from imgdup_core.slot import AlignedMaps, Box, SlotConfig, box_page_slot, shared_page_slot
+from imgdup_core.slot import AlignedMaps, Box, SlotConfig, box_page_slot, holds_the_boxes, shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
-__all__ = ["aligned_ssim", "local_std"]
+__all__ = ["SLOT_BOX", "SLOT_HOLDS_PHOTO", "SLOT_INFERRED", "aligned_ssim", "local_std"]
+
+# What judged an aligned pair as one page around two photos (aligned_ssim's judged_by).
+SLOT_INFERRED = "inferred"
+SLOT_BOX = "box"
+SLOT_HOLDS_PHOTO = "inferred, holding a framed photo"
 
 _SLOTS = SlotConfig()
 # fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
@@ -31,14 +36,17 @@ def aligned_ssim(
     homography: np.ndarray,
     config: VerifierConfig,
     boxes: tuple[Box | None, Box | None] = (None, None),
-) -> tuple[float, float, float | None, bool] | None:
-    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot, by_box) over the textured overlap of
-    a and b warped onto it; None when the overlap is too small to say. slot is the disagreeing
+) -> tuple[float, float, float | None, str | None] | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot, judged_by) over the textured overlap
+    of a and b warped onto it; None when the overlap is too small to say. slot is the disagreeing
     share of a shared page's photo slot (imgdup_core.slot) when the two are one page around
     different photos and the config checks for that (fused-v5), else None. `boxes`: the photo box
     the frame finder found in a and in b, as shares of each picture's width and height (x0, y0, x1,
-    y1), which config.box_page_check (fused-v8) tries as the slot when none was inferred; by_box says
-    the slot is such a box."""
+    y1), which config.box_page_check (fused-v8) tries as the slot when none was inferred. judged_by
+    says what the slot is: SLOT_INFERRED, SLOT_BOX (such a box), or SLOT_HOLDS_PHOTO (inferred, and
+    with config.shared_page_decides, fused-v12: the framed photos lie in it, so the page's disagreement
+    may be that photo shown at another size, which the photos' own comparison decides); None
+    without a slot."""
     small_a = fit(gray_a, config.ssim_max_side)
     small_b = fit(gray_b, config.ssim_max_side)
     scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
@@ -100,16 +108,23 @@ def aligned_ssim(
         shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
     mismatch = min(shares)
     maps = AlignedMaps(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
-    slot = (
+    ssim = float(np.clip(ssim_map[region].mean(), -1.0, 1.0))
+    in_a = (
+        _boxes_in_a(boxes, small_a.shape, small_b.shape, h) if any(box is not None for box in boxes) else []
+    )
+    inferred = (
         shared_page_slot(maps, _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS)
         if config.shared_page_check
         else None
     )
-    by_box = False
-    if slot is None and config.box_page_check and any(box is not None for box in boxes):
-        slot = box_page_slot(maps, _boxes_in_a(boxes, small_a.shape, small_b.shape, h))
-        by_box = slot is not None
-    return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot, by_box
+    if inferred is not None:
+        holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
+        return ssim, mismatch, inferred.share, SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
+    if config.box_page_check and in_a:
+        by_box = box_page_slot(maps, in_a)
+        if by_box is not None:
+            return ssim, mismatch, by_box, SLOT_BOX
+    return ssim, mismatch, None, None
 
 
 def _boxes_in_a(

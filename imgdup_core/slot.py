@@ -12,11 +12,28 @@ import numpy as np
 
 from imgdup_core.hashing import hamming64, phash_gray
 
-__all__ = ["AlignedMaps", "Box", "SlotConfig", "box_page_slot", "shared_page_slot"]
+__all__ = [
+    "AlignedMaps",
+    "Box",
+    "PageSlot",
+    "SlotConfig",
+    "box_page_slot",
+    "holds_the_boxes",
+    "shared_page_slot",
+]
 
 # A box: x0, y0, x1, y1 (x1, y1 exclusive), in pixels (box_page_slot: a's at SSIM size) or as shares
 # of a picture's width and height (the verifier's ImageView.photo_box), as each signature says.
 Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class PageSlot:
+    """The inferred photo slot of one page around two different photos: its share that disagrees,
+    and where it is (a's pixels at SSIM size)."""
+
+    share: float
+    box: Box
 
 
 @dataclass(frozen=True)
@@ -78,8 +95,8 @@ class SlotConfig:
     min_textured_fill: float = 0.81
 
 
-def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> float | None:
-    """The share of the inferred slot that disagrees when the aligned pictures are one page with
+def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> PageSlot | None:
+    """The inferred slot (and its disagreeing share) when the aligned pictures are one page with
     different photos in it, else None.
 
     Two screenshots of one site share every pixel of the page, which aligns them perfectly; their
@@ -121,7 +138,24 @@ def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> fl
     y0, y1, x0, x1 = y * size, (y + h) * size, x * size, (x + w) * size
     if not _unrelated(maps.ref_a[y0:y1, x0:x1], maps.warped_b[y0:y1, x0:x1], config):
         return None
-    return round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)
+    share = round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)
+    return PageSlot(share, (float(x0), float(y0), float(x1), float(y1)))
+
+
+def holds_the_boxes(slot: Box, boxes: list[Box], min_share: float = 0.5) -> bool:
+    """Whether at least min_share of every box lies inside the slot (all in one picture's pixels;
+    False without a box): the frame finder's photos are in the part of the page that disagrees, so
+    the page's disagreement is about those photos (the same photo shown at another size or place in
+    one page disagrees there too), not about photos next to a page panel taken for one of them."""
+    if not boxes:
+        return False
+    sx0, sy0, sx1, sy1 = slot
+    for x0, y0, x1, y1 in boxes:
+        area = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+        inside = max(0.0, min(x1, sx1) - max(x0, sx0)) * max(0.0, min(y1, sy1) - max(y0, sy0))
+        if area <= 0 or inside < min_share * area:
+            return False
+    return True
 
 
 def _textured_fill_holds(

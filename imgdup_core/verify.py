@@ -27,7 +27,7 @@ from imgdup_core.sift import (
     sift_from_bytes,
     sift_to_bytes,
 )
-from imgdup_core.similarity import aligned_ssim
+from imgdup_core.similarity import SLOT_BOX, SLOT_INFERRED, aligned_ssim
 from imgdup_core.slot import Box
 from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
 
@@ -61,6 +61,10 @@ SHARED_PAGE = "slot/slot"
 # in that box. It does not decide alone: where the other comparison finds the photo of one picture
 # inside the other (a copy shown smaller in the same page), that comparison can still win.
 PAGE_BOX = "box/box"
+# ...and by an inferred slot that holds the photo the frame finder found (fused-v12): the page's
+# disagreement may be that photo shown at another size or place, so the whole comparison is left
+# out and the photos' own comparison decides. Never reported (measure_images skips it).
+_PAGE_AROUND_PHOTO = "slot/photo"
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def _measure_in_order(
     if comparisons[0][0] != comparisons[0][1] or (config.shared_page_check and comparisons[0][0]):
         comparisons.append((False, False))
     best: tuple[float, Evidence] | None = None
+    skipped: Evidence | None = None
     for photo_a, photo_b in comparisons:
         evidence = _measure(
             partial(a.pixels, photo_a),
@@ -200,6 +205,11 @@ def _measure_in_order(
             # One page around two different photos: whatever a box cut out of it matched (a
             # panel of the page, taken for the photo) proves nothing about the photos.
             return evidence
+        if evidence.compared == _PAGE_AROUND_PHOTO:
+            # One page whose disagreeing slot holds a framed photo: that photo's comparison (tried
+            # first) says whether it is the other picture's, whatever the page around it.
+            skipped = dataclasses.replace(evidence, compared="full/full")
+            continue
         framed_whole = not (photo_a or photo_b) and a.frames_photo and b.frames_photo
         if framed_whole and not _near_identical(evidence, config):
             # Both boxes were found and the whole pictures differ: a shared page that aligned
@@ -214,7 +224,11 @@ def _measure_in_order(
         score = duplicate_probability(evidence, config.fusion)
         if best is None or score > best[0]:
             best = (score, evidence)
-    assert best is not None
+    if best is None:
+        # Unreachable today (the photo comparison comes first and is never skipped); kept so that a
+        # change in the order cannot turn into an assertion in the worker.
+        assert skipped is not None
+        return skipped
     return best[1]
 
 
@@ -342,8 +356,8 @@ def _measure(
     if aligned is not None:
         # A shared page's slot that disagrees is the mismatch that counts (imgdup_core.slot).
         mismatch = round(aligned[1] if aligned[2] is None else max(aligned[1], aligned[2]), 4)
-        if aligned[2] is not None:
-            compared = PAGE_BOX if aligned[3] else SHARED_PAGE
+        if aligned[3] is not None:
+            compared = {SLOT_BOX: PAGE_BOX, SLOT_INFERRED: SHARED_PAGE}.get(aligned[3], _PAGE_AROUND_PHOTO)
     return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,

@@ -4,6 +4,7 @@ out (issue 11)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Callable
@@ -207,35 +208,84 @@ def _candidate_cosine(
     return max(float(x @ y) for x in vectors_a for y in vectors_b)
 
 
-def _listing_pair(
-    a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray], config: VerifierConfig
+def _page_photo(name: str) -> Image.Image:
+    """A skimage photo as RGB; "w:NAME" is it on a white canvas 1.6 times its size (a product shot)."""
+    if name.startswith("w:"):
+        return _on_white(name[2:], 1.6)
+    pixels = getattr(data, name)()
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return Image.fromarray(pixels[:, :, :3])
+
+
+def _page_pair(
+    template: str, a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray], config: VerifierConfig
 ) -> Verdict:
-    """Two photos in the listing-1 page (photo left, letterboxed in black; details panel right)."""
+    """Two photos (_page_photo names) in one page template, compared as the product compares them."""
     (view_a, stored_a), (view_b, stored_b) = (
-        _upload(render("listing-1", _photo(a))),
-        _upload(render("listing-1", _photo(b))),
+        _upload(render(template, _page_photo(a))),
+        _upload(render(template, _page_photo(b))),
     )
     cosine = _candidate_cosine(view_a, stored_a, view_b, stored_b, sscd_vector)
     return verify_images(view_a, view_b, cosine=cosine, config=config)
 
 
-def test_letterboxed_photos_in_one_listing_page_are_not_duplicates(
-    sscd_vector: Callable[[np.ndarray], np.ndarray],
+@pytest.mark.parametrize(
+    ("template", "a", "b"),
+    [("listing-1", "retina", "horse"), ("listing-1", "rocket", "w:retina"), ("phone-1", "moon", "horse")],
+)
+def test_different_photos_in_one_page_judged_by_its_slot_are_not_duplicates(
+    template: str, a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
 ) -> None:
-    # The rocket is letterboxed above and below, the grey camera photo left and right: the black
-    # bars are flat in both pages, and counted in the slot they held its disagreeing fill under the
-    # bound, so fused-v9 compared the rocket's box with the whole other page and called them
-    # duplicates. Counted over textured blocks only (fused-v12), the slot disagrees and decides.
-    camera = Image.fromarray(np.repeat(data.camera()[:, :, None], 3, axis=2))
-    (view_a, stored_a), (view_b, stored_b) = (
-        _upload(render("listing-1", _photo("rocket"))),
-        _upload(render("listing-1", camera)),
-    )
-    cosine = _candidate_cosine(view_a, stored_a, view_b, stored_b, sscd_vector)
-    assert verify_images(view_a, view_b, cosine=cosine, config=FUSED_V9).is_duplicate
-    verdict = verify_images(view_a, view_b, cosine=cosine, config=FUSED_V12)
+    # The pages align and disagree in the photo slot, but fused-v9 only adds that to the mismatch,
+    # which fused-v3's model outweighs (a page panel taken for the photo in both pages gives a
+    # candidate cosine near 1); fused-v12's slot decides.
+    assert _page_pair(template, a, b, sscd_vector, FUSED_V9).is_duplicate
+    verdict = _page_pair(template, a, b, sscd_vector, FUSED_V12)
     assert not verdict.is_duplicate, verdict
     assert verdict.evidence.compared == SHARED_PAGE and verdict.score == 0.0, verdict
+
+
+@pytest.mark.parametrize(
+    ("template", "a", "b"), [("listing-1", "horse", "w:astronaut"), ("phone-1", "moon", "horse")]
+)
+def test_the_slots_fill_over_textured_blocks_finds_pages_around_photos_on_flat_backgrounds(
+    template: str, a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    # White canvas and letterbox bars are flat in both pages: counted in the slot's fill they kept
+    # it under min_fill, and no slot was inferred (the pair was judged by a box or a panel taken for
+    # the photo, and accepted). Counted over textured blocks only, the slot is found and decides.
+    without = dataclasses.replace(FUSED_V12, version="fused-v12-no-textured-fill", slot_textured_fill=False)
+    assert _page_pair(template, a, b, sscd_vector, without).is_duplicate
+    verdict = _page_pair(template, a, b, sscd_vector, FUSED_V12)
+    assert not verdict.is_duplicate and verdict.evidence.compared == SHARED_PAGE, verdict
+
+
+@pytest.mark.parametrize(
+    ("template", "name"), [("phone-0", "astronaut"), ("social-1", "coffee"), ("listing-1", "chelsea")]
+)
+def test_a_photo_and_its_copy_on_white_in_one_page_are_duplicates(
+    template: str, name: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    # The same photo filling the slot in one page and smaller on white in the other: the pages
+    # disagree in the slot, which holds the framed photos, so under fused-v12 the photos' own
+    # comparison decides (fused-v9 let the page's slot outweigh it).
+    assert not _page_pair(template, name, f"w:{name}", sscd_vector, FUSED_V9).is_duplicate
+    verdict = _page_pair(template, name, f"w:{name}", sscd_vector, FUSED_V12)
+    assert verdict.is_duplicate, verdict
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known fused-v12 misses (issue 11, README): one photo, once on white, in one page: the inferred "
+    "slot does not hold both framed boxes, so it decides (phone-0: it is inferred only through the "
+    "textured fill), where fused-v9's model still accepted the pair",
+)
+@pytest.mark.parametrize(("template", "name"), [("listing-1", "retina"), ("phone-0", "rocket")])
+def test_a_photo_and_its_copy_on_white_in_one_page_are_duplicates_known_misses(
+    template: str, name: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    assert _page_pair(template, name, f"w:{name}", sscd_vector, FUSED_V12).is_duplicate
 
 
 @pytest.mark.xfail(
@@ -246,7 +296,7 @@ def test_letterboxed_photos_in_one_listing_page_are_not_duplicates(
 def test_photos_whose_pages_both_give_the_panel_as_the_photo_are_not_duplicates(
     sscd_vector: Callable[[np.ndarray], np.ndarray],
 ) -> None:
-    verdict = _listing_pair("rocket", "retina", sscd_vector, FUSED_V12)
+    verdict = _page_pair("listing-1", "rocket", "retina", sscd_vector, FUSED_V12)
     assert not verdict.is_duplicate, verdict
 
 
