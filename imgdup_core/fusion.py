@@ -17,7 +17,6 @@ from imgdup_core import (
     fusion_weights_v6,
     fusion_weights_v7,
     fusion_weights_v10,
-    fusion_weights_v11,
 )
 from imgdup_core.evidence import Evidence
 
@@ -29,7 +28,6 @@ __all__ = [
     "CALIBRATED_FUSION_V6",
     "CALIBRATED_FUSION_V7",
     "CALIBRATED_FUSION_V10",
-    "CALIBRATED_FUSION_V11",
     "FUSION_FEATURES",
     "FusionModel",
     "duplicate_probability",
@@ -190,6 +188,3 @@ CALIBRATED_FUSION_V7 = model_from(fusion_weights_v7)
 # fused-v10's (imgdup_core.verifier_config.FUSED_V10): fused-v8's settings and fused-v6's features, fitted
 # on the train splits of both benchmark pools (default + broad), threshold by the precision rule.
 CALIBRATED_FUSION_V10 = model_from(fusion_weights_v10)
-# fused-v11's (imgdup_core.verifier_config.FUSED_V11): fused-v10's settings with grey levels matched before
-# aligned SSIM, fused-v6's features, fitted on both pools' train splits as fused-v10's.
-CALIBRATED_FUSION_V11 = model_from(fusion_weights_v11)

@@ -15,7 +15,7 @@ from imgdup_core.gray import fit
 from imgdup_core.slot import Box, box_page_slot, shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
-__all__ = ["aligned_ssim", "local_std", "match_levels"]
+__all__ = ["aligned_ssim", "local_std"]
 
 # scikit-image ships no annotations for it.
 _structural_similarity: Callable[..., Any] = structural_similarity
@@ -113,19 +113,6 @@ def aligned_ssim(
             _boxes_in_a(boxes, small_a.shape, small_b.shape, h),
         )
         by_box = slot is not None
-    if config.ssim_match_levels:
-        # The score only: a brightness or contrast edit must not cost SSIM's luminance and contrast
-        # terms, while the disagreement (mismatch, the page's slot) stays measured on the pixels as
-        # they are: levels fitted over a whole page would also damp a differing photo in its slot.
-        _, ssim_map = _structural_similarity(
-            ref_a,
-            match_levels(warped, ref_a, valid),
-            data_range=255.0,
-            full=True,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
     return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot, by_box
 
 
@@ -158,27 +145,3 @@ def local_std(image: np.ndarray) -> np.ndarray:
     mean_sq = cv2.GaussianBlur(image * image, (0, 0), 1.5)
     std: np.ndarray = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     return std
-
-
-# How far match_levels may stretch b's grey levels: the edits it undoes (brightness, contrast x0.55-1.7,
-# several at once in a combo) stay well inside; a flat overlap on one side is not blown up into texture.
-_MAX_GAIN = 4.0
-
-
-def match_levels(warped: np.ndarray, ref: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """`warped` with its grey levels moved to `ref`'s over the `valid` overlap: the gain and offset
-    that give it ref's mean and standard deviation there (clipped to 0-255), so that a brightness or
-    contrast edit costs SSIM's luminance and contrast terms nothing. Moment matching, not a
-    regression of ref on warped: a regression's gain shrinks with the pictures' correlation and
-    would grade structure twice."""
-    a = ref[valid]
-    b = warped[valid]
-    std_b = float(b.std())
-    std_a = float(a.std())
-    if std_b < 1e-3 or std_a < 1e-3:
-        gain = 1.0
-    else:
-        gain = float(np.clip(std_a / std_b, 1.0 / _MAX_GAIN, _MAX_GAIN))
-    offset = float(a.mean()) - gain * float(b.mean())
-    matched: np.ndarray = np.clip(warped * gain + offset, 0.0, 255.0).astype(np.float32)
-    return matched

@@ -13,7 +13,6 @@ from imgdup_core.fusion import (
     CALIBRATED_FUSION_V6,
     CALIBRATED_FUSION_V7,
     CALIBRATED_FUSION_V10,
-    CALIBRATED_FUSION_V11,
     FusionModel,
 )
 
@@ -28,7 +27,6 @@ __all__ = [
     "FUSED_V8",
     "FUSED_V9",
     "FUSED_V10",
-    "FUSED_V11",
     "VERIFIERS",
     "VerifierConfig",
     "default_verifier_for",
@@ -98,11 +96,6 @@ class VerifierConfig:
     # both boxed: 0.102-0.165 over 35 pairs) and on 141 both-boxed pairs of one photo's benchmark
     # edits where the whole comparison won (padding, screenshots, combo, emoji: at most 0.053).
     framed_whole_max_mismatch: float | None = None
-    # The aligned SSIM score (not the mismatch or the page's slot) is taken with b's grey levels moved
-    # to a's over the overlap (mean and standard deviation: imgdup_core.similarity.match_levels), so
-    # that a brightness or contrast edit (alone or in a combo) does not cost SSIM's luminance and
-    # contrast terms; off before fused-v11 (an experiment, bench/quality/README.md).
-    ssim_match_levels: bool = False
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
     fusion: FusionModel = CALIBRATED_FUSION
@@ -194,16 +187,6 @@ FUSED_V9 = dataclasses.replace(
 # default (numbers: bench/quality/README.md, bench/results/*fused-v10*.md).
 FUSED_V10 = dataclasses.replace(FUSED_V8, version="fused-v10", fusion=CALIBRATED_FUSION_V10)
 
-# fused-v10's settings with b's grey levels matched to a's over the aligned overlap before SSIM
-# (ssim_match_levels, issue 11): fused-v10 missed a third of the broad pool's combo copies that aligned
-# whole with hundreds of inliers, because a combo's brightness/contrast change costs SSIM's luminance
-# and contrast terms (aligned SSIM 0.6-0.85 on those copies). Its own model, fitted exactly as
-# fused-v10's (imgdup_core/fusion_weights_v11.py, `python -m bench.quality calibrate --pool broad
-# --extra-train default --verifier fused-v11`). An option (numbers: bench/results/*fused-v11*.md).
-FUSED_V11 = dataclasses.replace(
-    FUSED_V10, version="fused-v11", ssim_match_levels=True, fusion=CALIBRATED_FUSION_V11
-)
-
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -220,7 +203,6 @@ VERIFIERS = {
         FUSED_V8,
         FUSED_V9,
         FUSED_V10,
-        FUSED_V11,
         FUSED_V3_DISTILLED,
     )
 }

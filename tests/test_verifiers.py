@@ -19,7 +19,6 @@ from imgdup_core import (
     fusion_weights_v6,
     fusion_weights_v7,
     fusion_weights_v10,
-    fusion_weights_v11,
 )
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
@@ -32,7 +31,6 @@ from imgdup_core.verifier_config import (
     FUSED_V8,
     FUSED_V9,
     FUSED_V10,
-    FUSED_V11,
     VERIFIERS,
 )
 
@@ -128,27 +126,6 @@ def test_fused_v10_is_fused_v8_measuring_with_a_model_fitted_on_both_pools(
     assert calibration["threshold_rule"] == "precision" and calibration["train_precision"] >= 0.995
     monkeypatch.delenv("IMGDUP_VERIFIER_VERSION")
     assert resolve_verifier(Settings()).config.version != "fused-v10"  # not the default
-
-
-def test_fused_v11_is_fused_v10_with_levels_matched_and_a_model_fitted_as_v10s(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", "fused-v11")
-    chosen = resolve_verifier(Settings())
-    assert chosen.config == FUSED_V11 and VERIFIERS["fused-v11"] is FUSED_V11
-    assert chosen.ann_min_score == fusion_weights_v11.CANDIDATE_MIN_COSINE
-    # fused-v10's measurement settings plus the level matching before SSIM, its own model.
-    assert dataclasses.replace(FUSED_V11, version="x", ssim_match_levels=False) == dataclasses.replace(
-        FUSED_V10, version="x", fusion=FUSED_V11.fusion
-    )
-    assert FUSED_V11.ssim_match_levels and not FUSED_V10.ssim_match_levels
-    assert FUSED_V11.fusion.features == FUSED_V10.fusion.features and FUSED_V11.fusion != FUSED_V10.fusion
-    calibration = fusion_weights_v11.CALIBRATION
-    assert calibration["verifier"] == "fused-v11" and calibration["split"] == "train"
-    assert calibration["pool"] == "broad" and calibration["extra_training"].startswith("default pool train")
-    assert calibration["threshold_rule"] == "precision" and calibration["train_precision"] >= 0.995
-    monkeypatch.delenv("IMGDUP_VERIFIER_VERSION")
-    assert resolve_verifier(Settings()).config.version != "fused-v11"  # not the default
 
 
 def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
