@@ -17,7 +17,7 @@ from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 from imgdup_core.verifier_config import FUSED_V8, FUSED_V10
-from imgdup_core.verify import ImageView, VerifierConfig, decide, measure_images
+from imgdup_core.verify import COMPUTE_BOX, ImageView, VerifierConfig, box_or_compute, decide, measure_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -121,3 +121,14 @@ def test_pages_compared_whole_use_the_given_boxes(
 def test_a_malformed_box_is_refused(box: tuple[float, ...]) -> None:
     with pytest.raises(ValueError, match="box"):
         ImageView(np.zeros((32, 32, 3), np.uint8), (0, 0), box=box)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "stored", [None, [], [0.1, 0.2, 0.3], [0.5, 0.1, 0.4, 0.9], [float("nan"), 0.0, 1.0, 1.0], [0, 0, 2, 1]]
+)
+def test_a_missing_or_malformed_stored_box_is_computed_again(stored: list[float] | None) -> None:
+    assert box_or_compute(stored) is COMPUTE_BOX
+
+
+def test_a_stored_box_is_read_back_as_floats() -> None:
+    assert box_or_compute([0, 0.25, 1, 0.75]) == (0.0, 0.25, 1.0, 0.75)
