@@ -106,6 +106,10 @@ def measure(set_root: Path, pairs_file: Path, version: str) -> dict[str, Any]:
     }
 
 
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def markdown(result: dict[str, Any], pairs_file: str) -> str:
     lines = [
         f"### The stored photo box against the finder run again on the stored copy ({result['version']})",
@@ -117,11 +121,13 @@ def markdown(result: dict[str, Any], pairs_file: str) -> str:
         "|---|---|---|",
         *[f"| {c['rerun']} | {c['stored']} | {c['pairs']} |" for c in result["counts"]],
         "",
-        f"Score moved by a median {result['score_move_median']}, at most {result['score_move_max']}.",
+        f"Score moved by a median {_num(result['score_move_median'], 4)}, at most "
+        f"{_num(result['score_move_max'], 4)}.",
         "",
         f"Framed images: {result['framed_images']}; the finder re-run on the stored copy finds no box in "
         f"{result['rerun_finds_no_box']}; where it finds one, its farthest side is a median "
-        f"{result['box_max_px_median']} px and at most {result['box_max_px_max']} px (stored-copy pixels) "
+        f"{_num(result['box_max_px_median'], 1)} px and at most {_num(result['box_max_px_max'], 1)} px "
+        "(stored-copy pixels) "
         f"from the stored box. The re-run cost {result['finder_cpu_ms_per_stored_copy']} ms of CPU per "
         "stored copy, paid per pair and framed side before.",
         "",
@@ -142,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="stored-box-vs-rerun")
     args = parser.parse_args(argv)
     root = DEFAULT_OUT / args.set
-    started = time.monotonic()
+    started, info = time.monotonic(), machine()  # the load before the run
     result = measure(root, root / args.pairs, args.version)
-    result["machine"] = machine()
+    result["machine"] = info
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
