@@ -17,6 +17,7 @@ from imgdup_core.geometry import best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.sift import SiftFeatures, extract_features, sift_from_bytes
 from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
+from imgdup_core.verify import ImageView, content_order_swaps
 
 __all__ = ["Explanation", "Side", "box_fractions", "explain_pair", "overlay_panels"]
 
@@ -38,6 +39,9 @@ class Side:
     sift: bytes | None = None
     photo_sift: bytes | None = None
     photo_box: Box | None = None
+    # The decoded upload's pHashes (plain, mirrored): the verifier measured the pair in the order
+    # they give (imgdup_core.verify.measure_images), and so is it explained. None: as given.
+    phash: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,51 @@ def explain_pair(
     prefer_mirrored: bool = False,
     config: VerifierConfig = DEFAULT_VERIFIER,
 ) -> tuple[Explanation, np.ndarray, np.ndarray]:
-    """The explanation, and the two compared copies (RGB) for overlay_panels."""
+    """The explanation, and the two compared copies (RGB) for overlay_panels. With both sides'
+    pHashes, the alignment is recomputed in the order the verifier measured the pair in (its
+    inliers are the evidence's) and given back in a, b's order."""
+    if a.phash is not None and b.phash is not None:
+        view_a, view_b = ImageView(None, a.phash, jpeg=a.jpeg), ImageView(None, b.phash, jpeg=b.jpeg)
+        if content_order_swaps(view_a, view_b):
+            swapped, rgb_b, rgb_a = _explain_in_order(
+                b, a, compared=_reversed(compared), prefer_mirrored=prefer_mirrored, config=config
+            )
+            return _back_to_given_order(swapped, rgb_a, rgb_b), rgb_a, rgb_b
+    return _explain_in_order(a, b, compared=compared, prefer_mirrored=prefer_mirrored, config=config)
+
+
+def _reversed(compared: str) -> str:
+    return "/".join(reversed(compared.split("/")))
+
+
+def _mirror_matrix(width: int) -> np.ndarray:
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _back_to_given_order(swapped: Explanation, rgb_a: np.ndarray, rgb_b: np.ndarray) -> Explanation:
+    """An explanation of (b, a) as one of (a, b): sides swapped, and the homography that mapped a
+    (mirrored first when mirrored) onto b inverted to map b (mirrored first) onto a."""
+    homography = None
+    if swapped.homography is not None:
+        inverse = np.linalg.inv(swapped.homography)
+        if swapped.mirrored:
+            inverse = _mirror_matrix(rgb_a.shape[1]) @ inverse @ _mirror_matrix(rgb_b.shape[1])
+        homography = inverse / inverse[2, 2]
+    return Explanation(
+        _reversed(swapped.compared),
+        swapped.aligned,
+        swapped.mirrored,
+        swapped.inliers,
+        tuple((xb, yb, xa, ya) for xa, ya, xb, yb in swapped.matches),
+        swapped.box_b,
+        swapped.box_a,
+        homography,
+    )
+
+
+def _explain_in_order(
+    a: Side, b: Side, *, compared: str, prefer_mirrored: bool, config: VerifierConfig
+) -> tuple[Explanation, np.ndarray, np.ndarray]:
     photo_a, photo_b = (part == "photo" for part in [*compared.split("/"), "full", "full"][:2])
     photo_a, photo_b = photo_a and a.photo_jpeg is not None, photo_b and b.photo_jpeg is not None
     rgb_a, feats_a = _compared(a, photo_a, config)

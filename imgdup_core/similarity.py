@@ -12,10 +12,14 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
-from imgdup_core.slot import Box, box_page_slot, shared_page_slot
+from imgdup_core.slot import AlignedMaps, Box, SlotConfig, box_page_slot, shared_page_slot
 from imgdup_core.verifier_config import VerifierConfig
 
 __all__ = ["aligned_ssim", "local_std"]
+
+_SLOTS = SlotConfig()
+# fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
+_TEXTURED_FILL_SLOTS = SlotConfig(textured_fill=True)
 
 # scikit-image ships no annotations for it.
 _structural_similarity: Callable[..., Any] = structural_similarity
@@ -95,23 +99,15 @@ def aligned_ssim(
         own = valid & textured
         shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
     mismatch = min(shares)
+    maps = AlignedMaps(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
     slot = (
-        shared_page_slot(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
+        shared_page_slot(maps, _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS)
         if config.shared_page_check
         else None
     )
     by_box = False
     if slot is None and config.box_page_check and any(box is not None for box in boxes):
-        slot = box_page_slot(
-            ref_a,
-            warped,
-            ssim_map,
-            valid,
-            textured_a,
-            textured_b,
-            config.mismatch_ssim,
-            _boxes_in_a(boxes, small_a.shape, small_b.shape, h),
-        )
+        slot = box_page_slot(maps, _boxes_in_a(boxes, small_a.shape, small_b.shape, h))
         by_box = slot is not None
     return float(np.clip(ssim_map[region].mean(), -1.0, 1.0)), mismatch, slot, by_box
 

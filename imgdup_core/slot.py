@@ -5,17 +5,43 @@ how much of it disagrees, or None."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
 
 from imgdup_core.hashing import hamming64, phash_gray
 
-__all__ = ["Box", "SlotConfig", "box_page_slot", "shared_page_slot"]
+__all__ = ["AlignedMaps", "Box", "SlotConfig", "box_page_slot", "shared_page_slot"]
 
 # A box: x0, y0, x1, y1 (x1, y1 exclusive), in pixels (box_page_slot: a's at SSIM size) or as shares
 # of a picture's width and height (the verifier's ImageView.photo_box), as each signature says.
 Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class AlignedMaps:
+    """Two pictures aligned at SSIM size (imgdup_core.similarity.aligned_ssim): a, b warped onto a, the
+    SSIM map, the valid overlap, each side's texture mask, and the SSIM under which a pixel disagrees."""
+
+    ref_a: np.ndarray
+    warped_b: np.ndarray
+    ssim_map: np.ndarray
+    valid: np.ndarray
+    textured_a: np.ndarray
+    textured_b: np.ndarray
+    mismatch_ssim: float
+
+    @cached_property
+    def textured(self) -> np.ndarray:
+        either: np.ndarray = self.textured_a | self.textured_b
+        return either
+
+    @cached_property
+    def disagree(self) -> np.ndarray:
+        """Valid pixels textured on either side where the SSIM says the pictures differ."""
+        out: np.ndarray = self.valid & self.textured & (self.ssim_map < self.mismatch_ssim)
+        return out
 
 
 @dataclass(frozen=True)
@@ -39,18 +65,20 @@ class SlotConfig:
     # disagreed in the box 0.36-0.98 (35 pairs), copies of one photo at most 0.07 (7 pairs).
     min_box_area: float = 0.03
     min_box_disagree: float = 0.25
+    # The slot's fill counted over its textured blocks only (fused-v12): a block flat in both pictures
+    # (a letterbox bar, the white around a product) says nothing about whether the photos differ, yet
+    # it held the fill of letterboxed photos in one page under min_fill. A block is textured when
+    # hot_block of its valid pixels are, in either picture. With textured_fill, the slot also counts
+    # when that fill reaches min_textured_fill, chosen on the broad pool's TRAIN split (fused-v10's 47
+    # aligned whole-picture comparisons that met every condition but min_fill): the highest
+    # duplicate's textured fill is 0.806 (a crop25 copy against a sticker copy), so 0.81 keeps all 11
+    # duplicates and takes 24 of the 36 different photos (14 of 20 template pages, 9 chessboard views,
+    # 1 screenshot page).
+    textured_fill: bool = False
+    min_textured_fill: float = 0.81
 
 
-def shared_page_slot(
-    ref_a: np.ndarray,
-    warped_b: np.ndarray,
-    ssim_map: np.ndarray,
-    valid: np.ndarray,
-    textured_a: np.ndarray,
-    textured_b: np.ndarray,
-    mismatch_ssim: float,
-    config: SlotConfig = SlotConfig(),
-) -> float | None:
+def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> float | None:
     """The share of the inferred slot that disagrees when the aligned pictures are one page with
     different photos in it, else None.
 
@@ -58,8 +86,7 @@ def shared_page_slot(
     photos differ in one rectangle. A copy under a sticker or a caption also differs in one place,
     but around it is the same photo (textured), not a page (mostly flat), and the two pictures in
     that place are one photo (close pHash) more often than not."""
-    textured = textured_a | textured_b
-    disagree = valid & textured & (ssim_map < mismatch_ssim)
+    valid, textured, disagree = maps.valid, maps.textured, maps.disagree
     size = config.block
     rows, cols = valid.shape[0] // size, valid.shape[1] // size
     if rows < 3 or cols < 3:
@@ -82,7 +109,9 @@ def shared_page_slot(
     if slot_blocks.sum() < config.min_area * total:
         return None
     fill = float(hot[y : y + h, x : x + w][slot_blocks].mean())
-    if fill < config.min_fill:
+    if fill < config.min_fill and not _textured_fill_holds(
+        hot, blocks(valid & textured), valid_blocks, (x, y, w, h), config
+    ):
         return None
     inside = np.zeros_like(valid)
     inside[y * size : (y + h) * size, x * size : (x + w) * size] = True
@@ -90,9 +119,26 @@ def shared_page_slot(
     if page.sum() < config.min_page * valid.sum() or not _flat_agreeing(page, disagree, textured, config):
         return None
     y0, y1, x0, x1 = y * size, (y + h) * size, x * size, (x + w) * size
-    if not _unrelated(ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1], config):
+    if not _unrelated(maps.ref_a[y0:y1, x0:x1], maps.warped_b[y0:y1, x0:x1], config):
         return None
     return round(float(disagree[inside & valid].sum() / max(1, (inside & valid).sum())), 4)
+
+
+def _textured_fill_holds(
+    hot: np.ndarray,
+    textured_blocks: np.ndarray,
+    valid_blocks: np.ndarray,
+    rect: tuple[int, int, int, int],
+    config: SlotConfig,
+) -> bool:
+    """Whether the slot's share of disagreeing blocks among its textured blocks reaches
+    config.min_textured_fill (never without config.textured_fill)."""
+    if not config.textured_fill:
+        return False
+    x, y, w, h = rect
+    textured = (valid_blocks > 0) & (textured_blocks >= config.hot_block * np.maximum(valid_blocks, 1.0))
+    inside = textured[y : y + h, x : x + w]
+    return bool(inside.any()) and float(hot[y : y + h, x : x + w][inside].mean()) >= config.min_textured_fill
 
 
 def _flat_agreeing(page: np.ndarray, disagree: np.ndarray, textured: np.ndarray, config: SlotConfig) -> bool:
@@ -108,17 +154,7 @@ def _unrelated(crop_a: np.ndarray, crop_b: np.ndarray, config: SlotConfig) -> bo
     return hamming64(phash_gray(crop_a), phash_gray(crop_b)) >= config.min_phash
 
 
-def box_page_slot(
-    ref_a: np.ndarray,
-    warped_b: np.ndarray,
-    ssim_map: np.ndarray,
-    valid: np.ndarray,
-    textured_a: np.ndarray,
-    textured_b: np.ndarray,
-    mismatch_ssim: float,
-    boxes: list[Box],
-    config: SlotConfig = SlotConfig(),
-) -> float | None:
+def box_page_slot(maps: AlignedMaps, boxes: list[Box], config: SlotConfig = SlotConfig()) -> float | None:
     """shared_page_slot with the slot given: the photo box the frame finder found in either picture
     (in a's coordinates after alignment). The disagreeing share of the box when the pictures are one
     page around two different photos there (the page outside the box mostly flat and agreeing, the
@@ -127,8 +163,7 @@ def box_page_slot(
     Where one screenshot's photo box is found and the other's is not (a product on a white page),
     the two pages are compared whole and align on the page; the inferred slot of shared_page_slot
     misses a small or partly flat photo (its blocks agree in the flat parts), the known box does not."""
-    textured = textured_a | textured_b
-    disagree = valid & textured & (ssim_map < mismatch_ssim)
+    valid, textured, disagree = maps.valid, maps.textured, maps.disagree
     height, width = valid.shape
     total = float(valid.sum())
     best: float | None = None
@@ -150,7 +185,7 @@ def box_page_slot(
             continue
         share = float(disagree[inside_textured].mean())
         if share < config.min_box_disagree or not _unrelated(
-            ref_a[y0:y1, x0:x1], warped_b[y0:y1, x0:x1], config
+            maps.ref_a[y0:y1, x0:x1], maps.warped_b[y0:y1, x0:x1], config
         ):
             continue
         best = share if best is None else max(best, share)

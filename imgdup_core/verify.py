@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = [
     "Verdict",
     "VerifierConfig",
     "box_or_compute",
+    "content_order_swaps",
     "decide",
     "extract_sift",
     "measure_images",
@@ -53,6 +55,8 @@ __all__ = [
     "verify_images",
 ]
 
+
+_MASK64 = (1 << 64) - 1
 
 # Evidence.compared of a comparison decided by a shared page's photo slot (imgdup_core.slot):
 # the two whole pictures aligned as one page and were judged by the slot inside it.
@@ -169,8 +173,9 @@ def verify_images(
     config: VerifierConfig = DEFAULT_VERIFIER,
     cache: FeatureCache | None = None,
 ) -> Verdict:
-    """Decide whether b is a (possibly edited or mirrored) copy of a, comparing the framed
-    photos where there are any. cosine is the embedding cosine of the pair; features neither
+    """Decide whether either image is a (possibly edited or mirrored) copy of the other,
+    comparing the framed photos where there are any; the verdict does not depend on which is
+    passed first (measure_images). cosine is the embedding cosine of the pair; features neither
     view carries are extracted (through `cache` when given). Raises ValueError for a
     non-finite cosine."""
     return decide(measure_images(a, b, cosine=cosine, config=config, cache=cache), config)
@@ -194,7 +199,24 @@ def measure_images(
     or a horizon for a frame) and the comparison with the higher fused probability is kept.
     With config.framed_whole_max_mismatch (fused-v6), when both sides frame a photo the whole
     pictures count only when they are near-identical (a false box on both), never as a page.
+
+    The measurements are directional (the pHash distance takes a's plain hash against b's plain
+    or mirrored one, the ratio test matches a's features in b's, SSIM warps b onto a), so the
+    two images are measured in their content order (_content_order), not in the order given:
+    the product's order is its image ids', which differ for every upload of the same picture.
+    Evidence.compared still names the sides in the order given ("photo/full": a's photo).
     """
+    first, second = _content_order(a, b)
+    evidence = _measure_in_order(first, second, cosine=cosine, config=config, cache=cache)
+    if first is a:
+        return evidence
+    parts = evidence.compared.split("/")
+    return dataclasses.replace(evidence, compared="/".join(reversed(parts)))
+
+
+def _measure_in_order(
+    a: ImageView, b: ImageView, *, cosine: float, config: VerifierConfig, cache: FeatureCache | None
+) -> Evidence:
     comparisons = [(a.frames_photo, b.frames_photo)]
     if comparisons[0][0] != comparisons[0][1] or (config.shared_page_check and comparisons[0][0]):
         comparisons.append((False, False))
@@ -236,6 +258,31 @@ def measure_images(
     return best[1]
 
 
+def content_order_swaps(a: ImageView, b: ImageView) -> bool:
+    """Whether measure_images measures the pair as (b, a): what a caller that recomputes part of
+    a measurement (imgdup_core.explain) needs to recompute it as it was measured."""
+    return _content_order(a, b)[0] is not a
+
+
+def _content_order(a: ImageView, b: ImageView) -> tuple[ImageView, ImageView]:
+    """The pair in an order that depends on the two pictures only: by their pHashes (unsigned:
+    callers hold them signed or unsigned), and two pictures under the same ones by their stored
+    pixels (decoded only then; identical stored copies, a re-upload, need no order)."""
+    key_a: tuple[int, ...] = (a.phash[0] & _MASK64, a.phash[1] & _MASK64)
+    key_b: tuple[int, ...] = (b.phash[0] & _MASK64, b.phash[1] & _MASK64)
+    if key_a == key_b:
+        if _same_pixels(a, False, b, False):
+            return a, b
+        key_a, key_b = _pixels_key(a), _pixels_key(b)
+    return (a, b) if key_a <= key_b else (b, a)
+
+
+def _pixels_key(view: ImageView) -> tuple[int, int, int]:
+    pixels = view.pixels()
+    h, w = pixels.shape[:2]
+    return h, w, int.from_bytes(hashlib.blake2b(pixels.tobytes(), digest_size=16).digest())
+
+
 def _near_identical(evidence: Evidence, config: VerifierConfig) -> bool:
     """Whether a whole-picture comparison of two framing pictures may count (fused-v6): always
     before it, else only when identical or aligned with at most the configured disagreement."""
@@ -249,6 +296,9 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     """The calibrated fusion's verdict on measured evidence."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
+    if config.shared_page_decides and evidence.compared == SHARED_PAGE:
+        # One page around two different photos (fused-v12): the slot decides, not the fusion.
+        return Verdict(False, 1.0, evidence, config.version, 0.0)
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
     is_duplicate = p >= t

@@ -110,6 +110,8 @@ FEATURES_V9 = FEATURES
 # fused-v10 (issue 11): fused-v8's measurements and inputs, fitted on both pools' train splits
 # (`calibrate --pool broad --extra-train default`).
 FEATURES_V10 = FEATURES_V8
+# fused-v12 (issue 11): fused-v9's measurements with two frame rules more, fused-v3's model and inputs.
+FEATURES_V12 = FEATURES_V9
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -121,6 +123,7 @@ MODELS = {
     "fused-v8": (FEATURES_V8, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v8.py")),
     "fused-v9": (FEATURES_V9, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v9.py")),
     "fused-v10": (FEATURES_V10, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v10.py")),
+    "fused-v12": (FEATURES_V12, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v12.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

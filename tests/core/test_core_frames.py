@@ -1,4 +1,4 @@
-"""Tests for the frame handling of fused-v5, v6, v8, v9 and v10 (imgdup_core.slot, imgdup_core.verify):
+"""Tests for the frame handling of fused-v5, v6, v8, v9, v10 and v12 (imgdup_core.slot, imgdup_core.verify):
 screenshots of one page template around photos, and photos with a border-like edge, in; verdicts
 out (issue 11)."""
 
@@ -17,11 +17,12 @@ from bench.quality.templates import render
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10
-from imgdup_core.verify import PAGE_BOX, ImageView, Verdict, VerifierConfig, verify_images
+from imgdup_core.verifier_config import FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12
+from imgdup_core.verify import PAGE_BOX, SHARED_PAGE, ImageView, Verdict, VerifierConfig, verify_images
 
-# The versions with the shared-page rule (fused-v10: fused-v8's settings, a model fitted on both pools).
-PAGE_RULE_VERIFIERS = [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10]
+# The versions with the shared-page rule (fused-v10: fused-v8's settings, a model fitted on both pools;
+# fused-v12: fused-v9 with the slot's fill over its textured blocks, and the slot deciding).
+PAGE_RULE_VERIFIERS = [FUSED_V5, FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12]
 # fused-v10's cut (0.961, fused-v6's 0.952) misses two copies these tests pin: they score 0.953-0.955
 # (issue 11, bench/quality/README.md fused-v10). Strict: a model that finds them again must say so.
 FUSED_V10_MISSES = pytest.mark.xfail(
@@ -81,7 +82,9 @@ def _web_screenshot(name: str, canvas: float = 1.0) -> Image.Image:
     ("a", "b"),
     [("rocket", "retina"), ("chelsea", "rocket"), ("coffee", "rocket"), ("immunohistochemistry", "retina")],
 )
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
+@pytest.mark.parametrize(
+    "config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12], ids=lambda c: c.version
+)
 def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_duplicates(
     a: str, b: str, cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -95,7 +98,9 @@ def test_different_photos_in_one_screenshot_template_with_both_boxes_are_not_dup
     assert verdict.evidence.compared == "photo/photo", verdict
 
 
-@pytest.mark.parametrize("config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10], ids=lambda c: c.version)
+@pytest.mark.parametrize(
+    "config", [FUSED_V6, FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12], ids=lambda c: c.version
+)
 def test_a_photo_and_its_copy_in_one_screenshot_template_are_duplicates(
     cosine: Cosine, config: VerifierConfig
 ) -> None:
@@ -114,7 +119,7 @@ def test_different_photos_in_one_screenshot_page_with_one_box_found_are_not_dupl
     shot_a, shot_b = _web_screenshot(a), _web_screenshot(b, canvas=2.5)
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     assert _verdict(shot_a, shot_b, cosine, FUSED_V6).is_duplicate
-    for config in (FUSED_V8, FUSED_V9, FUSED_V10):
+    for config in (FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12):
         verdict = _verdict(shot_a, shot_b, cosine, config)
         assert not verdict.is_duplicate, verdict
         # Either comparison may be the one reported; both are rejections.
@@ -138,7 +143,9 @@ def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
 
 @pytest.mark.parametrize(
     "config",
-    [FUSED_V8, FUSED_V9, pytest.param(FUSED_V10, marks=FUSED_V10_MISSES)],
+    # fused-v10 missed this copy while the pair was measured in the order given (page first); in
+    # content order (imgdup_core.verify._content_order) it does not.
+    [FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12],
     ids=lambda c: c.version,
 )
 def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
@@ -184,6 +191,67 @@ def test_a_photo_and_its_copy_in_a_page_template_are_duplicates(
         request.applymarker(FUSED_V10_MISSES)
     verdict = _verdict(_photo(name), render(template, _photo(name)), cosine, config)
     assert verdict.is_duplicate, verdict
+
+
+def _candidate_cosine(
+    view_a: ImageView,
+    stored_a: np.ndarray,
+    view_b: ImageView,
+    stored_b: np.ndarray,
+    sscd_vector: Callable[[np.ndarray], np.ndarray],
+) -> float:
+    """The cosine the index step hands the verifier: the best of the whole pictures' and the framed
+    photos' vectors (imgdup.steps.index searches both points)."""
+    vectors_a = [sscd_vector(stored_a)] + (
+        [sscd_vector(view_a.photo_rgb)] if view_a.photo_rgb is not None else []
+    )
+    vectors_b = [sscd_vector(stored_b)] + (
+        [sscd_vector(view_b.photo_rgb)] if view_b.photo_rgb is not None else []
+    )
+    return max(float(x @ y) for x in vectors_a for y in vectors_b)
+
+
+def _listing_pair(
+    a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray], config: VerifierConfig
+) -> Verdict:
+    """Two photos in the listing-1 page (photo left, letterboxed in black; details panel right)."""
+    (view_a, stored_a), (view_b, stored_b) = (
+        _upload(render("listing-1", _photo(a))),
+        _upload(render("listing-1", _photo(b))),
+    )
+    cosine = _candidate_cosine(view_a, stored_a, view_b, stored_b, sscd_vector)
+    return verify_images(view_a, view_b, cosine=cosine, config=config)
+
+
+def test_letterboxed_photos_in_one_listing_page_are_not_duplicates(
+    sscd_vector: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    # The rocket is letterboxed above and below, the grey camera photo left and right: the black
+    # bars are flat in both pages, and counted in the slot they held its disagreeing fill under the
+    # bound, so fused-v9 compared the rocket's box with the whole other page and called them
+    # duplicates. Counted over textured blocks only (fused-v12), the slot disagrees and decides.
+    camera = Image.fromarray(np.repeat(data.camera()[:, :, None], 3, axis=2))
+    (view_a, stored_a), (view_b, stored_b) = (
+        _upload(render("listing-1", _photo("rocket"))),
+        _upload(render("listing-1", camera)),
+    )
+    cosine = _candidate_cosine(view_a, stored_a, view_b, stored_b, sscd_vector)
+    assert verify_images(view_a, view_b, cosine=cosine, config=FUSED_V9).is_duplicate
+    verdict = verify_images(view_a, view_b, cosine=cosine, config=FUSED_V12)
+    assert not verdict.is_duplicate, verdict
+    assert verdict.evidence.compared == SHARED_PAGE and verdict.score == 0.0, verdict
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 11, README): the frame finder takes the listing's details panel for the "
+    "photo in both pages (identical crops, cosine 0.98) and the slot's textured fill (0.76) stays under 0.81",
+)
+def test_photos_whose_pages_both_give_the_panel_as_the_photo_are_not_duplicates(
+    sscd_vector: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    verdict = _listing_pair("rocket", "retina", sscd_vector, FUSED_V12)
+    assert not verdict.is_duplicate, verdict
 
 
 def _banded_brick(kind: str) -> Image.Image:

@@ -43,6 +43,8 @@ def _side(row: dict[str, Any]) -> Side:
         sift=bytes(row["sift"]) if row["sift"] else None,
         photo_sift=bytes(row["photo_sift"]) if row["photo_sift"] else None,
         photo_box=fractions,
+        # The verifier measured the pair in the pHashes' order: so is it explained.
+        phash=(int(row["phash"]), int(row["phash_mirrored"])) if row.get("phash") is not None else None,
     )
 
 
