@@ -44,6 +44,13 @@ class Region:
     def as_list(self) -> list[int]:
         return [self.x0, self.y0, self.x1, self.y1]
 
+    def shares(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The box as shares (x0, y0, x1, y1 in 0..1) of the picture it was found in: the same box in
+        any resized copy of that picture (the stored copy), whatever its pixel size."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"picture size must be positive, got {width}x{height}")
+        return (self.x0 / width, self.y0 / height, self.x1 / width, self.y1 / height)
+
 
 @dataclass(frozen=True)
 class FramingConfig:

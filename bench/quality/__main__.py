@@ -114,6 +114,7 @@ def _verify_timing(
                     photo_jpeg=photo_jpeg,
                     sift=verify.extract_sift(load_rgb(jpeg), config),
                     photo_sift=verify.extract_sift(load_rgb(photo_jpeg), config) if photo_jpeg else None,
+                    box=view.box,  # stored at indexing, as the verifier step passes it
                 )
                 extraction.append(1000 * (time.process_time() - started))
         cosine = float(analysed.vectors[index[a]] @ analysed.vectors[index[b]])

@@ -159,11 +159,15 @@ def stored_copy(path: Path) -> np.ndarray:
 
 def stored_view(path: Path, phash: tuple[int, int]) -> ImageView:
     """What the verifier loads for an image: the stored copy and, for a framed photo, the stored
-    copy of the photo inside the frame (as imgdup.analysis.analyse stores them)."""
+    copy of the photo inside the frame and its box as shares of the picture (as
+    imgdup.analysis.analyse stores them and imgdup.steps.verify passes them)."""
     rgb = decode_image(path.read_bytes()).rgb
     region = find_photo_region(rgb)
-    photo = load_rgb(storage_jpeg(crop_region(rgb, region))) if region is not None else None
-    return ImageView(load_rgb(storage_jpeg(rgb)), phash, photo)
+    if region is None:
+        return ImageView(load_rgb(storage_jpeg(rgb)), phash, box=None)
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
+    box = region.shares(rgb.shape[1], rgb.shape[0])
+    return ImageView(load_rgb(storage_jpeg(rgb)), phash, photo, box=box)
 
 
 def signed_phash(value: int) -> int:

@@ -53,6 +53,10 @@ class AnalysedImage:
     # decodes them.
     sift: bytes | None = None
     photo_sift: bytes | None = None
+    # The region as shares of the decoded image (x0, y0, x1, y1 in 0..1), which are shares of the
+    # stored copy too (a resize of it): the verifier's box, so that it does not run the frame
+    # finder again per pair. `region` is in decoded pixels, and the row keeps the original's size.
+    photo_box: tuple[float, float, float, float] | None = None
 
 
 def stored_copy(rgb: np.ndarray, config: VerifierConfig = DEFAULT_SIFT_CONFIG) -> tuple[bytes, bytes]:
@@ -193,6 +197,7 @@ def _finish_one(
     photo_jpeg, photo_sift = (
         stored_copy(outcome.photo, sift_config) if outcome.photo is not None else (None, None)
     )
+    decoded_h, decoded_w = image.rgb.shape[:2]
     return AnalysedImage(
         content_sha256=image.content_sha256,
         pixel_sha256=image.pixel_sha256,
@@ -208,6 +213,7 @@ def _finish_one(
         photo_jpeg=photo_jpeg,
         sift=sift,
         photo_sift=photo_sift,
+        photo_box=outcome.region.shares(decoded_w, decoded_h) if outcome.region is not None else None,
     )
 
 

@@ -60,11 +60,14 @@ async def save_indexed_images(
             " embedding = u.embedding, photo_embedding = u.photo_embedding,"
             " photo_box = CASE WHEN u.photo_box = '' THEN NULL"
             " ELSE string_to_array(u.photo_box, ',')::int[] END,"
+            " photo_box_share = CASE WHEN u.photo_box_share = '' THEN NULL"
+            " ELSE string_to_array(u.photo_box_share, ',')::float8[] END,"
             " indexed_at = coalesce(i.indexed_at, now())"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],"
-            " %s::int[], %s::int[], %s::text[], %s::text[], %b::bytea[], %b::bytea[], %s::text[])"
+            " %s::int[], %s::int[], %s::text[], %s::text[], %b::bytea[], %b::bytea[], %s::text[],"
+            " %s::text[])"
             " AS u(image_id, content_sha256, pixel_sha256, phash, phash_mirrored, width, height,"
-            " format, embedding_model, embedding, photo_embedding, photo_box)"
+            " format, embedding_model, embedding, photo_embedding, photo_box, photo_box_share)"
             " WHERE i.image_id = u.image_id)"
             " INSERT INTO image_blobs (image_id, jpeg_sha256, jpeg_size, photo_jpeg_sha256,"
             " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size)"
@@ -90,6 +93,8 @@ async def save_indexed_images(
                 [vector_to_bytes(a.photo_vector) if a.photo_vector is not None else None for a in analysed],
                 # unnest cannot take a ragged int[][]: each box travels as "x0,y0,x1,y1".
                 [",".join(map(str, a.region.as_list())) if a.region is not None else "" for a in analysed],
+                # repr of a float reads back as the same float8.
+                [",".join(repr(float(v)) for v in a.photo_box) if a.photo_box else "" for a in analysed],
                 [i.image_id for i in images],
                 *(
                     values
@@ -125,6 +130,8 @@ class ImageForVerification:
     photo_jpeg: bytes | None = None
     sift: bytes | None = None
     photo_sift: bytes | None = None
+    # x0, y0, x1, y1 as shares of the picture (migration 013); None before it or without a photo.
+    photo_box_share: list[float] | None = None
 
 
 _VERIFICATION_COLUMNS = [f.name for f in fields(ImageForVerification)]
@@ -153,7 +160,7 @@ async def load_for_verification(
         # Binary: rows not moved yet still carry ~200 KB of bytea per pair, no hex text to parse.
         cur = await conn.cursor(row_factory=dict_row, binary=True).execute(
             "SELECT coalesce(d.status, 'missing') AS pair_status, i.image_id::text AS image_id,"
-            f" i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, {_SELECT_BLOBS}"
+            f" i.ad_id, i.pixel_sha256, i.phash, i.phash_mirrored, i.photo_box_share, {_SELECT_BLOBS}"
             " FROM (SELECT %s::uuid AS pair_id) p"
             " LEFT JOIN duplicates d ON d.pair_id = p.pair_id"
             " LEFT JOIN (images i JOIN image_blobs b USING (image_id))"

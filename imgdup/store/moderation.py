@@ -357,7 +357,8 @@ async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str, blobs: B
         if pair is None:
             return None
         await cur.execute(
-            "SELECT i.image_id::text AS image_id, i.width, i.height, i.photo_box, i.phash, i.phash_mirrored,"
+            "SELECT i.image_id::text AS image_id, i.width, i.height, i.photo_box, i.photo_box_share,"
+            " i.phash, i.phash_mirrored,"
             f" {', '.join(f'b.{c}, b.{c}_sha256' for c in BLOB_COLUMNS)}"
             " FROM images i JOIN image_blobs b USING (image_id) WHERE i.image_id = ANY(%s::uuid[])",
             ([pair["image_a"], pair["image_b"]],),

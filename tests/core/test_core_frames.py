@@ -35,14 +35,18 @@ Cosine = Callable[[np.ndarray, np.ndarray], float]
 
 def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray]:
     """What the images agent keeps for an upload (imgdup.analysis.analyse): the stored copy,
-    its pHashes and, where the frame finder sees a framed photo, the stored copy of the photo."""
+    its pHashes and, where the frame finder sees a framed photo, the stored copy of the photo and
+    its box as shares of the picture (which the verifier step passes to the view)."""
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=90)
     rgb = decode_image(buffer.getvalue()).rgb
     region = find_photo_region(rgb)
-    photo = load_rgb(storage_jpeg(crop_region(rgb, region))) if region is not None else None
     stored = load_rgb(storage_jpeg(rgb))
-    return ImageView(stored, phash_pair(rgb), photo), stored
+    if region is None:
+        return ImageView(stored, phash_pair(rgb), box=None), stored
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
+    box = region.shares(rgb.shape[1], rgb.shape[0])
+    return ImageView(stored, phash_pair(rgb), photo, box=box), stored
 
 
 def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig = FUSED_V5) -> Verdict:

@@ -81,10 +81,14 @@ def test_bad_arrays_are_refused() -> None:
 
 
 def _view(rgb: np.ndarray) -> ImageView:
-    """What the pipeline stores of an upload: the reduced copy and, if framed, the photo's."""
+    """What the pipeline stores of an upload: the reduced copy and, if framed, the photo's and
+    its box as shares of the picture."""
     region = find_photo_region(rgb)
-    photo = pipeline_copy(crop_region(rgb, region)) if region is not None else None
-    return ImageView(pipeline_copy(rgb), phash_pair(rgb), photo)
+    if region is None:
+        return ImageView(pipeline_copy(rgb), phash_pair(rgb), box=None)
+    photo = pipeline_copy(crop_region(rgb, region))
+    box = region.shares(rgb.shape[1], rgb.shape[0])
+    return ImageView(pipeline_copy(rgb), phash_pair(rgb), photo, box=box)
 
 
 def test_a_screenshot_is_verified_by_the_photo_inside_it(photos: dict[str, np.ndarray]) -> None:

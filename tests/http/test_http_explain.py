@@ -99,3 +99,26 @@ def test_the_explanation_reads_copies_and_features_from_the_blob_store(
     for key, _ in list(store.list_blobs()):
         store.delete(key)
     assert api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).status_code == 404
+
+
+def test_a_framed_side_is_explained_with_its_stored_box_shares(client: tuple[TestClient, str]) -> None:
+    # images.photo_box is in the pixels of the capped decode, width/height the original's size: the
+    # shares stored beside it (migration 013) are the box the page draws.
+    api, dsn = client
+    photo = data.chelsea()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE images SET width = 4000, height = 3000, photo_box = '{102,154,614,538}',"
+            " photo_box_share = '{0.1,0.2,0.6,0.7}' WHERE image_id = %s",
+            (image_id(1),),
+        )
+        conn.execute(
+            "UPDATE image_blobs SET photo_jpeg = %s WHERE image_id = %s",
+            (storage_jpeg(photo[100:300, 100:400]), image_id(1)),
+        )
+        conn.execute("UPDATE duplicates SET compared = 'photo/full' WHERE pair_id = %s", (PAIR,))
+
+    body = api.get(f"/api/v1/pairs/{PAIR}/explanation", headers=AUTH).json()
+
+    assert body["compared"] == "photo/full"
+    assert body["box_a"] == [0.1, 0.2, 0.6, 0.7] and body["box_b"] is None

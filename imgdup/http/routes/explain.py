@@ -18,6 +18,7 @@ from imgdup.http.models import PairExplanation
 from imgdup.store import moderation
 from imgdup_core.explain import Explanation, Side, box_fractions, explain_pair, overlay_panels
 from imgdup_core.verifier_config import VERIFIERS, default_verifier_for
+from imgdup_core.verify import BoxUnknown, box_or_compute
 
 router = APIRouter(tags=["moderation"], dependencies=[allow(Access.READ)])
 _UNKNOWN: dict[int | str, dict[str, Any]] = {
@@ -26,10 +27,16 @@ _UNKNOWN: dict[int | str, dict[str, Any]] = {
 
 
 def _side(row: dict[str, Any]) -> Side:
+    # The shares stored at indexing (migration 013); rows of before it: the pixel box over the decode
+    # size worked out from the original's (box_fractions).
+    stored = box_or_compute(row.get("photo_box_share"))
     box = row["photo_box"]
-    fractions = (
-        box_fractions(tuple(box), row["width"] or 0, row["height"] or 0) if box and len(box) == 4 else None
-    )
+    if not isinstance(stored, BoxUnknown):
+        fractions: tuple[float, float, float, float] | None = stored
+    elif box and len(box) == 4:
+        fractions = box_fractions(tuple(box), row["width"] or 0, row["height"] or 0)
+    else:
+        fractions = None
     return Side(
         jpeg=bytes(row["jpeg"]),
         photo_jpeg=bytes(row["photo_jpeg"]) if row["photo_jpeg"] else None,
