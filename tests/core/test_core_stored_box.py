@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers.fakes import count_finder_calls
 from PIL import Image
 from skimage import data
 
@@ -43,17 +44,6 @@ def _view(rgb: np.ndarray, *, stored_box: bool) -> ImageView:
     )
 
 
-def _count_finder_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-
-    def counting(rgb: np.ndarray) -> Region | None:
-        calls.append(1)
-        return find_photo_region(rgb)
-
-    monkeypatch.setattr(verify_module, "find_photo_region", counting)
-    return calls
-
-
 def test_region_shares_are_the_box_over_the_picture_size() -> None:
     assert Region(10, 20, 110, 70).shares(200, 100) == (0.05, 0.2, 0.55, 0.7)
     with pytest.raises(ValueError, match="size"):
@@ -80,7 +70,7 @@ def test_a_view_without_a_given_box_runs_the_frame_finder_on_the_stored_copy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rgb = _decoded(render("phone-0", Image.fromarray(data.chelsea())))
-    calls = _count_finder_calls(monkeypatch)
+    calls = count_finder_calls(monkeypatch)
     view = _view(rgb, stored_box=False)
     box = view.photo_box()
     assert calls == [1]
@@ -98,7 +88,7 @@ def test_pages_compared_whole_use_the_given_boxes(
     rgb_a = _decoded(render("social-0", Image.fromarray(data.chelsea())))
     rgb_b = _decoded(render("social-0", Image.fromarray(data.rocket())))
     c = cosine(load_rgb(storage_jpeg(rgb_a)), load_rgb(storage_jpeg(rgb_b)))
-    calls = _count_finder_calls(monkeypatch)
+    calls = count_finder_calls(monkeypatch)
     computed = measure_images(
         _view(rgb_a, stored_box=False), _view(rgb_b, stored_box=False), cosine=c, config=config
     )

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import psycopg
 import pytest
-from helpers.fakes import Web, run_inline
+from helpers.fakes import Web, count_finder_calls, run_inline
 from PIL import Image
 from skimage import data
 
-import imgdup_core.verify as verify_module
 from bench.quality.templates import render
 from imgdup.steps.index import IndexContext
 from imgdup.steps.verify import VerifyContext, verify_candidate
 from imgdup_core.decode import decode_image
-from imgdup_core.framing import Region, find_photo_region
+from imgdup_core.framing import find_photo_region
 from imgdup_core.verifier_config import FUSED_V10
 from tests.steps.test_step_verify import _candidate
 
@@ -34,17 +32,6 @@ def _stored(dsn: str) -> dict[str, tuple[list[float] | None, list[int] | None]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT url, photo_box_share, photo_box FROM images").fetchall()
     return {url: (share, box) for url, share, box in rows}
-
-
-def _counting_finder(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-
-    def counting(rgb: np.ndarray) -> Region | None:
-        calls.append(1)
-        return find_photo_region(rgb)
-
-    monkeypatch.setattr(verify_module, "find_photo_region", counting)
-    return calls
 
 
 async def test_the_indexed_box_is_stored_as_shares_and_the_verifier_reads_it(
@@ -68,7 +55,7 @@ async def test_the_indexed_box_is_stored_as_shares_and_the_verifier_reads_it(
         blobs=index_context.blobs,
         config=FUSED_V10,
     )
-    calls = _counting_finder(monkeypatch)
+    calls = count_finder_calls(monkeypatch)
 
     with_stored_box = await verify_candidate(ctx, candidate)
 
