@@ -203,6 +203,8 @@ def measure_images(
     or a horizon for a frame) and the comparison with the higher fused probability is kept.
     With config.framed_whole_max_mismatch (fused-v6), when both sides frame a photo the whole
     pictures count only when they are near-identical (a false box on both), never as a page.
+    With config.shared_page_decides (fused-v12), a page's slot that holds the framed photos does not
+    decide: the same photo shown at another size in one page disagrees there too.
 
     The measurements are directional (the pHash distance takes a's plain hash against b's plain
     or mirrored one, the ratio test matches a's features in b's, SSIM warps b onto a), so the
@@ -246,8 +248,8 @@ def _measure_in_order(
             # panel of the page, taken for the photo) proves nothing about the photos.
             return evidence
         if evidence.compared == _PAGE_AROUND_PHOTO:
-            # One page whose disagreeing slot holds a framed photo: that photo's comparison (tried
-            # first) says whether it is the other picture's, whatever the page around it.
+            # One page whose disagreeing slot holds the framed photos (fused-v12): their comparison
+            # (tried first) says whether they are one photo, whatever the page around them.
             skipped = dataclasses.replace(evidence, compared="full/full")
             continue
         framed_whole = not (photo_a or photo_b) and a.frames_photo and b.frames_photo
