@@ -17,7 +17,7 @@ from imgdup_core.geometry import best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.sift import SiftFeatures, extract_features, sift_from_bytes
 from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
-from imgdup_core.verify import ImageView, content_order_swaps
+from imgdup_core.verify import ImageView, content_order_swaps, reversed_compared
 
 __all__ = ["Explanation", "Side", "box_fractions", "explain_pair", "overlay_panels"]
 
@@ -107,14 +107,10 @@ def explain_pair(
         view_a, view_b = ImageView(None, a.phash, jpeg=a.jpeg), ImageView(None, b.phash, jpeg=b.jpeg)
         if content_order_swaps(view_a, view_b):
             swapped, rgb_b, rgb_a = _explain_in_order(
-                b, a, compared=_reversed(compared), prefer_mirrored=prefer_mirrored, config=config
+                b, a, compared=reversed_compared(compared), prefer_mirrored=prefer_mirrored, config=config
             )
             return _back_to_given_order(swapped, rgb_a, rgb_b), rgb_a, rgb_b
     return _explain_in_order(a, b, compared=compared, prefer_mirrored=prefer_mirrored, config=config)
-
-
-def _reversed(compared: str) -> str:
-    return "/".join(reversed(compared.split("/")))
 
 
 def _mirror_matrix(width: int) -> np.ndarray:
@@ -131,7 +127,7 @@ def _back_to_given_order(swapped: Explanation, rgb_a: np.ndarray, rgb_b: np.ndar
             inverse = _mirror_matrix(rgb_a.shape[1]) @ inverse @ _mirror_matrix(rgb_b.shape[1])
         homography = inverse / inverse[2, 2]
     return Explanation(
-        _reversed(swapped.compared),
+        reversed_compared(swapped.compared),
         swapped.aligned,
         swapped.mirrored,
         swapped.inliers,

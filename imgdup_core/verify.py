@@ -50,6 +50,7 @@ __all__ = [
     "decide",
     "extract_sift",
     "measure_images",
+    "reversed_compared",
     "sift_from_bytes",
     "sift_to_bytes",
     "verify_images",
@@ -146,7 +147,7 @@ class ImageView:
                 self._box.append(None)
             else:
                 h, w = self.pixels().shape[:2]
-                self._box.append((region.x0 / w, region.y0 / h, region.x1 / w, region.y1 / h))
+                self._box.append(region.shares(w, h))
         return self._box[0]
 
 
@@ -216,8 +217,12 @@ def measure_images(
     evidence = _measure_in_order(first, second, cosine=cosine, config=config, cache=cache)
     if first is a:
         return evidence
-    parts = evidence.compared.split("/")
-    return dataclasses.replace(evidence, compared="/".join(reversed(parts)))
+    return dataclasses.replace(evidence, compared=reversed_compared(evidence.compared))
+
+
+def reversed_compared(compared: str) -> str:
+    """Evidence.compared of the pair taken the other way round ("photo/full" -> "full/photo")."""
+    return "/".join(reversed(compared.split("/")))
 
 
 def _measure_in_order(
