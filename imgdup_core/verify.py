@@ -272,8 +272,9 @@ def _measure_in_order(
         if best is None or score > best[0]:
             best = (score, evidence)
     if best is None:
-        # Unreachable today (the photo comparison comes first and is never skipped); kept so that a
-        # change in the order cannot turn into an assertion in the worker.
+        # Only when the first comparison was skipped too: a view given a box but no framed photo
+        # (the product never builds one; the photo comparison comes first). The whole comparison's
+        # evidence then stands rather than an assertion in the worker.
         assert skipped is not None
         return skipped
     return best[1]
