@@ -58,23 +58,39 @@ def _photo(name: str) -> Image.Image:
     return Image.fromarray(getattr(data, name)())
 
 
-def _on_white(name: str, canvas: float) -> Image.Image:
-    """The photo in the middle of a white canvas `canvas` times its size: a product shot on white."""
+def _on_white(name: str, canvas: float, aspect: float | None = None) -> Image.Image:
+    """The photo in the middle of a white canvas `canvas` times its size (a product shot on white);
+    with `aspect`, the canvas is widened or heightened to that width/height ratio."""
     photo = _photo(name)
     width, height = photo.size
-    out = Image.new("RGB", (int(width * canvas), int(height * canvas)), "white")
+    out_w, out_h = int(width * canvas), int(height * canvas)
+    if aspect is not None:
+        out_w, out_h = max(out_w, int(out_h * aspect)), max(out_h, int(out_w / aspect))
+    out = Image.new("RGB", (out_w, out_h), "white")
     out.paste(photo, ((out.width - width) // 2, (out.height - height) // 2))
     return out
 
 
-def _web_screenshot(name: str, canvas: float = 1.0) -> Image.Image:
+# The photo slot of AugLy's web template (augly/assets/screenshot_templates/bboxes.json: 529 x 286).
+_WEB_SLOT_ASPECT = 529 / 286
+
+
+def _web_screenshot(name: str, canvas: float = 1.0, fill_slot: bool = False) -> Image.Image:
     """The photo (on a white canvas when `canvas` > 1) in AugLy's web-page screenshot template (the
-    benchmark's "screenshot" edit)."""
+    benchmark's "screenshot" edit), which letterboxes a picture of another shape than its slot with
+    black bars. With `fill_slot` the picture is first shaped to the slot (the photo cut, the white
+    canvas widened or heightened): no bars, so nothing marks a product on white on the white page."""
     import augly.image as imaugs
     from augly.utils import SCREENSHOT_TEMPLATES_DIR
 
     template = os.path.join(SCREENSHOT_TEMPLATES_DIR, "web.png")
-    photo = _on_white(name, canvas) if canvas > 1.0 else _photo(name)
+    aspect = _WEB_SLOT_ASPECT if fill_slot else None
+    photo = _on_white(name, canvas, aspect) if canvas > 1.0 else _photo(name)
+    if fill_slot and canvas <= 1.0:
+        width, height = photo.size
+        cut_w, cut_h = min(width, int(height * _WEB_SLOT_ASPECT)), min(height, int(width / _WEB_SLOT_ASPECT))
+        left, top = (width - cut_w) // 2, (height - cut_h) // 2
+        photo = photo.crop((left, top, left + cut_w, top + cut_h))
     shot: Image.Image = imaugs.overlay_onto_screenshot(photo, template_filepath=template)
     return shot.convert("RGB")
 
@@ -113,11 +129,11 @@ def test_a_photo_and_its_copy_in_one_screenshot_template_are_duplicates(
 def test_different_photos_in_one_screenshot_page_with_one_box_found_are_not_duplicates(
     a: str, b: str, cosine: Cosine
 ) -> None:
-    # b is a product shot on white: on the white page its box has no edge to find, so the two
-    # screenshots are compared whole, align on the page (cosine 0.70-0.77) and fused-v6 called
-    # them duplicates (p 0.957-0.959: the page outside the photos agrees, the small photo slot
-    # is a small share of the texture). fused-v8 judges the page by a's box: it disagrees.
-    shot_a, shot_b = _web_screenshot(a), _web_screenshot(b, canvas=2.5)
+    # b is a product shot on white shaped to the slot: on the white page its box has no edge (and
+    # no letterbox bar) to find, so the two screenshots are compared whole, align on the page and
+    # fused-v6 called them duplicates (p 0.952-0.960: the page outside the photos agrees, the small
+    # photo is a small share of the texture). fused-v8 judges the page by a's box: it disagrees.
+    shot_a, shot_b = _web_screenshot(a, fill_slot=True), _web_screenshot(b, canvas=3.5, fill_slot=True)
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     assert _verdict(shot_a, shot_b, cosine, FUSED_V6).is_duplicate
     for config in (FUSED_V8, FUSED_V9, FUSED_V10, FUSED_V12):
@@ -136,10 +152,34 @@ def test_different_photos_in_one_screenshot_page_with_one_box_found_are_not_dupl
 def test_different_products_on_white_in_one_screenshot_page_are_not_duplicates(
     a: str, b: str, cosine: Cosine
 ) -> None:
-    shot_a, shot_b = _web_screenshot(a, canvas=1.6), _web_screenshot(b, canvas=1.6)
+    shot_a, shot_b = _web_screenshot(a, 1.6, fill_slot=True), _web_screenshot(b, 1.6, fill_slot=True)
     assert not _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     verdict = _verdict(shot_a, shot_b, cosine, FUSED_V8)
     assert not verdict.is_duplicate, verdict
+
+
+@pytest.mark.parametrize(("a", "b"), [("astronaut", "retina"), ("chelsea", "coffee"), ("rocket", "coffee")])
+@pytest.mark.parametrize("config", [FUSED_V8, FUSED_V9, FUSED_V12], ids=lambda c: c.version)
+def test_different_products_on_white_letterboxed_in_one_screenshot_page_are_not_duplicates(
+    a: str, b: str, cosine: Cosine, config: VerifierConfig
+) -> None:
+    # AugLy letterboxes a picture of another shape than its slot with black bars: the product's white
+    # meets the white page with no edge, but the frame finder takes the picture between the bars
+    # (imgdup_core.framing), so the two products are compared, not the two pages around them.
+    shot_a, shot_b = _web_screenshot(a, 1.6), _web_screenshot(b, 1.6)
+    assert _upload(shot_a)[0].frames_photo and _upload(shot_b)[0].frames_photo
+    verdict = _verdict(shot_a, shot_b, cosine, config)
+    assert not verdict.is_duplicate, verdict
+    assert verdict.evidence.compared == "photo/photo", verdict
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "rocket"])
+def test_a_product_on_white_and_its_letterboxed_screenshot_are_duplicates(name: str, cosine: Cosine) -> None:
+    product = _on_white(name, 1.6)
+    shot = _web_screenshot(name, 1.6)
+    assert _upload(shot)[0].frames_photo
+    verdict = _verdict(product, shot, cosine, FUSED_V12)
+    assert verdict.is_duplicate, verdict
 
 
 @pytest.mark.parametrize(
@@ -155,7 +195,10 @@ def test_a_box_on_one_side_does_not_hide_the_photo_found_in_the_other_page(
     # The same photo, once filling the page's photo slot and once smaller on a white canvas in it:
     # the box rule says the pages differ in the slot, but the box's photo is found inside the other
     # page, and that comparison still decides.
-    shot_a, shot_b = _web_screenshot("chelsea"), _web_screenshot("chelsea", canvas=1.6)
+    shot_a, shot_b = (
+        _web_screenshot("chelsea", fill_slot=True),
+        _web_screenshot("chelsea", 1.6, fill_slot=True),
+    )
     assert _upload(shot_a)[0].frames_photo and not _upload(shot_b)[0].frames_photo
     verdict = _verdict(shot_a, shot_b, cosine, config)
     assert verdict.is_duplicate, verdict

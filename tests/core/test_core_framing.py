@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+
 import numpy as np
 import pytest
 from core_images import listing_screenshot, pipeline_copy
 from PIL import Image, ImageDraw, ImageFont
 
-from imgdup_core.framing import Region, crop_region, find_photo_region
+from imgdup_core.framing import DEFAULT_FRAMING, Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 from imgdup_core.verify import ImageView, measure_images, verify_images
 
@@ -54,6 +58,64 @@ def test_a_letterboxed_and_bordered_photo_is_cut_out(photos: dict[str, np.ndarra
     assert region is not None
     assert _iou(region, (30, 80, 30 + w, 80 + h)) >= 0.95, region
     assert crop_region(canvas, region).shape[:2] == (region.height, region.width)
+
+
+def _product_in_an_augly_screenshot(
+    rgb: np.ndarray, template: str, aspect: float
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A product shot on white (the photo on a white canvas of width/height `aspect`) in AugLy's
+    screenshot template at the template's size, as the benchmark's screenshot edit makes it; and where
+    the white picture lies. AugLy letterboxes a picture of another shape than its slot with black bars
+    (augly.image.utils.pad_with_black, centred); the picture's white meets the white page with no edge."""
+    import augly.image as imaugs
+    from augly.utils import SCREENSHOT_TEMPLATES_DIR
+
+    product = Image.fromarray(rgb)
+    height = int(product.height * 1.6)
+    picture = Image.new("RGB", (int(height * aspect), height), "white")
+    product.thumbnail((int(picture.width * 0.6), int(picture.height * 0.6)))
+    picture.paste(product, ((picture.width - product.width) // 2, (picture.height - product.height) // 2))
+    with open(os.path.join(SCREENSHOT_TEMPLATES_DIR, "bboxes.json")) as file:
+        x0, y0, x1, y1 = json.load(file)[template]
+    shot = imaugs.overlay_onto_screenshot(
+        picture,
+        template_filepath=os.path.join(SCREENSHOT_TEMPLATES_DIR, template),
+        resize_src_to_match_template=True,
+    )
+    scale = min((x1 - x0) / picture.width, (y1 - y0) / picture.height)
+    shown_w, shown_h = int(picture.width * scale), int(picture.height * scale)
+    left, top = x0 + (x1 - x0 - shown_w) // 2, y0 + (y1 - y0 - shown_h) // 2
+    return np.asarray(shot.convert("RGB")), (left, top, left + shown_w, top + shown_h)
+
+
+@pytest.mark.parametrize(
+    ("template", "aspect"),
+    [("web.png", 1.0), ("mobile.png", 0.8), ("web.png", 3.0), ("mobile.png", 2.0)],
+    ids=["web-pillar-bars", "mobile-pillar-bars", "web-letterbox-bars", "mobile-letterbox-bars"],
+)
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_a_product_on_white_in_a_page_is_found_between_its_letterbox_bars(
+    name: str, template: str, aspect: float, photos: dict[str, np.ndarray]
+) -> None:
+    shot, white_box = _product_in_an_augly_screenshot(photos[name], template, aspect)
+    region = find_photo_region(shot)
+    assert region is not None, name
+    assert _iou(region, white_box) >= 0.9, (name, region, white_box)
+    # No crisp edge runs along the slot's white sides: without the bars the picture is not found
+    # (nothing is, or a bar's own edges are taken for a box).
+    edges_only = find_photo_region(shot, dataclasses.replace(DEFAULT_FRAMING, min_bar_length=2.0))
+    assert edges_only is None or _iou(edges_only, white_box) < 0.5, edges_only
+
+
+def test_two_dark_stripes_across_an_ordinary_photo_frame_nothing(photos: dict[str, np.ndarray]) -> None:
+    # Two dark rectangles of one length (a door's posts, a window's frame) in a textured photo are
+    # not a page's letterbox bars: the picture around them is not a flat page.
+    for name in ("astronaut", "chelsea", "rocket"):
+        rgb = photos[name].copy()
+        height, width = rgb.shape[:2]
+        rgb[height // 4 : 3 * height // 4, width // 5 : width // 5 + 12] = 5
+        rgb[height // 4 : 3 * height // 4, 3 * width // 5 : 3 * width // 5 + 12] = 5
+        assert find_photo_region(rgb) is None, name
 
 
 def test_a_page_of_text_is_not_a_framed_photo() -> None:
