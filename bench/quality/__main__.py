@@ -326,12 +326,10 @@ def run(args: argparse.Namespace) -> int:
 
 def default_min_score(embedder: str) -> float:
     """The ANN cut-off fitted with the embedder's default verifier (what its workers run)."""
+    from bench.quality.calibrate import shipped_cut_off
     from imgdup_core.verifier_config import default_verifier_for
 
-    cut_off = default_verifier_for(embedder).fusion.candidate_min_cosine
-    if cut_off is None:
-        raise ValueError(f"the default verifier of {embedder} has no fitted ANN cut-off")
-    return cut_off
+    return shipped_cut_off(default_verifier_for(embedder))
 
 
 def _embedder(kind: str = "sscd") -> Any:

@@ -161,6 +161,15 @@ def model_target(verifier: str, embedder: str) -> tuple[str, tuple[str, ...], Pa
     return version, tuple(features), path
 
 
+def shipped_cut_off(config: VerifierConfig) -> float:
+    """The ANN cut-off fitted with the model `config` runs (not necessarily a file of its own: fused-v9
+    and fused-v12 run fused-v3's); ValueError for a model that ships none."""
+    cut_off = config.fusion.candidate_min_cosine
+    if cut_off is None:
+        raise ValueError(f"{config.version}'s model ships no ANN cut-off")
+    return cut_off
+
+
 def default_measuring(embedder: str) -> str:
     """The settings (a MODELS version) that measure the evidence of what `embedder` runs by default
     (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER): `export-evidence`'s default."""

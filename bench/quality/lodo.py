@@ -31,6 +31,7 @@ from bench.quality.calibrate import (
     Candidate,
     fit_measured,
     measure_candidates,
+    shipped_cut_off,
     threshold_rule,
     training_candidates,
     write_model,
@@ -341,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "test_photos": len(test_groups),
                 "fit": facts,
                 "held_out": summarise(score(test, config, cut_off), positives, hard),
-                "shipped": summarise(score(test, base, _shipped_cut_off(base.version)), positives, hard),
+                "shipped": summarise(score(test, base, shipped_cut_off(base)), positives, hard),
                 "random_split": summarise(
                     restrict(reference, lambda name, groups=ref_groups: group_of[name] in groups),
                     _positives(images, ref_groups, args.edit_pairs),
@@ -379,22 +380,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "verifier_measuring": base.version,
             "phash_channel": base.phash_candidates,
             "phash_channel_pairs": sum(1 for c in candidates if c.channel != "ann"),
-            "shipped_candidate_min_cosine": _shipped_cut_off(base.version),
+            "shipped_candidate_min_cosine": shipped_cut_off(base),
         },
         "random_split_fit": ref_facts,
         "folds": folds,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     return result
-
-
-def _shipped_cut_off(verifier: str = DEFAULT_VERIFIER.version) -> float:
-    """The ANN cut-off shipped with the model this verifier runs (imgdup_core/fusion_weights*.py; not
-    necessarily a file of its own: fused-v9 runs fused-v3's)."""
-    cut_off = VERIFIERS[verifier].fusion.candidate_min_cosine
-    if cut_off is None:
-        raise ValueError(f"{verifier}'s model ships no ANN cut-off")
-    return cut_off
 
 
 def _pct(value: float, digits: int = 1) -> str:

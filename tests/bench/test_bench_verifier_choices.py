@@ -27,7 +27,7 @@ def test_fused_v9_can_be_calibrated_into_its_own_weights_file() -> None:
     assert calibrate.threshold_rule("fused-v9") == "precision"
     # lodo's "shipped" column: the cut-off of the model the version runs, without a file of its own.
     assert lodo.measuring("fused-v9") == (FUSED_V9, FEATURES)
-    assert lodo._shipped_cut_off("fused-v9") == DEFAULT_VERIFIER.fusion.candidate_min_cosine
+    assert calibrate.shipped_cut_off(FUSED_V9) == DEFAULT_VERIFIER.fusion.candidate_min_cosine
 
 
 def test_fused_v12_the_default_can_be_calibrated_into_its_own_weights_file() -> None:
