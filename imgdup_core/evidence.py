@@ -26,6 +26,10 @@ class Evidence:
     # Added in fused-v3: which pictures were compared, a's then b's: "full" (the stored copy)
     # or "photo" (the photo cut out of a screenshot or border, imgdup_core.framing).
     compared: str = "full/full"
+    # Added in fused-v14: the share of the aligned picture's cells whose disagreement reaches half
+    # the picture's (imgdup_core.similarity.disagreement_evenness): ~1 for an overlay spread over
+    # the whole photo, low for a page's photo slot or a sticker; None where not measured.
+    mismatch_evenness: float | None = None
 
 
 @dataclass(frozen=True)

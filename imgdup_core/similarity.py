@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -13,9 +13,17 @@ from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
 from imgdup_core.slot import AlignedMaps, Box, SlotConfig, box_page_slot, holds_the_boxes, shared_page_slot
-from imgdup_core.verifier_config import VerifierConfig
+from imgdup_core.verifier_config import OverlayRule, VerifierConfig
 
-__all__ = ["SLOT_BOX", "SLOT_HOLDS_PHOTO", "SLOT_INFERRED", "aligned_ssim", "local_std"]
+__all__ = [
+    "SLOT_BOX",
+    "SLOT_HOLDS_PHOTO",
+    "SLOT_INFERRED",
+    "Aligned",
+    "aligned_ssim",
+    "disagreement_evenness",
+    "local_std",
+]
 
 # What judged an aligned pair as one page around two photos (aligned_ssim's judged_by).
 SLOT_INFERRED = "inferred"
@@ -25,6 +33,18 @@ SLOT_HOLDS_PHOTO = "inferred, holding a framed photo"
 _SLOTS = SlotConfig()
 # fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
 _TEXTURED_FILL_SLOTS = SlotConfig(textured_fill=True)
+_OVERLAY_RULE = OverlayRule()
+
+
+class Aligned(NamedTuple):
+    """aligned_ssim's measurements of one aligned comparison."""
+
+    ssim: float  # mean SSIM over the textured overlap
+    mismatch: float  # share of the textured overlap where the pictures disagree
+    slot: float | None  # a shared page's photo slot: its disagreeing share (imgdup_core.slot)
+    judged_by: str | None  # what the slot is (SLOT_INFERRED, SLOT_BOX, SLOT_HOLDS_PHOTO)
+    evenness: float | None  # disagreement_evenness, with config.overlay_rule only
+
 
 # scikit-image ships no annotations for it.
 _structural_similarity: Callable[..., Any] = structural_similarity
@@ -36,17 +56,18 @@ def aligned_ssim(
     homography: np.ndarray,
     config: VerifierConfig,
     boxes: tuple[Box | None, Box | None] = (None, None),
-) -> tuple[float, float, float | None, str | None] | None:
-    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot, judged_by) over the textured overlap
-    of a and b warped onto it; None when the overlap is too small to say. slot is the disagreeing
-    share of a shared page's photo slot (imgdup_core.slot) when the two are one page around
+) -> Aligned | None:
+    """(mean SSIM, share of pixels with SSIM < mismatch_ssim, slot, judged_by, evenness) over the
+    textured overlap of a and b warped onto it; None when the overlap is too small to say. slot is
+    the disagreeing share of a shared page's photo slot (imgdup_core.slot) when the two are one page around
     different photos and the config checks for that (fused-v5), else None. `boxes`: the photo box
     the frame finder found in a and in b, as shares of each picture's width and height (x0, y0, x1,
     y1), which config.box_page_check (fused-v8) tries as the slot when none was inferred. judged_by
     says what the slot is: SLOT_INFERRED, SLOT_BOX (such a box), or SLOT_HOLDS_PHOTO (inferred, and
     with config.shared_page_decides, fused-v12: the framed photos lie in it, so the page's disagreement
     may be that photo shown at another size, which the photos' own comparison decides); None
-    without a slot."""
+    without a slot. evenness: disagreement_evenness, measured for config.overlay_rule only (None
+    without it)."""
     small_a = fit(gray_a, config.ssim_max_side)
     small_b = fit(gray_b, config.ssim_max_side)
     scale_a = np.diag([small_a.shape[1] / gray_a.shape[1], small_a.shape[0] / gray_a.shape[0], 1.0])
@@ -117,14 +138,44 @@ def aligned_ssim(
         if config.shared_page_check
         else None
     )
+    rule = config.overlay_rule
+    evenness = disagreement_evenness(maps, rule) if rule is not None else None
     if inferred is not None:
         holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
-        return ssim, mismatch, inferred.share, SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
+        judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
+        return Aligned(ssim, mismatch, inferred.share, judged, evenness)
     if config.box_page_check and in_a:
         by_box = box_page_slot(maps, in_a)
         if by_box is not None:
-            return ssim, mismatch, by_box, SLOT_BOX
-    return ssim, mismatch, None, None
+            return Aligned(ssim, mismatch, by_box, SLOT_BOX, evenness)
+    return Aligned(ssim, mismatch, None, None, evenness)
+
+
+def disagreement_evenness(maps: AlignedMaps, rule: OverlayRule = _OVERLAY_RULE) -> float | None:
+    """How evenly the aligned pictures' disagreement is spread: the share of the grid's cells (over
+    the valid overlap's bounding box; a cell counts when it holds rule.min_cell of the textured overlap)
+    whose disagreeing share of their textured pixels reaches half the whole picture's. An overlay
+    spread over the photo (a tiled watermark) gives ~1; a page's photo slot, a sticker or a caption a
+    few cells. None when nothing textured disagrees."""
+    textured = maps.valid & maps.textured
+    disagree = maps.disagree
+    total_textured, total_disagree = int(textured.sum()), int(disagree.sum())
+    if total_textured == 0 or total_disagree == 0:
+        return None
+    rows, cols = np.nonzero(maps.valid)
+    y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    rate = total_disagree / total_textured
+    counted = even = 0
+    for i in range(rule.grid):
+        ys = slice(y0 + (y1 - y0) * i // rule.grid, y0 + (y1 - y0) * (i + 1) // rule.grid)
+        for j in range(rule.grid):
+            xs = slice(x0 + (x1 - x0) * j // rule.grid, x0 + (x1 - x0) * (j + 1) // rule.grid)
+            cell = int(textured[ys, xs].sum())
+            if cell < rule.min_cell * total_textured:
+                continue
+            counted += 1
+            even += int(disagree[ys, xs].sum() >= 0.5 * rate * cell)
+    return round(even / counted, 4) if counted else None
 
 
 def _boxes_in_a(

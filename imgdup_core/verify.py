@@ -30,7 +30,7 @@ from imgdup_core.sift import (
 )
 from imgdup_core.similarity import SLOT_BOX, SLOT_INFERRED, aligned_ssim
 from imgdup_core.slot import Box
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, OverlayRule, VerifierConfig
 
 # Also re-exported: what a caller needs from the cascade's modules (gray -> sift -> geometry ->
 # similarity -> fusion), so that a caller of the verifier imports this module only.
@@ -49,6 +49,7 @@ __all__ = [
     "content_order_swaps",
     "decide",
     "extract_sift",
+    "is_spread_overlay",
     "measure_images",
     "reversed_compared",
     "sift_from_bytes",
@@ -314,6 +315,23 @@ def _near_identical(evidence: Evidence, config: VerifierConfig) -> bool:
     return evidence.mismatch is not None and evidence.mismatch <= limit
 
 
+def is_spread_overlay(evidence: Evidence, rule: OverlayRule) -> bool:
+    """Whether an aligned comparison is one photo under an overlay spread over all of it
+    (imgdup_core.verifier_config.OverlayRule): close pHash, full overlap, a bounded mismatch spread
+    evenly. Never for a comparison judged by a page's slot or box."""
+    return (
+        evidence.ssim is not None
+        and evidence.sift_inliers > 0
+        and evidence.compared not in (SHARED_PAGE, PAGE_BOX)
+        and evidence.phash_distance <= rule.max_phash
+        and evidence.overlap >= rule.min_overlap
+        and evidence.mismatch is not None
+        and evidence.mismatch <= rule.max_mismatch
+        and evidence.mismatch_evenness is not None
+        and evidence.mismatch_evenness >= rule.min_evenness
+    )
+
+
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
     """The calibrated fusion's verdict on measured evidence."""
     if evidence.exact:
@@ -323,6 +341,10 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
         return Verdict(False, 1.0, evidence, config.version, 0.0)
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
+    if p < t and config.overlay_rule is not None and is_spread_overlay(evidence, config.overlay_rule):
+        # One photo under an overlay spread over all of it (fused-v14): a duplicate at the threshold,
+        # whatever the fusion scored (its score stays in the evidence's terms: the fused p is below t).
+        return Verdict(True, 0.5, evidence, config.version, round(t, 6))
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.
     margin = (p - t) / (1.0 - t) if is_duplicate else (t - p) / t
@@ -403,18 +425,20 @@ def _measure(
     compared = "full/full"
     if aligned is not None:
         # A shared page's slot that disagrees is the mismatch that counts (imgdup_core.slot).
-        mismatch = round(aligned[1] if aligned[2] is None else max(aligned[1], aligned[2]), 4)
-        if aligned[3] is not None:
-            compared = {SLOT_BOX: PAGE_BOX, SLOT_INFERRED: SHARED_PAGE}.get(aligned[3], _PAGE_AROUND_PHOTO)
+        mismatch = round(aligned.mismatch if aligned.slot is None else max(aligned.mismatch, aligned.slot), 4)
+        if aligned.judged_by is not None:
+            judged = {SLOT_BOX: PAGE_BOX, SLOT_INFERRED: SHARED_PAGE}
+            compared = judged.get(aligned.judged_by, _PAGE_AROUND_PHOTO)
     return Evidence(
         phash_distance=distance,
         phash_mirrored=phash_mirrored,
         embedding_cosine=float(cosine),
         sift_inliers=geometry.inliers,
         sift_mirrored=geometry.mirrored,
-        ssim=aligned[0] if aligned is not None else None,
+        ssim=aligned.ssim if aligned is not None else None,
         sift_matches=geometry.matches,
         overlap=round(geometry.overlap, 4),
         mismatch=mismatch,
         compared=compared,
+        mismatch_evenness=aligned.evenness if aligned is not None else None,
     )

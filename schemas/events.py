@@ -161,6 +161,16 @@ class EvidenceV1(_Event):
             "likewise, by the photo box the frame finder found in one of them"
         ),
     ] = None
+    mismatch_evenness: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="Share of the aligned picture's cells whose disagreement reaches half the "
+            "picture's (fused-v14): ~1 for an overlay spread over the whole photo, low for a page's "
+            "photo slot or a sticker; null where not measured",
+        ),
+    ] = None
 
 
 class VersionsV1(_Event):

@@ -112,6 +112,9 @@ FEATURES_V9 = FEATURES
 FEATURES_V10 = FEATURES_V8
 # fused-v12 (issue 11): fused-v9's measurements with two frame rules more, fused-v3's model and inputs.
 FEATURES_V12 = FEATURES_V9
+# fused-v14 (issue 11): fused-v12's measurements, inputs and model, with the overlay rule
+# (imgdup_core.verifier_config.OverlayRule) deciding beside the fusion.
+FEATURES_V14 = FEATURES_V12
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -124,6 +127,7 @@ MODELS = {
     "fused-v9": (FEATURES_V9, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v9.py")),
     "fused-v10": (FEATURES_V10, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v10.py")),
     "fused-v12": (FEATURES_V12, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v12.py")),
+    "fused-v14": (FEATURES_V14, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v14.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -187,6 +187,7 @@ def _read_back(
         "overlap",
         "mismatch",
         "compared",
+        "mismatch_evenness",
     )
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     query = f"SELECT image_a::text, image_b::text, {', '.join(columns)} FROM duplicates"
