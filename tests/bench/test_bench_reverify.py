@@ -22,8 +22,23 @@ def _shot(photo: Image.Image) -> Image.Image:
     return shot.convert("RGB")
 
 
+# AugLy's web slot (529 x 286): pictures shaped to it are shown without letterbox bars, which the
+# frame finder would take the product between (imgdup_core.framing).
+_SLOT_ASPECT = 529 / 286
+
+
+def _slot_shaped(photo: Image.Image) -> Image.Image:
+    """The photo cut to the slot's shape."""
+    height = min(photo.height, int(photo.width / _SLOT_ASPECT))
+    width = int(height * _SLOT_ASPECT)
+    left, top = (photo.width - width) // 2, (photo.height - height) // 2
+    return photo.crop((left, top, left + width, top + height))
+
+
 def _on_white(photo: Image.Image) -> Image.Image:
-    out = Image.new("RGB", (int(photo.width * 2.5), int(photo.height * 2.5)), "white")
+    """A product shot on white, the canvas shaped to the slot: on the white page nothing marks it."""
+    height = int(photo.height * 3.5)
+    out = Image.new("RGB", (int(height * _SLOT_ASPECT), height), "white")
     out.paste(photo, ((out.width - photo.width) // 2, (out.height - photo.height) // 2))
     return out
 
@@ -32,7 +47,7 @@ def test_a_screenshot_pair_the_box_rule_rejects_is_counted_and_listed(tmp_path: 
     (tmp_path / "images").mkdir()
     names = {"a": "astronaut__screenshot.jpg", "b": "ihc__screenshot.jpg", "c": "plain__original.jpg"}
     images = tmp_path / "images"
-    _shot(Image.fromarray(data.astronaut())).save(images / names["a"], quality=90)
+    _shot(_slot_shaped(Image.fromarray(data.astronaut()))).save(images / names["a"], quality=90)
     _shot(_on_white(Image.fromarray(data.immunohistochemistry()))).save(images / names["b"], quality=90)
     Image.fromarray(data.chelsea()).save(images / names["c"], quality=90)
     groups = {"a": ("skimage/astronaut", "screenshot"), "b": ("skimage/ihc", "screenshot")}
