@@ -333,7 +333,8 @@ def is_spread_overlay(evidence: Evidence, rule: OverlayRule) -> bool:
 
 
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
-    """The calibrated fusion's verdict on measured evidence."""
+    """The verdict on measured evidence: the calibrated fusion's, except where a rule of the version
+    decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14)."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
     if config.shared_page_decides and evidence.compared == SHARED_PAGE:
