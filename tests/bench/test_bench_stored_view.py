@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-import imgdup_core.verify as verify_module
+import imgdup_core.views as views_module
 from bench.quality.analysis import stored_view
 from bench.quality.templates import render
 from imgdup_core.decode import decode_image
@@ -30,7 +30,7 @@ def test_stored_view_carries_the_indexed_box_and_runs_no_frame_finder(
     def refuse(rgb: np.ndarray) -> Region | None:
         raise AssertionError("the verifier ran the frame finder although the box was stored")
 
-    monkeypatch.setattr(verify_module, "find_photo_region", refuse)
+    monkeypatch.setattr(views_module, "find_photo_region", refuse)
     framed = stored_view(page, (0, 0))
     assert framed.frames_photo
     assert framed.photo_box() == region.shares(rgb.shape[1], rgb.shape[0])

@@ -12,7 +12,7 @@ from helpers.fakes import count_finder_calls
 from PIL import Image
 from skimage import data
 
-import imgdup_core.verify as verify_module
+import imgdup_core.views as views_module
 from bench.quality.templates import render
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import Region, crop_region, find_photo_region
@@ -57,7 +57,7 @@ def test_a_given_box_is_returned_without_running_the_frame_finder(monkeypatch: p
     def refuse(rgb: np.ndarray) -> Region | None:
         raise AssertionError("the frame finder ran although the box was given")
 
-    monkeypatch.setattr(verify_module, "find_photo_region", refuse)
+    monkeypatch.setattr(views_module, "find_photo_region", refuse)
     region = find_photo_region(rgb)
     assert region is not None
     assert view.photo_box() == region.shares(rgb.shape[1], rgb.shape[0])

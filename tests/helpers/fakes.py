@@ -9,7 +9,7 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-import imgdup_core.verify as verify_module
+import imgdup_core.views as views_module
 from imgdup.analysis.fetch import FetchError
 from imgdup_core.framing import Region, find_photo_region
 
@@ -42,5 +42,5 @@ def count_finder_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return find_photo_region(rgb)
 
-    monkeypatch.setattr(verify_module, "find_photo_region", counting)
+    monkeypatch.setattr(views_module, "find_photo_region", counting)
     return calls
