@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers.augly_pages import on_white, screenshot, slot_aspect, slot_shaped
 from PIL import Image
 from skimage import data
 
@@ -66,21 +66,9 @@ def _photo(name: str) -> Image.Image:
     return Image.fromarray(getattr(data, name)())
 
 
-def _on_white(name: str, canvas: float, aspect: float | None = None) -> Image.Image:
-    """The photo in the middle of a white canvas `canvas` times its size (a product shot on white);
-    with `aspect`, the canvas is widened or heightened to that width/height ratio."""
-    photo = _photo(name)
-    width, height = photo.size
-    out_w, out_h = int(width * canvas), int(height * canvas)
-    if aspect is not None:
-        out_w, out_h = max(out_w, int(out_h * aspect)), max(out_h, int(out_w / aspect))
-    out = Image.new("RGB", (out_w, out_h), "white")
-    out.paste(photo, ((out.width - width) // 2, (out.height - height) // 2))
-    return out
-
-
-# The photo slot of AugLy's web template (augly/assets/screenshot_templates/bboxes.json: 529 x 286).
-_WEB_SLOT_ASPECT = 529 / 286
+def _on_white(name: str, canvas: float) -> Image.Image:
+    """The photo in the middle of a white canvas `canvas` times its size: a product shot on white."""
+    return on_white(_photo(name), canvas)
 
 
 def _web_screenshot(name: str, canvas: float = 1.0, fill_slot: bool = False) -> Image.Image:
@@ -88,19 +76,11 @@ def _web_screenshot(name: str, canvas: float = 1.0, fill_slot: bool = False) -> 
     benchmark's "screenshot" edit), which letterboxes a picture of another shape than its slot with
     black bars. With `fill_slot` the picture is first shaped to the slot (the photo cut, the white
     canvas widened or heightened): no bars, so nothing marks a product on white on the white page."""
-    import augly.image as imaugs
-    from augly.utils import SCREENSHOT_TEMPLATES_DIR
-
-    template = os.path.join(SCREENSHOT_TEMPLATES_DIR, "web.png")
-    aspect = _WEB_SLOT_ASPECT if fill_slot else None
-    photo = _on_white(name, canvas, aspect) if canvas > 1.0 else _photo(name)
-    if fill_slot and canvas <= 1.0:
-        width, height = photo.size
-        cut_w, cut_h = min(width, int(height * _WEB_SLOT_ASPECT)), min(height, int(width / _WEB_SLOT_ASPECT))
-        left, top = (width - cut_w) // 2, (height - cut_h) // 2
-        photo = photo.crop((left, top, left + cut_w, top + cut_h))
-    shot: Image.Image = imaugs.overlay_onto_screenshot(photo, template_filepath=template)
-    return shot.convert("RGB")
+    aspect = slot_aspect("web.png") if fill_slot else None
+    photo = on_white(_photo(name), canvas, aspect) if canvas > 1.0 else _photo(name)
+    if aspect is not None and canvas <= 1.0:
+        photo = slot_shaped(photo, aspect)
+    return screenshot(photo, "web.png")
 
 
 @pytest.mark.parametrize(

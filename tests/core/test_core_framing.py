@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import pytest
 from core_images import listing_screenshot, pipeline_copy
+from helpers.augly_pages import screenshot, slot_box
 from PIL import Image, ImageDraw, ImageFont
 
 from imgdup_core.framing import DEFAULT_FRAMING, Region, crop_region, find_photo_region
@@ -67,25 +66,17 @@ def _product_in_an_augly_screenshot(
     screenshot template at the template's size, as the benchmark's screenshot edit makes it; and where
     the white picture lies. AugLy letterboxes a picture of another shape than its slot with black bars
     (augly.image.utils.pad_with_black, centred); the picture's white meets the white page with no edge."""
-    import augly.image as imaugs
-    from augly.utils import SCREENSHOT_TEMPLATES_DIR
-
     product = Image.fromarray(rgb)
     height = int(product.height * 1.6)
     picture = Image.new("RGB", (int(height * aspect), height), "white")
     product.thumbnail((int(picture.width * 0.6), int(picture.height * 0.6)))
     picture.paste(product, ((picture.width - product.width) // 2, (picture.height - product.height) // 2))
-    with open(os.path.join(SCREENSHOT_TEMPLATES_DIR, "bboxes.json")) as file:
-        x0, y0, x1, y1 = json.load(file)[template]
-    shot = imaugs.overlay_onto_screenshot(
-        picture,
-        template_filepath=os.path.join(SCREENSHOT_TEMPLATES_DIR, template),
-        resize_src_to_match_template=True,
-    )
+    x0, y0, x1, y1 = slot_box(template)
+    shot = screenshot(picture, template, resize_src_to_match_template=True)
     scale = min((x1 - x0) / picture.width, (y1 - y0) / picture.height)
     shown_w, shown_h = int(picture.width * scale), int(picture.height * scale)
     left, top = x0 + (x1 - x0 - shown_w) // 2, y0 + (y1 - y0 - shown_h) // 2
-    return np.asarray(shot.convert("RGB")), (left, top, left + shown_w, top + shown_h)
+    return np.asarray(shot), (left, top, left + shown_w, top + shown_h)
 
 
 @pytest.mark.parametrize(
