@@ -242,8 +242,8 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
     if p < t and config.overlay_rule is not None and is_spread_overlay(evidence, config.overlay_rule):
-        # One photo under an overlay spread over all of it (fused-v14): a duplicate at the threshold,
-        # whatever the fusion scored (its score stays in the evidence's terms: the fused p is below t).
+        # One photo under an overlay spread over all of it (fused-v14): a duplicate, whatever the fusion
+        # scored; the verdict's score is the threshold (the rule, not the fusion, put it there).
         return Verdict(True, 0.5, evidence, config.version, round(t, 6))
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.
