@@ -269,7 +269,7 @@ def _page_pair(
 
 @pytest.mark.parametrize(
     ("template", "a", "b"),
-    [("listing-1", "retina", "horse"), ("listing-1", "rocket", "w:retina"), ("phone-1", "moon", "horse")],
+    [("listing-1", "retina", "horse"), ("listing-1", "rocket", "w:retina")],
 )
 def test_different_photos_in_one_page_judged_by_its_slot_are_not_duplicates(
     template: str, a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
@@ -283,9 +283,7 @@ def test_different_photos_in_one_page_judged_by_its_slot_are_not_duplicates(
     assert verdict.evidence.compared == SHARED_PAGE and verdict.score == 0.0, verdict
 
 
-@pytest.mark.parametrize(
-    ("template", "a", "b"), [("listing-1", "horse", "w:astronaut"), ("phone-1", "moon", "horse")]
-)
+@pytest.mark.parametrize(("template", "a", "b"), [("listing-1", "horse", "w:astronaut")])
 def test_the_slots_fill_over_textured_blocks_finds_pages_around_photos_on_flat_backgrounds(
     template: str, a: str, b: str, sscd_vector: Callable[[np.ndarray], np.ndarray]
 ) -> None:
@@ -296,6 +294,17 @@ def test_the_slots_fill_over_textured_blocks_finds_pages_around_photos_on_flat_b
     assert _page_pair(template, a, b, sscd_vector, without).is_duplicate
     verdict = _page_pair(template, a, b, sscd_vector, FUSED_V12)
     assert not verdict.is_duplicate and verdict.evidence.compared == SHARED_PAGE, verdict
+
+
+def test_different_photos_in_a_pages_grey_slot_are_compared_by_their_photos(
+    sscd_vector: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    # phone-1 letterboxes its photo with light grey bars (240) whose step to a white picture is under
+    # the frame finder's edge step: no box was found, the pages aligned whole and only the slot rule
+    # (fused-v12) kept them apart. The flat grey bars now frame both photos, so even fused-v9, which
+    # has no such rule, compares the photos themselves.
+    verdict = _page_pair("phone-1", "moon", "horse", sscd_vector, FUSED_V9)
+    assert not verdict.is_duplicate and verdict.evidence.compared == "photo/photo", verdict
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,42 @@ def test_a_product_on_white_in_a_page_is_found_between_its_letterbox_bars(
     assert edges_only is None or _iou(edges_only, white_box) < 0.5, edges_only
 
 
+def _product_in_a_grey_slot(rgb: np.ndarray, *, shadow: bool) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A phone listing page (dark bars, white page with text lines) whose photo slot is light grey
+    (240) across the page's width, a product shot on white (251) fitted into it at the slot's width;
+    and where that white picture lies. `shadow`: the product casts a soft shadow of the slot's very
+    grey that reaches the picture's lower edge."""
+    page = np.full((1200, 600, 3), 255, np.uint8)
+    page[:150] = 30
+    page[180:600] = 240
+    picture = np.full((300, 600, 3), 251, np.uint8)
+    product = Image.fromarray(rgb)
+    product.thumbnail((300, 220))
+    px, py = (600 - product.width) // 2, (300 - product.height) // 2
+    picture[py : py + product.height, px : px + product.width] = np.asarray(product)
+    if shadow:
+        picture[py + product.height :, px + product.width // 4 : px + 3 * product.width // 4] = 240
+    page[240:540] = picture
+    for row in range(680, 1000, 40):  # the listing's text
+        page[row : row + 12, 40 : 40 + 480 - (row % 3) * 60] = 90
+    return page, (0, 240, 600, 540)
+
+
+@pytest.mark.parametrize("shadow", [False, True], ids=["plain", "shadow-on-the-bar"])
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_a_product_on_white_in_a_grey_slot_is_found_between_its_flat_bars(
+    name: str, shadow: bool, photos: dict[str, np.ndarray]
+) -> None:
+    page, white_box = _product_in_a_grey_slot(photos[name], shadow=shadow)
+    region = find_photo_region(page)
+    assert region is not None, name
+    assert _iou(region, white_box) >= 0.9, (name, region, white_box)
+    # The grey (240) meets the white (251) in a step under edge_step: without the flat bars the
+    # picture is not found.
+    no_flat_bars = find_photo_region(page, dataclasses.replace(DEFAULT_FRAMING, max_bar_levels=0))
+    assert no_flat_bars is None or _iou(no_flat_bars, white_box) < 0.5, no_flat_bars
+
+
 def test_two_dark_stripes_across_an_ordinary_photo_frame_nothing(photos: dict[str, np.ndarray]) -> None:
     # Two dark rectangles of one length (a door's posts, a window's frame) in a textured photo are
     # not a page's letterbox bars: the picture around them is not a flat page.
