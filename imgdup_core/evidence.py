@@ -30,6 +30,10 @@ class Evidence:
     # the picture's (imgdup_core.similarity.disagreement_evenness): ~1 for an overlay spread over
     # the whole photo, low for a page's photo slot or a sticker; None where not measured.
     mismatch_evenness: float | None = None
+    # Added in fused-v15: the share of the larger picture that the other covers once aligned (overlap
+    # is the smaller's): a copy-edit keeps most of its photo, a close-up of one object seen in another
+    # photo of it covers a part of that photo. None where nothing aligned or not measured.
+    coverage: float | None = None
 
 
 @dataclass(frozen=True)

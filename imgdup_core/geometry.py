@@ -11,7 +11,7 @@ import numpy as np
 from imgdup_core.sift import SiftFeatures, mirrored, ratio_test_matches
 from imgdup_core.verifier_config import VerifierConfig
 
-__all__ = ["Geometry", "best_geometry", "plausible_overlap"]
+__all__ = ["Geometry", "best_geometry", "plausible_overlap", "plausible_shares"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class Geometry:
     mirrored: bool
     plausible: bool
     overlap: float  # intersection / the smaller of (a, b projected), 0 when implausible
+    # intersection / the larger of (a, b projected), 0 when implausible: how much of both pictures the
+    # alignment accounts for (a copy-edit keeps most of its photo; a close-up of one object in another
+    # photo of it covers a part of that photo).
+    coverage: float = 0.0
     # The RANSAC inliers, working-size coordinates: in a, and in (possibly mirrored) b. What the
     # admin page draws (imgdup_core.explain); not compared: the numbers above are the verdict's.
     inliers_a: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -73,16 +77,15 @@ def _fit_homography(
         return None
     inlier_mask = mask.ravel().astype(bool)
     inliers = int(inlier_mask.sum())
-    overlap = plausible_overlap(
-        homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config
-    )
+    shares = plausible_shares(homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config)
     return Geometry(
         homography,
         len(query),
         inliers,
         mirror,
-        overlap is not None,
-        overlap or 0.0,
+        shares is not None,
+        shares[0] if shares is not None else 0.0,
+        shares[1] if shares is not None else 0.0,
         dst[inlier_mask],
         src[inlier_mask],
     )
@@ -97,6 +100,19 @@ def plausible_overlap(
 ) -> float | None:
     """None when the homography cannot be a copy-edit; else the share of the smaller picture
     (a, or b projected onto a) that the other covers."""
+    shares = plausible_shares(homography, shape_b, shape_a, inlier_points_a, config)
+    return None if shares is None else shares[0]
+
+
+def plausible_shares(
+    homography: np.ndarray,
+    shape_b: tuple[int, int],
+    shape_a: tuple[int, ...],
+    inlier_points_a: np.ndarray,
+    config: VerifierConfig,
+) -> tuple[float, float] | None:
+    """None when the homography cannot be a copy-edit; else the shares of the smaller and of the
+    larger picture (a, or b projected onto a) that their intersection covers."""
     if not np.all(np.isfinite(homography)) or abs(homography[2, 2]) < 1e-12:
         return None
     h = homography / homography[2, 2]
@@ -149,4 +165,5 @@ def plausible_overlap(
     spread = float(cv2.contourArea(hull)) / float(overlap)
     if spread < config.min_inlier_spread:
         return None
-    return min(1.0, float(overlap) / smaller)
+    larger = max(float(wa * ha), abs(float(cv2.contourArea(quad))))
+    return min(1.0, float(overlap) / smaller), min(1.0, float(overlap) / larger)

@@ -26,7 +26,7 @@ from imgdup_core.sift import (
 )
 from imgdup_core.similarity import SLOT_BOX, SLOT_INFERRED, aligned_ssim
 from imgdup_core.slot import Box
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, OverlayRule, VerifierConfig
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, CopyRule, OverlayRule, VerifierConfig
 from imgdup_core.views import COMPUTE_BOX, BoxUnknown, ImageView, box_or_compute
 
 # Also re-exported: what a caller needs from the cascade's modules (gray -> sift -> geometry ->
@@ -231,9 +231,26 @@ def is_spread_overlay(evidence: Evidence, rule: OverlayRule) -> bool:
     )
 
 
+def is_aligned_copy(evidence: Evidence, rule: CopyRule) -> bool:
+    """Whether an aligned comparison is one photo seen twice (imgdup_core.verifier_config.CopyRule):
+    many inliers, most of both pictures covered, little disagreement. Never for a comparison judged by
+    a page's slot or box."""
+    return (
+        evidence.ssim is not None
+        and evidence.compared not in (SHARED_PAGE, PAGE_BOX, _PAGE_AROUND_PHOTO)
+        and evidence.sift_inliers >= rule.min_inliers
+        and evidence.overlap >= rule.min_overlap
+        and evidence.coverage is not None
+        and evidence.coverage >= rule.min_coverage
+        and evidence.mismatch is not None
+        and evidence.mismatch <= rule.max_mismatch
+    )
+
+
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
     """The verdict on measured evidence: the calibrated fusion's, except where a rule of the version
-    decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14)."""
+    decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14; an
+    aligned copy over most of both pictures, fused-v15)."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
     if config.shared_page_decides and evidence.compared == SHARED_PAGE:
@@ -244,6 +261,9 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     if p < t and config.overlay_rule is not None and is_spread_overlay(evidence, config.overlay_rule):
         # One photo under an overlay spread over all of it (fused-v14): a duplicate, whatever the fusion
         # scored; the verdict's score is the threshold (the rule, not the fusion, put it there).
+        return Verdict(True, 0.5, evidence, config.version, round(t, 6))
+    if p < t and config.copy_rule is not None and is_aligned_copy(evidence, config.copy_rule):
+        # One photo seen twice, aligned over most of both pictures (fused-v15): as the overlay rule.
         return Verdict(True, 0.5, evidence, config.version, round(t, 6))
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.
@@ -338,6 +358,7 @@ def _measure(
         ssim=aligned.ssim if aligned is not None else None,
         sift_matches=geometry.matches,
         overlap=round(geometry.overlap, 4),
+        coverage=round(geometry.coverage, 4),
         mismatch=mismatch,
         compared=compared,
         mismatch_evenness=aligned.evenness if aligned is not None else None,

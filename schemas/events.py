@@ -171,6 +171,15 @@ class EvidenceV1(_Event):
             "photo slot or a sticker; null where not measured",
         ),
     ] = None
+    coverage: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="Share of the larger picture the other covers once aligned (fused-v15; overlap is "
+            "the smaller's): a copy-edit keeps most of its photo; null where nothing aligned or not measured",
+        ),
+    ] = None
 
 
 class VersionsV1(_Event):

@@ -115,6 +115,8 @@ FEATURES_V12 = FEATURES_V9
 # fused-v14 (issue 11): fused-v12's measurements, inputs and model, with the overlay rule
 # (imgdup_core.verifier_config.OverlayRule) deciding beside the fusion.
 FEATURES_V14 = FEATURES_V12
+# fused-v15 (issue 11): fused-v14's, with the aligned-copy rule (imgdup_core.verifier_config.CopyRule) too.
+FEATURES_V15 = FEATURES_V14
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -128,6 +130,7 @@ MODELS = {
     "fused-v10": (FEATURES_V10, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v10.py")),
     "fused-v12": (FEATURES_V12, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v12.py")),
     "fused-v14": (FEATURES_V14, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v14.py")),
+    "fused-v15": (FEATURES_V15, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v15.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

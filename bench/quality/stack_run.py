@@ -188,6 +188,7 @@ def _read_back(
         "mismatch",
         "compared",
         "mismatch_evenness",
+        "coverage",
     )
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     query = f"SELECT image_a::text, image_b::text, {', '.join(columns)} FROM duplicates"

@@ -26,6 +26,7 @@ from imgdup_core.verifier_config import (
     FUSED_V9,
     FUSED_V12,
     FUSED_V14,
+    FUSED_V15,
     VerifierConfig,
 )
 
@@ -110,7 +111,7 @@ def test_stored_features_of_other_settings_are_not_used(stored: dict[str, np.nda
 def test_low_texture_picture_is_extracted_again_at_a_lower_contrast(stored: dict[str, np.ndarray]) -> None:
     # The moon photo is flat (issue 11's blind spot): at SIFT's default contrast threshold it
     # has too few keypoints to align a copy reliably; fused-v4's second pass finds several
-    # times more. fused-v3 (and fused-v9, fused-v12 and fused-v14, the default) extracts once.
+    # times more. fused-v3 (and fused-v9, fused-v12, fused-v14 and fused-v15, the default) extracts once.
     flat = extract_sift(stored["moon"])
     assert len(flat.points) < FUSED_V4.sift_low_texture_keypoints
     features = extract_sift(stored["moon"], FUSED_V4)
@@ -186,11 +187,11 @@ def test_features_stored_without_the_second_pass_are_extracted_again(stored: dic
         sift_from_bytes(blob[:24])
 
 
-@pytest.mark.parametrize("config", [FUSED_V9, FUSED_V12, FUSED_V14], ids=lambda c: c.version)
-def test_fused_v9_v12_and_v14_read_the_features_fused_v3_stored(
+@pytest.mark.parametrize("config", [FUSED_V9, FUSED_V12, FUSED_V14, FUSED_V15], ids=lambda c: c.version)
+def test_fused_v9_v12_v14_and_v15_read_the_features_fused_v3_stored(
     stored: dict[str, np.ndarray], config: VerifierConfig
 ) -> None:
-    # fused-v9, fused-v12 and fused-v14 are fused-v3's extraction with frame rules on top: images
+    # fused-v9, fused-v12, fused-v14 and fused-v15 are fused-v3's extraction with frame rules on top: images
     # indexed under fused-v3 keep their stored features (no re-extraction per pair after switching to
     # it), and the reverse.
     legacy = sift_to_bytes(extract_sift(stored["moon"]))
