@@ -237,7 +237,7 @@ def is_aligned_copy(evidence: Evidence, rule: CopyRule) -> bool:
     a page's slot or box."""
     return (
         evidence.ssim is not None
-        and evidence.compared not in (SHARED_PAGE, PAGE_BOX, _PAGE_AROUND_PHOTO)
+        and not {"slot", "box"} & set(evidence.compared.split("/"))
         and evidence.sift_inliers >= rule.min_inliers
         and evidence.overlap >= rule.min_overlap
         and evidence.coverage is not None

@@ -78,7 +78,7 @@ def test_each_bound_of_the_rule_holds() -> None:
     copy = Evidence(30, False, 0.4, 120, False, 0.7, overlap=1.0, mismatch=0.08, coverage=0.8)
     assert is_aligned_copy(copy, CopyRule())
     assert decide(copy, FUSED_V15).is_duplicate and not decide(copy, FUSED_V14).is_duplicate
-    for compared in (SHARED_PAGE, PAGE_BOX, "slot/photo"):
+    for compared in (SHARED_PAGE, PAGE_BOX, "slot/photo", "photo/slot"):
         assert not is_aligned_copy(dataclasses.replace(copy, compared=compared), CopyRule()), compared
     assert not is_aligned_copy(dataclasses.replace(copy, sift_inliers=49), CopyRule())
     assert not is_aligned_copy(dataclasses.replace(copy, overlap=0.94), CopyRule())
