@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     verifier_models_dir: Path | None = None
     # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
     # their own version (e.g. fused-v15-t0.9), so `imgdup replay --all` re-verifies every pair and
-    # retracts the duplicates the stricter verifier rejects (docs/events.md).
+    # retracts the duplicates the stricter verifier rejects (docs/events.md). Above the calibrated one
+    # the fusion decides alone (imgdup_core.verifier_config.with_threshold: the rules' verdicts stand at it).
     verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)
     # The pHash candidate channel (imgdup.store.phash): other ads' images within this many bits
     # of pHash are candidates too, whatever their cosine; -1 off. Unset, it follows the chosen

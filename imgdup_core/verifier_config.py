@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from imgdup_core.fusion import (
     CALIBRATED_FUSION,
@@ -324,8 +325,13 @@ def default_verifier_for(embedder: str) -> VerifierConfig:
 
 def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierConfig:
     """`config` deciding at another fused-probability threshold (stricter above the calibrated one),
-    under its own version name, so stored verdicts stay comparable and a replay verifies again."""
+    under its own version name, so stored verdicts stay comparable and a replay verifies again. A
+    stricter one decides by the fusion alone: the overlay and aligned-copy rules' verdicts stand at the
+    calibrated threshold (their score), under the stricter cut."""
     if threshold is None or threshold == config.fusion.threshold:
         return config
     fusion = dataclasses.replace(config.fusion, threshold=threshold)
-    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion)
+    rules: dict[str, Any] = (
+        {"overlay_rule": None, "copy_rule": None} if threshold > config.fusion.threshold else {}
+    )
+    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion, **rules)

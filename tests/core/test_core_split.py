@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from imgdup_core.clustering import ClusterSnapshot, plan_split
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, with_threshold
+from imgdup_core.evidence import Evidence
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V15, with_threshold
+from imgdup_core.verify import decide
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -78,3 +80,16 @@ def test_a_stricter_threshold_is_its_own_verifier_version() -> None:
     assert strict.version == f"{DEFAULT_VERIFIER.version}-t0.99"
     assert strict.fusion.threshold == 0.99
     assert strict.fusion.weights == DEFAULT_VERIFIER.fusion.weights
+
+
+def test_a_stricter_threshold_drops_the_rules_that_accept_under_the_fusions_cut() -> None:
+    # A rule's verdict stands at the calibrated threshold (its score), so a stricter verifier rejects it:
+    # a replay at a stricter cut retracts the pairs only a rule accepted.
+    copy = Evidence(30, False, 0.4, 120, False, 0.7, overlap=1.0, mismatch=0.08, coverage=0.8)
+    assert decide(copy, FUSED_V15).is_duplicate
+    stricter = with_threshold(FUSED_V15, 0.99)
+    assert stricter.copy_rule is None and stricter.overlay_rule is None
+    assert not decide(copy, stricter).is_duplicate
+    # A laxer cut keeps them.
+    laxer = with_threshold(FUSED_V15, 0.9)
+    assert laxer.copy_rule == FUSED_V15.copy_rule and laxer.overlay_rule == FUSED_V15.overlay_rule
