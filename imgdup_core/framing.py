@@ -279,18 +279,20 @@ def _between_bars(
     `trim`, each rectangle first loses the rows and columns at its ends that it half fills or less
     (a product's soft shadow of the bar's grey, touching the bar from inside the picture)."""
     height, width = bar_mask.shape
+
+    def long_enough(w: int, h: int) -> bool:
+        return max(w / width, h / height) >= config.min_bar_length and max(w, h) >= config.min_side
+
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bar_mask, connectivity=4)
     bars = []
     for index, (x, y, w, h, area) in enumerate(stats[1:count], start=1):
-        if max(w / width, h / height) < config.min_bar_length or max(w, h) < config.min_side:
+        if not long_enough(w, h):
             continue
-        if trim:
+        if trim:  # trimming only shortens a bar: check it again
             x, y, w, h, area = _trimmed(labels[y : y + h, x : x + w] == index, int(x), int(y))
-        if (
-            area >= config.bar_fill * w * h
-            and max(w / width, h / height) >= config.min_bar_length
-            and max(w, h) >= config.min_side
-        ):
+            if not long_enough(w, h):
+                continue
+        if area >= config.bar_fill * w * h:
             bars.append((int(x), int(y), int(x + w), int(y + h)))
     if len(bars) > config.max_bars:
         return None

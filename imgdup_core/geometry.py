@@ -11,7 +11,7 @@ import numpy as np
 from imgdup_core.sift import SiftFeatures, mirrored, ratio_test_matches
 from imgdup_core.verifier_config import VerifierConfig
 
-__all__ = ["Geometry", "best_geometry", "plausible_overlap", "plausible_shares"]
+__all__ = ["Geometry", "best_geometry", "plausible_shares"]
 
 
 @dataclass(frozen=True)
@@ -78,30 +78,18 @@ def _fit_homography(
     inlier_mask = mask.ravel().astype(bool)
     inliers = int(inlier_mask.sum())
     shares = plausible_shares(homography, (feats_b.height, feats_b.width), shape_a, dst[inlier_mask], config)
+    overlap, coverage = shares or (0.0, 0.0)
     return Geometry(
         homography,
         len(query),
         inliers,
         mirror,
         shares is not None,
-        shares[0] if shares is not None else 0.0,
-        shares[1] if shares is not None else 0.0,
+        overlap,
+        coverage,
         dst[inlier_mask],
         src[inlier_mask],
     )
-
-
-def plausible_overlap(
-    homography: np.ndarray,
-    shape_b: tuple[int, int],
-    shape_a: tuple[int, ...],
-    inlier_points_a: np.ndarray,
-    config: VerifierConfig,
-) -> float | None:
-    """None when the homography cannot be a copy-edit; else the share of the smaller picture
-    (a, or b projected onto a) that the other covers."""
-    shares = plausible_shares(homography, shape_b, shape_a, inlier_points_a, config)
-    return None if shares is None else shares[0]
 
 
 def plausible_shares(
@@ -154,7 +142,8 @@ def plausible_shares(
 
     rect_a = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], dtype=np.float32)
     overlap, _ = cv2.intersectConvexConvex(rect_a, quad)
-    smaller = min(float(wa * ha), abs(float(cv2.contourArea(quad))))
+    quad_area = abs(float(cv2.contourArea(quad)))
+    smaller = min(float(wa * ha), quad_area)
     if smaller <= 0 or overlap < config.min_overlap * smaller:
         return None
     if len(inlier_points_a) < 3:
@@ -165,5 +154,5 @@ def plausible_shares(
     spread = float(cv2.contourArea(hull)) / float(overlap)
     if spread < config.min_inlier_spread:
         return None
-    larger = max(float(wa * ha), abs(float(cv2.contourArea(quad))))
+    larger = max(float(wa * ha), quad_area)
     return min(1.0, float(overlap) / smaller), min(1.0, float(overlap) / larger)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from imgdup_core.fusion import (
     CALIBRATED_FUSION,
@@ -330,8 +329,7 @@ def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierC
     calibrated threshold (their score), under the stricter cut."""
     if threshold is None or threshold == config.fusion.threshold:
         return config
+    if threshold > config.fusion.threshold:
+        config = dataclasses.replace(config, overlay_rule=None, copy_rule=None)
     fusion = dataclasses.replace(config.fusion, threshold=threshold)
-    rules: dict[str, Any] = (
-        {"overlay_rule": None, "copy_rule": None} if threshold > config.fusion.threshold else {}
-    )
-    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion, **rules)
+    return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion)

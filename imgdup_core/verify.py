@@ -247,6 +247,13 @@ def is_aligned_copy(evidence: Evidence, rule: CopyRule) -> bool:
     )
 
 
+def _a_rule_accepts(evidence: Evidence, config: VerifierConfig) -> bool:
+    overlay, copy = config.overlay_rule, config.copy_rule
+    return (overlay is not None and is_spread_overlay(evidence, overlay)) or (
+        copy is not None and is_aligned_copy(evidence, copy)
+    )
+
+
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
     """The verdict on measured evidence: the calibrated fusion's, except where a rule of the version
     decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14; an
@@ -258,12 +265,10 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
         return Verdict(False, 1.0, evidence, config.version, 0.0)
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
-    if p < t and config.overlay_rule is not None and is_spread_overlay(evidence, config.overlay_rule):
-        # One photo under an overlay spread over all of it (fused-v14): a duplicate, whatever the fusion
-        # scored; the verdict's score is the threshold (the rule, not the fusion, put it there).
-        return Verdict(True, 0.5, evidence, config.version, round(t, 6))
-    if p < t and config.copy_rule is not None and is_aligned_copy(evidence, config.copy_rule):
-        # One photo seen twice, aligned over most of both pictures (fused-v15): as the overlay rule.
+    if p < t and _a_rule_accepts(evidence, config):
+        # One photo under an overlay spread over all of it (fused-v14), or seen twice and aligned over most
+        # of both pictures (fused-v15): a duplicate, whatever the fusion scored; the verdict's score is the
+        # threshold (the rule, not the fusion, put it there).
         return Verdict(True, 0.5, evidence, config.version, round(t, 6))
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgdup_core.geometry import plausible_overlap
+from imgdup_core.geometry import plausible_shares
 from imgdup_core.verifier_config import DEFAULT_VERIFIER
 
 
@@ -33,21 +33,22 @@ def _spread_points(width: int, height: int) -> np.ndarray:
 def test_plausibility_of_homographies(name: str, matrix: list[list[float]], expected: bool) -> None:
     homography = np.array(matrix, dtype=np.float64)
     points = _spread_points(384, 384)
-    overlap = plausible_overlap(homography, (384, 384), (384, 384), points, DEFAULT_VERIFIER)
-    assert (overlap is not None) is expected, name
+    shares = plausible_shares(homography, (384, 384), (384, 384), points, DEFAULT_VERIFIER)
+    assert (shares is not None) is expected, name
 
 
 def test_overlap_is_the_share_of_the_smaller_picture_covered() -> None:
     points = _spread_points(384, 384)
     identity = np.eye(3)
-    assert plausible_overlap(identity, (384, 384), (384, 384), points, DEFAULT_VERIFIER) == pytest.approx(1.0)
+    whole = plausible_shares(identity, (384, 384), (384, 384), points, DEFAULT_VERIFIER)
+    assert whole is not None and whole[0] == pytest.approx(1.0)
     # b shifted half its width off a: half of it is covered.
     shifted = np.array([[1, 0, 192], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
-    half = plausible_overlap(shifted, (384, 384), (384, 384), points[points[:, 0] > 200], DEFAULT_VERIFIER)
-    assert half == pytest.approx(0.5, abs=0.01)
+    half = plausible_shares(shifted, (384, 384), (384, 384), points[points[:, 0] > 200], DEFAULT_VERIFIER)
+    assert half is not None and half[0] == pytest.approx(0.5, abs=0.01)
 
 
 def test_bunched_inliers_are_not_plausible() -> None:
     bunched = _spread_points(40, 30) + np.array([[300, 300]], dtype=np.float32)
     identity = np.eye(3)
-    assert plausible_overlap(identity, (384, 384), (384, 384), bunched, DEFAULT_VERIFIER) is None
+    assert plausible_shares(identity, (384, 384), (384, 384), bunched, DEFAULT_VERIFIER) is None
