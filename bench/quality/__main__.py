@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     methods: list[dict[str, Any]] = []
     timing: dict[str, Any] = {}
     if stack_result is not None:
-        from bench.quality.stack_run import cluster_matrix, pipeline_scores
+        from bench.quality.stack_run import cluster_matrix, listed_matrix, one_sided_listings, pipeline_scores
 
         index = analysed.index()
         scores = pair_scores(labels, pipeline_scores(stack_result, index, len(images)))
@@ -253,6 +253,16 @@ def run(args: argparse.Namespace) -> int:
                 "curves": None,
             }
         )
+        listed = listed_matrix(stack_result, names)[labels.i, labels.j]
+        methods.append(
+            {
+                "name": "imgdup API",
+                "label": "GET /api/v1/duplicates lists it",
+                "operating_point": operating_point(labels, listed),
+                "curves": None,
+            }
+        )
+        timing["api_one_sided_listings"] = one_sided_listings(stack_result)
         seed = seed_rules_baseline(stack_result.pairs, index, len(images))
         seed_scores = pair_scores(labels, seed.scores)
         methods.append(

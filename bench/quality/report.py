@@ -60,7 +60,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"(embedder `{setup.get('embedder', 'sscd')}`, ANN top-{setup['ann_top_k']} above cosine "
         f"{setup['ann_min_score']}, verifier "
         f"`{setup['verifier_version']}`): predicted pairs are the `duplicates` rows with "
-        "`is_duplicate` (the verdicts); *clusters* counts every pair that ends up in one cluster. "
+        "`is_duplicate` (the verdicts); *clusters* counts every pair that ends up in one cluster; "
+        "*API* is what `GET /api/v1/duplicates/{ad_id}` answers for each test image's ad (its verified "
+        "pairs and the ads matched through a cluster; a pair counts when either side lists the other). "
         "*seed rules* is the seed's rule (all four thresholds) on the evidence the verifier "
         "measured for the same ANN candidates; the other baselines score every pair exhaustively. "
         "R@P = best recall at a precision of at least P "
@@ -156,6 +158,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"- {clusters['clusters_joining_photos']} clusters join images of two or more different "
             f"photos ({clusters['images_in_joining_clusters']} images; at most "
             f"{clusters['most_photos_in_one_cluster']} photos in one cluster).",
+            *(
+                [
+                    f"- The API listed {result['timing']['api_one_sided_listings']} matches one way only "
+                    "(an ad listing another that does not list it back)."
+                ]
+                if "api_one_sided_listings" in result.get("timing", {})
+                else []
+            ),
             "",
         ]
     timing = result.get("timing", {})

@@ -28,6 +28,7 @@ class StackResult:
     # (name_a, name_b) sorted -> the duplicates row (status, is_duplicate, confidence, evidence)
     pairs: dict[tuple[str, str], dict[str, Any]]
     clusters: dict[str, str]  # name -> cluster id
+    listed: dict[str, set[str]]  # name -> the names GET /api/v1/duplicates/{its ad} lists
     vectors: dict[str, np.ndarray]  # name -> stored embedding
     embedding_model: str
     elapsed_s: float  # first post to everything processed
@@ -113,6 +114,7 @@ def run_stack(
                     )
                 progress = _wait(client, stack.api_url, timeout_s, say)
                 elapsed = time.monotonic() - started
+                listed = _listed(client, stack.api_url, [image.name for image in images])
             with psycopg.connect(stack.dsn) as conn:
                 result = _read_back(conn, names_by_url)
     finally:
@@ -123,6 +125,7 @@ def run_stack(
     return StackResult(
         pairs,
         clusters,
+        listed,
         vectors,
         model,
         elapsed,
@@ -151,6 +154,22 @@ def _wait(client: httpx.Client, api_url: str, timeout_s: float, say: bool) -> di
         if time.monotonic() > deadline:
             raise TimeoutError(f"not processed within {timeout_s:.0f}s: {progress}")
         time.sleep(1.0)
+
+
+def _listed(client: httpx.Client, api_url: str, names: Sequence[str]) -> dict[str, set[str]]:
+    """What the public API answers for each ad (one image each, posted in `names` order): the
+    names of the other ads GET /api/v1/duplicates/{ad_id} lists, through pairs and clusters alike."""
+    listed: dict[str, set[str]] = {}
+    for number, name in enumerate(names):
+        response = client.get(
+            f"{api_url}/api/v1/duplicates/{FIRST_AD_ID + number}", params={"cluster_mates": 1000}
+        )
+        response.raise_for_status()
+        answer = response.json()
+        if answer["cluster_mates_left_out"]:
+            raise RuntimeError(f"ad {FIRST_AD_ID + number}: the API left cluster mates out: {answer}")
+        listed[name] = {names[entry["ad_id"] - FIRST_AD_ID] for entry in answer["duplicates"]}
+    return listed
 
 
 def _read_back(
@@ -224,6 +243,22 @@ def pipeline_scores(result: StackResult, index: dict[str, int], n: int) -> np.nd
         i, j = index[a], index[b]
         scores[i, j] = scores[j, i] = score
     return scores
+
+
+def listed_matrix(result: StackResult, names: Sequence[str]) -> np.ndarray:
+    """[N, N] bool: the API lists either image's ad among the other's duplicates."""
+    position = {name: k for k, name in enumerate(names)}
+    matrix = np.zeros((len(names), len(names)), dtype=bool)
+    for name, others in result.listed.items():
+        for other in others:
+            matrix[position[name], position[other]] = matrix[position[other], position[name]] = True
+    return matrix
+
+
+def one_sided_listings(result: StackResult) -> int:
+    """Ads listed by one side only (the API should list every match both ways)."""
+    listed = result.listed
+    return sum(1 for name, others in listed.items() for other in others if name not in listed[other])
 
 
 def cluster_matrix(result: StackResult, names: Sequence[str]) -> np.ndarray:

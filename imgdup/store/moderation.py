@@ -314,9 +314,13 @@ def _verdict_name(pair: Row) -> str | None:
     return None if verdict is None else str(verdict["verdict"])
 
 
-async def moderated_duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[Row]:
+async def moderated_duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int, *, cluster_mates: int) -> Row:
     """`reads.duplicates_of_ad` with moderators' verdicts applied: each pair carries its
-    `moderator_verdict`; pairs marked `not_duplicate` are left out, and so are ads left with none."""
+    `moderator_verdict`; pairs marked `not_duplicate` are left out, and so are ads left with none.
+    Then up to `cluster_mates` ads linked only through a shared cluster (`reads.cluster_mates_of_ad`),
+    never one with a pair of its own with this ad: a moderator's `not_duplicate` on that pair stands
+    even where the two ads' images meet in a cluster through others. Also how many such ads the
+    limit left out."""
     entries = await reads.duplicates_of_ad(pool, ad_id)
     pair_ids = [pair["pair_id"] for entry in entries for pair in entry["pairs"]]
     async with pool.connection() as conn:
@@ -337,7 +341,11 @@ async def moderated_duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> l
         if kept:
             similarity = max(float(p["confidence"]) for p in kept)
             kept_entries.append({**entry, "similarity": similarity, "pairs": kept})
-    return sorted(kept_entries, key=lambda e: (-e["similarity"], e["ad_id"]))
+    mates, total = await reads.cluster_mates_of_ad(
+        pool, ad_id, exclude=[entry["ad_id"] for entry in entries], limit=cluster_mates
+    )
+    by_pair = sorted(kept_entries, key=lambda e: (-e["similarity"], e["ad_id"]))
+    return {"duplicates": by_pair + mates, "cluster_mates_left_out": total - len(mates)}
 
 
 async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str, blobs: BlobStore) -> Row | None:

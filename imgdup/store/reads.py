@@ -1,4 +1,5 @@
-"""Postgres rows -> the public read models: duplicates of an ad, live clusters, an ad's state, thumbnails."""
+"""Postgres rows -> the public read models: duplicates of an ad (its verified pairs, and the ads it shares
+a cluster with), live clusters, an ad's state, thumbnails."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
                 "seller_id": row["other_seller_id"],
                 "category": row["other_category"],
                 "similarity": 0.0,
+                "match": "pair",
                 "pairs": [],
+                "links": [],
             },
         )
         entry["similarity"] = max(entry["similarity"], float(row["confidence"]))
@@ -66,6 +69,57 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
             }
         )
     return sorted(by_ad.values(), key=lambda e: (-e["similarity"], e["ad_id"]))
+
+
+async def cluster_mates_of_ad(
+    pool: AsyncConnectionPool, ad_id: int, *, exclude: list[int], limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Other ads whose images share a duplicate cluster with an image of `ad_id`, linked through
+    other ads' images (two edits of one photo, each verified against the original), leaving out the
+    ads in `exclude` (those with a verified pair of their own) and image pairs a moderator marked
+    `not_duplicate`; best cluster first, at most `limit` of them, and how many there are in all. Each
+    carries its links: our image, theirs, the cluster they share."""
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(
+            "SELECT o.ad_id, a.source, a.seller_id, a.category, max(c.confidence) AS similarity,"
+            " jsonb_agg(jsonb_build_object("
+            "   'image_id', i.image_id::text, 'image_url', i.url,"
+            "   'other_image_id', io.image_id::text, 'other_image_url', io.url,"
+            "   'cluster_id', c.cluster_id::text, 'cluster_size', c.size)"
+            "   ORDER BY i.image_id, io.image_id) AS links,"
+            " count(*) OVER () AS total"
+            " FROM images i"
+            " JOIN cluster_members m ON m.image_id = i.image_id"
+            " JOIN duplicate_clusters c ON c.cluster_id = m.cluster_id"
+            " JOIN cluster_members o ON o.cluster_id = m.cluster_id AND o.ad_id <> i.ad_id"
+            " JOIN images io ON io.image_id = o.image_id"
+            " JOIN ads a ON a.ad_id = o.ad_id"
+            " WHERE i.ad_id = %(ad)s AND o.ad_id <> ALL(%(exclude)s::bigint[])"
+            # A moderator's `not_duplicate` on these two images stands whatever links them.
+            " AND NOT EXISTS (SELECT 1 FROM duplicates d JOIN moderator_verdicts v USING (pair_id)"
+            "   WHERE v.verdict = 'not_duplicate'"
+            "   AND (d.image_a, d.image_b) IN ((i.image_id, io.image_id), (io.image_id, i.image_id)))"
+            " GROUP BY o.ad_id, a.source, a.seller_id, a.category"
+            " ORDER BY similarity DESC, o.ad_id"
+            # One row more than asked for, so `total` is known even when none is asked for.
+            " LIMIT %(limit)s",
+            {"ad": ad_id, "exclude": exclude, "limit": limit + 1},
+        )
+        rows = await cur.fetchall()
+    total = int(rows[0]["total"]) if rows else 0
+    return [
+        {
+            "ad_id": row["ad_id"],
+            "source": row["source"],
+            "seller_id": row["seller_id"],
+            "category": row["category"],
+            "similarity": float(row["similarity"]),
+            "match": "cluster",
+            "pairs": [],
+            "links": row["links"],
+        }
+        for row in rows[:limit]
+    ], total
 
 
 async def clusters_page(

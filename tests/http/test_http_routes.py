@@ -92,11 +92,81 @@ def test_both_duplicates_urls_answer_the_same(client: TestClient) -> None:
     public = client.get("/api/v1/duplicates/1").json()
     assert public == client.get("/api/v1/admin/duplicates/1").json()
     # The pair a moderator rejected is left out; the other carries the verifier's whole evidence.
-    assert [entry["ad_id"] for entry in public["duplicates"]] == [2]
+    assert [(entry["ad_id"], entry["match"]) for entry in public["duplicates"]] == [(2, "pair")]
+    assert public["cluster_mates_left_out"] == 0
     (pair,) = public["duplicates"][0]["pairs"]
     assert pair["pair_id"] == KEPT and pair["moderator_verdict"] is None
     assert EvidenceV1.model_validate(pair["evidence"]).sift_inliers == 30
     assert set(pair["evidence"]) == set(EvidenceV1.model_fields)
+
+
+def _seed_edits(dsn: str) -> str:
+    """Ads 10 (an original), 11 and 12 (two edits of it): 10-11 and 10-12 clustered duplicates,
+    11-12 rejected by the verifier; one cluster of the three. Returns the 11-12 pair's id."""
+    edit_pair = str(uuid.UUID(int=512))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for ad in (10, 11, 12):
+            conn.execute(
+                "INSERT INTO ads VALUES (%s, 'olx.pt', 'cars', %s, %s, %s)", (ad, f"s{ad}", WHEN, f"e{ad}")
+            )
+            conn.execute(
+                "INSERT INTO images (image_id, ad_id, url, position, status, width, height, first_seen_at)"
+                " VALUES (%s, %s, %s, 0, 'indexed', 640, 480, %s)",
+                (_image(ad), ad, f"https://cdn.example.com/{ad}.jpg", WHEN),
+            )
+        for pair, a, b, status, duplicate in (
+            (str(uuid.UUID(int=510)), 10, 11, "clustered", True),
+            (str(uuid.UUID(int=511)), 10, 12, "clustered", True),
+            (edit_pair, 11, 12, "rejected", False),
+        ):
+            conn.execute(
+                "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, status, is_duplicate,"
+                " confidence, cosine, phash_distance, phash_mirrored, sift_inliers, sift_mirrored, ssim,"
+                " exact, embedding_model, verifier_version, decided_at, clustered_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 0.9, 0.8, 4, false, 30, false, 0.75, false,"
+                " 'm1', 'v1', %s, %s)",
+                (pair, _image(a), _image(b), a, b, status, duplicate, WHEN, WHEN if duplicate else None),
+            )
+        cluster = str(uuid.UUID(int=901))
+        conn.execute(
+            "INSERT INTO duplicate_clusters VALUES (%s, 3, 3, 2, 0.93, %s, %s, NULL)", (cluster, WHEN, WHEN)
+        )
+        for ad in (10, 11, 12):
+            member = (_image(ad), cluster, ad, WHEN)
+            conn.execute("INSERT INTO cluster_members VALUES (%s, %s, %s, %s)", member)
+    return edit_pair
+
+
+def test_two_edits_of_one_photo_are_listed_for_each_other_through_their_cluster(
+    client: TestClient, clean_db: str
+) -> None:
+    """Edits 11 and 12 were each verified against the original 10, not against each other: each lists
+    the other as matched through the cluster, after its verified pairs, with the images linking them."""
+    edit_pair = _seed_edits(clean_db)
+    answer = client.get("/api/v1/duplicates/11").json()
+    assert [(e["ad_id"], e["match"]) for e in answer["duplicates"]] == [(10, "pair"), (12, "cluster")]
+    mate = answer["duplicates"][1]
+    assert mate["pairs"] == [] and mate["similarity"] == pytest.approx(0.93)
+    (link,) = mate["links"]
+    assert (link["image_id"], link["other_image_id"]) == (_image(11), _image(12))
+    assert link["other_image_url"] == "https://cdn.example.com/12.jpg"
+    assert (link["cluster_id"], link["cluster_size"]) == (str(uuid.UUID(int=901)), 3)
+    assert answer["duplicates"][0]["links"] == [] and answer["cluster_mates_left_out"] == 0
+    # The original has both as verified pairs, none through the cluster only.
+    original = client.get("/api/v1/duplicates/10").json()["duplicates"]
+    assert [(e["ad_id"], e["match"]) for e in original] == [(11, "pair"), (12, "pair")]
+    # The limit: verified pairs only, and how many cluster mates it left out.
+    pairs_only = client.get("/api/v1/duplicates/11", params={"cluster_mates": 0}).json()
+    assert [e["ad_id"] for e in pairs_only["duplicates"]] == [10]
+    assert pairs_only["cluster_mates_left_out"] == 1
+    assert client.get("/api/v1/duplicates/11", params={"cluster_mates": 1001}).status_code == 422
+    # A moderator's "not a duplicate" on the two edits stands, though the cluster still links them.
+    verdict = {"verdict": "not_duplicate", "moderator": "ana"}
+    assert client.post(f"/api/v1/pairs/{edit_pair}/verdict", json=verdict).status_code == 200
+    for ad, other in ((11, 10), (12, 10)):
+        after = client.get(f"/api/v1/duplicates/{ad}").json()
+        assert [e["ad_id"] for e in after["duplicates"]] == [other]
+        assert after["cluster_mates_left_out"] == 0
 
 
 def test_admin_clusters_mark_rejected_pairs_and_detached_images(client: TestClient) -> None:

@@ -328,7 +328,7 @@ def test_verdict_upsert_is_idempotent_latest_wins_and_rejections_are_used(runnin
     assert _admin_clusters(api, ad_id=9107, include_rejected="false")["total"] == 0
     assert _admin_clusters(api, include_rejected="false")["total"] == 2
     moderated = _get(f"{api}/api/v1/admin/duplicates/9107").json()
-    assert moderated == {"ad_id": 9107, "duplicates": []}
+    assert moderated == {"ad_id": 9107, "duplicates": [], "cluster_mates_left_out": 0}
     coffee = _get(f"{api}/api/v1/admin/duplicates/9102").json()["duplicates"]
     assert sorted(d["ad_id"] for d in coffee) == [9101, 9103]
     assert coffee[0]["pairs"][0]["moderator_verdict"] is None
