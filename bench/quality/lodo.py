@@ -39,6 +39,7 @@ from bench.quality.calibrate import (
 from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.frame_pairs import with_frame_relations
+from bench.quality.lodo_clusters import listed_summary
 from bench.quality.lodo_extra import extra_training
 from bench.quality.metrics import EDIT_PAIR
 from imgdup_core.evidence import Evidence
@@ -58,6 +59,7 @@ class Scored:
     predicted: dict[tuple[str, str], bool]  # candidate pair -> predicted duplicate
     weights: dict[tuple[str, str], float]
     labels: dict[tuple[str, str], tuple[int, str]]
+    confidence: dict[tuple[str, str], float]  # the verdict's (what the clusterer's bridge rule reads)
 
 
 def _family(x: SetImage, y: SetImage) -> str:
@@ -118,14 +120,16 @@ def measuring(verifier: str | None) -> tuple[VerifierConfig, tuple[str, ...]]:
 def score(measured: Sequence[Measured], config: VerifierConfig, cut_off: float) -> Scored:
     """The product's decision (imgdup_core.verify.decide) with this model; a candidate the ANN
     search proposed under the cut-off is never verified (the pHash channel's are, whatever the cosine)."""
-    predicted, weights, labels = {}, {}, {}
+    predicted, weights, labels, confidence = {}, {}, {}, {}
     for candidate, evidence, _ in measured:
         key = (candidate.a, candidate.b)
         proposed = candidate.channel != "ann" or candidate.cosine >= cut_off
-        predicted[key] = proposed and decide(evidence, config).is_duplicate
+        verdict = decide(evidence, config)
+        predicted[key] = proposed and verdict.is_duplicate
         weights[key] = candidate.weight
         labels[key] = (candidate.label, candidate.kind)
-    return Scored(predicted, weights, labels)
+        confidence[key] = verdict.confidence
+    return Scored(predicted, weights, labels, confidence)
 
 
 def restrict(scored: Scored, involves: Callable[[str], bool]) -> Scored:
@@ -135,6 +139,7 @@ def restrict(scored: Scored, involves: Callable[[str], bool]) -> Scored:
         {k: scored.predicted[k] for k in keys},
         {k: scored.weights[k] for k in keys},
         {k: scored.labels[k] for k in keys},
+        {k: scored.confidence[k] for k in keys},
     )
 
 
@@ -185,6 +190,16 @@ def summarise(
             kind: {"pairs": n, "false_positives": false_hard[kind]} for kind, n in sorted(hard_pairs.items())
         },
     }
+
+
+def listed(
+    scored: Scored, position: dict[str, int], positives: dict[tuple[str, str], str], group_of: dict[str, str]
+) -> dict[str, Any]:
+    """What the API would list for the fold's verdicts: pairs, or images sharing a replayed cluster."""
+    verified = {key: scored.confidence[key] for key, is_dup in scored.predicted.items() if is_dup}
+    kinds = {"benign": BENIGN, "hard": HARD, "edit_pair": (EDIT_PAIR,)}
+    kinds["edits"] = tuple(f for f in set(positives.values()) if f != EDIT_PAIR)
+    return listed_summary(verified, position, positives, group_of, kinds)
 
 
 def _fold(
@@ -296,6 +311,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     measured = measure_candidates(bench, images, analysed, candidates, config=base, processes=args.processes)
     extra = extra_training(args, base)  # --extra-train default: the default pool's train split
     group_of = {image.name: image.group for image in images}
+    position = {image.name: k for k, image in enumerate(images)}  # the order the stream takes them in
     domain_of = {image.group: image.domain for image in images}
     photos_per_domain = Counter(domain_of.values())
     domains = sorted(d for d, n in photos_per_domain.items() if n >= args.min_photos)
@@ -337,11 +353,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             positives = _positives(images, domain_groups, args.edit_pairs)
             hard = hard_negative_universe(bench, test_groups, within=chosen)
             ref_groups = {g for g in domain_groups if split[g] == "test"}
+            held_out = score(test, config, cut_off)
             folds[domain] = {
                 "photos": photos_per_domain[domain],
                 "test_photos": len(test_groups),
                 "fit": facts,
-                "held_out": summarise(score(test, config, cut_off), positives, hard),
+                "held_out": summarise(held_out, positives, hard),
+                "held_out_listed": listed(held_out, position, positives, group_of),
                 "shipped": summarise(score(test, base, shipped_cut_off(base)), positives, hard),
                 "random_split": summarise(
                     restrict(reference, lambda name, groups=ref_groups: group_of[name] in groups),

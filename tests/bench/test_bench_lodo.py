@@ -15,7 +15,9 @@ import pytest
 from bench.quality import calibrate, lodo
 from bench.quality.calibrate import Candidate
 from bench.quality.dataset import SetImage
+from bench.quality.lodo_clusters import listed_summary, replay
 from bench.quality.metrics import EDIT_PAIR
+from imgdup_core.bridges import Link
 from imgdup_core.evidence import Evidence
 
 
@@ -55,6 +57,7 @@ def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
         predicted={("p-o", "p-r"): True, ("p-o", "q-o"): True},
         weights={("p-o", "p-r"): 1.0, ("p-o", "q-o"): 3.0},
         labels={("p-o", "p-r"): (1, "resize"), ("p-o", "q-o"): (0, "same_kind")},
+        confidence={("p-o", "p-r"): 0.9, ("p-o", "q-o"): 0.6},
     )
     summary = lodo.summarise(scored, universe, Counter({"same_kind": 4}))
     assert summary["edits"]["pairs"] == 2
@@ -143,6 +146,13 @@ def test_report_names_the_emulation_and_the_worst_domain() -> None:
     assert "**Worst domain**: objects (60.0 %" in text
     assert "held out 70.0 %" in text  # the average of 80 and 60
     assert "| resize | benign | 80.0 (10) | 60.0 (10) |" in text
+    assert "What the API would list" not in text  # no replayed clusters in this result
+    for domain, recall in (("food", 0.9), ("objects", 0.7)):
+        listed = {**summary(recall), "cluster_precision": 0.995, "clusters_joining_photos": 1}
+        folds[domain]["held_out_listed"] = listed
+    text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
+    assert "**Worst domain, as listed**: objects (70.0 %); hard edits: objects (70.0 %)" in text
+    assert "| objects | 70.0 | 70.0 | 70.0 | n/a | 99.50 | 1 |" in text
 
 
 def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path) -> None:
@@ -162,6 +172,7 @@ def test_restricting_a_scoring_to_one_domain_keeps_only_its_pairs() -> None:
         predicted={("a1", "b1"): True, ("c1", "d1"): True, ("a2", "c2"): False},
         weights={("a1", "b1"): 1.0, ("c1", "d1"): 2.0, ("a2", "c2"): 2.0},
         labels={("a1", "b1"): (1, "resize"), ("c1", "d1"): (0, "other"), ("a2", "c2"): (0, "other")},
+        confidence={("a1", "b1"): 0.9, ("c1", "d1"): 0.6, ("a2", "c2"): 0.1},
     )
     only_a = lodo.restrict(scored, lambda name: name.startswith("a"))
     assert set(only_a.predicted) == {("a1", "b1"), ("a2", "c2")}
@@ -316,3 +327,39 @@ def test_extra_training_leaves_out_the_held_out_domain_and_the_test_side(tmp_pat
     facts = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "a.py", {}, extra=kept)[3]
     alone = lodo._fold(measured, lambda n: n.startswith("g1"), 0.2, tmp_path / "b.py", {})[3]
     assert facts["train_pairs"] == alone["train_pairs"] + 1
+
+
+def _link(a: str, b: str, confidence: float = 0.99) -> Link:
+    return Link(a, b, confidence)
+
+
+def test_the_replayed_clusterer_holds_one_marginal_pair_between_two_groups() -> None:
+    groups = [_link("a1", "a2"), _link("a2", "a3"), _link("b1", "b2"), _link("b2", "b3")]
+    clusters = replay([*groups, _link("a1", "b1", 0.6)])
+    assert clusters["a1"] == clusters["a3"] != clusters["b1"] == clusters["b3"]
+    # A second marginal pair between them makes the join two deep: held no more, both join.
+    clusters = replay([*groups, _link("a1", "b1", 0.6), _link("a2", "b2", 0.6)])
+    assert len(set(clusters.values())) == 1
+    # A strong pair joins at once; a marginal one into a lone image is no bridge between groups.
+    assert len(set(replay([*groups, _link("a1", "b1", 0.99)]).values())) == 1
+    assert replay([_link("o", "e1"), _link("o", "e2", 0.5)]) == {"o": 0, "e1": 0, "e2": 0}
+
+
+def test_what_the_api_lists_counts_two_edits_of_one_photo_through_their_cluster() -> None:
+    position = {name: k for k, name in enumerate(["p-o", "p-r", "p-c", "q-o", "q-r"])}
+    group_of = {"p-o": "p", "p-r": "p", "p-c": "p", "q-o": "q", "q-r": "q"}
+    positives = {("p-o", "p-r"): "resize", ("p-c", "p-o"): "crop25", ("p-c", "p-r"): EDIT_PAIR}
+    kinds = {"benign": ("resize",), "hard": ("crop25",), "edit_pair": (EDIT_PAIR,)}
+    # p's two copies were each verified against the original, never with each other.
+    verified = {("p-o", "p-r"): 0.9, ("p-c", "p-o"): 0.8, ("q-o", "q-r"): 0.9}
+    summary = listed_summary(verified, position, positives, group_of, kinds)
+    assert summary["edit_pair"] == {"pairs": 1, "recall": 1.0}
+    assert summary["hard"]["recall"] == 1.0 and summary["cluster_precision"] == 1.0
+    # Without the crop's pair, it is in no cluster: both its pairs are missed.
+    del verified[("p-c", "p-o")]
+    summary = listed_summary(verified, position, positives, group_of, kinds)
+    assert summary["hard"]["recall"] == 0.0 and summary["edit_pair"]["recall"] == 0.0
+    # A false pair joining p's cluster to q's: the clusters' precision counts the cross pairs.
+    verified[("p-r", "q-o")] = 0.99
+    summary = listed_summary(verified, position, positives, group_of, kinds)
+    assert summary["clusters_joining_photos"] == 1 and summary["cluster_precision"] == 2 / 6
