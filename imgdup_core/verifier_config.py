@@ -92,6 +92,28 @@ class CopyRule:
 
 
 @dataclass(frozen=True)
+class UnalignedRule:
+    """When a comparison in which nothing aligned is still one photo (issue 11's flat blind spot: a sky, a
+    motion-blurred clock, a small product on a plain backdrop gives SIFT 5-45 keypoints at the working size,
+    so a brightened, watermarked or resized copy keeps none that match). fused-v3's model cannot accept an
+    unaligned pair at all (its best unaligned score is under its threshold), however close the embedding
+    and the pHash agree. The rule accepts a whole-picture comparison (no page slot or photo box) with no
+    alignment, an embedding cosine of at least min_cosine and a pHash distance (plain or mirrored) of at
+    most max_phash.
+
+    Chosen on TRAIN splits only (the broad pool's leave-one-domain-out evidence, train half, and the default
+    pool's train split: 4,646 unaligned pairs, 4,596 of different photos): the different photos' cosine is
+    at most 0.41 where their pHash distance is <= 8, at most 0.59 where <= 12, and their pHash distance is
+    at least 16 where the cosine is >= 0.6. A pHash distance <= 10 with a cosine >= 0.8 keeps a margin on
+    both. Train: 9 rejected copies accepted (resized, watermarked, contrast and rotated copies of a flat
+    photo), no different photo. Pages of one template around different photos come close to these
+    numbers (cosine 0.95, pHash 6) but align on the page, which this rule never reads."""
+
+    min_cosine: float = 0.8
+    max_phash: int = 10
+
+
+@dataclass(frozen=True)
 class VerifierConfig:
     """Measurement settings and the calibrated fusion of the verifier. Change ``version``
     whenever anything changes: stored verdicts are only comparable within one version
@@ -167,6 +189,9 @@ class VerifierConfig:
     # An aligned comparison with many inliers over most of both pictures and little disagreement is a
     # duplicate whatever the fusion scores (fused-v15; None before): see CopyRule.
     copy_rule: CopyRule | None = None
+    # A whole-picture comparison where nothing aligned, with a close embedding and pHash, is a duplicate
+    # whatever the fusion scores (fused-v16; None before): see UnalignedRule.
+    unaligned_rule: UnalignedRule | None = None
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
     fusion: FusionModel = CALIBRATED_FUSION
@@ -285,6 +310,12 @@ FUSED_V14 = dataclasses.replace(FUSED_V12, version="fused-v14", overlay_rule=Ove
 # the same code (bench/results/quality-broad-fused-v15.md).
 FUSED_V15 = dataclasses.replace(FUSED_V14, version="fused-v15", copy_rule=CopyRule())
 
+# fused-v15 with the unaligned rule (issue 11, UnalignedRule): a whole-picture comparison in which nothing
+# aligned is a duplicate when the embedding and the pHash agree closely (flat and low-texture photos). Same
+# measurement, candidates, model and evidence as fused-v15. What sscd runs by default
+# (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v16*.md).
+FUSED_V16 = dataclasses.replace(FUSED_V15, version="fused-v16", unaligned_rule=UnalignedRule())
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -304,6 +335,7 @@ VERIFIERS = {
         FUSED_V12,
         FUSED_V14,
         FUSED_V15,
+        FUSED_V16,
         FUSED_V3_DISTILLED,
     )
 }
@@ -311,7 +343,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V15.version,
+    "sscd": FUSED_V16.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 
@@ -325,11 +357,11 @@ def default_verifier_for(embedder: str) -> VerifierConfig:
 def with_threshold(config: VerifierConfig, threshold: float | None) -> VerifierConfig:
     """`config` deciding at another fused-probability threshold (stricter above the calibrated one),
     under its own version name, so stored verdicts stay comparable and a replay verifies again. A
-    stricter one decides by the fusion alone: the overlay and aligned-copy rules' verdicts stand at the
-    calibrated threshold (their score), under the stricter cut."""
+    stricter one decides by the fusion alone: the overlay, aligned-copy and unaligned rules' verdicts stand
+    at the calibrated threshold (their score), under the stricter cut."""
     if threshold is None or threshold == config.fusion.threshold:
         return config
     if threshold > config.fusion.threshold:
-        config = dataclasses.replace(config, overlay_rule=None, copy_rule=None)
+        config = dataclasses.replace(config, overlay_rule=None, copy_rule=None, unaligned_rule=None)
     fusion = dataclasses.replace(config.fusion, threshold=threshold)
     return dataclasses.replace(config, version=f"{config.version}-t{threshold}", fusion=fusion)

@@ -26,7 +26,7 @@ from imgdup_core.sift import (
 )
 from imgdup_core.similarity import SLOT_BOX, SLOT_INFERRED, aligned_ssim
 from imgdup_core.slot import Box
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, CopyRule, OverlayRule, VerifierConfig
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, CopyRule, OverlayRule, UnalignedRule, VerifierConfig
 from imgdup_core.views import COMPUTE_BOX, BoxUnknown, ImageView, box_or_compute
 
 # Also re-exported: what a caller needs from the cascade's modules (gray -> sift -> geometry ->
@@ -57,6 +57,8 @@ __all__ = [
 
 _MASK64 = (1 << 64) - 1
 
+# Evidence.compared of the two whole pictures compared with each other (no box, no page slot).
+WHOLE = "full/full"
 # Evidence.compared of a comparison decided by a shared page's photo slot (imgdup_core.slot):
 # the two whole pictures aligned as one page and were judged by the slot inside it.
 SHARED_PAGE = "slot/slot"
@@ -247,17 +249,31 @@ def is_aligned_copy(evidence: Evidence, rule: CopyRule) -> bool:
     )
 
 
+def is_unaligned_copy(evidence: Evidence, rule: UnalignedRule) -> bool:
+    """Whether a whole-picture comparison in which nothing aligned is one photo all the same
+    (imgdup_core.verifier_config.UnalignedRule): a close embedding and a close pHash."""
+    return (
+        evidence.ssim is None
+        and evidence.compared == WHOLE
+        and evidence.embedding_cosine >= rule.min_cosine
+        and evidence.phash_distance <= rule.max_phash
+    )
+
+
 def _a_rule_accepts(evidence: Evidence, config: VerifierConfig) -> bool:
-    overlay, copy = config.overlay_rule, config.copy_rule
-    return (overlay is not None and is_spread_overlay(evidence, overlay)) or (
-        copy is not None and is_aligned_copy(evidence, copy)
+    overlay, copy, unaligned = config.overlay_rule, config.copy_rule, config.unaligned_rule
+    return (
+        (overlay is not None and is_spread_overlay(evidence, overlay))
+        or (copy is not None and is_aligned_copy(evidence, copy))
+        or (unaligned is not None and is_unaligned_copy(evidence, unaligned))
     )
 
 
 def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Verdict:
     """The verdict on measured evidence: the calibrated fusion's, except where a rule of the version
     decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14; an
-    aligned copy over most of both pictures, fused-v15)."""
+    aligned copy over most of both pictures, fused-v15; a close embedding and pHash where nothing aligned,
+    fused-v16)."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
     if config.shared_page_decides and evidence.compared == SHARED_PAGE:
@@ -266,9 +282,9 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
     if p < t and _a_rule_accepts(evidence, config):
-        # One photo under an overlay spread over all of it (fused-v14), or seen twice and aligned over most
-        # of both pictures (fused-v15): a duplicate, whatever the fusion scored; the verdict's score is the
-        # threshold (the rule, not the fusion, put it there).
+        # One photo under an overlay spread over all of it (fused-v14), seen twice and aligned over most of
+        # both pictures (fused-v15), or too flat to align but close in embedding and pHash (fused-v16): a
+        # duplicate, whatever the fusion scored; the verdict's score is the threshold (the rule put it there).
         return Verdict(True, 0.5, evidence, config.version, round(t, 6))
     is_duplicate = p >= t
     # How far p sits from the threshold, towards 0 or 1: 0.5 at the threshold, 1 at certainty.

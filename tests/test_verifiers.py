@@ -34,9 +34,11 @@ from imgdup_core.verifier_config import (
     FUSED_V12,
     FUSED_V14,
     FUSED_V15,
+    FUSED_V16,
     VERIFIERS,
     CopyRule,
     OverlayRule,
+    UnalignedRule,
 )
 
 
@@ -57,15 +59,14 @@ def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> N
 
 def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     chosen = resolve_verifier(Settings())
-    # fused-v15 (issue 11: fused-v12's frame rules, the overlay rule and the aligned-copy rule; broad-pool
-    # hard recall 91.6 -> 92.8, combo 72.0 -> 82.7 at precision 99.96), on fused-v3's calibrated model and
-    # ANN cut-off.
-    assert chosen.config == FUSED_V15 and chosen.config.version == "fused-v15"
+    # fused-v16 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules), on
+    # fused-v3's calibrated model and ANN cut-off.
+    assert chosen.config == FUSED_V16 and chosen.config.version == "fused-v16"
     assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
     # The settings field's default names the same model as the mapping, and the pHash channel
-    # follows it (off: fused-v3's model, which fused-v15 runs, was calibrated on ANN candidates only).
+    # follows it (off: fused-v3's model, which fused-v16 runs, was calibrated on ANN candidates only).
     assert Settings().verifier_version == DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
-    assert Settings().phash_candidate_distance == -1 and not FUSED_V15.phash_candidates
+    assert Settings().phash_candidate_distance == -1 and not FUSED_V16.phash_candidates
     v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
@@ -137,6 +138,13 @@ def test_fused_v15_is_fused_v14_with_the_copy_rule() -> None:
     assert dataclasses.replace(FUSED_V15, version="fused-v14", copy_rule=None) == FUSED_V14
 
 
+def test_fused_v16_is_fused_v15_with_the_unaligned_rule() -> None:
+    assert VERIFIERS["fused-v16"] is FUSED_V16 and FUSED_V16.fusion == FUSED_V15.fusion
+    assert FUSED_V16.unaligned_rule == UnalignedRule() and FUSED_V15.unaligned_rule is None
+    # Nothing else differs: fused-v15's stored features, candidates and model stay valid under fused-v16.
+    assert dataclasses.replace(FUSED_V16, version="fused-v15", unaligned_rule=None) == FUSED_V15
+
+
 def test_fused_v10_is_fused_v8_measuring_with_a_model_fitted_on_both_pools(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,7 +173,7 @@ def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
         resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v15" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v16" in message and "sscd" in message
 
 
 def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
@@ -189,7 +197,7 @@ def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_overr
 
 
 def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v15", "sscd_distilled": "fused-v3-distilled"}
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v16", "sscd_distilled": "fused-v3-distilled"}
     for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
         assert VERIFIERS[version].fusion.embedder == embedder
     # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
@@ -214,7 +222,7 @@ def test_the_verifier_version_from_the_environment_wins_over_the_embedders_defau
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
     for settings, config in (
         # clip has no default of its own: the full SSCD's runs, uncalibrated.
-        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V15),
+        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V16),
         (
             Settings(
                 embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True

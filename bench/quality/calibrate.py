@@ -117,6 +117,8 @@ FEATURES_V12 = FEATURES_V9
 FEATURES_V14 = FEATURES_V12
 # fused-v15 (issue 11): fused-v14's, with the aligned-copy rule (imgdup_core.verifier_config.CopyRule) too.
 FEATURES_V15 = FEATURES_V14
+# fused-v16 (issue 11): fused-v15's, with the unaligned rule (imgdup_core.verifier_config.UnalignedRule) too.
+FEATURES_V16 = FEATURES_V15
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -131,6 +133,7 @@ MODELS = {
     "fused-v12": (FEATURES_V12, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v12.py")),
     "fused-v14": (FEATURES_V14, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v14.py")),
     "fused-v15": (FEATURES_V15, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v15.py")),
+    "fused-v16": (FEATURES_V16, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v16.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -9,7 +9,7 @@ import pytest
 
 from imgdup_core.clustering import ClusterSnapshot, plan_split
 from imgdup_core.evidence import Evidence
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V15, with_threshold
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V15, FUSED_V16, with_threshold
 from imgdup_core.verify import decide
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -93,3 +93,9 @@ def test_a_stricter_threshold_drops_the_rules_that_accept_under_the_fusions_cut(
     # A laxer cut keeps them.
     laxer = with_threshold(FUSED_V15, 0.9)
     assert laxer.copy_rule == FUSED_V15.copy_rule and laxer.overlay_rule == FUSED_V15.overlay_rule
+    # fused-v16's unaligned rule likewise: a flat copy nothing aligned, close in embedding and pHash.
+    flat = Evidence(2, False, 0.93, 0, False, None, overlap=0.0)
+    assert decide(flat, FUSED_V16).is_duplicate and not decide(flat, FUSED_V15).is_duplicate
+    assert with_threshold(FUSED_V16, 0.99).unaligned_rule is None
+    assert not decide(flat, with_threshold(FUSED_V16, 0.99)).is_duplicate
+    assert with_threshold(FUSED_V16, 0.9).unaligned_rule == FUSED_V16.unaligned_rule
