@@ -71,6 +71,15 @@ def contrast(rgb: np.ndarray, factor: float) -> np.ndarray:
     return np.asarray(ImageEnhance.Contrast(Image.fromarray(rgb)).enhance(factor))
 
 
+# Issue 11's flat blind spot: edits that leave a flat sky's copy no SIFT keypoint that matches the original's.
+SKY_EDITS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "brightness60": lambda x: brightness(x, 0.6),
+    "brightness50": lambda x: brightness(x, 0.5),
+    "contrast60": lambda x: contrast(x, 0.6),
+    "brightness70-contrast70": lambda x: contrast(brightness(x, 0.7), 0.7),
+}
+
+
 def mirror(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, ::-1])
 

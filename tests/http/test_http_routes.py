@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,46 +24,62 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WHEN = datetime(2024, 5, 1, 12, tzinfo=UTC)
 CLUSTER = str(uuid.UUID(int=900))
 KEPT, REJECTED, CANDIDATE = (str(uuid.UUID(int=n)) for n in (501, 502, 503))
+Conn = psycopg.Connection[Any]
 
 
 def _image(n: int) -> str:
     return str(uuid.UUID(int=n))
 
 
+def _ads(conn: Conn, ads: tuple[int, ...]) -> None:
+    """Ads with one indexed image each."""
+    for ad in ads:
+        row = (ad, f"s{ad}", WHEN, f"e{ad}")
+        conn.execute("INSERT INTO ads VALUES (%s, 'olx.pt', 'cars', %s, %s, %s)", row)
+        conn.execute(
+            "INSERT INTO images (image_id, ad_id, url, position, status, width, height, first_seen_at)"
+            " VALUES (%s, %s, %s, 0, 'indexed', 640, 480, %s)",
+            (_image(ad), ad, f"https://cdn.example.com/{ad}.jpg", WHEN),
+        )
+
+
+def _pair(
+    conn: Conn, pair: str, a: int, b: int, status: str, *, duplicate: bool = True, edge: bool = False
+) -> None:
+    """A verified pair of the two ads' images (an edge of their cluster when `edge`)."""
+    conn.execute(
+        "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, status, is_duplicate,"
+        " confidence, cosine, phash_distance, phash_mirrored, sift_inliers, sift_mirrored, ssim,"
+        " exact, embedding_model, verifier_version, decided_at, clustered_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, 0.9, 0.8, 4, false, 30, false, 0.75, false,"
+        " 'm1', 'v1', %s, %s)",
+        (pair, _image(a), _image(b), a, b, status, duplicate, WHEN, WHEN if edge else None),
+    )
+
+
+def _cluster(conn: Conn, cluster: str, ads: tuple[int, ...], confidence: float) -> None:
+    """One cluster of the ads' images (two edges)."""
+    conn.execute(
+        "INSERT INTO duplicate_clusters VALUES (%s, %s, %s, 2, %s, %s, %s, NULL)",
+        (cluster, len(ads), len(ads), confidence, WHEN, WHEN),
+    )
+    for ad in ads:
+        conn.execute("INSERT INTO cluster_members VALUES (%s, %s, %s, %s)", (_image(ad), cluster, ad, WHEN))
+
+
 def _seed(dsn: str) -> None:
     """Ads 1, 2, 3 with one image each: 1-2 a clustered duplicate, 1-3 clustered but rejected by a
     moderator, 2-3 a candidate not yet verified."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for ad in (1, 2, 3):
-            conn.execute(
-                "INSERT INTO ads VALUES (%s, 'olx.pt', 'cars', %s, %s, %s)", (ad, f"s{ad}", WHEN, f"e{ad}")
-            )
-            conn.execute(
-                "INSERT INTO images (image_id, ad_id, url, position, status, width, height, first_seen_at)"
-                " VALUES (%s, %s, %s, 0, 'indexed', 640, 480, %s)",
-                (_image(ad), ad, f"https://cdn.example.com/{ad}.jpg", WHEN),
-            )
-        for pair, a, b, status in ((KEPT, 1, 2, "clustered"), (REJECTED, 1, 3, "clustered")):
-            conn.execute(
-                "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, status, is_duplicate,"
-                " confidence, cosine, phash_distance, phash_mirrored, sift_inliers, sift_mirrored, ssim,"
-                " exact, embedding_model, verifier_version, decided_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, true, 0.9, 0.8, 4, false, 30, false, 0.75, false,"
-                " 'm1', 'v1', %s)",
-                (pair, _image(a), _image(b), a, b, status, WHEN),
-            )
+        _ads(conn, (1, 2, 3))
+        _pair(conn, KEPT, 1, 2, "clustered")
+        _pair(conn, REJECTED, 1, 3, "clustered")
         conn.execute(
             "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, cosine)"
             " VALUES (%s, %s, %s, 2, 3, 0.7)",
             (CANDIDATE, _image(2), _image(3)),
         )
-        conn.execute(
-            "INSERT INTO duplicate_clusters VALUES (%s, 3, 3, 2, 0.9, %s, %s, NULL)", (CLUSTER, WHEN, WHEN)
-        )
-        for ad in (1, 2, 3):
-            conn.execute(
-                "INSERT INTO cluster_members VALUES (%s, %s, %s, %s)", (_image(ad), CLUSTER, ad, WHEN)
-            )
+        _cluster(conn, CLUSTER, (1, 2, 3), 0.9)
 
 
 @pytest.fixture
@@ -105,35 +122,11 @@ def _seed_edits(dsn: str) -> str:
     11-12 rejected by the verifier; one cluster of the three. Returns the 11-12 pair's id."""
     edit_pair = str(uuid.UUID(int=512))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for ad in (10, 11, 12):
-            conn.execute(
-                "INSERT INTO ads VALUES (%s, 'olx.pt', 'cars', %s, %s, %s)", (ad, f"s{ad}", WHEN, f"e{ad}")
-            )
-            conn.execute(
-                "INSERT INTO images (image_id, ad_id, url, position, status, width, height, first_seen_at)"
-                " VALUES (%s, %s, %s, 0, 'indexed', 640, 480, %s)",
-                (_image(ad), ad, f"https://cdn.example.com/{ad}.jpg", WHEN),
-            )
-        for pair, a, b, status, duplicate in (
-            (str(uuid.UUID(int=510)), 10, 11, "clustered", True),
-            (str(uuid.UUID(int=511)), 10, 12, "clustered", True),
-            (edit_pair, 11, 12, "rejected", False),
-        ):
-            conn.execute(
-                "INSERT INTO duplicates (pair_id, image_a, image_b, ad_a, ad_b, status, is_duplicate,"
-                " confidence, cosine, phash_distance, phash_mirrored, sift_inliers, sift_mirrored, ssim,"
-                " exact, embedding_model, verifier_version, decided_at, clustered_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 0.9, 0.8, 4, false, 30, false, 0.75, false,"
-                " 'm1', 'v1', %s, %s)",
-                (pair, _image(a), _image(b), a, b, status, duplicate, WHEN, WHEN if duplicate else None),
-            )
-        cluster = str(uuid.UUID(int=901))
-        conn.execute(
-            "INSERT INTO duplicate_clusters VALUES (%s, 3, 3, 2, 0.93, %s, %s, NULL)", (cluster, WHEN, WHEN)
-        )
-        for ad in (10, 11, 12):
-            member = (_image(ad), cluster, ad, WHEN)
-            conn.execute("INSERT INTO cluster_members VALUES (%s, %s, %s, %s)", member)
+        _ads(conn, (10, 11, 12))
+        _pair(conn, str(uuid.UUID(int=510)), 10, 11, "clustered", edge=True)
+        _pair(conn, str(uuid.UUID(int=511)), 10, 12, "clustered", edge=True)
+        _pair(conn, edit_pair, 11, 12, "rejected", duplicate=False)
+        _cluster(conn, str(uuid.UUID(int=901)), (10, 11, 12), 0.93)
     return edit_pair
 
 
