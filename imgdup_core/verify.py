@@ -157,7 +157,7 @@ def _measure_in_order(
         if evidence.compared == _PAGE_AROUND_PHOTO:
             # One page whose disagreeing slot holds the framed photos (fused-v12): their comparison
             # (tried first) says whether they are one photo, whatever the page around them.
-            skipped = dataclasses.replace(evidence, compared="full/full")
+            skipped = dataclasses.replace(evidence, compared=WHOLE)
             continue
         framed_whole = not (photo_a or photo_b) and a.frames_photo and b.frames_photo
         if framed_whole and not _near_identical(evidence, config):
@@ -363,7 +363,7 @@ def _measure(
         found = (found[0], (1.0 - x1, y0, 1.0 - x0, y1))  # b's box in the mirrored b
     aligned = aligned_ssim(gray("a"), b_aligned, geometry.homography, config, found)
     mismatch = None
-    compared = "full/full"
+    compared = WHOLE
     if aligned is not None:
         # A shared page's slot that disagrees is the mismatch that counts (imgdup_core.slot).
         mismatch = round(aligned.mismatch if aligned.slot is None else max(aligned.mismatch, aligned.slot), 4)
