@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 
 from imgdup.http.auth import Access
 from imgdup.http.deps import PoolDep, allow
-from imgdup.http.models import AdDuplicates, AdIdPath
+from imgdup.http.duplicate_models import AdDuplicates
+from imgdup.http.models import AdIdPath
 from imgdup.store import moderation
 
 router = APIRouter(dependencies=[allow(Access.READ)])
