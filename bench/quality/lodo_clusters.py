@@ -34,13 +34,16 @@ def replay(links: Sequence[Link], rule: BridgeRule = PRODUCT_RULE) -> dict[str, 
         """Decide one link (an edge, or held); True when it made or changed a cluster."""
         ca, cb = cluster_of.get(link.image_a), cluster_of.get(link.image_b)
         if ca is not None and ca == cb:
+            # Inside one cluster (a held pair whose groups joined another way too): an edge, held no more.
+            if link in held:
+                held.remove(link)
             edges[ca].append(link)
             return False
         touched = {c for c in (ca, cb) if c is not None}
-        images = {link.image_a, link.image_b} | {m for c in touched for m in members[c]}
+        pieces = {link.image_a, link.image_b} | {m for c in touched for m in members[c]}
         these = [e for c in touched for e in edges[c]]
-        among = [h for h in held if h.image_a in images and h.image_b in images and h is not link]
-        if decide(rule, link, {i: ad[i] for i in images}, these, among, same_cluster=False) == "held":
+        among = [h for h in held if h.image_a in pieces and h.image_b in pieces and h is not link]
+        if decide(rule, link, {i: ad[i] for i in pieces}, these, among, same_cluster=False) == "held":
             if link not in held:
                 held.append(link)
             return False
@@ -60,11 +63,10 @@ def replay(links: Sequence[Link], rule: BridgeRule = PRODUCT_RULE) -> dict[str, 
 
     for link in links:
         changed = add(link)
-        while changed:  # a cluster gained an edge: the held pairs touching it, looked at again
+        while changed:  # a cluster gained an edge: the held pairs (each touches a cluster) looked at again
             changed = False
             for waiting in list(held):
-                if waiting in held and (waiting.image_a in cluster_of or waiting.image_b in cluster_of):
-                    changed = add(waiting) or changed
+                changed = add(waiting) or changed
     return dict(cluster_of)
 
 

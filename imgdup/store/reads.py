@@ -13,6 +13,30 @@ from imgdup.store.images import read_blob_columns
 from imgdup.store.pairs import evidence_fields
 
 
+def _other_ad(
+    ad_id: int,
+    source: str,
+    seller_id: str | None,
+    category: str | None,
+    match: str,
+    similarity: float,
+    *,
+    links: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One other ad of an ad's duplicates (imgdup.http.duplicate_models.DuplicateAd): matched by its own
+    verified `pairs` (filled in by the caller) or, with none, by the cluster `links`."""
+    return {
+        "ad_id": ad_id,
+        "source": source,
+        "seller_id": seller_id,
+        "category": category,
+        "similarity": similarity,
+        "match": match,
+        "pairs": [],
+        "links": links or [],
+    }
+
+
 async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[str, Any]]:
     """Other ads sharing duplicate images with `ad_id`, best match first, with per-pair evidence."""
     async with pool.connection() as conn:
@@ -37,16 +61,7 @@ async def duplicates_of_ad(pool: AsyncConnectionPool, ad_id: int) -> list[dict[s
         other = row["ad_b"] if mine_is_a else row["ad_a"]
         entry = by_ad.setdefault(
             other,
-            {
-                "ad_id": other,
-                "source": row["other_source"],
-                "seller_id": row["other_seller_id"],
-                "category": row["other_category"],
-                "similarity": 0.0,
-                "match": "pair",
-                "pairs": [],
-                "links": [],
-            },
+            _other_ad(other, row["other_source"], row["other_seller_id"], row["other_category"], "pair", 0.0),
         )
         entry["similarity"] = max(entry["similarity"], float(row["confidence"]))
         entry["pairs"].append(
@@ -108,16 +123,15 @@ async def cluster_mates_of_ad(
         rows = await cur.fetchall()
     total = int(rows[0]["total"]) if rows else 0
     return [
-        {
-            "ad_id": row["ad_id"],
-            "source": row["source"],
-            "seller_id": row["seller_id"],
-            "category": row["category"],
-            "similarity": float(row["similarity"]),
-            "match": "cluster",
-            "pairs": [],
-            "links": row["links"],
-        }
+        _other_ad(
+            row["ad_id"],
+            row["source"],
+            row["seller_id"],
+            row["category"],
+            "cluster",
+            float(row["similarity"]),
+            links=row["links"],
+        )
         for row in rows[:limit]
     ], total
 
