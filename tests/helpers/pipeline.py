@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,9 +31,11 @@ def read_topic(
     want: int | None = None,
     quiet: float | None = None,
     timeout: float = 60.0,
+    key: Callable[[Message], str] | None = None,
 ) -> list[Message]:
     """The topic's messages from its first offset, under a fresh consumer group; stops once `want`
-    have come, once none has come for `quiet` seconds, or after `timeout` seconds."""
+    have come (`want` different keys, with `key`: the topics are at-least-once, a repeat carries the
+    same event_id), once none has come for `quiet` seconds, or after `timeout` seconds."""
     # assign(), not subscribe(): no group join to wait for on the local broker.
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}", "enable.auto.commit": False}
@@ -43,7 +46,7 @@ def read_topic(
     started = last = time.monotonic()
     try:
         while time.monotonic() - started < timeout:
-            if want is not None and len(messages) >= want:
+            if want is not None and len(messages if key is None else {key(m) for m in messages}) >= want:
                 break
             if quiet is not None and time.monotonic() - last >= quiet:
                 break

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 from helpers.db import truncate
 from helpers.photos import REPOSTED, Make, photo, screenshot
 from helpers.pipeline import read_topic, wait_idle
@@ -180,8 +180,11 @@ def test_feed_is_verified_and_clustered_exactly(running: Running) -> None:
     assert httpx.get(f"{running.api}/api/v1/ads/424242").status_code == 404
 
     # The public events: one per duplicate pair (consumers dedupe by event_id), schema-valid.
-    events = read_topic(running.kafka, topics.DUPLICATES.name, want=len(EXPECTED_PAIRS))
-    parsed = {DuplicateEventV1.model_validate_json(m.value()).event_id: m for m in events}
+    def event_id(message: Message) -> str:
+        return DuplicateEventV1.model_validate_json(message.value()).event_id
+
+    events = read_topic(running.kafka, topics.DUPLICATES.name, want=len(EXPECTED_PAIRS), key=event_id)
+    parsed = {event_id(m): m for m in events}
     assert len(parsed) == len(EXPECTED_PAIRS)
     sample = DuplicateEventV1.model_validate_json(events[0].value())
     # The original is the ad the portal created first (created_at; here the accept time), not the
