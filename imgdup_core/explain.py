@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from imgdup_core.decode import load_rgb
-from imgdup_core.geometry import best_geometry
+from imgdup_core.geometry import align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
-from imgdup_core.sift import SiftFeatures, extract_features, sift_from_bytes
+from imgdup_core.sift import SiftFeatures, extract_features, extract_flat_features, sift_from_bytes
 from imgdup_core.verifier_config import DEFAULT_VERIFIER, VerifierConfig
 from imgdup_core.verify import ImageView, content_order_swaps, reversed_compared
 
@@ -98,19 +98,28 @@ def explain_pair(
     *,
     compared: str = "full/full",
     prefer_mirrored: bool = False,
+    cosine: float = 1.0,
     config: VerifierConfig = DEFAULT_VERIFIER,
 ) -> tuple[Explanation, np.ndarray, np.ndarray]:
     """The explanation, and the two compared copies (RGB) for overlay_panels. With both sides'
     pHashes, the alignment is recomputed in the order the verifier measured the pair in (its
-    inliers are the evidence's) and given back in a, b's order."""
+    inliers are the evidence's) and given back in a, b's order; `cosine` is the pair's embedding
+    cosine, which decides whether a flat picture is aligned again (config.flat_retry_min_cosine)."""
     if a.phash is not None and b.phash is not None:
         view_a, view_b = ImageView(None, a.phash, jpeg=a.jpeg), ImageView(None, b.phash, jpeg=b.jpeg)
         if content_order_swaps(view_a, view_b):
             swapped, rgb_b, rgb_a = _explain_in_order(
-                b, a, compared=reversed_compared(compared), prefer_mirrored=prefer_mirrored, config=config
+                b,
+                a,
+                compared=reversed_compared(compared),
+                prefer_mirrored=prefer_mirrored,
+                cosine=cosine,
+                config=config,
             )
             return _back_to_given_order(swapped, rgb_a, rgb_b), rgb_a, rgb_b
-    return _explain_in_order(a, b, compared=compared, prefer_mirrored=prefer_mirrored, config=config)
+    return _explain_in_order(
+        a, b, compared=compared, prefer_mirrored=prefer_mirrored, cosine=cosine, config=config
+    )
 
 
 def _mirror_matrix(width: int) -> np.ndarray:
@@ -139,7 +148,7 @@ def _back_to_given_order(swapped: Explanation, rgb_a: np.ndarray, rgb_b: np.ndar
 
 
 def _explain_in_order(
-    a: Side, b: Side, *, compared: str, prefer_mirrored: bool, config: VerifierConfig
+    a: Side, b: Side, *, compared: str, prefer_mirrored: bool, cosine: float, config: VerifierConfig
 ) -> tuple[Explanation, np.ndarray, np.ndarray]:
     photo_a, photo_b = (part == "photo" for part in [*compared.split("/"), "full", "full"][:2])
     photo_a, photo_b = photo_a and a.photo_jpeg is not None, photo_b and b.photo_jpeg is not None
@@ -153,6 +162,16 @@ def _explain_in_order(
     box_b = b.photo_box if photo_b else None
     geometry = best_geometry(
         feats_a, feats_b, (feats_a.height, feats_a.width), prefer_mirrored=prefer_mirrored, config=config
+    )
+    geometry = align_flat_again(
+        geometry,
+        feats_a,
+        feats_b,
+        flat_a=lambda: extract_flat_features(working_gray(rgb_a, config), config),
+        flat_b=lambda: extract_flat_features(working_gray(rgb_b, config), config),
+        prefer_mirrored=prefer_mirrored,
+        cosine=cosine,
+        config=config,
     )
     kind = f"{'photo' if photo_a else 'full'}/{'photo' if photo_b else 'full'}"
     if geometry is None or not geometry.plausible or geometry.inliers_a is None or geometry.inliers_b is None:

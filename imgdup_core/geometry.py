@@ -3,6 +3,7 @@ whether it can be a copy-edit (plausibility, overlap, inlier spread)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -11,7 +12,7 @@ import numpy as np
 from imgdup_core.sift import SiftFeatures, mirrored, ratio_test_matches
 from imgdup_core.verifier_config import VerifierConfig
 
-__all__ = ["Geometry", "best_geometry", "plausible_shares"]
+__all__ = ["Geometry", "align_flat_again", "best_geometry", "plausible_shares"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,39 @@ def best_geometry(
         if best.plausible and best.inliers >= config.conclusive_inliers:
             break
     return best
+
+
+def align_flat_again(
+    first: Geometry | None,
+    feats_a: SiftFeatures,
+    feats_b: SiftFeatures,
+    *,
+    flat_a: Callable[[], SiftFeatures],
+    flat_b: Callable[[], SiftFeatures],
+    prefer_mirrored: bool,
+    cosine: float,
+    config: VerifierConfig,
+) -> Geometry | None:
+    """best_geometry's answer `first`, or, where it found no plausible alignment and a picture has
+    fewer keypoints than config.flat_retry_keypoints, the alignment found again with that picture's
+    low-contrast features (flat_a / flat_b: sift.extract_flat_features of the same working copy)
+    when that one is plausible (fused-v17). A flat, small or blurred photo gives SIFT too few
+    keypoints at the default contrast to align a rotated, cropped or watermarked copy of itself."""
+    minimum = config.flat_retry_keypoints
+    if (first is not None and first.plausible) or minimum <= 0 or cosine < config.flat_retry_min_cosine:
+        return first
+    again_a = len(feats_a.points) < minimum
+    again_b = len(feats_b.points) < minimum
+    if not (again_a or again_b):
+        return first
+    again = best_geometry(
+        flat_a() if again_a else feats_a,
+        flat_b() if again_b else feats_b,
+        (feats_a.height, feats_a.width),
+        prefer_mirrored=prefer_mirrored,
+        config=config,
+    )
+    return again if again is not None and again.plausible else first
 
 
 def _fit_homography(

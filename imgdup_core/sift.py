@@ -19,6 +19,7 @@ __all__ = [
     "FeatureCache",
     "SiftFeatures",
     "extract_features",
+    "extract_flat_features",
     "extract_sift",
     "mirrored",
     "ratio_test_matches",
@@ -49,6 +50,20 @@ def extract_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
         keypoints, descriptors = _detect_two_pass(gray, config)
     else:
         keypoints, descriptors = _detect(gray, config.sift_features, config.sift_contrast)
+    return _as_features(gray, keypoints, descriptors)
+
+
+def extract_flat_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
+    """The SIFT features of a working copy at the low-texture contrast threshold
+    (config.sift_low_texture_contrast), in one pass: a flat picture's second chance to align
+    (config.flat_retry_keypoints). Never stored."""
+    keypoints, descriptors = _detect(gray, config.sift_features, config.sift_low_texture_contrast)
+    return _as_features(gray, keypoints, descriptors)
+
+
+def _as_features(
+    gray: np.ndarray, keypoints: Sequence[cv2.KeyPoint], descriptors: np.ndarray | None
+) -> SiftFeatures:
     h, w = gray.shape
     if descriptors is None or not keypoints:
         return SiftFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), w, h)
@@ -140,17 +155,19 @@ class FeatureCache:
         with self._lock:
             return len(self._entries)
 
-    def features(self, gray: np.ndarray, config: VerifierConfig) -> SiftFeatures:
-        """extract_features(gray, config), from the cache when these pixels were extracted lately."""
+    def features(self, gray: np.ndarray, config: VerifierConfig, *, flat: bool = False) -> SiftFeatures:
+        """extract_features(gray, config), or extract_flat_features with `flat`, from the cache when
+        these pixels were extracted so lately."""
         digest = hashlib.blake2b(gray.tobytes(), digest_size=16)
-        digest.update(f"{gray.shape}:{_settings(config)}".encode())
+        settings = (config.sift_features, round(config.sift_low_texture_contrast * 10_000)) if flat else None
+        digest.update(f"{gray.shape}:{_settings(config)}:{settings}".encode())
         key = digest.digest()
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
                 self._entries.move_to_end(key)
                 return cached
-        features = extract_features(gray, config)
+        features = extract_flat_features(gray, config) if flat else extract_features(gray, config)
         with self._lock:
             self._entries[key] = features
             while len(self._entries) > self._size:

@@ -136,6 +136,14 @@ class VerifierConfig:
     sift_contrast: float = 0.04
     sift_low_texture_keypoints: int = 0
     sift_low_texture_contrast: float = 0.01
+    # Where nothing aligned and a picture has fewer stored keypoints than this, that picture's features
+    # are extracted again at sift_low_texture_contrast for a second alignment (fused-v17; 0 before): the
+    # stored features stay the one-pass ones, so only such pairs pay for it (see
+    # imgdup_core.geometry.align_flat_again).
+    flat_retry_keypoints: int = 0
+    # ...and only where the embedding cosine is at least this: most flat pairs are different photos
+    # (fused-v17).
+    flat_retry_min_cosine: float = 0.0
     ratio_test: float = 0.75
     ransac_reproj_px: float = 3.0
     min_matches: int = 8
@@ -316,6 +324,12 @@ FUSED_V15 = dataclasses.replace(FUSED_V14, version="fused-v15", copy_rule=CopyRu
 # (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v16*.md).
 FUSED_V16 = dataclasses.replace(FUSED_V15, version="fused-v16", unaligned_rule=UnalignedRule())
 
+# fused-v16 with a second alignment for flat pictures (issue 11, flat_retry_keypoints): where nothing
+# aligned and a picture has fewer than 50 keypoints at the default contrast, its features are extracted again
+# at the low-texture contrast and the pair aligned again (imgdup_core.geometry.align_flat_again). Same stored
+# features, candidates, model, rules and evidence as fused-v16.
+FUSED_V17 = dataclasses.replace(FUSED_V16, version="fused-v17", flat_retry_keypoints=50)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -336,6 +350,7 @@ VERIFIERS = {
         FUSED_V14,
         FUSED_V15,
         FUSED_V16,
+        FUSED_V17,
         FUSED_V3_DISTILLED,
     )
 }

@@ -13,13 +13,14 @@ import numpy as np
 
 from imgdup_core.evidence import Evidence, Verdict
 from imgdup_core.fusion import duplicate_probability
-from imgdup_core.geometry import best_geometry
+from imgdup_core.geometry import align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_distance, phash_pair
 from imgdup_core.sift import (
     FeatureCache,
     SiftFeatures,
     extract_features,
+    extract_flat_features,
     extract_sift,
     sift_from_bytes,
     sift_to_bytes,
@@ -335,15 +336,25 @@ def _measure(
             grays[side] = working_gray((load_a if side == "a" else load_b)(), config)
         return grays[side]
 
-    def features(side: str) -> SiftFeatures:
-        return (
-            cache.features(gray(side), config) if cache is not None else extract_features(gray(side), config)
-        )
+    def features(side: str, flat: bool = False) -> SiftFeatures:
+        if cache is not None:
+            return cache.features(gray(side), config, flat=flat)
+        return (extract_flat_features if flat else extract_features)(gray(side), config)
 
     feats_a = sift_a if sift_a is not None else features("a")
     feats_b = sift_b if sift_b is not None else features("b")
     geometry = best_geometry(
         feats_a, feats_b, (feats_a.height, feats_a.width), prefer_mirrored=phash_mirrored, config=config
+    )
+    geometry = align_flat_again(
+        geometry,
+        feats_a,
+        feats_b,
+        flat_a=partial(features, "a", True),
+        flat_b=partial(features, "b", True),
+        prefer_mirrored=phash_mirrored,
+        cosine=cosine,
+        config=config,
     )
     if geometry is None or not geometry.plausible:
         return Evidence(

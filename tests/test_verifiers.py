@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imgdup import cli
@@ -20,6 +21,7 @@ from imgdup_core import (
     fusion_weights_v7,
     fusion_weights_v10,
 )
+from imgdup_core.sift import SiftFeatures, sift_from_bytes, sift_to_bytes
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
     DEFAULT_VERIFIER_FOR_EMBEDDER,
@@ -35,6 +37,7 @@ from imgdup_core.verifier_config import (
     FUSED_V14,
     FUSED_V15,
     FUSED_V16,
+    FUSED_V17,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -143,6 +146,17 @@ def test_fused_v16_is_fused_v15_with_the_unaligned_rule() -> None:
     assert FUSED_V16.unaligned_rule == UnalignedRule() and FUSED_V15.unaligned_rule is None
     # Nothing else differs: fused-v15's stored features, candidates and model stay valid under fused-v16.
     assert dataclasses.replace(FUSED_V16, version="fused-v15", unaligned_rule=None) == FUSED_V15
+
+
+def test_fused_v17_is_fused_v16_with_a_second_alignment_for_flat_pictures() -> None:
+    assert VERIFIERS["fused-v17"] is FUSED_V17 and FUSED_V17.fusion == FUSED_V16.fusion
+    assert FUSED_V17.flat_retry_keypoints == 50 and FUSED_V16.flat_retry_keypoints == 0
+    # Nothing else differs, and the stored features are fused-v16's (format 1): either version reads the
+    # other's, so switching needs no migration and no extraction again.
+    assert dataclasses.replace(FUSED_V17, version="fused-v16", flat_retry_keypoints=0) == FUSED_V16
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    blob = sift_to_bytes(features, FUSED_V17)
+    assert blob == sift_to_bytes(features, FUSED_V16) and sift_from_bytes(blob, FUSED_V16) is not None
 
 
 def test_fused_v10_is_fused_v8_measuring_with_a_model_fitted_on_both_pools(

@@ -119,6 +119,8 @@ FEATURES_V14 = FEATURES_V12
 FEATURES_V15 = FEATURES_V14
 # fused-v16 (issue 11): fused-v15's, with the unaligned rule (imgdup_core.verifier_config.UnalignedRule) too.
 FEATURES_V16 = FEATURES_V15
+# fused-v17 (issue 11): fused-v16's, with a flat picture's second alignment (flat_retry_keypoints).
+FEATURES_V17 = FEATURES_V16
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -134,6 +136,7 @@ MODELS = {
     "fused-v14": (FEATURES_V14, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v14.py")),
     "fused-v15": (FEATURES_V15, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v15.py")),
     "fused-v16": (FEATURES_V16, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v16.py")),
+    "fused-v17": (FEATURES_V17, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v17.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -357,7 +357,7 @@ async def pair_for_explanation(pool: AsyncConnectionPool, pair_id: str, blobs: B
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             "SELECT pair_id::text AS pair_id, image_a::text AS image_a, image_b::text AS image_b,"
-            " ad_a, ad_b, compared, sift_inliers, sift_mirrored, phash_mirrored, verifier_version"
+            " ad_a, ad_b, compared, sift_inliers, sift_mirrored, phash_mirrored, verifier_version, cosine"
             " FROM duplicates WHERE pair_id = %s",
             (pair_id,),
         )

@@ -29,6 +29,8 @@ def photos() -> dict[str, np.ndarray]:
         "moto_right": right,
         # Flat and low-texture (issue 11): SIFT at the default contrast finds ~90 keypoints.
         "moon": np.repeat(data.moon()[:, :, None], 3, axis=2),
+        # Motion-blurred (issue 11): 4 keypoints at the default contrast as a 160-pixel thumbnail.
+        "clock": np.repeat(data.clock()[:, :, None], 3, axis=2),
     }
 
 

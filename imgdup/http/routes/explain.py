@@ -65,6 +65,7 @@ async def _explain(
             b,
             compared=pair["compared"] or "full/full",
             prefer_mirrored=bool(pair["sift_mirrored"] or pair["phash_mirrored"]),
+            cosine=float(pair["cosine"]),
             config=config,
         )
     )
