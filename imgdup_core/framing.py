@@ -266,10 +266,26 @@ def _flat_bar_bounded_box(
         counts[max(0, level - 2 * band) : level + 2 * band + 1] = 0.0
     for level in levels:
         mask = flat & (np.abs(gray - level) <= band)
+        if not _may_hold_a_bar(mask, config):
+            continue
         picture = _between_bars(mask.astype(np.uint8), textured, config, trim=True)
         if picture is not None:
             return picture
     return None
+
+
+def _may_hold_a_bar(mask: np.ndarray, config: FramingConfig) -> bool:
+    """False when no component of `mask` can be a bar (_between_bars), even trimmed, so that its
+    connected components need not be labelled (most levels of a flat photo that frames nothing). A bar
+    fills bar_fill of a box whose width is min_bar_length of the picture's (or whose height is of its
+    height): some row of the box then holds bar_fill x that width of the mask's pixels (some column,
+    that height)."""
+    height, width = mask.shape
+    least = config.bar_fill * config.min_bar_length * (1 - 1e-9)
+    return bool(
+        mask.sum(axis=1, dtype=np.int32).max(initial=0) >= least * width
+        or mask.sum(axis=0, dtype=np.int32).max(initial=0) >= least * height
+    )
 
 
 def _between_bars(
@@ -284,10 +300,14 @@ def _between_bars(
         return max(w / width, h / height) >= config.min_bar_length and max(w, h) >= config.min_side
 
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bar_mask, connectivity=4)
+    # long_enough over every component at once: a flat page's mask holds thousands of specks.
+    sizes = stats[1:count, 2:4].astype(np.float64)
+    long = (np.maximum(sizes[:, 0] / width, sizes[:, 1] / height) >= config.min_bar_length) & (
+        sizes.max(axis=1, initial=0) >= config.min_side
+    )
     bars = []
-    for index, (x, y, w, h, area) in enumerate(stats[1:count], start=1):
-        if not long_enough(w, h):
-            continue
+    for index in np.flatnonzero(long) + 1:
+        x, y, w, h, area = (int(value) for value in stats[index])
         if trim:  # trimming only shortens a bar: check it again
             x, y, w, h, area = _trimmed(labels[y : y + h, x : x + w] == index, int(x), int(y))
             if not long_enough(w, h):

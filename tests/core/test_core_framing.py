@@ -202,3 +202,30 @@ def test_screenshots_of_different_photos_are_not_duplicates(photos: dict[str, np
     # Two screenshots of one photo are.
     c = _view(listing_screenshot(photos["coffee"]))
     assert verify_images(b, c, cosine=0.9).is_duplicate
+
+
+def test_a_level_without_a_long_enough_row_or_column_is_not_labelled() -> None:
+    # _may_hold_a_bar skips labelling a flat level's mask: it must never skip one that holds a bar.
+    from imgdup_core.framing import _between_bars, _may_hold_a_bar
+
+    config = DEFAULT_FRAMING
+    height, width = 200, 300
+    textured = np.zeros((height, width), bool)
+    textured[40:160, 60:240] = True
+    shortest = int(np.ceil(config.min_bar_length * width))  # a bar's least length along x
+    bars = np.zeros((height, width), np.uint8)
+    bars[40:160, 20 : 20 + max(config.min_side // 4, 4)] = 1  # two pillar bars, 120 rows tall
+    bars[40:160, 260 : 260 + max(config.min_side // 4, 4)] = 1
+    assert _may_hold_a_bar(bars.astype(bool), config)
+    assert _between_bars(bars, textured, config, trim=True) is not None
+    # Specks and short strokes: no row reaches bar_fill x the shortest bar, no column either.
+    specks = np.zeros((height, width), bool)
+    specks[::13, ::13] = True
+    specks[50, 10 : 10 + int(config.bar_fill * shortest) - 1] = True
+    least = config.bar_fill * config.min_bar_length
+    assert specks.sum(axis=1).max() < least * width and specks.sum(axis=0).max() < least * height
+    assert not _may_hold_a_bar(specks, config)
+    assert _between_bars(specks.astype(np.uint8), textured, config, trim=True) is None
+    # One row long enough is all it takes to be labelled.
+    specks[60, 10 : 10 + shortest] = True
+    assert _may_hold_a_bar(specks, config)
