@@ -57,8 +57,19 @@ def extract_flat_features(gray: np.ndarray, config: VerifierConfig) -> SiftFeatu
     """The SIFT features of a working copy at the low-texture contrast threshold
     (config.sift_low_texture_contrast), in one pass: a flat picture's second chance to align
     (config.flat_retry_keypoints). Never stored."""
-    keypoints, descriptors = _detect(gray, config.sift_features, config.sift_low_texture_contrast)
-    return _as_features(gray, keypoints, descriptors)
+    scale = config.flat_retry_scale
+    if scale == 1.0:
+        keypoints, descriptors = _detect(gray, config.sift_features, config.sift_low_texture_contrast)
+        return _as_features(gray, keypoints, descriptors)
+    h, w = gray.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    keypoints, descriptors = _detect(small, config.sift_features, config.sift_low_texture_contrast)
+    found = _as_features(small, keypoints, descriptors)
+    # Back in the working copy's coordinates, where the alignment and SSIM read them.
+    points = found.points * np.array([w / size[0], h / size[1]], dtype=np.float32)
+    points.setflags(write=False)
+    return SiftFeatures(points, found.descriptors, w, h)
 
 
 def _as_features(
@@ -159,7 +170,11 @@ class FeatureCache:
         """extract_features(gray, config), or extract_flat_features with `flat`, from the cache when
         these pixels were extracted so lately."""
         digest = hashlib.blake2b(gray.tobytes(), digest_size=16)
-        settings = (config.sift_features, round(config.sift_low_texture_contrast * 10_000)) if flat else None
+        settings = (
+            (config.sift_features, round(config.sift_low_texture_contrast * 10_000), config.flat_retry_scale)
+            if flat
+            else None
+        )
         digest.update(f"{gray.shape}:{_settings(config)}:{settings}".encode())
         key = digest.digest()
         with self._lock:

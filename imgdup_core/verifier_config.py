@@ -144,6 +144,9 @@ class VerifierConfig:
     # ...and only where the embedding cosine is at least this: most flat pairs are different photos
     # (fused-v17).
     flat_retry_min_cosine: float = 0.0
+    # ...on a copy of the working copy this much smaller (fused-v18): OpenCV's SIFT doubles its input first,
+    # so a half-size pass costs a sixth of a full one, and a flat picture has no fine detail to lose.
+    flat_retry_scale: float = 1.0
     ratio_test: float = 0.75
     ransac_reproj_px: float = 3.0
     min_matches: int = 8
@@ -330,6 +333,13 @@ FUSED_V16 = dataclasses.replace(FUSED_V15, version="fused-v16", unaligned_rule=U
 # features, candidates, model, rules and evidence as fused-v16.
 FUSED_V17 = dataclasses.replace(FUSED_V16, version="fused-v17", flat_retry_keypoints=50)
 
+# fused-v17's second alignment at a fraction of its cost (issue 11: fused-v17 took 1.37x a02148a's worker CPU
+# on the throughput feed, whose tiles are 40 % flat): only where the embedding cosine is at least 0.5, and on
+# a half-size copy. Same stored features, candidates, model, rules and evidence as fused-v16.
+FUSED_V18 = dataclasses.replace(
+    FUSED_V17, version="fused-v18", flat_retry_min_cosine=0.5, flat_retry_scale=0.5
+)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -351,6 +361,7 @@ VERIFIERS = {
         FUSED_V15,
         FUSED_V16,
         FUSED_V17,
+        FUSED_V18,
         FUSED_V3_DISTILLED,
     )
 }

@@ -38,6 +38,7 @@ from imgdup_core.verifier_config import (
     FUSED_V15,
     FUSED_V16,
     FUSED_V17,
+    FUSED_V18,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -157,6 +158,14 @@ def test_fused_v17_is_fused_v16_with_a_second_alignment_for_flat_pictures() -> N
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     blob = sift_to_bytes(features, FUSED_V17)
     assert blob == sift_to_bytes(features, FUSED_V16) and sift_from_bytes(blob, FUSED_V16) is not None
+
+
+def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:
+    assert VERIFIERS["fused-v18"] is FUSED_V18
+    assert (FUSED_V18.flat_retry_min_cosine, FUSED_V18.flat_retry_scale) == (0.5, 0.5)
+    assert dataclasses.replace(
+        FUSED_V18, version="fused-v17", flat_retry_min_cosine=0.0, flat_retry_scale=1.0
+    ) == (FUSED_V17)
 
 
 def test_fused_v10_is_fused_v8_measuring_with_a_model_fitted_on_both_pools(

@@ -121,6 +121,8 @@ FEATURES_V15 = FEATURES_V14
 FEATURES_V16 = FEATURES_V15
 # fused-v17 (issue 11): fused-v16's, with a flat picture's second alignment (flat_retry_keypoints).
 FEATURES_V17 = FEATURES_V16
+# fused-v18 (issue 11): fused-v17's, its second alignment gated by the cosine and on a half-size copy.
+FEATURES_V18 = FEATURES_V17
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -137,6 +139,7 @@ MODELS = {
     "fused-v15": (FEATURES_V15, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v15.py")),
     "fused-v16": (FEATURES_V16, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v16.py")),
     "fused-v17": (FEATURES_V17, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v17.py")),
+    "fused-v18": (FEATURES_V18, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v18.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -16,7 +16,7 @@ from imgdup_core.geometry import Geometry, align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import FeatureCache, SiftFeatures, extract_features, extract_flat_features
-from imgdup_core.verifier_config import FUSED_V16, FUSED_V17
+from imgdup_core.verifier_config import FUSED_V16, FUSED_V17, FUSED_V18, VerifierConfig
 from imgdup_core.verify import ImageView, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
@@ -43,9 +43,13 @@ def _blurred_rocket(photos: dict[str, np.ndarray]) -> np.ndarray:
 FLAT_PHOTOS = {"small_clock": _small_clock, "blurred_rocket": _blurred_rocket}
 
 
+@pytest.mark.parametrize("config", [FUSED_V17, FUSED_V18], ids=["fused-v17", "fused-v18"])
 @pytest.mark.parametrize("photo", list(FLAT_PHOTOS.values()), ids=list(FLAT_PHOTOS))
 def test_a_cropped_copy_of_a_flat_photo_aligns_the_second_time(
-    photos: dict[str, np.ndarray], cosine: Cosine, photo: Callable[[dict[str, np.ndarray]], np.ndarray]
+    photos: dict[str, np.ndarray],
+    cosine: Cosine,
+    photo: Callable[[dict[str, np.ndarray]], np.ndarray],
+    config: VerifierConfig,
 ) -> None:
     # Cropped 15 % a side, the copy keeps too few of the photo's few keypoints to align: fused-v16 rejects it
     # (0 inliers; cosine 0.67-0.83 and pHash 16-24 stay outside the unaligned rule). Extracted again at the
@@ -56,10 +60,14 @@ def test_a_cropped_copy_of_a_flat_photo_aligns_the_second_time(
     views, similarity = (_view(original), _view(copy)), cosine(original, copy)
     before = verify_images(*views, cosine=similarity, config=FUSED_V16)
     assert before.evidence.sift_inliers == 0 and not before.is_duplicate, before
-    after = verify_images(*views, cosine=similarity, config=FUSED_V17)
+    assert similarity >= config.flat_retry_min_cosine
+    after = verify_images(*views, cosine=similarity, config=config)
     assert after.is_duplicate and after.evidence.ssim is not None, after
     assert after.evidence.sift_inliers >= 10 and after.evidence.overlap > 0.95, after
-    assert after.score > FUSED_V17.fusion.threshold, after  # the fusion's verdict, not a rule's
+    assert after.score > config.fusion.threshold, after  # the fusion's verdict, not a rule's
+    # Under fused-v18's cosine gate the same pair is not aligned again: rejected, as by fused-v16.
+    gated = dataclasses.replace(config, flat_retry_min_cosine=similarity + 0.01)
+    assert not verify_images(*views, cosine=similarity, config=gated).is_duplicate
 
 
 @pytest.mark.parametrize(
@@ -69,8 +77,9 @@ def test_two_different_flat_photos_stay_different(
     photos: dict[str, np.ndarray], cosine: Cosine, one: str, other: str
 ) -> None:
     a, b = pipeline_copy(FLAT_PHOTOS[one](photos)), pipeline_copy(FLAT_PHOTOS[other](photos))
-    verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=FUSED_V17)
-    assert not verdict.is_duplicate, verdict
+    for config in (FUSED_V17, FUSED_V18):
+        verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
+        assert not verdict.is_duplicate, verdict
 
 
 @pytest.mark.parametrize(("one", "other"), [("rocket", "camera"), ("rocket", "moon"), ("camera", "moon")])
@@ -80,8 +89,9 @@ def test_flat_regions_of_different_photos_stay_different(
     # The unaligned rule's flat regions (tests/core/test_core_unaligned_rule.py), aligned again: still apart.
     a = pipeline_copy(photos[one][:200, :300])
     b = pipeline_copy(photos[other][:200, :300])
-    verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=FUSED_V17)
-    assert not verdict.is_duplicate, verdict
+    for config in (FUSED_V17, FUSED_V18):
+        verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
+        assert not verdict.is_duplicate, verdict
 
 
 class _Counted:
@@ -145,3 +155,17 @@ def test_the_feature_cache_keeps_flat_features_apart(photos: dict[str, np.ndarra
     assert len(cache) == 2 and len(flat.points) > len(one_pass.points)
     assert cache.features(gray, FUSED_V17, flat=True) is flat
     assert np.array_equal(flat.descriptors, extract_flat_features(gray, FUSED_V17).descriptors)
+
+
+def test_half_size_flat_features_are_in_the_working_copys_coordinates(photos: dict[str, np.ndarray]) -> None:
+    gray = working_gray(pipeline_copy(_blurred_rocket(photos)), FUSED_V18)
+    half, full = extract_flat_features(gray, FUSED_V18), extract_flat_features(gray, FUSED_V17)
+    assert (half.width, half.height) == (full.width, full.height) == (gray.shape[1], gray.shape[0])
+    assert len(half.points) > 0 and not half.points.flags.writeable
+    assert half.points[:, 0].max() < gray.shape[1] and half.points[:, 1].max() < gray.shape[0]
+    # The strongest keypoints of the half-size pass sit where the full-size pass found keypoints too.
+    nearest = np.linalg.norm(half.points[:, None, :] - full.points[None, :, :], axis=2).min(axis=1)
+    assert float(np.median(nearest)) < 3.0
+    cache = FeatureCache()
+    assert cache.features(gray, FUSED_V18, flat=True) is not cache.features(gray, FUSED_V17, flat=True)
+    assert len(cache) == 2
