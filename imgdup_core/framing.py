@@ -306,10 +306,10 @@ def _between_bars(
         sizes.max(axis=1, initial=0) >= config.min_side
     )
     bars = []
-    for index in np.flatnonzero(long) + 1:
-        x, y, w, h, area = (int(value) for value in stats[index])
+    for label in (np.flatnonzero(long) + 1).tolist():
+        x, y, w, h, area = (int(value) for value in stats[label])
         if trim:  # trimming only shortens a bar: check it again
-            x, y, w, h, area = _trimmed(labels[y : y + h, x : x + w] == index, int(x), int(y))
+            x, y, w, h, area = _trimmed(labels[y : y + h, x : x + w] == label, x, y)
             if not long_enough(w, h):
                 continue
         if area >= config.bar_fill * w * h:

@@ -141,8 +141,8 @@ class VerifierConfig:
     # stored features stay the one-pass ones, so only such pairs pay for it (see
     # imgdup_core.geometry.align_flat_again).
     flat_retry_keypoints: int = 0
-    # ...and only where the embedding cosine is at least this: most flat pairs are different photos
-    # (fused-v17).
+    # ...and only where the embedding cosine is at least this (fused-v18; 0 before): most flat pairs that
+    # align nowhere are different photos.
     flat_retry_min_cosine: float = 0.0
     # ...on a copy of the working copy this much smaller (fused-v18): OpenCV's SIFT doubles its input first,
     # so a half-size pass costs a sixth of a full one, and a flat picture has no fine detail to lose.
