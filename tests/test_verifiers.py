@@ -39,6 +39,7 @@ from imgdup_core.verifier_config import (
     FUSED_V16,
     FUSED_V17,
     FUSED_V18,
+    FUSED_V19,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -158,6 +159,11 @@ def test_fused_v17_is_fused_v16_with_a_second_alignment_for_flat_pictures() -> N
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     blob = sift_to_bytes(features, FUSED_V17)
     assert blob == sift_to_bytes(features, FUSED_V16) and sift_from_bytes(blob, FUSED_V16) is not None
+
+
+def test_fused_v19_is_fused_v18_aligning_again_above_a_higher_cosine() -> None:
+    assert VERIFIERS["fused-v19"] is FUSED_V19 and FUSED_V19.flat_retry_min_cosine == 0.6
+    assert dataclasses.replace(FUSED_V19, version="fused-v18", flat_retry_min_cosine=0.5) == FUSED_V18
 
 
 def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:

@@ -123,6 +123,8 @@ FEATURES_V16 = FEATURES_V15
 FEATURES_V17 = FEATURES_V16
 # fused-v18 (issue 11): fused-v17's, its second alignment gated by the cosine and on a half-size copy.
 FEATURES_V18 = FEATURES_V17
+# fused-v19 (issue 11): fused-v18's, its second alignment only at a cosine >= 0.6.
+FEATURES_V19 = FEATURES_V18
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -140,6 +142,7 @@ MODELS = {
     "fused-v16": (FEATURES_V16, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v16.py")),
     "fused-v17": (FEATURES_V17, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v17.py")),
     "fused-v18": (FEATURES_V18, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v18.py")),
+    "fused-v19": (FEATURES_V19, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v19.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
