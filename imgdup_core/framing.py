@@ -31,6 +31,7 @@ backdrop check 16 others gained a false box.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -296,15 +297,15 @@ def _between_bars(
     (a product's soft shadow of the bar's grey, touching the bar from inside the picture)."""
     height, width = bar_mask.shape
 
-    def long_enough(w: int, h: int) -> bool:
-        return max(w / width, h / height) >= config.min_bar_length and max(w, h) >= config.min_side
+    def long_enough(w: Any, h: Any) -> Any:
+        """Whether a w x h box is long enough for a bar (element-wise over arrays)."""
+        return (np.maximum(w / width, h / height) >= config.min_bar_length) & (
+            np.maximum(w, h) >= config.min_side
+        )
 
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bar_mask, connectivity=4)
-    # long_enough over every component at once: a flat page's mask holds thousands of specks.
-    sizes = stats[1:count, 2:4].astype(np.float64)
-    long = (np.maximum(sizes[:, 0] / width, sizes[:, 1] / height) >= config.min_bar_length) & (
-        sizes.max(axis=1, initial=0) >= config.min_side
-    )
+    # Every component at once: a flat page's mask holds thousands of specks.
+    long = long_enough(stats[1:count, 2].astype(np.float64), stats[1:count, 3].astype(np.float64))
     bars = []
     for label in (np.flatnonzero(long) + 1).tolist():
         x, y, w, h, area = (int(value) for value in stats[label])

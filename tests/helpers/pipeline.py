@@ -43,16 +43,19 @@ def read_topic(
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     messages: list[Message] = []
+    keys: set[str] = set()
     started = last = time.monotonic()
     try:
         while time.monotonic() - started < timeout:
-            if want is not None and len(messages if key is None else {key(m) for m in messages}) >= want:
+            if want is not None and len(messages if key is None else keys) >= want:
                 break
             if quiet is not None and time.monotonic() - last >= quiet:
                 break
             message = consumer.poll(0.5)
             if message is not None and message.error() is None:
                 messages.append(message)
+                if key is not None:
+                    keys.add(key(message))
                 last = time.monotonic()
     finally:
         consumer.close()
