@@ -3,6 +3,7 @@ overlap and the share of it where the pictures disagree."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -33,6 +34,8 @@ SLOT_HOLDS_PHOTO = "inferred, holding a framed photo"
 _SLOTS = SlotConfig()
 # fused-v12's: the slot's fill also counted over its textured blocks (SlotConfig.min_textured_fill).
 _TEXTURED_FILL_SLOTS = SlotConfig(textured_fill=True)
+# fused-v20's for a slot beside both framed photos' boxes (VerifierConfig.slot_beside_boxes): any fill.
+_ANY_FILL_SLOTS = SlotConfig(min_fill=0.0)
 _OVERLAY_RULE = OverlayRule()
 
 
@@ -140,6 +143,14 @@ def aligned_ssim(
     )
     rule = config.overlay_rule
     evenness = disagreement_evenness(maps, rule) if rule is not None else None
+    if inferred is None and config.small_slot_min_area is not None and in_a and config.shared_page_decides:
+        small = shared_page_slot(maps, _small_slots(config))
+        if small is not None and holds_the_boxes(small.box, in_a):
+            return Aligned(ssim, mismatch, small.share, SLOT_HOLDS_PHOTO, evenness)
+    if inferred is None and config.slot_beside_boxes and len(in_a) == 2:
+        beside = shared_page_slot(maps, _ANY_FILL_SLOTS)
+        if beside is not None and not any(holds_the_boxes(beside.box, [box]) for box in in_a):
+            return Aligned(ssim, mismatch, beside.share, SLOT_INFERRED, evenness)
     if inferred is not None:
         holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
         judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
@@ -149,6 +160,12 @@ def aligned_ssim(
         if by_box is not None:
             return Aligned(ssim, mismatch, by_box, SLOT_BOX, evenness)
     return Aligned(ssim, mismatch, None, None, evenness)
+
+
+def _small_slots(config: VerifierConfig) -> SlotConfig:
+    """The shared-page rule's thresholds with config.small_slot_min_area as the slot's least share."""
+    base = _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS
+    return dataclasses.replace(base, min_area=config.small_slot_min_area or base.min_area)
 
 
 def disagreement_evenness(maps: AlignedMaps, rule: OverlayRule = _OVERLAY_RULE) -> float | None:

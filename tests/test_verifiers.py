@@ -40,6 +40,7 @@ from imgdup_core.verifier_config import (
     FUSED_V17,
     FUSED_V18,
     FUSED_V19,
+    FUSED_V20,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -164,6 +165,19 @@ def test_fused_v17_is_fused_v16_with_a_second_alignment_for_flat_pictures() -> N
 def test_fused_v19_is_fused_v18_aligning_again_above_a_higher_cosine() -> None:
     assert VERIFIERS["fused-v19"] is FUSED_V19 and FUSED_V19.flat_retry_min_cosine == 0.6
     assert dataclasses.replace(FUSED_V19, version="fused-v18", flat_retry_min_cosine=0.5) == FUSED_V18
+
+
+def test_fused_v20_is_fused_v16_with_the_slot_beside_the_boxes() -> None:
+    assert VERIFIERS["fused-v20"] is FUSED_V20 and FUSED_V20.slot_beside_boxes
+    assert not FUSED_V16.slot_beside_boxes
+    assert (FUSED_V20.small_slot_min_area, FUSED_V16.small_slot_min_area) == (0.05, None)
+    assert (
+        dataclasses.replace(FUSED_V20, version="fused-v16", slot_beside_boxes=False, small_slot_min_area=None)
+        == FUSED_V16
+    )
+    # The same stored features: switching needs no migration and no extraction again.
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V20) == sift_to_bytes(features, FUSED_V16)
 
 
 def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:

@@ -125,6 +125,8 @@ FEATURES_V17 = FEATURES_V16
 FEATURES_V18 = FEATURES_V17
 # fused-v19 (issue 11): fused-v18's, its second alignment only at a cosine >= 0.6.
 FEATURES_V19 = FEATURES_V18
+# fused-v20 (issue 11): fused-v16's, with a page's slot beside both framed photos' boxes deciding.
+FEATURES_V20 = FEATURES_V16
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -143,6 +145,7 @@ MODELS = {
     "fused-v17": (FEATURES_V17, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v17.py")),
     "fused-v18": (FEATURES_V18, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v18.py")),
     "fused-v19": (FEATURES_V19, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v19.py")),
+    "fused-v20": (FEATURES_V20, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v20.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
