@@ -335,8 +335,8 @@ FUSED_V15 = dataclasses.replace(FUSED_V14, version="fused-v15", copy_rule=CopyRu
 
 # fused-v15 with the unaligned rule (issue 11, UnalignedRule): a whole-picture comparison in which nothing
 # aligned is a duplicate when the embedding and the pHash agree closely (flat and low-texture photos). Same
-# measurement, candidates, model and evidence as fused-v15. What sscd runs by default
-# (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v16*.md).
+# measurement, candidates, model and evidence as fused-v15. sscd's default before fused-v20
+# (bench/results/*fused-v16*.md).
 FUSED_V16 = dataclasses.replace(FUSED_V15, version="fused-v16", unaligned_rule=UnalignedRule())
 
 # fused-v16 with a second alignment for flat pictures (issue 11, flat_retry_keypoints): where nothing
@@ -357,7 +357,8 @@ FUSED_V18 = dataclasses.replace(
 FUSED_V19 = dataclasses.replace(FUSED_V18, version="fused-v19", flat_retry_min_cosine=0.6)
 
 # fused-v16 with the page slot beside both boxes and the small slot holding them (issue 11: screenshots of
-# one template around different photos). Same stored features, candidates, model, rules and evidence.
+# one template around different photos). Same stored features, candidates, model, rules and evidence. What
+# sscd runs by default (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v20*.md).
 FUSED_V20 = dataclasses.replace(
     FUSED_V16, version="fused-v20", slot_beside_boxes=True, small_slot_min_area=0.05
 )
@@ -393,7 +394,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V16.version,
+    "sscd": FUSED_V20.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 
