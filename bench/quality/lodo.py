@@ -158,6 +158,7 @@ def summarise(
             hits[family] += scored.predicted[key]
     tp = fp = 0.0
     false_hard: Counter[str] = Counter()
+    false_pairs: list[list[str]] = []
     for key, is_dup in scored.predicted.items():
         label, kind = scored.labels[key]
         if not is_dup:
@@ -168,6 +169,7 @@ def summarise(
             fp += scored.weights[key]
             if kind != "other":
                 false_hard[kind] += 1
+                false_pairs.append([kind, *key])
 
     def recall(families: Sequence[str]) -> dict[str, float | int]:
         n = sum(totals[f] for f in families)
@@ -189,6 +191,8 @@ def summarise(
         "hard_negatives": {
             kind: {"pairs": n, "false_positives": false_hard[kind]} for kind, n in sorted(hard_pairs.items())
         },
+        # Which hard negatives were called duplicates (kind, image, image): what to look at next.
+        "false_pairs": sorted(false_pairs),
     }
 
 

@@ -106,6 +106,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_pct(_mean([folds[d]['held_out']['precision'] for d in domains]), 2)} %.",
         ]
     lines += _listed_section(folds, domains)
+    lines += _false_pairs_section(folds, domains)
     lines += [
         "",
         "## Per edit family, held out (recall %, pairs in brackets)",
@@ -142,6 +143,23 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += ["", f"Elapsed {result['elapsed_s']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def _false_pairs_section(folds: dict[str, Any], domains: list[str]) -> list[str]:
+    """The hard negatives each fold called duplicates, by kind (a pair across two held-out domains is listed
+    under both); nothing for a result written before they were recorded."""
+    rows = [(d, pair) for d in domains for pair in folds[d]["held_out"].get("false_pairs", [])]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Hard negatives called duplicates, held out",
+        "",
+        "| domain | kind | image | image |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {domain} | {kind} | {a} | {b} |" for domain, (kind, a, b) in rows]
+    return lines
 
 
 def _listed_section(folds: dict[str, Any], domains: list[str]) -> list[str]:

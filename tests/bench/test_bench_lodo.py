@@ -66,6 +66,7 @@ def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
     assert summary["edit_pair"]["recall"] == 0.0
     assert summary["precision"] == 1.0 / (1.0 + 3.0)  # the sampled negative weighs 3
     assert summary["hard_negatives"]["same_kind"] == {"pairs": 4, "false_positives": 1}
+    assert summary["false_pairs"] == [["same_kind", "p-o", "q-o"]]
 
 
 def test_fold_fits_without_the_test_side_and_writes_where_told(tmp_path: Path) -> None:
