@@ -148,6 +148,10 @@ def test_report_names_the_emulation_and_the_worst_domain() -> None:
     assert "held out 70.0 %" in text  # the average of 80 and 60
     assert "| resize | benign | 80.0 (10) | 60.0 (10) |" in text
     assert "What the API would list" not in text  # no replayed clusters in this result
+    assert "Hard negatives called duplicates" not in text  # a result written before they were recorded
+    folds["objects"]["held_out"]["false_pairs"] = [["same_kind", "a.jpg", "b.jpg"]]
+    text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
+    assert "| objects | same_kind | a.jpg | b.jpg |" in text
     for domain, recall in (("food", 0.9), ("objects", 0.7)):
         listed = {**summary(recall), "cluster_precision": 0.995, "clusters_joining_photos": 1}
         folds[domain]["held_out_listed"] = listed
