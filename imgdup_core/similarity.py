@@ -36,6 +36,8 @@ _SLOTS = SlotConfig()
 _TEXTURED_FILL_SLOTS = SlotConfig(textured_fill=True)
 # fused-v20's for a slot beside both framed photos' boxes (VerifierConfig.slot_beside_boxes): any fill.
 _ANY_FILL_SLOTS = SlotConfig(min_fill=0.0)
+# ...and fused-v21's: around every disagreeing block (VerifierConfig.slot_beside_whole).
+_WHOLE_ANY_FILL_SLOTS = SlotConfig(min_fill=0.0, whole_disagreement=True)
 _OVERLAY_RULE = OverlayRule()
 
 
@@ -148,7 +150,9 @@ def aligned_ssim(
         if small is not None and holds_the_boxes(small.box, in_a):
             return Aligned(ssim, mismatch, small.share, SLOT_HOLDS_PHOTO, evenness)
     if inferred is None and config.slot_beside_boxes and len(in_a) == 2:
-        beside = shared_page_slot(maps, _ANY_FILL_SLOTS)
+        beside = shared_page_slot(
+            maps, _WHOLE_ANY_FILL_SLOTS if config.slot_beside_whole else _ANY_FILL_SLOTS
+        )
         if beside is not None and not any(holds_the_boxes(beside.box, [box]) for box in in_a):
             return Aligned(ssim, mismatch, beside.share, SLOT_INFERRED, evenness)
     if inferred is not None:

@@ -93,6 +93,10 @@ class SlotConfig:
     # 1 screenshot page).
     textured_fill: bool = False
     min_textured_fill: float = 0.81
+    # The slot as the box around every disagreeing block, not only the largest connected group of them
+    # (fused-v21's slot beside both framed boxes): two products on white letterboxed into one page slot
+    # disagree at the product and, apart from it, at the letterbox bars' edges (bars of other widths).
+    whole_disagreement: bool = False
 
 
 def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> PageSlot | None:
@@ -118,9 +122,13 @@ def shared_page_slot(maps: AlignedMaps, config: SlotConfig = SlotConfig()) -> Pa
     hot = (valid_blocks > 0) & (blocks(disagree) >= config.hot_block * np.maximum(valid_blocks, 1.0))
     if not hot.any():
         return None
-    _, _, stats, _ = cv2.connectedComponentsWithStats(hot.astype(np.uint8), connectivity=8)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(v) for v in stats[largest, :4])
+    if config.whole_disagreement:
+        ys, xs = np.nonzero(hot)
+        x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
+    else:
+        _, _, stats, _ = cv2.connectedComponentsWithStats(hot.astype(np.uint8), connectivity=8)
+        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        x, y, w, h = (int(v) for v in stats[largest, :4])
     slot_blocks = valid_blocks[y : y + h, x : x + w] > 0
     total = float((valid_blocks > 0).sum())
     if slot_blocks.sum() < config.min_area * total:

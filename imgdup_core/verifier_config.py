@@ -182,17 +182,15 @@ class VerifierConfig:
     # embeddings are of two identical page panels taken for the photos. On the broad pool's train split
     # 451 of 452 such comparisons were of different photos (the one copy: a combo edit against a logo edit).
     shared_page_decides: bool = False
-    # When both pictures frame a photo and no slot was inferred, a page's slot beside both boxes counts
-    # however little of it disagrees (SlotConfig.min_fill not asked; fused-v20): the frame finder can take
-    # one panel of a template (price, button, text) for the photo in every screenshot of it, so the two
-    # "photos" compare as one, while the listings' photos differ in a slot elsewhere that a product on white
-    # or a flat photo leaves under min_fill. The rest of the inference stands (area, flat agreeing page,
-    # pHash); a slot holding a box is left to the photos' own comparison.
+    # When both pictures frame a photo and no slot was inferred, a page's slot beside both boxes counts at any
+    # fill (fused-v20): the frame finder can take one template panel (price, button) for the photo in every
+    # screenshot, while the photos differ in a slot elsewhere that a product on white leaves under min_fill.
+    # The rest of the inference stands (area, flat agreeing page, pHash). With slot_beside_whole (fused-v21)
+    # that slot is the box around all the disagreement (SlotConfig.whole_disagreement).
     slot_beside_boxes: bool = False
-    # ...and an inferred slot down to this share of the overlap (under SlotConfig.min_area, a sticker's
-    # bound) counts when it holds the framed photos' boxes (fused-v20: 0.05; None before): a social post's
-    # photo is about a sixth of the page. It hands the verdict to the photos' own comparison, as fused-v12's
-    # slot holding a photo does: it never makes a duplicate.
+    slot_beside_whole: bool = False
+    # ...and a slot down to this share of the overlap (fused-v20: 0.05, a social post's photo; under min_area,
+    # a sticker's bound) holding the framed boxes counts: it hands the verdict to the photos' comparison.
     small_slot_min_area: float | None = None
     # Candidates also come from a pHash channel (imgdup_core.hashing.PHASH_CANDIDATE_DISTANCE),
     # not only from the ANN search: what calibration emulates; off before fused-v5.
@@ -363,6 +361,9 @@ FUSED_V20 = dataclasses.replace(
     FUSED_V16, version="fused-v20", slot_beside_boxes=True, small_slot_min_area=0.05
 )
 
+# fused-v20 with that slot around all the disagreement (issue 11: two products on white in one page).
+FUSED_V21 = dataclasses.replace(FUSED_V20, version="fused-v21", slot_beside_whole=True)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -387,6 +388,7 @@ VERIFIERS = {
         FUSED_V18,
         FUSED_V19,
         FUSED_V20,
+        FUSED_V21,
         FUSED_V3_DISTILLED,
     )
 }

@@ -41,6 +41,7 @@ from imgdup_core.verifier_config import (
     FUSED_V18,
     FUSED_V19,
     FUSED_V20,
+    FUSED_V21,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -178,6 +179,15 @@ def test_fused_v20_is_fused_v16_with_the_slot_beside_the_boxes() -> None:
     # The same stored features: switching needs no migration and no extraction again.
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     assert sift_to_bytes(features, FUSED_V20) == sift_to_bytes(features, FUSED_V16)
+
+
+def test_fused_v21_is_fused_v20_with_its_slot_around_all_the_disagreement() -> None:
+    assert (
+        VERIFIERS["fused-v21"] is FUSED_V21
+        and FUSED_V21.slot_beside_whole
+        and not FUSED_V20.slot_beside_whole
+    )
+    assert dataclasses.replace(FUSED_V21, version="fused-v20", slot_beside_whole=False) == FUSED_V20
 
 
 def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:

@@ -127,6 +127,8 @@ FEATURES_V18 = FEATURES_V17
 FEATURES_V19 = FEATURES_V18
 # fused-v20 (issue 11): fused-v16's, with a page's slot beside both framed photos' boxes deciding.
 FEATURES_V20 = FEATURES_V16
+# fused-v21 (issue 11): fused-v20's, its slot beside the boxes around all the disagreement.
+FEATURES_V21 = FEATURES_V20
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -146,6 +148,7 @@ MODELS = {
     "fused-v18": (FEATURES_V18, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v18.py")),
     "fused-v19": (FEATURES_V19, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v19.py")),
     "fused-v20": (FEATURES_V20, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v20.py")),
+    "fused-v21": (FEATURES_V21, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v21.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -17,7 +17,7 @@ from bench.quality.templates import render
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.verifier_config import FUSED_V16, FUSED_V20
+from imgdup_core.verifier_config import FUSED_V16, FUSED_V20, FUSED_V21
 from imgdup_core.verify import SHARED_PAGE, ImageView, Verdict, VerifierConfig, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
@@ -99,20 +99,46 @@ def test_the_photo_and_its_page_are_still_duplicates(name: str, cosine: Cosine) 
         assert verdict.is_duplicate, (config.version, verdict)
 
 
+@pytest.mark.parametrize(("a", "b"), [("clock", "coins"), ("clock", "camera"), ("astronaut", "coins")])
+def test_two_products_on_white_in_one_template_are_told_apart_by_fused_v21(
+    a: str, b: str, cosine: Cosine
+) -> None:
+    # Each on a white canvas twice its size in listing-1: the panel is taken for the photo in both pages, and
+    # the pages disagree at the products and, apart from them, at the letterbox bars' edges (bars of other
+    # widths): fused-v20's slot (the largest group of disagreeing blocks) is too small and its page disagrees.
+    page_a = render(PANEL_TEMPLATE, on_white(_photo(a), 2.0))
+    page_b = render(PANEL_TEMPLATE, on_white(_photo(b), 2.0))
+    assert _verdict(page_a, page_b, cosine, FUSED_V20).is_duplicate
+    verdict = _verdict(page_a, page_b, cosine, FUSED_V21)
+    assert not verdict.is_duplicate, verdict
+    assert verdict.evidence.compared == SHARED_PAGE, verdict
+
+
+@pytest.mark.parametrize("name", ["clock", "camera"])
+def test_one_product_on_white_in_two_such_pages_is_still_a_duplicate(name: str, cosine: Cosine) -> None:
+    product = on_white(_photo(name), 2.0)
+    brighter = ImageEnhance.Brightness(product).enhance(1.2)
+    verdict = _verdict(render(PANEL_TEMPLATE, product), render(PANEL_TEMPLATE, brighter), cosine, FUSED_V21)
+    assert verdict.is_duplicate, verdict
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="known defect (issue 11): two products on white (each on a white canvas twice its size) in one "
-    "page template are still called duplicates by fused-v20: the photos' disagreement is too small a part "
-    "of the page for a slot (listing-1: the panel taken for the photo in both; listing-0, phone-0: compared "
-    "whole)",
+    reason="known defect (issue 11): two products on white in one page template still called duplicates by "
+    "fused-v21: listing-0 and phone-0 (compared whole: the products' disagreement too small a part of the "
+    "page for a slot), and listing-1's astronaut against the camera (not traced)",
 )
 @pytest.mark.parametrize(
     ("template", "a", "b"),
-    [("listing-1", "clock", "coins"), ("listing-0", "clock", "camera"), ("phone-0", "rocket", "chelsea")],
+    [
+        ("listing-0", "clock", "camera"),
+        ("phone-0", "rocket", "chelsea"),
+        ("listing-1", "astronaut", "camera"),
+    ],
 )
 def test_two_products_on_white_in_one_template_are_not_duplicates_known_defect(
     template: str, a: str, b: str, cosine: Cosine
 ) -> None:
     page_a = render(template, on_white(_photo(a), 2.0))
     page_b = render(template, on_white(_photo(b), 2.0))
-    assert not _verdict(page_a, page_b, cosine, FUSED_V20).is_duplicate
+    assert not _verdict(page_a, page_b, cosine, FUSED_V21).is_duplicate
