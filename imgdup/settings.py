@@ -154,13 +154,13 @@ class Settings(BaseSettings):
     # Candidates below this cosine are not worth a geometric check: the highest cut-off that
     # drops at most 0.5 % of the duplicates the verifier confirms on the quality benchmark's
     # training split (`python -m bench.quality calibrate`; 0.3: ~22 % fewer pairs than 0.2).
-    # The default verifier's own cut-off (fused-v20 runs fused-v3's model: fusion_weights.py).
+    # The default verifier's own cut-off (fused-v21 runs fused-v3's model: fusion_weights.py).
     ann_min_score: float = Field(_DEFAULT_ANN_MIN_SCORE, ge=-1.0, le=1.0)
     # The verifier model the worker runs (imgdup/verifiers.py): a built-in version
     # (imgdup_core.verifier_config.VERIFIERS) or a retrained one, <models_dir>/<version>.json
     # (`imgdup retrain`). Its embedder must be IMGDUP_EMBEDDER, or the worker refuses to start;
     # its ANN cut-off applies unless IMGDUP_ANN_MIN_SCORE is set. Unset, each embedder runs its own
-    # default (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER: sscd runs fused-v20,
+    # default (imgdup_core.verifier_config.DEFAULT_VERIFIER_FOR_EMBEDDER: sscd runs fused-v21,
     # sscd_distilled fused-v3-distilled); this field's default is the full SSCD's.
     verifier_version: str = Field(DEFAULT_VERIFIER_VERSION, min_length=1, max_length=100)
     # Run a verifier model calibrated for another embedder anyway (a warning on start, never the
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     # Where `imgdup retrain` writes models and the worker reads them; default <data_dir>/models.
     verifier_models_dir: Path | None = None
     # The verifier's fused-probability threshold, when not the calibrated one: the verdicts get
-    # their own version (e.g. fused-v20-t0.9), so `imgdup replay --all` re-verifies every pair and
+    # their own version (e.g. fused-v21-t0.9), so `imgdup replay --all` re-verifies every pair and
     # retracts the duplicates the stricter verifier rejects (docs/events.md). Above the calibrated one
     # the fusion decides alone (imgdup_core.verifier_config.with_threshold: the rules' verdicts stand at it).
     verifier_threshold: float | None = Field(None, gt=0.0, lt=1.0)

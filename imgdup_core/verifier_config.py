@@ -355,13 +355,13 @@ FUSED_V18 = dataclasses.replace(
 FUSED_V19 = dataclasses.replace(FUSED_V18, version="fused-v19", flat_retry_min_cosine=0.6)
 
 # fused-v16 with the page slot beside both boxes and the small slot holding them (issue 11: screenshots of
-# one template around different photos). Same stored features, candidates, model, rules and evidence. What
-# sscd runs by default (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v20*.md).
+# one template around different photos). Same stored features, candidates, model, rules and evidence.
 FUSED_V20 = dataclasses.replace(
     FUSED_V16, version="fused-v20", slot_beside_boxes=True, small_slot_min_area=0.05
 )
 
-# fused-v20 with that slot around all the disagreement (issue 11: two products on white in one page).
+# fused-v20 with that slot around all the disagreement (issue 11: products on white in one page). What sscd
+# runs by default (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v21*.md).
 FUSED_V21 = dataclasses.replace(FUSED_V20, version="fused-v21", slot_beside_whole=True)
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
@@ -396,7 +396,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V20.version,
+    "sscd": FUSED_V21.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 
