@@ -13,7 +13,15 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
-from imgdup_core.slot import AlignedMaps, Box, SlotConfig, box_page_slot, holds_the_boxes, shared_page_slot
+from imgdup_core.slot import (
+    AlignedMaps,
+    Box,
+    PageSlot,
+    SlotConfig,
+    box_page_slot,
+    holds_the_boxes,
+    shared_page_slot,
+)
 from imgdup_core.verifier_config import OverlayRule, VerifierConfig
 
 __all__ = [
@@ -145,16 +153,11 @@ def aligned_ssim(
     )
     rule = config.overlay_rule
     evenness = disagreement_evenness(maps, rule) if rule is not None else None
-    if inferred is None and config.small_slot_min_area is not None and in_a and config.shared_page_decides:
-        small = shared_page_slot(maps, _small_slots(config))
-        if small is not None and holds_the_boxes(small.box, in_a):
-            return Aligned(ssim, mismatch, small.share, SLOT_HOLDS_PHOTO, evenness)
-    if inferred is None and config.slot_beside_boxes and len(in_a) == 2:
-        beside = shared_page_slot(
-            maps, _WHOLE_ANY_FILL_SLOTS if config.slot_beside_whole else _ANY_FILL_SLOTS
-        )
-        if beside is not None and not any(holds_the_boxes(beside.box, [box]) for box in in_a):
-            return Aligned(ssim, mismatch, beside.share, SLOT_INFERRED, evenness)
+    if inferred is None and in_a:
+        about_the_boxes = _slot_about_the_boxes(maps, in_a, config)
+        if about_the_boxes is not None:
+            slot, judged_by = about_the_boxes
+            return Aligned(ssim, mismatch, slot.share, judged_by, evenness)
     if inferred is not None:
         holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
         judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
@@ -166,10 +169,25 @@ def aligned_ssim(
     return Aligned(ssim, mismatch, None, None, evenness)
 
 
-def _small_slots(config: VerifierConfig) -> SlotConfig:
-    """The shared-page rule's thresholds with config.small_slot_min_area as the slot's least share."""
-    base = _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS
-    return dataclasses.replace(base, min_area=config.small_slot_min_area or base.min_area)
+def _slot_about_the_boxes(
+    maps: AlignedMaps, in_a: list[Box], config: VerifierConfig
+) -> tuple[PageSlot, str] | None:
+    """Where no slot was inferred, fused-v20's two looser slots around the framed photos' boxes (in a's
+    pixels), with what judged the page: a small slot holding the boxes (config.small_slot_min_area), or,
+    when both pictures frame a photo, a slot at any fill beside both (config.slot_beside_boxes)."""
+    area = config.small_slot_min_area
+    if area is not None and config.shared_page_decides:
+        base = _TEXTURED_FILL_SLOTS if config.slot_textured_fill else _SLOTS
+        small = shared_page_slot(maps, dataclasses.replace(base, min_area=area))
+        if small is not None and holds_the_boxes(small.box, in_a):
+            return small, SLOT_HOLDS_PHOTO
+    if config.slot_beside_boxes and len(in_a) == 2:
+        beside = shared_page_slot(
+            maps, _WHOLE_ANY_FILL_SLOTS if config.slot_beside_whole else _ANY_FILL_SLOTS
+        )
+        if beside is not None and not any(holds_the_boxes(beside.box, [box]) for box in in_a):
+            return beside, SLOT_INFERRED
+    return None
 
 
 def disagreement_evenness(maps: AlignedMaps, rule: OverlayRule = _OVERLAY_RULE) -> float | None:
