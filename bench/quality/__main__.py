@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             "test_copies": len(images) - len(groups),
             "positive_pairs": int(labels.positive.sum()),
             "negative_pairs": int(labels.negative.sum()),
-            "hard_negative_pairs": int((labels.hard_kind != "").sum()),
+            "hard_negative_pairs": int((labels.negative & (labels.hard_kind != "")).sum()),
             "benign_families": list(BENIGN),
             "hard_families": list(HARD),
             "ann_top_k": args.top_k,
@@ -326,7 +326,9 @@ def run(args: argparse.Namespace) -> int:
     if stack_result is not None:
         result["targets"] = _targets(methods)
         result["stack_progress"] = stack_result.progress
-        result["clusters"] = cluster_quality(stack_result.clusters, {i.name: i.group for i in images})
+        result["clusters"] = cluster_quality(
+            stack_result.clusters, {i.name: i.group for i in images}, bench.neutral_pairs()
+        )
     json_path, md_path = report.write(result, name=args.name or "quality")
     print()
     print(md_path.read_text())

@@ -76,10 +76,11 @@ TRAIN_PRECISION = 0.995
 # The candidate cut-off may drop at most this share of the training duplicates the verifier
 # confirms.
 CUT_OFF_MAX_LOST = 0.005
-# Frames of a static-camera sequence with almost no motion (RubberWhale, the basketball pair)
-# are near-duplicates by any pixel or embedding measure: left out of the fit and the threshold
-# (they are still scored and reported as hard negatives by the benchmark).
-IGNORED_KINDS = ("frames",)
+# Adjacent frames of a static-camera video (RubberWhale, the basketball pair: neither duplicates nor
+# negatives, bench.quality.dataset.NEUTRAL_KINDS) and the other frames of one sequence (chessboards,
+# a street) are left out of the fit and the threshold (the benchmark still scores the latter as hard
+# negatives and reports the former apart).
+IGNORED_KINDS = ("frames", "adjacent_frames")
 # The fusion's inputs. The inlier count and ratio are measured and kept as evidence but not
 # weighed: fitted freely they come out negative (hundreds of inliers are the signature of a
 # shared screenshot frame on the training set), which would make more geometric agreement count

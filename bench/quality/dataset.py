@@ -63,10 +63,15 @@ STEREO: tuple[tuple[str, str], ...] = (
     ("opencv/graf1", "opencv/graf3"),
     *((f"opencv/left{i:02d}", f"opencv/right{i:02d}") for i in _CHESS),
 )
-# Frames of one sequence: the camera or the subject moved a little.
-FRAMES: tuple[tuple[str, str], ...] = (
+# Consecutive frames of one static-camera video (RubberWhale's scene, two people passing a ball): the same
+# photo to a portal, near-duplicates by any pixel or embedding measure. Neither a positive nor a negative:
+# every metric leaves them out (NEUTRAL_KINDS) and the reports say how often they were called duplicates.
+ADJACENT_FRAMES: tuple[tuple[str, str], ...] = (
     ("opencv/rubberwhale1", "opencv/rubberwhale2"),
     ("opencv/basketball1", "opencv/basketball2"),
+)
+# Frames of one sequence far enough apart to be different photos: the camera or the subject moved.
+FRAMES: tuple[tuple[str, str], ...] = (
     *(
         (f"opencv/{a}{i:02d}", f"opencv/{b}{j:02d}")
         for i, j in itertools.combinations(_CHESS, 2)
@@ -99,9 +104,11 @@ SAME_SCENE: tuple[tuple[str, str], ...] = (
     ("kphotoalbum/skagen", "kphotoalbum/skagen_2"),
     ("kphotoalbum/spiff", "kphotoalbum/spiff_2"),
 )
-# Frames far enough apart to be different photos, kept together by the split.
-SPLIT_FRAMES: tuple[tuple[str, str], ...] = (*FRAMES[:2], FRAMES[-1])
+# Frames kept together by the split.
+SPLIT_FRAMES: tuple[tuple[str, str], ...] = (*ADJACENT_FRAMES, FRAMES[-1])
 HARD_NEGATIVE_KINDS = ("stereo", "frames", "same_scene", "same_kind", "same_template")
+# Related photos that are neither duplicates nor negatives (kept in BenchSet.hard_negatives under this kind).
+NEUTRAL_KINDS = ("adjacent_frames",)
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class BenchSet:
     root: Path
     seed: int
     images: tuple[SetImage, ...]
-    # Unordered group pairs that are hard negatives, with their kind.
+    # Unordered group pairs that are hard negatives, with their kind (or neither: NEUTRAL_KINDS).
     hard_negatives: dict[frozenset[str], str]
     pool: str = "default"
     holdout_domain: str | None = None
@@ -129,6 +136,10 @@ class BenchSet:
     image_hard_negatives: dict[frozenset[str], str] = field(default_factory=dict)
     # Two different edits of one photo: a positive (broad pool) or neither (default pool).
     edit_pairs_positive: bool = False
+
+    def neutral_pairs(self) -> set[frozenset[str]]:
+        """Group pairs that are neither duplicates nor negatives (NEUTRAL_KINDS)."""
+        return {pair for pair, kind in self.hard_negatives.items() if kind in NEUTRAL_KINDS}
 
     def split(self, name: str) -> list[SetImage]:
         return [image for image in self.images if image.split == name]
@@ -159,6 +170,7 @@ def hard_negative_relations(photo_ids: set[str], photos: Sequence[Photo]) -> dic
         ("same_kind", _same_kind_relations(photos)),
         ("same_scene", SAME_SCENE),
         ("frames", FRAMES),
+        ("adjacent_frames", ADJACENT_FRAMES),
         ("stereo", STEREO),  # last: the most specific kind wins
     ):
         for a, b in pairs:

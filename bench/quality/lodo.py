@@ -36,7 +36,7 @@ from bench.quality.calibrate import (
     training_candidates,
     write_model,
 )
-from bench.quality.dataset import BenchSet, SetImage, assign_splits, build_set
+from bench.quality.dataset import NEUTRAL_KINDS, BenchSet, SetImage, assign_splits, build_set
 from bench.quality.edits import BENIGN, HARD
 from bench.quality.frame_pairs import with_frame_relations
 from bench.quality.lodo_clusters import listed_summary
@@ -91,7 +91,7 @@ def hard_negative_universe(bench: BenchSet, groups: set[str], *, within: set[str
     sizes = Counter(image.group for image in bench.images)
     out: Counter[str] = Counter()
     for pair, kind in bench.hard_negatives.items():
-        if len(pair) == 2 and pair & groups and pair <= within:
+        if kind not in NEUTRAL_KINDS and len(pair) == 2 and pair & groups and pair <= within:
             ga, gb = tuple(pair)
             out[kind] += sizes[ga] * sizes[gb]
     # Related per image only (two photos' screenshots in one template): one image pair each.
@@ -148,7 +148,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Recall per family and for benign / hard edits / edit pairs over every positive pair;
     precision over the candidates (sampled easy negatives weighted back); hard-negative false
-    positives per kind."""
+    positives per kind. A pair of a neutral kind (adjacent frames) is neither: counted apart."""
     hits: Counter[str] = Counter()
     totals: Counter[str] = Counter(positives.values())
     proposed: Counter[str] = Counter()
@@ -159,11 +159,14 @@ def summarise(
     tp = fp = 0.0
     false_hard: Counter[str] = Counter()
     false_pairs: list[list[str]] = []
+    neutral: list[list[str]] = []
     for key, is_dup in scored.predicted.items():
         label, kind = scored.labels[key]
         if not is_dup:
             continue
-        if label == 1:
+        if kind in NEUTRAL_KINDS:
+            neutral.append([kind, *key])
+        elif label == 1:
             tp += 1.0
         else:
             fp += scored.weights[key]
@@ -193,17 +196,24 @@ def summarise(
         },
         # Which hard negatives were called duplicates (kind, image, image): what to look at next.
         "false_pairs": sorted(false_pairs),
+        # Neither duplicates nor negatives (NEUTRAL_KINDS), called duplicates: reported, not scored.
+        "neutral_called": sorted(neutral),
     }
 
 
 def listed(
-    scored: Scored, position: dict[str, int], positives: dict[tuple[str, str], str], group_of: dict[str, str]
+    scored: Scored,
+    position: dict[str, int],
+    positives: dict[tuple[str, str], str],
+    group_of: dict[str, str],
+    neutral: set[frozenset[str]],
 ) -> dict[str, Any]:
-    """What the API would list for the fold's verdicts: pairs, or images sharing a replayed cluster."""
+    """What the API would list for the fold's verdicts: pairs, or images sharing a replayed cluster
+    (image pairs of two `neutral` groups left out of the clusters' precision)."""
     verified = {key: scored.confidence[key] for key, is_dup in scored.predicted.items() if is_dup}
     kinds = {"benign": BENIGN, "hard": HARD, "edit_pair": (EDIT_PAIR,)}
     kinds["edits"] = tuple(f for f in set(positives.values()) if f != EDIT_PAIR)
-    return listed_summary(verified, position, positives, group_of, kinds)
+    return listed_summary(verified, position, positives, group_of, kinds, neutral)
 
 
 def _fold(
@@ -363,7 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "test_photos": len(test_groups),
                 "fit": facts,
                 "held_out": summarise(held_out, positives, hard),
-                "held_out_listed": listed(held_out, position, positives, group_of),
+                "held_out_listed": listed(held_out, position, positives, group_of, bench.neutral_pairs()),
                 "shipped": summarise(score(test, base, shipped_cut_off(base)), positives, hard),
                 "random_split": summarise(
                     restrict(reference, lambda name, groups=ref_groups: group_of[name] in groups),

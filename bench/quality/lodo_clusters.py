@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from bench.quality.metrics import cluster_quality
@@ -86,6 +86,7 @@ def listed_summary(
     positives: Mapping[tuple[str, str], str],
     group_of: Mapping[str, str],
     families: Mapping[str, Sequence[str]],
+    neutral: Collection[frozenset[str]] = (),
 ) -> dict[str, Any]:
     """Recall per family group of what the API would list (pairs or clusters) and the clusters'
     precision, for a fold's verified pairs (pair -> the verdict's confidence)."""
@@ -101,7 +102,7 @@ def listed_summary(
         n = sum(totals[f] for f in names)
         return {"pairs": n, "recall": sum(hits[f] for f in names) / n if n else float("nan")}
 
-    quality = cluster_quality({name: str(c) for name, c in clusters.items()}, group_of)
+    quality = cluster_quality({name: str(c) for name, c in clusters.items()}, group_of, neutral)
     return {
         "families": {f: recall([f]) for f in sorted(totals)},
         **{kind: recall([f for f in names if f in totals]) for kind, names in families.items()},

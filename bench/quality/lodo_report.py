@@ -149,7 +149,7 @@ def _false_pairs_section(folds: dict[str, Any], domains: list[str]) -> list[str]
     """The hard negatives each fold called duplicates, by kind (a pair across two held-out domains is listed
     under both); nothing for a result written before they were recorded."""
     rows = [(d, pair) for d in domains for pair in folds[d]["held_out"].get("false_pairs", [])]
-    if not rows:
+    if not rows and not any(folds[d]["held_out"].get("neutral_called") for d in domains):
         return []
     lines = [
         "",
@@ -159,6 +159,16 @@ def _false_pairs_section(folds: dict[str, Any], domains: list[str]) -> list[str]
         "|---|---|---|---|",
     ]
     lines += [f"| {domain} | {kind} | {a} | {b} |" for domain, (kind, a, b) in rows]
+    neutral = {d: len(folds[d]["held_out"].get("neutral_called", [])) for d in domains}
+    if any(neutral.values()):
+        lines += [
+            "",
+            "Adjacent frames of one video (RubberWhale, the basketball pair) are neither duplicates "
+            "nor negatives (bench/quality/dataset.py ADJACENT_FRAMES): left out of precision and of the "
+            "clusters' precision. Called duplicates, held out: "
+            + ", ".join(f"{d} {n}" for d, n in neutral.items() if n)
+            + " image pairs.",
+        ]
     return lines
 
 

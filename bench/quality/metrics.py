@@ -6,18 +6,20 @@ copy of it is a positive, labelled with the copy's edit family. Two copies of on
 neither (reported apart as "copy-copy") in the default pool, and a positive of family
 "edit_pair" where the set says so (the broad pool). Photos of different groups are negatives;
 those whose groups are related (stereo, frames, same scene, same kind) are hard negatives of that
-kind, and so are two images the set relates one by one (two photos in one screenshot template)."""
+kind, and so are two images the set relates one by one (two photos in one screenshot template).
+Related groups of a neutral kind (adjacent frames of one video) are neither: left out of every
+measure and counted apart."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bench.quality.dataset import HARD_NEGATIVE_KINDS, BenchSet, SetImage
+from bench.quality.dataset import HARD_NEGATIVE_KINDS, NEUTRAL_KINDS, BenchSet, SetImage
 from bench.quality.edits import BENIGN, EDIT_FAMILIES, HARD
 
 NEVER = -np.inf  # the score of a pair a method never considered (e.g. not an ANN candidate)
@@ -36,7 +38,7 @@ class PairLabels:
     positive: np.ndarray  # bool
     copy_copy: np.ndarray  # bool: two copies of one photo
     negative: np.ndarray  # bool
-    hard_kind: np.ndarray  # object: hard-negative kind or ""
+    hard_kind: np.ndarray  # object: hard-negative kind (or a neutral kind: not negative) or ""
     copy_family_i: np.ndarray  # object: family of image i ("original" for originals)
     copy_family_j: np.ndarray
     domain_i: np.ndarray  # object: the domain of image i's source photo ("" when unknown)
@@ -65,8 +67,8 @@ def pair_labels(bench: BenchSet, images: Sequence[SetImage]) -> PairLabels:
     if bench.edit_pairs_positive:
         positive = positive | copy_copy
         family[copy_copy] = EDIT_PAIR
-    negative = ~same
-    hard_kind = np.where(negative, kinds[gid[i], gid[j]], "").astype(object)
+    hard_kind = np.where(~same, kinds[gid[i], gid[j]], "").astype(object)
+    negative = ~same & ~np.isin(hard_kind, NEUTRAL_KINDS)
     if bench.image_hard_negatives:
         position = {image.name: k for k, image in enumerate(images)}
         for pair, kind in bench.image_hard_negatives.items():
@@ -133,13 +135,16 @@ def operating_point(labels: PairLabels, predicted: np.ndarray) -> dict[str, Any]
     out["families"] = families
     hard: dict[str, dict[str, float | int]] = {}
     for kind in (*HARD_NEGATIVE_KINDS, "all"):
-        mask = labels.hard_kind != "" if kind == "all" else labels.hard_kind == kind
+        mask = labels.negative & (labels.hard_kind != "" if kind == "all" else labels.hard_kind == kind)
         hard[kind] = {
             "pairs": int(mask.sum()),
             "false_positives": int((predicted & mask).sum()),
             "fpr": _ratio((predicted & mask).sum(), mask.sum()),
         }
     out["hard_negatives"] = hard
+    # Neither positive nor negative (adjacent frames of one video): how often called duplicates.
+    neutral = np.isin(labels.hard_kind, NEUTRAL_KINDS)
+    out["neutral"] = {"pairs": int(neutral.sum()), "called_duplicates": int((predicted & neutral).sum())}
     # Per domain of the source photo: recall of its positives, and the wrong matches that
     # involve one of its images.
     by_domain: dict[str, dict[str, float | int]] = {}
@@ -200,25 +205,34 @@ def pair_scores(labels: PairLabels, matrix: np.ndarray) -> np.ndarray:
     return np.asarray(matrix[labels.i, labels.j], dtype=np.float64)
 
 
-def cluster_quality(clusters: Mapping[str, str], group_of: Mapping[str, str]) -> dict[str, Any]:
+def cluster_quality(
+    clusters: Mapping[str, str], group_of: Mapping[str, str], neutral: Collection[frozenset[str]] = ()
+) -> dict[str, Any]:
     """How pure the clusters are: of the image pairs that share a cluster, the share that are of
     one source photo (true duplicates, two edits of one photo included); and the clusters that
-    join images of two or more different photos. Only images in `group_of` count."""
+    join images of two or more different photos. Only images in `group_of` count; image pairs of
+    two `neutral` groups (BenchSet.neutral_pairs) are neither true nor false: left out."""
     members: dict[str, list[str]] = {}
     for name, cluster in clusters.items():
         if name in group_of:
             members.setdefault(cluster, []).append(name)
     pairs = true_pairs = joining = joining_images = most_groups = 0
     sizes = []
+    # Two neutral groups together are one photo here: not a cluster joining photos.
+    alias = {group: min(pair) for pair in neutral for group in pair}
     for names in members.values():
         if len(names) < 2:
             continue
         sizes.append(len(names))
         groups = Counter(group_of[name] for name in names)
-        pairs += len(names) * (len(names) - 1) // 2
+        left_out = sum(
+            groups[a] * groups[b] for a, b in (tuple(p) for p in neutral) if a in groups and b in groups
+        )
+        pairs += len(names) * (len(names) - 1) // 2 - left_out
         true_pairs += sum(c * (c - 1) // 2 for c in groups.values())
-        most_groups = max(most_groups, len(groups))
-        if len(groups) > 1:
+        photos = {alias.get(group, group) for group in groups}
+        most_groups = max(most_groups, len(photos))
+        if len(photos) > 1:
             joining += 1
             joining_images += len(names)
     return {

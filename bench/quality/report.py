@@ -134,6 +134,10 @@ def markdown(result: dict[str, Any]) -> str:
             h = m["operating_point"]["hard_negatives"][kind]
             cells.append(f"{_pct(h['fpr'], 2)} ({h['false_positives']})")
         hn_rows.append([kind, str(methods[0]["operating_point"]["hard_negatives"][kind]["pairs"]), *cells])
+    neutral = [m["operating_point"].get("neutral", {"pairs": 0}) for m in methods]
+    if neutral[0]["pairs"]:
+        cells = [f"called duplicates: {n['called_duplicates']}" for n in neutral]
+        hn_rows.append(["adjacent frames (neither)", str(neutral[0]["pairs"]), *cells])
     out += [_table(hn_headers, hn_rows), ""]
 
     domains = main["operating_point"].get("domains", {})

@@ -1,7 +1,7 @@
 """The benchmark set's labels (bench/quality/dataset.py, metrics.py, domains.py): leaving one
 domain out keeps it out of training and never splits a scene; two edits of one photo are a
-positive in the broad pool; two photos in one template are a hard negative; the domain table
-and the flatness measure."""
+positive in the broad pool; two photos in one template are a hard negative; adjacent frames of one
+video are neither; the domain table and the flatness measure."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import pytest
 
 from bench.quality import templates
 from bench.quality.dataset import (
+    ADJACENT_FRAMES,
+    FRAMES,
     SAME_SCENE,
     SPLIT_FRAMES,
     STEREO,
     BenchSet,
     SetImage,
     assign_splits,
+    hard_negative_relations,
     template_pairs,
 )
 from bench.quality.domains import DOMAINS, domain_table, flat_share
-from bench.quality.metrics import EDIT_PAIR, pair_labels
+from bench.quality.metrics import EDIT_PAIR, cluster_quality, operating_point, pair_labels
 
 LINKED = (*STEREO, *SAME_SCENE, *SPLIT_FRAMES)
 
@@ -86,7 +89,7 @@ def _image(group: str, family: str) -> SetImage:
     return SetImage(f"{group}__{family}.jpg", group, family, "test", "0" * 64)
 
 
-def _bench(edit_pairs_positive: bool) -> BenchSet:
+def _bench(edit_pairs_positive: bool, relations: dict[frozenset[str], str] | None = None) -> BenchSet:
     images = (
         _image("a", "original"),
         _image("a", "resize"),
@@ -102,7 +105,7 @@ def _bench(edit_pairs_positive: bool) -> BenchSet:
         Path("."),
         0,
         images,
-        {},
+        relations or {},
         pool="broad",
         image_hard_negatives=same_template,
         edit_pairs_positive=edit_pairs_positive,
@@ -137,6 +140,45 @@ def test_two_photos_in_one_template_are_a_hard_negative() -> None:
     k = _label(labels, "b__original.jpg", "c__original.jpg")
     assert labels.negative[k] and labels.hard_kind[k] == ""
     assert int((labels.hard_kind == "same_template").sum()) == 1
+
+
+def test_adjacent_frames_are_neither_positive_nor_negative() -> None:
+    # RubberWhale's two frames: the same photo to a portal, not a hard negative any more.
+    relations = hard_negative_relations(
+        {"opencv/rubberwhale1", "opencv/rubberwhale2", "opencv/left01", "opencv/left02"}, []
+    )
+    assert relations[frozenset(("opencv/rubberwhale1", "opencv/rubberwhale2"))] == "adjacent_frames"
+    assert relations[frozenset(("opencv/left01", "opencv/left02"))] == "frames"
+    assert not set(ADJACENT_FRAMES) & set(FRAMES)
+
+    bench = _bench(edit_pairs_positive=True, relations={frozenset(("a", "b")): "adjacent_frames"})
+    labels = pair_labels(bench, bench.images)
+    k = _label(labels, "a__original.jpg", "b__original.jpg")
+    assert not labels.negative[k] and not labels.positive[k] and labels.hard_kind[k] == "adjacent_frames"
+    k = _label(labels, "a__original.jpg", "c__original.jpg")
+    assert labels.negative[k]
+    # Called duplicates: neither a false positive nor a hard negative's, counted apart.
+    predicted = np.zeros(len(labels.i), dtype=bool)
+    predicted[_label(labels, "a__resize.jpg", "b__original.jpg")] = True
+    predicted[_label(labels, "a__original.jpg", "a__logo.jpg")] = True
+    point = operating_point(labels, predicted)
+    assert point["false_positives"] == 0 and point["precision"] == 1.0
+    assert point["hard_negatives"]["all"] == {"pairs": 1, "false_positives": 0, "fpr": 0.0}
+    assert point["neutral"] == {"pairs": 6, "called_duplicates": 1}
+    assert bench.neutral_pairs() == {frozenset(("a", "b"))}
+
+
+def test_a_cluster_of_adjacent_frames_is_neither_pure_nor_joining() -> None:
+    group_of = {"a1": "a", "a2": "a", "b1": "b", "c1": "c"}
+    neutral = {frozenset(("a", "b"))}
+    together = cluster_quality({"a1": "X", "a2": "X", "b1": "X"}, group_of, neutral)
+    assert together["pairs_in_clusters"] == 1 and together["precision"] == 1.0
+    assert together["clusters_joining_photos"] == 0
+    # Without the relation the same cluster joins two photos; with a third photo it still does.
+    assert cluster_quality({"a1": "X", "a2": "X", "b1": "X"}, group_of)["precision"] == 1 / 3
+    mixed = cluster_quality({"a1": "X", "b1": "X", "c1": "X"}, group_of, neutral)
+    assert mixed["pairs_in_clusters"] == 2 and mixed["precision"] == 0.0
+    assert mixed["clusters_joining_photos"] == 1
 
 
 def test_template_pairs_put_two_photos_in_each_template() -> None:

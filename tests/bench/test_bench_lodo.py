@@ -69,6 +69,22 @@ def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
     assert summary["false_pairs"] == [["same_kind", "p-o", "q-o"]]
 
 
+def test_adjacent_frames_called_duplicates_are_reported_not_scored() -> None:
+    scored = lodo.Scored(
+        predicted={("p-o", "p-r"): True, ("p-o", "q-o"): True, ("p-r", "q-o"): False},
+        weights={("p-o", "p-r"): 1.0, ("p-o", "q-o"): 1.0, ("p-r", "q-o"): 1.0},
+        labels={
+            ("p-o", "p-r"): (1, "resize"),
+            ("p-o", "q-o"): (0, "adjacent_frames"),
+            ("p-r", "q-o"): (0, "adjacent_frames"),
+        },
+        confidence={("p-o", "p-r"): 0.9, ("p-o", "q-o"): 0.9, ("p-r", "q-o"): 0.1},
+    )
+    summary = lodo.summarise(scored, {("p-o", "p-r"): "resize"}, Counter())
+    assert summary["precision"] == 1.0 and summary["false_pairs"] == []
+    assert summary["neutral_called"] == [["adjacent_frames", "p-o", "q-o"]]
+
+
 def test_fold_fits_without_the_test_side_and_writes_where_told(tmp_path: Path) -> None:
     shipped = calibrate.FUSION_WEIGHTS_PATH.read_text()
     measured = _measured(40)
@@ -170,6 +186,9 @@ def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path)
         tmp_path, 1, images, {frozenset(("a", "b")): "same_kind", frozenset(("a", "c")): "same_kind"}
     )
     assert lodo.hard_negative_universe(bench, {"a"}, within={"a", "b"}) == Counter({"same_kind": 4})
+    # Adjacent frames are no hard negatives.
+    frames = BenchSet(tmp_path, 1, images, {frozenset(("a", "b")): "adjacent_frames"})
+    assert lodo.hard_negative_universe(frames, {"a"}, within={"a", "b"}) == Counter()
 
 
 def test_restricting_a_scoring_to_one_domain_keeps_only_its_pairs() -> None:
