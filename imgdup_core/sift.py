@@ -21,10 +21,13 @@ __all__ = [
     "extract_features",
     "extract_flat_features",
     "extract_sift",
+    "flat_from_bytes",
+    "flat_to_bytes",
     "mirrored",
     "ratio_test_matches",
     "sift_from_bytes",
     "sift_to_bytes",
+    "stored_flat_features",
 ]
 
 
@@ -190,6 +193,17 @@ class FeatureCache:
         return features
 
 
+def stored_flat_features(
+    rgb: np.ndarray, features: SiftFeatures, config: VerifierConfig
+) -> SiftFeatures | None:
+    """What an image stores at indexing for its second alignment (config.flat_retry_keypoints): the
+    low-contrast features of its stored copy (`rgb`; `features`: its extract_sift) where that retry
+    would extract them, so a pair pays only for matching them; None for a picture with keypoints enough."""
+    if config.flat_retry_keypoints <= 0 or len(features.points) >= config.flat_retry_keypoints:
+        return None
+    return extract_flat_features(working_gray(rgb, config), config)
+
+
 # Stored features: magic, format, then the extraction settings they were made with, so a
 # verifier with other settings extracts afresh instead of trusting them. Format 1 (fused-v3 and
 # before) had no contrast settings: its features were extracted at 0.04 without a second pass.
@@ -245,10 +259,7 @@ def sift_to_bytes(features: SiftFeatures, config: VerifierConfig = DEFAULT_VERIF
     else:
         row = (*first[:1], _SIFT_FORMAT, *first[2:], len(features.points), *settings[3:])
         header = np.array([row], dtype=_SIFT_HEADER)
-    descriptors = features.descriptors.astype(np.uint8)
-    if not np.array_equal(descriptors, features.descriptors):
-        raise ValueError("SIFT descriptors must hold whole numbers 0..255")
-    return header.tobytes() + features.points.astype("<f4").tobytes() + descriptors.tobytes()
+    return header.tobytes() + _body(features)
 
 
 def sift_from_bytes(blob: bytes, config: VerifierConfig = DEFAULT_VERIFIER) -> SiftFeatures | None:
@@ -274,6 +285,61 @@ def sift_from_bytes(blob: bytes, config: VerifierConfig = DEFAULT_VERIFIER) -> S
         recorded += _FORMAT_1_CONTRAST
     if recorded != _settings(config):
         return None
+    return _from_body(blob, size, header)
+
+
+# A flat picture's low-contrast features (extract_flat_features), stored at indexing for its second
+# alignment: their own magic, and the settings they were made with (low-texture contrast and the
+# retry's scale, in whole ten-thousandths and thousandths), so they are never read as the first ones.
+_FLAT_MAGIC = b"FLAT"
+_FLAT_HEADER = np.dtype(
+    [
+        *[(name, _SIFT_HEADER_1[name].str) for name in _SIFT_HEADER_1.names or ()],
+        ("contrast", "<u2"),
+        ("scale", "<u2"),
+    ]
+)
+
+
+def _flat_settings(config: VerifierConfig) -> tuple[int, ...]:
+    return (
+        config.sift_features,
+        config.sift_max_side,
+        config.sift_min_side,
+        round(config.sift_low_texture_contrast * 10_000),
+        round(config.flat_retry_scale * 1_000),
+    )
+
+
+def flat_to_bytes(features: SiftFeatures, config: VerifierConfig) -> bytes:
+    """extract_flat_features' result in sift_to_bytes' layout under its own header."""
+    features_n, max_side, min_side, contrast, scale = _flat_settings(config)
+    row = (_FLAT_MAGIC, 1, features_n, max_side, min_side, features.width, features.height)
+    header = np.array([(*row, len(features.points), contrast, scale)], dtype=_FLAT_HEADER)
+    return header.tobytes() + _body(features)
+
+
+def flat_from_bytes(blob: bytes, config: VerifierConfig) -> SiftFeatures | None:
+    """flat_to_bytes' inverse; None when made under other settings. ValueError for a malformed blob."""
+    if len(blob) < _FLAT_HEADER.itemsize:
+        raise ValueError("stored flat SIFT features: truncated header")
+    header = np.frombuffer(blob[: _FLAT_HEADER.itemsize], dtype=_FLAT_HEADER)[0]
+    if bytes(header["magic"]) != _FLAT_MAGIC or int(header["format"]) != 1:
+        raise ValueError("stored flat SIFT features: unknown format")
+    names = ("features", "max_side", "min_side", "contrast", "scale")
+    if tuple(int(header[name]) for name in names) != _flat_settings(config):
+        return None
+    return _from_body(blob, _FLAT_HEADER.itemsize, header)
+
+
+def _body(features: SiftFeatures) -> bytes:
+    descriptors = features.descriptors.astype(np.uint8)
+    if not np.array_equal(descriptors, features.descriptors):
+        raise ValueError("SIFT descriptors must hold whole numbers 0..255")
+    return features.points.astype("<f4").tobytes() + descriptors.tobytes()
+
+
+def _from_body(blob: bytes, size: int, header: np.void) -> SiftFeatures:
     count = int(header["count"])
     if len(blob) != size + count * (8 + 128):
         raise ValueError("stored SIFT features: wrong length")

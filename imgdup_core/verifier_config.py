@@ -297,11 +297,9 @@ FUSED_V9 = dataclasses.replace(
 # fused-v8's measurement settings (low-texture SIFT pass, pHash candidate channel, frame rules and the
 # box page check) with a model of its own (issue 11): every earlier model was fitted on the default
 # pool's train split alone (small food photos, no screenshot pages, no dense tiled watermarks) and did
-# not generalise to the broad pool. fused-v10's is fitted on the train splits of BOTH pools (default +
-# broad; the broad test split never enters): imgdup_core/fusion_weights_v10.py, `python -m
-# bench.quality calibrate --pool broad --extra-train default --verifier fused-v10`, fused-v6's
-# features, threshold the lowest cut with 99.5 % weighted training precision. An option, not the
-# default (numbers: bench/quality/README.md, bench/results/*fused-v10*.md).
+# not generalise to the broad pool. fused-v10's is fitted on the train splits of BOTH pools
+# (imgdup_core/fusion_weights_v10.py, `python -m bench.quality calibrate --pool broad --extra-train
+# default --verifier fused-v10`, fused-v6's features). An option (bench/results/*fused-v10*.md).
 FUSED_V10 = dataclasses.replace(FUSED_V8, version="fused-v10", fusion=CALIBRATED_FUSION_V10)
 
 # fused-v9 with the slot's fill also counted over its textured blocks (issue 11): two letterboxed photos
@@ -309,8 +307,7 @@ FUSED_V10 = dataclasses.replace(FUSED_V8, version="fused-v10", fusion=CALIBRATED
 # slot's fill under its bound, and a box found on a page panel in both (identical crops) then called
 # them duplicates; and a page judged by its slot is a verdict of different photos outright (fused-v3's
 # model, reused unchanged from fused-v9, outweighed the slot's mismatch with the panels' cosine of 1.0).
-# sscd's default before fused-v14: on the broad pool precision 99.56 -> 99.92 % and
-# cluster precision 98.20 -> 99.81 % against fused-v9 at equal recall (bench/results/*fused-v12*.md).
+# sscd's default before fused-v14: on the broad pool precision 99.56 -> 99.92 %, clusters 98.20 -> 99.81 %.
 # (fused-v11 was an unmerged experiment: the number is not reused.)
 FUSED_V12 = dataclasses.replace(
     FUSED_V9, version="fused-v12", slot_textured_fill=True, shared_page_decides=True
@@ -326,9 +323,8 @@ FUSED_V14 = dataclasses.replace(FUSED_V12, version="fused-v14", overlay_rule=Ove
 # fused-v14 with the aligned-copy rule (issue 11, CopyRule): many inliers over most of both pictures and
 # little disagreement is a duplicate whatever the fusion scores (combo edits, two edits of one photo). Same
 # measurement, candidates and model as fused-v14; the evidence gains the coverage (Evidence.coverage).
-# What sscd runs by default (DEFAULT_VERIFIER_FOR_EMBEDDER): on the broad pool hard recall 91.6 -> 92.8 %,
-# combo 72.0 -> 82.7 %, edit-vs-edit 82.7 -> 86.0 % at precision 99.96 % (unchanged) against fused-v14 on
-# the same code (bench/results/quality-broad-fused-v15.md).
+# sscd's default before fused-v16: on the broad pool hard recall 91.6 -> 92.8 %, combo 72.0 -> 82.7 %,
+# edit-vs-edit 82.7 -> 86.0 % at precision 99.96 % against fused-v14 (bench/results/*fused-v15*.md).
 FUSED_V15 = dataclasses.replace(FUSED_V14, version="fused-v15", copy_rule=CopyRule())
 
 # fused-v15 with the unaligned rule (issue 11, UnalignedRule): a whole-picture comparison in which nothing
@@ -337,15 +333,12 @@ FUSED_V15 = dataclasses.replace(FUSED_V14, version="fused-v15", copy_rule=CopyRu
 # (bench/results/*fused-v16*.md).
 FUSED_V16 = dataclasses.replace(FUSED_V15, version="fused-v16", unaligned_rule=UnalignedRule())
 
-# fused-v16 with a second alignment for flat pictures (issue 11, flat_retry_keypoints): where nothing
-# aligned and a picture has fewer than 50 keypoints at the default contrast, its features are extracted again
-# at the low-texture contrast and the pair aligned again (imgdup_core.geometry.align_flat_again). Same stored
-# features, candidates, model, rules and evidence as fused-v16.
+# fused-v16 with a second alignment for flat pictures (issue 11; geometry.align_flat_again).
 FUSED_V17 = dataclasses.replace(FUSED_V16, version="fused-v17", flat_retry_keypoints=50)
 
 # fused-v17's second alignment at a fraction of its cost (issue 11: fused-v17 took 1.37x a02148a's worker CPU
 # on the throughput feed, whose tiles are 40 % flat): only where the embedding cosine is at least 0.5, and on
-# a half-size copy. Same stored features, candidates, model, rules and evidence as fused-v16.
+# a half-size copy.
 FUSED_V18 = dataclasses.replace(
     FUSED_V17, version="fused-v18", flat_retry_min_cosine=0.5, flat_retry_scale=0.5
 )
@@ -360,9 +353,15 @@ FUSED_V20 = dataclasses.replace(
     FUSED_V16, version="fused-v20", slot_beside_boxes=True, small_slot_min_area=0.05
 )
 
-# fused-v20 with that slot around all the disagreement (issue 11: products on white in one page). What sscd
-# runs by default (DEFAULT_VERIFIER_FOR_EMBEDDER; bench/results/*fused-v21*.md).
+# fused-v20 with that slot around all the disagreement (issue 11: products on white in one page). sscd's
+# default before fused-v22 (bench/results/*fused-v21*.md).
 FUSED_V21 = dataclasses.replace(FUSED_V20, version="fused-v21", slot_beside_whole=True)
+
+# fused-v21 with fused-v18's second alignment of flat pictures (issue 11: the worst held-out domain's recall),
+# their features stored at indexing (sift.stored_flat_features). What sscd runs by default (*fused-v22*.md).
+FUSED_V22 = dataclasses.replace(
+    FUSED_V21, version="fused-v22", flat_retry_keypoints=50, flat_retry_min_cosine=0.5, flat_retry_scale=0.5
+)
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
@@ -389,6 +388,7 @@ VERIFIERS = {
         FUSED_V19,
         FUSED_V20,
         FUSED_V21,
+        FUSED_V22,
         FUSED_V3_DISTILLED,
     )
 }
@@ -396,7 +396,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V21.version,
+    "sscd": FUSED_V22.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 

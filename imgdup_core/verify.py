@@ -147,6 +147,8 @@ def _measure_in_order(
             config=config,
             sift_a=a.photo_sift if photo_a else a.sift,
             sift_b=b.photo_sift if photo_b else b.sift,
+            flat_a=a.photo_flat_sift if photo_a else a.flat_sift,
+            flat_b=b.photo_flat_sift if photo_b else b.flat_sift,
             cache=cache,
             # Whole pictures of which one frames a photo: its box may be the page's disagreeing slot.
             boxes=None if photo_a or photo_b else lambda: (a.photo_box(), b.photo_box()),
@@ -317,10 +319,12 @@ def _measure(
     sift_b: SiftFeatures | None,
     cache: FeatureCache | None,
     boxes: Callable[[], tuple[Box | None, Box | None]] | None = None,
+    flat_a: SiftFeatures | None = None,
+    flat_b: SiftFeatures | None = None,
 ) -> Evidence:
     """Every method's measurement of one comparison, on pictures loaded only when needed:
-    features not given are extracted, and the aligned SSIM needs both; a pair without a
-    plausible alignment needs neither."""
+    features not given are extracted (a flat picture's second ones too, flat_a / flat_b), and the
+    aligned SSIM needs both pictures; a pair without a plausible alignment needs neither."""
     if not math.isfinite(cosine):
         raise ValueError(f"cosine must be finite, got {cosine!r}")
     distance, phash_mirrored = phash_distance(phash_a, phash_b)
@@ -337,6 +341,9 @@ def _measure(
         return grays[side]
 
     def features(side: str, flat: bool = False) -> SiftFeatures:
+        stored = (flat_a if side == "a" else flat_b) if flat else None
+        if stored is not None:
+            return stored
         if cache is not None:
             return cache.features(gray(side), config, flat=flat)
         return (extract_flat_features if flat else extract_features)(gray(side), config)

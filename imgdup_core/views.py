@@ -46,6 +46,9 @@ class ImageView:
     # extract_sift of rgb and photo_rgb when stored at indexing (else extracted here).
     sift: SiftFeatures | None = None
     photo_sift: SiftFeatures | None = None
+    # sift.stored_flat_features of rgb and photo_rgb when stored at indexing (else extracted if needed).
+    flat_sift: SiftFeatures | None = None
+    photo_flat_sift: SiftFeatures | None = None
     jpeg: bytes | None = None
     photo_jpeg: bytes | None = None
     # The framed photo's box as shares of the picture (x0, y0, x1, y1 in 0..1): the one the indexer

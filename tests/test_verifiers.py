@@ -42,6 +42,7 @@ from imgdup_core.verifier_config import (
     FUSED_V19,
     FUSED_V20,
     FUSED_V21,
+    FUSED_V22,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -66,14 +67,15 @@ def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> N
 
 def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     chosen = resolve_verifier(Settings())
-    # fused-v21 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
-    # slots beside and holding the boxes), on fused-v3's calibrated model and ANN cut-off.
-    assert chosen.config == FUSED_V21 and chosen.config.version == "fused-v21"
+    # fused-v22 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
+    # slots beside and holding the boxes, the flat pictures' second alignment), on fused-v3's calibrated
+    # model and ANN cut-off.
+    assert chosen.config == FUSED_V22 and chosen.config.version == "fused-v22"
     assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
     # The settings field's default names the same model as the mapping, and the pHash channel
-    # follows it (off: fused-v3's model, which fused-v21 runs, was calibrated on ANN candidates only).
+    # follows it (off: fused-v3's model, which fused-v22 runs, was calibrated on ANN candidates only).
     assert Settings().verifier_version == DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
-    assert Settings().phash_candidate_distance == -1 and not FUSED_V21.phash_candidates
+    assert Settings().phash_candidate_distance == -1 and not FUSED_V22.phash_candidates
     v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
@@ -190,6 +192,19 @@ def test_fused_v21_is_fused_v20_with_its_slot_around_all_the_disagreement() -> N
     assert dataclasses.replace(FUSED_V21, version="fused-v20", slot_beside_whole=False) == FUSED_V20
 
 
+def test_fused_v22_is_fused_v21_with_fused_v18s_second_alignment() -> None:
+    assert VERIFIERS["fused-v22"] is FUSED_V22
+    retry = ("flat_retry_keypoints", "flat_retry_min_cosine", "flat_retry_scale")
+    assert dataclasses.replace(
+        FUSED_V22, version="fused-v21", **dict.fromkeys(retry, 0)
+    ) == dataclasses.replace(FUSED_V21, **dict.fromkeys(retry, 0))
+    assert [getattr(FUSED_V22, name) for name in retry] == [getattr(FUSED_V18, name) for name in retry]
+    assert FUSED_V21.flat_retry_keypoints == 0
+    # The same first features: stored ones of fused-v21 read as fused-v22's (no re-extraction on upgrade).
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V22) == sift_to_bytes(features, FUSED_V21)
+
+
 def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:
     assert VERIFIERS["fused-v18"] is FUSED_V18
     assert (FUSED_V18.flat_retry_min_cosine, FUSED_V18.flat_retry_scale) == (0.5, 0.5)
@@ -226,7 +241,7 @@ def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
         resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v21" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v22" in message and "sscd" in message
 
 
 def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
@@ -250,7 +265,7 @@ def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_overr
 
 
 def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v21", "sscd_distilled": "fused-v3-distilled"}
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v22", "sscd_distilled": "fused-v3-distilled"}
     for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
         assert VERIFIERS[version].fusion.embedder == embedder
     # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
@@ -275,7 +290,7 @@ def test_the_verifier_version_from_the_environment_wins_over_the_embedders_defau
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
     for settings, config in (
         # clip has no default of its own: the full SSCD's runs, uncalibrated.
-        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V21),
+        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V22),
         (
             Settings(
                 embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True

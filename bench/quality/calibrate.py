@@ -130,6 +130,8 @@ FEATURES_V19 = FEATURES_V18
 FEATURES_V20 = FEATURES_V16
 # fused-v21 (issue 11): fused-v20's, its slot beside the boxes around all the disagreement.
 FEATURES_V21 = FEATURES_V20
+# fused-v22 (issue 11): fused-v21's, with fused-v18's second alignment of flat pictures.
+FEATURES_V22 = FEATURES_V21
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -150,6 +152,7 @@ MODELS = {
     "fused-v19": (FEATURES_V19, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v19.py")),
     "fused-v20": (FEATURES_V20, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v20.py")),
     "fused-v21": (FEATURES_V21, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v21.py")),
+    "fused-v22": (FEATURES_V22, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v22.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -24,7 +24,7 @@ from imgdup_core.decode import (
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
-from imgdup_core.sift import extract_sift, sift_to_bytes
+from imgdup_core.sift import extract_sift, flat_to_bytes, sift_to_bytes, stored_flat_features
 from imgdup_core.verifier_config import VerifierConfig, default_verifier_for
 
 log = logging.getLogger(__name__)
@@ -53,18 +53,28 @@ class AnalysedImage:
     # decodes them.
     sift: bytes | None = None
     photo_sift: bytes | None = None
+    # imgdup_core.sift.flat_to_bytes of a flat stored copy's second features (stored_flat_features):
+    # None for a picture with keypoints enough, or a verifier without the second alignment.
+    flat_sift: bytes | None = None
+    photo_flat_sift: bytes | None = None
     # The region as shares of the decoded image (x0, y0, x1, y1 in 0..1), which are shares of the
     # stored copy too (a resize of it): the verifier's box, so that it does not run the frame
     # finder again per pair. `region` is in decoded pixels, and the row keeps the original's size.
     photo_box: tuple[float, float, float, float] | None = None
 
 
-def stored_copy(rgb: np.ndarray, config: VerifierConfig = DEFAULT_SIFT_CONFIG) -> tuple[bytes, bytes]:
-    """The reduced JPEG copy the verifier loads, and the SIFT features of exactly those pixels,
-    extracted with the settings of the verifier that will read them (`config`): features made
-    under other settings are not used, and that verifier would extract them again for every pair."""
+def stored_copy(
+    rgb: np.ndarray, config: VerifierConfig = DEFAULT_SIFT_CONFIG
+) -> tuple[bytes, bytes, bytes | None]:
+    """The reduced JPEG copy the verifier loads, the SIFT features of exactly those pixels, and a
+    flat copy's second features (or None), extracted with the settings of the verifier that will
+    read them (`config`): features made under other settings are not used, and that verifier would
+    extract them again for every pair."""
     jpeg = storage_jpeg(rgb)
-    return jpeg, sift_to_bytes(extract_sift(load_rgb(jpeg), config), config)
+    stored = load_rgb(jpeg)
+    features = extract_sift(stored, config)
+    flat = stored_flat_features(stored, features, config)
+    return jpeg, sift_to_bytes(features, config), flat_to_bytes(flat, config) if flat is not None else None
 
 
 @dataclass(frozen=True)
@@ -193,9 +203,9 @@ def _finish_one(
 ) -> AnalysedImage:
     image = outcome.image
     plain, mirrored = phash_pair(image.rgb)
-    jpeg, sift = stored_copy(image.rgb, sift_config)
-    photo_jpeg, photo_sift = (
-        stored_copy(outcome.photo, sift_config) if outcome.photo is not None else (None, None)
+    jpeg, sift, flat_sift = stored_copy(image.rgb, sift_config)
+    photo_jpeg, photo_sift, photo_flat_sift = (
+        stored_copy(outcome.photo, sift_config) if outcome.photo is not None else (None, None, None)
     )
     decoded_h, decoded_w = image.rgb.shape[:2]
     return AnalysedImage(
@@ -213,6 +223,8 @@ def _finish_one(
         photo_jpeg=photo_jpeg,
         sift=sift,
         photo_sift=photo_sift,
+        flat_sift=flat_sift,
+        photo_flat_sift=photo_flat_sift,
         photo_box=outcome.region.shares(decoded_w, decoded_h) if outcome.region is not None else None,
     )
 

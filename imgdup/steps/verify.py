@@ -17,7 +17,7 @@ from imgdup.blobs.base import BlobStore
 from imgdup.store import images, pairs
 from imgdup.store.transient import retry_transient
 from imgdup_core.evidence import Verdict
-from imgdup_core.sift import FeatureCache, sift_from_bytes
+from imgdup_core.sift import FeatureCache, flat_from_bytes, sift_from_bytes
 from imgdup_core.verifier_config import default_verifier_for
 from imgdup_core.verify import ImageView, VerifierConfig, box_or_compute, verify_images
 from schemas import CandidatePairV1, EvidenceV1, PairReviewV1, VerifiedPairV1, VersionsV1
@@ -55,6 +55,9 @@ def _view(image: images.ImageForVerification, config: VerifierConfig) -> ImageVi
         # None when stored under other extraction settings (another verifier version): extracted.
         sift=sift_from_bytes(image.sift, config) if image.sift else None,
         photo_sift=sift_from_bytes(image.photo_sift, config) if image.photo_sift else None,
+        # A flat picture's second features (migration 016): None where not stored, extracted if needed.
+        flat_sift=flat_from_bytes(image.flat_sift, config) if image.flat_sift else None,
+        photo_flat_sift=flat_from_bytes(image.photo_flat_sift, config) if image.photo_flat_sift else None,
         # The box the indexer found: the page rule (fused-v8 and later) does not run the frame
         # finder again per pair. Rows of before migration 013 have none: computed from the copy.
         box=box_or_compute(image.photo_box_share) if image.photo_jpeg else None,

@@ -11,13 +11,15 @@ import psycopg
 
 from imgdup.blobs.base import BlobStore
 
-# Every column that refers to a blob, each with its index (migration 009).
+# Every column that refers to a blob, each with its index (migrations 009, 016).
 _UNREFERENCED = (
     "SELECT k FROM unnest(%s::text[]) AS k WHERE"
     " NOT EXISTS (SELECT 1 FROM image_blobs WHERE jpeg_sha256 = k)"
     " AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE sift_sha256 = k)"
     " AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE photo_jpeg_sha256 = k)"
     " AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE photo_sift_sha256 = k)"
+    " AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE flat_sift_sha256 = k)"  # migration 016
+    " AND NOT EXISTS (SELECT 1 FROM image_blobs WHERE photo_flat_sift_sha256 = k)"
 )
 
 

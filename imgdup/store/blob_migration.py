@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from imgdup.blobs.base import BlobStore
-from imgdup.store.images import BLOB_COLUMNS
+from imgdup.store.images import BYTEA_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def migrate_blobs(dsn: str, blobs: BlobStore, *, batch_size: int = 500, threads:
         raise ValueError("batch_size must be positive")
     moved: dict[str, int] = {}
     with psycopg.connect(dsn, autocommit=True) as conn, ThreadPoolExecutor(threads) as pool:
-        for column in BLOB_COLUMNS:
+        for column in BYTEA_COLUMNS:
             names = {
                 "c": sql.Identifier(column),
                 "sha": sql.Identifier(f"{column}_sha256"),

@@ -16,8 +16,11 @@ from imgdup.blobs.base import BlobStore, get_all, put_all
 from imgdup.store.db import single_statement
 
 # The blob columns of image_blobs: each is a bytea (rows before migration 009 and not yet moved by
-# `imgdup migrate-blobs`) or a `<name>_sha256` + `<name>_size` pointing into the blob store.
-BLOB_COLUMNS = ("jpeg", "photo_jpeg", "sift", "photo_sift")
+# `imgdup migrate-blobs`) or a `<name>_sha256` + `<name>_size` pointing into the blob store. A flat
+# picture's second features (migration 016) are only ever in the blob store.
+BLOB_COLUMNS = ("jpeg", "photo_jpeg", "sift", "photo_sift", "flat_sift", "photo_flat_sift")
+# The ones rows of before migration 009 hold as bytea: what `imgdup migrate-blobs` moves.
+BYTEA_COLUMNS = BLOB_COLUMNS[:4]
 
 
 class BlobMissing(LookupError):
@@ -43,7 +46,7 @@ async def save_indexed_images(
     if not images:
         return
     analysed = [i.image for i in images]
-    # All four columns of all images in one round of concurrent puts (threads: files or HTTP).
+    # All the blob columns of all images in one round of concurrent puts (threads: files or HTTP).
     refs = await put_all(blobs, [getattr(a, column) for column in BLOB_COLUMNS for a in analysed])
     by_column = {
         column: refs[n * len(analysed) : (n + 1) * len(analysed)] for n, column in enumerate(BLOB_COLUMNS)
@@ -70,15 +73,19 @@ async def save_indexed_images(
             " format, embedding_model, embedding, photo_embedding, photo_box, photo_box_share)"
             " WHERE i.image_id = u.image_id)"
             " INSERT INTO image_blobs (image_id, jpeg_sha256, jpeg_size, photo_jpeg_sha256,"
-            " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size)"
+            " photo_jpeg_size, sift_sha256, sift_size, photo_sift_sha256, photo_sift_size,"
+            " flat_sift_sha256, flat_sift_size, photo_flat_sift_sha256, photo_flat_sift_size)"
             " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::int[],"
-            " %s::text[], %s::int[], %s::text[], %s::int[])"
+            " %s::text[], %s::int[], %s::text[], %s::int[], %s::text[], %s::int[], %s::text[], %s::int[])"
             " ON CONFLICT (image_id) DO UPDATE SET jpeg = NULL, photo_jpeg = NULL, sift = NULL,"
             " photo_sift = NULL, jpeg_sha256 = EXCLUDED.jpeg_sha256, jpeg_size = EXCLUDED.jpeg_size,"
             " photo_jpeg_sha256 = EXCLUDED.photo_jpeg_sha256,"
             " photo_jpeg_size = EXCLUDED.photo_jpeg_size, sift_sha256 = EXCLUDED.sift_sha256,"
             " sift_size = EXCLUDED.sift_size, photo_sift_sha256 = EXCLUDED.photo_sift_sha256,"
-            " photo_sift_size = EXCLUDED.photo_sift_size",
+            " photo_sift_size = EXCLUDED.photo_sift_size, flat_sift_sha256 = EXCLUDED.flat_sift_sha256,"
+            " flat_sift_size = EXCLUDED.flat_sift_size,"
+            " photo_flat_sift_sha256 = EXCLUDED.photo_flat_sift_sha256,"
+            " photo_flat_sift_size = EXCLUDED.photo_flat_sift_size",
             (
                 [i.image_id for i in images],
                 [a.content_sha256 for a in analysed],
@@ -130,6 +137,8 @@ class ImageForVerification:
     photo_jpeg: bytes | None = None
     sift: bytes | None = None
     photo_sift: bytes | None = None
+    flat_sift: bytes | None = None  # migration 016: None before it, or with keypoints enough
+    photo_flat_sift: bytes | None = None
     # x0, y0, x1, y1 as shares of the picture (migration 013); None before it or without a photo.
     photo_box_share: list[float] | None = None
 

@@ -16,7 +16,7 @@ from imgdup_core.geometry import Geometry, align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import FeatureCache, SiftFeatures, extract_features, extract_flat_features
-from imgdup_core.verifier_config import FUSED_V16, FUSED_V17, FUSED_V18, FUSED_V19, VerifierConfig
+from imgdup_core.verifier_config import FUSED_V16, FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22, VerifierConfig
 from imgdup_core.verify import ImageView, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
@@ -44,7 +44,9 @@ FLAT_PHOTOS = {"small_clock": _small_clock, "blurred_rocket": _blurred_rocket}
 
 
 @pytest.mark.parametrize(
-    "config", [FUSED_V17, FUSED_V18, FUSED_V19], ids=["fused-v17", "fused-v18", "fused-v19"]
+    "config",
+    [FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22],
+    ids=["fused-v17", "fused-v18", "fused-v19", "fused-v22"],
 )
 @pytest.mark.parametrize("photo", list(FLAT_PHOTOS.values()), ids=list(FLAT_PHOTOS))
 def test_a_cropped_copy_of_a_flat_photo_aligns_the_second_time(
@@ -79,7 +81,7 @@ def test_two_different_flat_photos_stay_different(
     photos: dict[str, np.ndarray], cosine: Cosine, one: str, other: str
 ) -> None:
     a, b = pipeline_copy(FLAT_PHOTOS[one](photos)), pipeline_copy(FLAT_PHOTOS[other](photos))
-    for config in (FUSED_V17, FUSED_V18, FUSED_V19):
+    for config in (FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22):
         verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
         assert not verdict.is_duplicate, verdict
 
@@ -91,7 +93,7 @@ def test_flat_regions_of_different_photos_stay_different(
     # The unaligned rule's flat regions (tests/core/test_core_unaligned_rule.py), aligned again: still apart.
     a = pipeline_copy(photos[one][:200, :300])
     b = pipeline_copy(photos[other][:200, :300])
-    for config in (FUSED_V17, FUSED_V18, FUSED_V19):
+    for config in (FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22):
         verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
         assert not verdict.is_duplicate, verdict
 

@@ -1,6 +1,7 @@
 """imgdup.steps index and verify with the blob store, on a real Postgres: an ad's photos in; their stored
-copies and SIFT features in the blob store, only their sha256 and size in Postgres, and the verifier's
-verdict read back from there (or from the bytea of rows written before migration 009)."""
+copies and SIFT features in the blob store (a flat picture's second features too), only their sha256 and
+size in Postgres, and the verifier's verdict read back from there (or from the bytea of rows written before
+migration 009)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,56 @@ async def test_the_verifier_reads_the_stored_copies_and_features_from_the_blob_s
 
     assert verified is not None and verified.evidence.sift_mirrored
     assert sift_keys <= set(recording.read)
+
+
+async def test_a_flat_pictures_second_features_are_stored_once_and_read_by_the_verifier(
+    index_context: IndexContext, web: Web, clean_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock as a 160-pixel thumbnail has 4 keypoints at the default contrast (fused-v22's retry
+    # needs 50): its low-contrast features go to the blob store when it is indexed; a textured photo's
+    # do not. The cropped copy aligns only with them (tests/core/test_core_flat_retry.py).
+    recording = RecordingBlobs(tmp_path / "recorded")
+    ctx = replace(index_context, blobs=recording)
+    clock = photo("clock")
+    clock.thumbnail((160, 160))
+    w, h = clock.size
+    cropped = clock.crop((round(w * 0.15), round(h * 0.15), w - round(w * 0.15), h - round(h * 0.15)))
+    candidate = await _candidate(ctx, web, jpeg(clock), jpeg(cropped))
+    rows = _blob_rows(clean_db)
+    assert all(row["flat_sift_sha256"] and row["flat_sift"] is None for row in rows), rows
+    assert all(row["photo_flat_sift_sha256"] is None for row in rows)
+    flat_keys = {str(row["flat_sift_sha256"]) for row in rows}
+
+    import imgdup_core.sift
+    import imgdup_core.verify
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("flat features extracted per pair")
+
+    monkeypatch.setattr(imgdup_core.sift, "extract_flat_features", refuse)
+    monkeypatch.setattr(imgdup_core.verify, "extract_flat_features", refuse)
+    verify = VerifyContext(pool=ctx.pool, run_cpu=run_inline, embedding_model="m", blobs=recording)
+    # Without the stored ones (a row of before migration 016) this pair needs them extracted...
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("UPDATE image_blobs SET flat_sift_sha256 = NULL, flat_sift_size = NULL")
+    with pytest.raises(AssertionError, match="extracted per pair"):
+        await verify_candidate(verify, candidate)
+    # ... and with them it is aligned from what indexing stored.
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        for row in rows:
+            conn.execute(
+                "UPDATE image_blobs SET flat_sift_sha256 = %s, flat_sift_size = %s WHERE image_id = %s",
+                (row["flat_sift_sha256"], row["flat_sift_size"], row["image_id"]),
+            )
+    recording.read.clear()
+    verified = await verify_candidate(verify, candidate)
+    assert flat_keys <= set(recording.read)
+    assert verified is not None and verified.evidence.sift_inliers > 0, verified
+
+    web.files["https://cdn.example/4.jpg"] = jpeg(photo("astronaut"))
+    await index_ad(ctx, one_image_event(4, "https://cdn.example/4.jpg"))
+    textured = [row for row in _blob_rows(clean_db) if str(row["flat_sift_sha256"]) not in flat_keys]
+    assert len(textured) == 1 and textured[0]["flat_sift_sha256"] is None
 
 
 async def test_rows_from_before_the_blob_store_are_read_from_their_bytea(

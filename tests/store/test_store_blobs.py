@@ -91,7 +91,7 @@ async def test_migrate_blobs_moves_the_bytea_and_readers_see_the_same_bytes(
     _old_rows(clean_db)
     store = FilesystemBlobStore(tmp_path / "blobs")
     before = await _what_readers_see(clean_db, store)  # from the bytea: the store is empty
-    assert before[IMAGES[0]] == (*(OLD[IMAGES[0]][c] for c in images.BLOB_COLUMNS), OLD[IMAGES[0]]["jpeg"])
+    assert before[IMAGES[0]] == (*(OLD[IMAGES[0]][c] for c in images.BYTEA_COLUMNS), OLD[IMAGES[0]]["jpeg"])
 
     moved = migrate_blobs(clean_db, store, batch_size=2)
 
@@ -107,7 +107,7 @@ async def test_migrate_blobs_moves_the_bytea_and_readers_see_the_same_bytes(
                 assert row[f"{column}_sha256"] is None
     assert await _what_readers_see(clean_db, store) == before
     # Idempotent: nothing left to move, nothing changes.
-    assert migrate_blobs(clean_db, store, batch_size=2) == dict.fromkeys(images.BLOB_COLUMNS, 0)
+    assert migrate_blobs(clean_db, store, batch_size=2) == dict.fromkeys(images.BYTEA_COLUMNS, 0)
     assert await _what_readers_see(clean_db, store) == before
 
 
