@@ -194,14 +194,15 @@ class FeatureCache:
 
 
 def stored_flat_features(
-    rgb: np.ndarray, features: SiftFeatures, config: VerifierConfig
+    gray: np.ndarray, features: SiftFeatures, config: VerifierConfig
 ) -> SiftFeatures | None:
     """What an image stores at indexing for its second alignment (config.flat_retry_keypoints): the
-    low-contrast features of its stored copy (`rgb`; `features`: its extract_sift) where that retry
-    would extract them, so a pair pays only for matching them; None for a picture with keypoints enough."""
+    low-contrast features of its stored copy's working copy (`gray`; `features`: its extract_features)
+    where that retry would extract them, so a pair pays only for matching them; None for a picture with
+    keypoints enough."""
     if config.flat_retry_keypoints <= 0 or len(features.points) >= config.flat_retry_keypoints:
         return None
-    return extract_flat_features(working_gray(rgb, config), config)
+    return extract_flat_features(gray, config)
 
 
 # Stored features: magic, format, then the extraction settings they were made with, so a

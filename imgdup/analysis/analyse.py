@@ -23,8 +23,9 @@ from imgdup_core.decode import (
 )
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import Region, crop_region, find_photo_region
+from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_pair
-from imgdup_core.sift import extract_sift, flat_to_bytes, sift_to_bytes, stored_flat_features
+from imgdup_core.sift import extract_features, flat_to_bytes, sift_to_bytes, stored_flat_features
 from imgdup_core.verifier_config import VerifierConfig, default_verifier_for
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,9 @@ def stored_copy(
     read them (`config`): features made under other settings are not used, and that verifier would
     extract them again for every pair."""
     jpeg = storage_jpeg(rgb)
-    stored = load_rgb(jpeg)
-    features = extract_sift(stored, config)
-    flat = stored_flat_features(stored, features, config)
+    gray = working_gray(load_rgb(jpeg), config)  # extract_sift's working copy, made once for both passes
+    features = extract_features(gray, config)
+    flat = stored_flat_features(gray, features, config)
     return jpeg, sift_to_bytes(features, config), flat_to_bytes(flat, config) if flat is not None else None
 
 

@@ -18,9 +18,9 @@ from imgdup.store.db import single_statement
 # The blob columns of image_blobs: each is a bytea (rows before migration 009 and not yet moved by
 # `imgdup migrate-blobs`) or a `<name>_sha256` + `<name>_size` pointing into the blob store. A flat
 # picture's second features (migration 016) are only ever in the blob store.
-BLOB_COLUMNS = ("jpeg", "photo_jpeg", "sift", "photo_sift", "flat_sift", "photo_flat_sift")
 # The ones rows of before migration 009 hold as bytea: what `imgdup migrate-blobs` moves.
-BYTEA_COLUMNS = BLOB_COLUMNS[:4]
+BYTEA_COLUMNS = ("jpeg", "photo_jpeg", "sift", "photo_sift")
+BLOB_COLUMNS = (*BYTEA_COLUMNS, "flat_sift", "photo_flat_sift")
 
 
 class BlobMissing(LookupError):

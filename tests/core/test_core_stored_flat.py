@@ -33,7 +33,7 @@ Cosine = Callable[[np.ndarray, np.ndarray], float]
 
 def _stored(rgb: np.ndarray) -> tuple[SiftFeatures, SiftFeatures | None]:
     features = extract_sift(rgb, FUSED_V22)
-    return features, stored_flat_features(rgb, features, FUSED_V22)
+    return features, stored_flat_features(working_gray(rgb, FUSED_V22), features, FUSED_V22)
 
 
 def test_only_a_flat_picture_stores_second_features(photos: dict[str, np.ndarray]) -> None:
@@ -47,7 +47,7 @@ def test_only_a_flat_picture_stores_second_features(photos: dict[str, np.ndarray
     textured = pipeline_copy(photos["astronaut"])
     assert _stored(textured)[1] is None
     # A verifier without the second alignment stores none, whatever the picture.
-    assert stored_flat_features(clock, features, FUSED_V21) is None
+    assert stored_flat_features(working_gray(clock, FUSED_V21), features, FUSED_V21) is None
 
 
 def test_flat_features_round_trip_and_are_never_read_as_the_first_ones(photos: dict[str, np.ndarray]) -> None:
