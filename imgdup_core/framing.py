@@ -177,12 +177,12 @@ def _largest_framed_box(
     ys = sorted({*_candidate_lines(rows, config, longer), 0, height})
     xs = sorted({*_candidate_lines(cols, config, longer), 0, width})
 
-    row_sums = np.zeros((height + 1, width + 1))
-    row_sums[:, 1:] = np.cumsum(rows, axis=1)
-    col_sums = np.zeros((width + 1, height + 1))
-    col_sums[:, 1:] = np.cumsum(cols, axis=1)
-    texture_sums = np.zeros((height + 1, width + 1))
-    texture_sums[1:, 1:] = np.cumsum(np.cumsum(textured, axis=0), axis=1)
+    # Counts as int32 (exact; the ratios below divide them as float64 all the same).
+    row_sums = np.zeros((height + 1, width + 1), np.int32)
+    np.cumsum(rows, axis=1, dtype=np.int32, out=row_sums[:, 1:])
+    col_sums = np.zeros((width + 1, height + 1), np.int32)
+    np.cumsum(cols, axis=1, dtype=np.int32, out=col_sums[:, 1:])
+    texture_sums = cv2.integral(textured.view(np.uint8))  # [height + 1, width + 1], zero first row, column
     texture_total = float(texture_sums[-1, -1])
     area_total = float(height * width)
 
@@ -253,8 +253,8 @@ def _flat_bar_bounded_box(
     """The picture between two flat letterbox bars of one light grey level (a page's grey photo slot
     around a product on white: the slot's grey meets the photo's white with a step under edge_step),
     as _bar_bounded_box; the levels tried are the flat pixels' most common ones above bar_dark."""
-    flat = ~textured
-    counts = np.bincount(gray[flat].astype(np.int64).ravel(), minlength=256).astype(np.float64)
+    flat = ~textured  # below: gray holds whole grey levels, so bin v counts level v (bincount's count)
+    counts = cv2.calcHist([gray], [0], flat.view(np.uint8), [256], [0, 256]).ravel().astype(np.float64)
     counts[: int(config.bar_dark)] = 0.0
     least = 2 * max(config.min_side, config.min_bar_length * max(gray.shape))  # a bar's least area
     band = config.bar_level_band
