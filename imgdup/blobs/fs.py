@@ -13,6 +13,8 @@ from imgdup.blobs.base import BlobRef, blob_ref, check_key
 
 
 class FilesystemBlobStore:
+    local = True  # files: a batch of puts or gets runs in one thread (BlobStore.local)
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

@@ -16,6 +16,8 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3BlobStore:
+    local = False  # HTTP requests: one thread each, their latencies overlap (BlobStore.local)
+
     def __init__(
         self,
         *,

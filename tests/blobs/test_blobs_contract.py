@@ -91,6 +91,8 @@ async def test_put_all_hashes_each_blob_once_before_the_store(monkeypatch: pytes
         return blob_ref(data)
 
     class Recording:
+        local = False
+
         def __init__(self) -> None:
             self.put_data: list[bytes] = []
 
@@ -104,3 +106,25 @@ async def test_put_all_hashes_each_blob_once_before_the_store(monkeypatch: pytes
     assert refs == [blob_ref(DATA), None, blob_ref(OTHER), blob_ref(DATA)]
     assert sorted(store.put_data) == sorted([DATA, OTHER])
     assert len(hashed) == 3  # one per blob given
+
+
+async def test_a_local_store_runs_a_batch_in_one_thread_an_object_store_one_thread_per_blob(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread's hand-over back to the event loop costs more than reading a file from the page cache;
+    an object store's requests wait on the network and overlap."""
+    import asyncio
+
+    handed_over: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(func: object, /, *args: object) -> object:
+        handed_over.append(func)
+        return await to_thread(func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    refs = await put_all(store, [DATA, OTHER, b"a third blob"])
+    puts = len(handed_over)
+    assert await get_all(store, [r.sha256 if r else None for r in refs]) == [DATA, OTHER, b"a third blob"]
+
+    assert (puts, len(handed_over) - puts) == ((1, 1) if store.local else (3, 3))
