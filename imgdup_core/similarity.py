@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from imgdup_core.gray import fit
 from imgdup_core.slot import (
@@ -59,8 +57,31 @@ class Aligned(NamedTuple):
     evenness: float | None  # disagreement_evenness, with config.overlay_rule only
 
 
-# scikit-image ships no annotations for it.
-_structural_similarity: Callable[..., Any] = structural_similarity
+# SSIM's window: a Gaussian of sigma 1.5 cut at 3.5 sigma (radius 5), as scikit-image's
+# structural_similarity(gaussian_weights=True, sigma=1.5) and Wang et al. 2004 weigh it.
+_SSIM_WINDOW = cv2.getGaussianKernel(11, 1.5, cv2.CV_64F)
+_SSIM_C1 = (0.01 * 255.0) ** 2
+_SSIM_C2 = (0.03 * 255.0) ** 2
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The SSIM of each pixel of two float32 pictures (0..255) of one size: scikit-image's
+    structural_similarity(data_range=255, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, full=True) map, its float32 arithmetic in its order, the window
+    sums by OpenCV (float32, mirrored borders as scipy's "reflect") instead of scipy.ndimage: 5.7 ->
+    ~1 ms for a 384-px pair; the maps differ by < 1e-3 (summation order; tests/core/test_core_ssim.py)."""
+
+    def window(x: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(x, -1, _SSIM_WINDOW, _SSIM_WINDOW, borderType=cv2.BORDER_REFLECT)
+
+    ux, uy = window(a), window(b)
+    vx = window(a * a) - ux * ux
+    vy = window(b * b) - uy * uy
+    vxy = window(a * b) - ux * uy
+    result: np.ndarray = ((2 * ux * uy + _SSIM_C1) * (2 * vxy + _SSIM_C2)) / (
+        (ux**2 + uy**2 + _SSIM_C1) * (vx + vy + _SSIM_C2)
+    )
+    return result
 
 
 def aligned_ssim(
@@ -111,15 +132,7 @@ def aligned_ssim(
     valid: np.ndarray = cv2.erode(footprint, np.ones((11, 11), np.uint8)) > 0
     if valid.sum() < 0.02 * valid.size:
         return None
-    _, ssim_map = _structural_similarity(
-        ref_a,
-        warped,
-        data_range=255.0,
-        full=True,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-    )
+    pixel_ssim = ssim_map(ref_a, warped)
     # Flat areas (white studio backdrops, sky) score ~1 against any other flat photo, and text
     # overlaid on them adds texture to one side only; content that both sides show textured
     # is what says whether the pictures line up.
@@ -139,10 +152,10 @@ def aligned_ssim(
     shares = []
     for textured in (textured_a, textured_b):
         own = valid & textured
-        shares.append(float((ssim_map[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
+        shares.append(float((pixel_ssim[own] < config.mismatch_ssim).mean()) if own.any() else 0.0)
     mismatch = min(shares)
-    maps = AlignedMaps(ref_a, warped, ssim_map, valid, textured_a, textured_b, config.mismatch_ssim)
-    ssim = float(np.clip(ssim_map[region].mean(), -1.0, 1.0))
+    maps = AlignedMaps(ref_a, warped, pixel_ssim, valid, textured_a, textured_b, config.mismatch_ssim)
+    ssim = float(np.clip(pixel_ssim[region].mean(), -1.0, 1.0))
     in_a = (
         _boxes_in_a(boxes, small_a.shape, small_b.shape, h) if any(box is not None for box in boxes) else []
     )
