@@ -96,7 +96,7 @@ class FramingConfig:
     # Where neither bars nor edges frame a photo: flat bars of one light grey level (a page's grey slot
     # around a product on white, a step of ~10 grey levels that edge_step does not see).
     bar_level_band: int = 3  # grey levels either side of the level that a flat bar's pixels keep to
-    max_bar_levels: int = 4  # the flat pixels' most common levels tried
+    max_bar_levels: int = 3  # the flat pixels' most common levels tried (a 4th found no box in 6,718 photos)
 
 
 DEFAULT_FRAMING = FramingConfig()
