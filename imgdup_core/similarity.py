@@ -176,7 +176,7 @@ def aligned_ssim(
         judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
         return Aligned(ssim, mismatch, inferred.share, judged, evenness)
     if config.box_page_check and in_a:
-        by_box = box_page_slot(maps, in_a)
+        by_box = box_page_slot(maps, in_a + (_bands(in_a, small_a.shape) if config.box_band_check else []))
         if by_box is not None:
             return Aligned(ssim, mismatch, by_box, SLOT_BOX, evenness)
     return Aligned(ssim, mismatch, None, None, evenness)
@@ -228,6 +228,12 @@ def disagreement_evenness(maps: AlignedMaps, rule: OverlayRule = _OVERLAY_RULE) 
             counted += 1
             even += int(disagree[ys, xs].sum() >= 0.5 * rate * cell)
     return round(even / counted, 4) if counted else None
+
+
+def _bands(boxes: list[Box], shape: tuple[int, ...]) -> list[Box]:
+    """Each box's rows across the whole picture and its columns down it (a page's photo slot)."""
+    height, width = float(shape[0]), float(shape[1])
+    return [band for x0, y0, x1, y1 in boxes for band in ((0.0, y0, width, y1), (x0, 0.0, x1, height))]
 
 
 def _boxes_in_a(

@@ -34,6 +34,7 @@ from imgdup_core import (
     geometry,
     gray,
     hashing,
+    rule_config,
     sift,
     similarity,
     slot,
@@ -65,6 +66,7 @@ MEASURING_MODULES = (
     geometry,
     gray,
     hashing,
+    rule_config,
     sift,
     similarity,
     slot,
@@ -132,6 +134,8 @@ FEATURES_V20 = FEATURES_V16
 FEATURES_V21 = FEATURES_V20
 # fused-v22 (issue 11): fused-v21's, with fused-v18's second alignment of flat pictures.
 FEATURES_V22 = FEATURES_V21
+# fused-v23 (issue 11): fused-v22's, with the frame finder's box's band as a page's slot too.
+FEATURES_V23 = FEATURES_V22
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -153,6 +157,7 @@ MODELS = {
     "fused-v20": (FEATURES_V20, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v20.py")),
     "fused-v21": (FEATURES_V21, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v21.py")),
     "fused-v22": (FEATURES_V22, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v22.py")),
+    "fused-v23": (FEATURES_V23, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v23.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

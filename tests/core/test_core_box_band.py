@@ -1,0 +1,88 @@
+"""Tests for fused-v23's band slot (imgdup_core.similarity, VerifierConfig.box_band_check): two screenshots of
+one listing template around different products on white, one boxed by the frame finder and the other not,
+in; verdicts out (issue 11: Tux Paint stamps in one phone page, the bassoon boxed between its slot's grey
+bars against the Bradley spanning the slot unboxed, were one held-out fold's false pair)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from helpers.augly_pages import on_white
+from PIL import Image
+from skimage import data
+
+from bench.quality.templates import render
+from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+from imgdup_core.framing import crop_region, find_photo_region
+from imgdup_core.hashing import phash_pair
+from imgdup_core.verifier_config import FUSED_V22, FUSED_V23
+from imgdup_core.verify import PAGE_BOX, WHOLE, ImageView, Verdict, VerifierConfig, verify_images
+
+Cosine = Callable[[np.ndarray, np.ndarray], float]
+TEMPLATE = "listing-0"  # its photo slot is light grey
+
+
+def _narrow(name: str) -> Image.Image:
+    """A tall strip of a photo on white: in the slot, grey left and right of it."""
+    photo = Image.fromarray(getattr(data, name)()).convert("RGB")
+    width, height = photo.size
+    return on_white(photo.crop((int(width * 0.45), 0, int(width * 0.63), height)), 1.05)
+
+
+def _wide(name: str) -> Image.Image:
+    """A wide band of a photo on white: it spans the slot's width."""
+    photo = Image.fromarray(getattr(data, name)()).convert("RGB")
+    width, height = photo.size
+    return on_white(photo.crop((0, int(height * 0.2), width, int(height * 0.75))), 1.1)
+
+
+def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray, bool]:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    rgb = decode_image(buffer.getvalue()).rgb
+    region = find_photo_region(rgb)
+    stored = load_rgb(storage_jpeg(rgb))
+    if region is None:
+        return ImageView(stored, phash_pair(rgb), box=None), stored, False
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
+    return (
+        ImageView(stored, phash_pair(rgb), photo, box=region.shares(rgb.shape[1], rgb.shape[0])),
+        stored,
+        True,
+    )
+
+
+def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig) -> Verdict:
+    (view_a, stored_a, _), (view_b, stored_b, _) = _upload(a), _upload(b)
+    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
+
+
+def test_one_product_is_boxed_and_the_other_is_not() -> None:
+    # The premise: if both or neither were boxed one day, the tests below would test nothing.
+    assert not _upload(render(TEMPLATE, _narrow("astronaut")))[2]
+    assert _upload(render(TEMPLATE, _wide("coffee")))[2]
+
+
+def test_different_products_one_boxed_are_judged_by_the_boxes_band(cosine: Cosine) -> None:
+    page_a, page_b = render(TEMPLATE, _narrow("astronaut")), render(TEMPLATE, _wide("coffee"))
+    before = _verdict(page_a, page_b, cosine, FUSED_V22)
+    # fused-v22: the pages align whole; the box alone is no slot (the narrow product's page disagrees
+    # outside it, above and below), so only the whole picture's mismatch speaks, and the score nears the cut.
+    assert before.evidence.compared == WHOLE and before.score > 0.85, before
+
+    after = _verdict(page_a, page_b, cosine, FUSED_V23)
+
+    assert after.evidence.compared == PAGE_BOX, after
+    assert after.evidence.mismatch is not None and after.evidence.mismatch > 0.4, after
+    assert not after.is_duplicate and after.score < 0.5, after
+
+
+def test_a_product_and_its_brighter_copy_in_one_template_stay_duplicates(cosine: Cosine) -> None:
+    product = _narrow("rocket")
+    brighter = product.point(lambda v: min(255, int(v * 1.1)))
+
+    verdict = _verdict(render(TEMPLATE, product), render(TEMPLATE, brighter), cosine, FUSED_V23)
+
+    assert verdict.is_duplicate, verdict
