@@ -21,7 +21,7 @@ from imgdup_core import (
     fusion_weights_v7,
     fusion_weights_v10,
 )
-from imgdup_core.sift import SiftFeatures, sift_from_bytes, sift_to_bytes
+from imgdup_core.sift import SiftFeatures, flat_to_bytes, sift_from_bytes, sift_to_bytes
 from imgdup_core.verifier_config import (
     DEFAULT_VERIFIER,
     DEFAULT_VERIFIER_FOR_EMBEDDER,
@@ -43,6 +43,7 @@ from imgdup_core.verifier_config import (
     FUSED_V20,
     FUSED_V21,
     FUSED_V22,
+    FUSED_V23,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -203,6 +204,16 @@ def test_fused_v22_is_fused_v21_with_fused_v18s_second_alignment() -> None:
     # The same first features: stored ones of fused-v21 read as fused-v22's (no re-extraction on upgrade).
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     assert sift_to_bytes(features, FUSED_V22) == sift_to_bytes(features, FUSED_V21)
+
+
+def test_fused_v23_is_fused_v22_with_the_boxs_band_as_a_slot() -> None:
+    assert VERIFIERS["fused-v23"] is FUSED_V23
+    assert FUSED_V23.box_band_check and not FUSED_V22.box_band_check
+    assert dataclasses.replace(FUSED_V23, version="fused-v22", box_band_check=False) == FUSED_V22
+    # The same stored features (first and flat): an upgrade re-extracts nothing.
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V23) == sift_to_bytes(features, FUSED_V22)
+    assert flat_to_bytes(features, FUSED_V23) == flat_to_bytes(features, FUSED_V22)
 
 
 def test_fused_v18_is_fused_v17_aligning_again_above_a_cosine_on_a_half_size_copy() -> None:
