@@ -290,12 +290,12 @@ FUSED_V20 = dataclasses.replace(
 FUSED_V21 = dataclasses.replace(FUSED_V20, version="fused-v21", slot_beside_whole=True)
 
 # fused-v21 with fused-v18's second alignment of flat pictures (issue 11: the worst held-out domain's recall),
-# their features stored at indexing (sift.stored_flat_features). What sscd runs by default (*fused-v22*.md).
+# their features stored at indexing (sift.stored_flat_features). Default before fused-v23 (*fused-v22*.md).
 FUSED_V22 = dataclasses.replace(
     FUSED_V21, version="fused-v22", flat_retry_keypoints=50, flat_retry_min_cosine=0.5, flat_retry_scale=0.5
 )
 
-# fused-v22 with the box's band as a slot too (issue 11: one template's pages, one photo boxed, one not).
+# fused-v22 with the box's band as a slot too (issue 11: one template's pages, one boxed). sscd's default.
 FUSED_V23 = dataclasses.replace(FUSED_V22, version="fused-v23", box_band_check=True)
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
@@ -332,7 +332,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V22.version,
+    "sscd": FUSED_V23.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 
