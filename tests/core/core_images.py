@@ -12,11 +12,27 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+from imgdup_core.framing import crop_region, find_photo_region
+from imgdup_core.hashing import phash_pair
+from imgdup_core.views import ImageView
 
 Edit = Callable[[np.ndarray], np.ndarray]
 
 
 # --- encoding helpers -------------------------------------------------------------------------
+
+
+def uploaded(image: Image.Image) -> tuple[ImageView, np.ndarray, tuple[float, float, float, float] | None]:
+    """What the images agent keeps for an upload (a JPEG at quality 90): the stored copy, its pHashes and,
+    where the frame finder sees a framed photo, the photo's stored copy and its box as shares of it."""
+    rgb = decode_image(encode(image, quality=90)).rgb
+    region = find_photo_region(rgb)
+    stored = load_rgb(storage_jpeg(rgb))
+    if region is None:
+        return ImageView(stored, phash_pair(rgb), box=None), stored, None
+    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
+    box = region.shares(rgb.shape[1], rgb.shape[0])
+    return ImageView(stored, phash_pair(rgb), photo, box=box), stored, box
 
 
 def encode(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", **options: Any) -> bytes:

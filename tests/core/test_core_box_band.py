@@ -5,20 +5,17 @@ bars against the Bradley spanning the slot unboxed, were one held-out fold's fal
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
+from core_images import uploaded
 from helpers.augly_pages import on_white
 from PIL import Image
 from skimage import data
 
 from bench.quality.templates import render
-from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
-from imgdup_core.framing import crop_region, find_photo_region
-from imgdup_core.hashing import phash_pair
 from imgdup_core.verifier_config import FUSED_V22, FUSED_V23
-from imgdup_core.verify import PAGE_BOX, WHOLE, ImageView, Verdict, VerifierConfig, verify_images
+from imgdup_core.verify import PAGE_BOX, WHOLE, Verdict, VerifierConfig, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 TEMPLATE = "listing-0"  # its photo slot is light grey
@@ -38,31 +35,15 @@ def _wide(name: str) -> Image.Image:
     return on_white(photo.crop((0, int(height * 0.2), width, int(height * 0.75))), 1.1)
 
 
-def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray, bool]:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    rgb = decode_image(buffer.getvalue()).rgb
-    region = find_photo_region(rgb)
-    stored = load_rgb(storage_jpeg(rgb))
-    if region is None:
-        return ImageView(stored, phash_pair(rgb), box=None), stored, False
-    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
-    return (
-        ImageView(stored, phash_pair(rgb), photo, box=region.shares(rgb.shape[1], rgb.shape[0])),
-        stored,
-        True,
-    )
-
-
 def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig) -> Verdict:
-    (view_a, stored_a, _), (view_b, stored_b, _) = _upload(a), _upload(b)
+    (view_a, stored_a, _), (view_b, stored_b, _) = uploaded(a), uploaded(b)
     return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
 
 
 def test_one_product_is_boxed_and_the_other_is_not() -> None:
     # The premise: if both or neither were boxed one day, the tests below would test nothing.
-    assert not _upload(render(TEMPLATE, _narrow("astronaut")))[2]
-    assert _upload(render(TEMPLATE, _wide("coffee")))[2]
+    assert uploaded(render(TEMPLATE, _narrow("astronaut")))[2] is None
+    assert uploaded(render(TEMPLATE, _wide("coffee")))[2] is not None
 
 
 def test_different_products_one_boxed_are_judged_by_the_boxes_band(cosine: Cosine) -> None:

@@ -4,21 +4,18 @@ the photo, in; verdicts out (issue 11)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from core_images import uploaded
 from helpers.augly_pages import on_white
 from PIL import Image, ImageEnhance
 from skimage import data
 
 from bench.quality.templates import render
-from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
-from imgdup_core.framing import crop_region, find_photo_region
-from imgdup_core.hashing import phash_pair
 from imgdup_core.verifier_config import FUSED_V16, FUSED_V20, FUSED_V21
-from imgdup_core.verify import SHARED_PAGE, ImageView, Verdict, VerifierConfig, verify_images
+from imgdup_core.verify import SHARED_PAGE, Verdict, VerifierConfig, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -38,30 +35,15 @@ def _photo(name: str) -> Image.Image:
     return Image.fromarray(pixels).convert("RGB")
 
 
-def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray, tuple[float, float, float, float] | None]:
-    """What the images agent keeps for an upload: the stored copy, its pHashes and, where the frame
-    finder sees a framed photo, the photo's stored copy and its box as shares of the picture."""
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    rgb = decode_image(buffer.getvalue()).rgb
-    region = find_photo_region(rgb)
-    stored = load_rgb(storage_jpeg(rgb))
-    if region is None:
-        return ImageView(stored, phash_pair(rgb), box=None), stored, None
-    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
-    box = region.shares(rgb.shape[1], rgb.shape[0])
-    return ImageView(stored, phash_pair(rgb), photo, box=box), stored, box
-
-
 def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig) -> Verdict:
-    (view_a, stored_a, _), (view_b, stored_b, _) = _upload(a), _upload(b)
+    (view_a, stored_a, _), (view_b, stored_b, _) = uploaded(a), uploaded(b)
     return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
 
 
 @pytest.mark.parametrize("name", ["clock", "rocket", "binary_blobs"])
 def test_the_frame_finder_boxes_the_same_panel_in_these_pages(name: str) -> None:
     # The premise of the tests below: if the frame finder finds these photos one day, they test nothing.
-    box = _upload(render(PANEL_TEMPLATE, _photo(name)))[2]
+    box = uploaded(render(PANEL_TEMPLATE, _photo(name)))[2]
     assert box is not None
     assert box[0] >= SLOT_RIGHT - 0.005 and box[2] == 1.0, box
 
