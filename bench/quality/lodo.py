@@ -152,10 +152,13 @@ def summarise(
     hits: Counter[str] = Counter()
     totals: Counter[str] = Counter(positives.values())
     proposed: Counter[str] = Counter()
+    missed: list[list[str]] = []
     for key, family in positives.items():
         if key in scored.predicted:
             proposed[family] += 1
             hits[family] += scored.predicted[key]
+        if not scored.predicted.get(key, False):
+            missed.append([family, *key])
     tp = fp = 0.0
     false_hard: Counter[str] = Counter()
     false_pairs: list[list[str]] = []
@@ -198,6 +201,8 @@ def summarise(
         "false_pairs": sorted(false_pairs),
         # Neither duplicates nor negatives (NEUTRAL_KINDS), called duplicates: reported, not scored.
         "neutral_called": sorted(neutral),
+        # Which positives were not called duplicates (family, image, image), proposed or not: the misses.
+        "missed_pairs": sorted(missed),
     }
 
 

@@ -67,6 +67,7 @@ def test_positive_universe_counts_unproposed_pairs_as_misses() -> None:
     assert summary["precision"] == 1.0 / (1.0 + 3.0)  # the sampled negative weighs 3
     assert summary["hard_negatives"]["same_kind"] == {"pairs": 4, "false_positives": 1}
     assert summary["false_pairs"] == [["same_kind", "p-o", "q-o"]]
+    assert summary["missed_pairs"] == [["crop25", "p-c", "p-o"], [EDIT_PAIR, "p-c", "p-r"]]
 
 
 def test_adjacent_frames_called_duplicates_are_reported_not_scored() -> None:
@@ -168,6 +169,11 @@ def test_report_names_the_emulation_and_the_worst_domain() -> None:
     folds["objects"]["held_out"]["false_pairs"] = [["same_kind", "a.jpg", "b.jpg"]]
     text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
     assert "| objects | same_kind | a.jpg | b.jpg |" in text
+    assert "Edited copies missed" not in text  # a result written before they were recorded
+    missed = [["crop25", "c.jpg", "d.jpg"], [EDIT_PAIR, "c.jpg", "e.jpg"]]
+    folds["objects"]["held_out"]["missed_pairs"] = missed
+    text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
+    assert "| objects | crop25 | c.jpg | d.jpg |" in text and "e.jpg" not in text
     for domain, recall in (("food", 0.9), ("objects", 0.7)):
         listed = {**summary(recall), "cluster_precision": 0.995, "clusters_joining_photos": 1}
         folds[domain]["held_out_listed"] = listed
