@@ -23,9 +23,9 @@ Edit = Callable[[np.ndarray], np.ndarray]
 
 
 def uploaded(image: Image.Image) -> tuple[ImageView, np.ndarray, tuple[float, float, float, float] | None]:
-    """What the images agent keeps for an upload (a JPEG at quality 90): the stored copy, its pHashes and,
-    where the frame finder sees a framed photo, the photo's stored copy and its box as shares of it."""
-    rgb = decode_image(encode(image, quality=90)).rgb
+    """What the images agent keeps for an upload (an RGB JPEG at quality 90): the stored copy, its pHashes
+    and, where the frame finder sees a framed photo, the photo's stored copy and its box as shares of it."""
+    rgb = decode_image(encode(image.convert("RGB"), quality=90)).rgb
     region = find_photo_region(rgb)
     stored = load_rgb(storage_jpeg(rgb))
     if region is None:

@@ -5,19 +5,16 @@ out (issue 11)."""
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from core_images import uploaded
 from helpers.augly_pages import on_white, screenshot, slot_aspect, slot_shaped
 from PIL import Image
 from skimage import data
 
 from bench.quality.templates import render
-from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
-from imgdup_core.framing import crop_region, find_photo_region
-from imgdup_core.hashing import phash_pair
 from imgdup_core.verifier_config import (
     FUSED_V5,
     FUSED_V6,
@@ -54,19 +51,9 @@ Cosine = Callable[[np.ndarray, np.ndarray], float]
 
 
 def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray]:
-    """What the images agent keeps for an upload (imgdup.analysis.analyse): the stored copy,
-    its pHashes and, where the frame finder sees a framed photo, the stored copy of the photo and
-    its box as shares of the picture (which the verifier step passes to the view)."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=90)
-    rgb = decode_image(buffer.getvalue()).rgb
-    region = find_photo_region(rgb)
-    stored = load_rgb(storage_jpeg(rgb))
-    if region is None:
-        return ImageView(stored, phash_pair(rgb), box=None), stored
-    photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
-    box = region.shares(rgb.shape[1], rgb.shape[0])
-    return ImageView(stored, phash_pair(rgb), photo, box=box), stored
+    """What the images agent keeps for an upload: the view the verifier step builds, and the stored copy."""
+    view, stored, _ = uploaded(image)
+    return view, stored
 
 
 def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig = FUSED_V5) -> Verdict:
