@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from imgdup_core.gray import fit
+from imgdup_core.parallax import moved_share
 from imgdup_core.slot import (
     AlignedMaps,
     Box,
@@ -20,6 +21,7 @@ from imgdup_core.slot import (
     holds_the_boxes,
     shared_page_slot,
 )
+from imgdup_core.ssim import ssim_map
 from imgdup_core.verifier_config import OverlayRule, VerifierConfig
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "aligned_ssim",
     "disagreement_evenness",
     "local_std",
+    "ssim_map",
 ]
 
 # What judged an aligned pair as one page around two photos (aligned_ssim's judged_by).
@@ -55,33 +58,8 @@ class Aligned(NamedTuple):
     slot: float | None  # a shared page's photo slot: its disagreeing share (imgdup_core.slot)
     judged_by: str | None  # what the slot is (SLOT_INFERRED, SLOT_BOX, SLOT_HOLDS_PHOTO)
     evenness: float | None  # disagreement_evenness, with config.overlay_rule only
-
-
-# SSIM's window: a Gaussian of sigma 1.5 cut at 3.5 sigma (radius 5), as scikit-image's
-# structural_similarity(gaussian_weights=True, sigma=1.5) and Wang et al. 2004 weigh it.
-_SSIM_WINDOW = cv2.getGaussianKernel(11, 1.5, cv2.CV_64F)
-_SSIM_C1 = (0.01 * 255.0) ** 2
-_SSIM_C2 = (0.03 * 255.0) ** 2
-
-
-def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The SSIM of each pixel of two float32 pictures (0..255) of one size: scikit-image's
-    structural_similarity(data_range=255, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, full=True) map, its float32 arithmetic in its order, the window
-    sums by OpenCV (float32, mirrored borders as scipy's "reflect") instead of scipy.ndimage: 5.7 ->
-    ~1 ms for a 384-px pair; the maps differ by < 1e-3 (summation order; tests/core/test_core_ssim.py)."""
-
-    def window(x: np.ndarray) -> np.ndarray:
-        return cv2.sepFilter2D(x, -1, _SSIM_WINDOW, _SSIM_WINDOW, borderType=cv2.BORDER_REFLECT)
-
-    ux, uy = window(a), window(b)
-    vx = window(a * a) - ux * ux
-    vy = window(b * b) - uy * uy
-    vxy = window(a * b) - ux * uy
-    result: np.ndarray = ((2 * ux * uy + _SSIM_C1) * (2 * vxy + _SSIM_C2)) / (
-        (ux**2 + uy**2 + _SSIM_C1) * (vx + vy + _SSIM_C2)
-    )
-    return result
+    # imgdup_core.parallax.moved_share, where config.parallax_rule asks for it (else None)
+    moved: float | None = None
 
 
 def aligned_ssim(
@@ -166,20 +144,22 @@ def aligned_ssim(
     )
     rule = config.overlay_rule
     evenness = disagreement_evenness(maps, rule) if rule is not None else None
+    parallax = config.parallax_rule
+    moved = moved_share(maps) if parallax is not None and mismatch >= parallax.min_mismatch else None
     if inferred is None and in_a:
         about_the_boxes = _slot_about_the_boxes(maps, in_a, config)
         if about_the_boxes is not None:
             slot, judged_by = about_the_boxes
-            return Aligned(ssim, mismatch, slot.share, judged_by, evenness)
+            return Aligned(ssim, mismatch, slot.share, judged_by, evenness, moved)
     if inferred is not None:
         holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
         judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
-        return Aligned(ssim, mismatch, inferred.share, judged, evenness)
+        return Aligned(ssim, mismatch, inferred.share, judged, evenness, moved)
     if config.box_page_check and in_a:
         by_box = box_page_slot(maps, in_a + (_bands(in_a, small_a.shape) if config.box_band_check else []))
         if by_box is not None:
-            return Aligned(ssim, mismatch, by_box, SLOT_BOX, evenness)
-    return Aligned(ssim, mismatch, None, None, evenness)
+            return Aligned(ssim, mismatch, by_box, SLOT_BOX, evenness, moved)
+    return Aligned(ssim, mismatch, None, None, evenness, moved)
 
 
 def _slot_about_the_boxes(

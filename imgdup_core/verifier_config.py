@@ -15,7 +15,7 @@ from imgdup_core.fusion import (
     CALIBRATED_FUSION_V10,
     FusionModel,
 )
-from imgdup_core.rule_config import CopyRule, OverlayRule, UnalignedRule
+from imgdup_core.rule_config import CopyRule, OverlayRule, ParallaxRule, UnalignedRule
 
 __all__ = [
     "DEFAULT_VERIFIER",
@@ -33,6 +33,7 @@ __all__ = [
     "VERIFIERS",
     "CopyRule",
     "OverlayRule",
+    "ParallaxRule",
     "UnalignedRule",
     "VerifierConfig",
     "default_verifier_for",
@@ -145,6 +146,9 @@ class VerifierConfig:
     # A whole-picture comparison where nothing aligned, with a close embedding and pHash, is a duplicate
     # whatever the fusion scores (fused-v16; None before): see UnalignedRule.
     unaligned_rule: UnalignedRule | None = None
+    # An aligned comparison whose disagreement a local displacement explains is two views of one scene, not a
+    # copy, whatever the fusion or the rules above say (fused-v24; None before): see ParallaxRule.
+    parallax_rule: ParallaxRule | None = None
 
     # The decision: a logistic fusion of all the evidence, calibrated on training data.
     fusion: FusionModel = CALIBRATED_FUSION
@@ -298,6 +302,12 @@ FUSED_V22 = dataclasses.replace(
 # fused-v22 with the box's band as a slot too (issue 11: one template's pages, one boxed). sscd's default.
 FUSED_V23 = dataclasses.replace(FUSED_V22, version="fused-v23", box_band_check=True)
 
+# fused-v23 with the parallax rule (issue 11, ParallaxRule): two views of one scene (a stereo pair, two
+# frames of one video) align on one plane with a close pHash and disagree like a copy under a heavy overlay,
+# and models fitted without their domain accepted them. Same stored features, candidates and model; the
+# evidence gains the disagreement a local displacement explains (Evidence.moved, imgdup_core.parallax).
+FUSED_V24 = dataclasses.replace(FUSED_V23, version="fused-v24", parallax_rule=ParallaxRule())
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -325,6 +335,7 @@ VERIFIERS = {
         FUSED_V21,
         FUSED_V22,
         FUSED_V23,
+        FUSED_V24,
         FUSED_V3_DISTILLED,
     )
 }

@@ -16,6 +16,7 @@ from imgdup_core.fusion import duplicate_probability
 from imgdup_core.geometry import align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
 from imgdup_core.hashing import phash_distance, phash_pair
+from imgdup_core.rule_config import ParallaxRule
 from imgdup_core.sift import (
     FeatureCache,
     SiftFeatures,
@@ -48,6 +49,7 @@ __all__ = [
     "decide",
     "extract_sift",
     "is_spread_overlay",
+    "is_two_views",
     "measure_images",
     "reversed_compared",
     "sift_from_bytes",
@@ -263,6 +265,12 @@ def is_unaligned_copy(evidence: Evidence, rule: UnalignedRule) -> bool:
     )
 
 
+def is_two_views(evidence: Evidence, rule: ParallaxRule) -> bool:
+    """Whether an aligned comparison is two views of one scene (imgdup_core.verifier_config.ParallaxRule):
+    at least max_moved of its textured overlap agrees only once displaced locally."""
+    return evidence.ssim is not None and evidence.moved is not None and evidence.moved >= rule.max_moved
+
+
 def _a_rule_accepts(evidence: Evidence, config: VerifierConfig) -> bool:
     overlay, copy, unaligned = config.overlay_rule, config.copy_rule, config.unaligned_rule
     return (
@@ -276,11 +284,14 @@ def decide(evidence: Evidence, config: VerifierConfig = DEFAULT_VERIFIER) -> Ver
     """The verdict on measured evidence: the calibrated fusion's, except where a rule of the version
     decides (identical pixels; a page's slot, fused-v12; an overlay spread over the photo, fused-v14; an
     aligned copy over most of both pictures, fused-v15; a close embedding and pHash where nothing aligned,
-    fused-v16)."""
+    fused-v16; two views of one scene, fused-v24)."""
     if evidence.exact:
         return Verdict(True, 1.0, evidence, config.version, 1.0)
     if config.shared_page_decides and evidence.compared == SHARED_PAGE:
         # One page around two different photos (fused-v12): the slot decides, not the fusion.
+        return Verdict(False, 1.0, evidence, config.version, 0.0)
+    if config.parallax_rule is not None and is_two_views(evidence, config.parallax_rule):
+        # Two views of one scene (fused-v24): what disagrees is displaced, not added; nothing accepts it.
         return Verdict(False, 1.0, evidence, config.version, 0.0)
     p = duplicate_probability(evidence, config.fusion)
     t = config.fusion.threshold
@@ -401,4 +412,5 @@ def _measure(
         mismatch=mismatch,
         compared=compared,
         mismatch_evenness=aligned.evenness if aligned is not None else None,
+        moved=aligned.moved if aligned is not None else None,
     )

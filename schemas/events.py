@@ -180,6 +180,16 @@ class EvidenceV1(_Event):
             "the smaller's): a copy-edit keeps most of its photo; null where nothing aligned or not measured",
         ),
     ] = None
+    moved: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="Share of the aligned textured overlap that disagrees in place but agrees once "
+            "displaced locally by more than a pixel (fused-v24): ~0 for a copy, high for two views of one "
+            "scene (stereo, frames of one video); null where not measured",
+        ),
+    ] = None
 
 
 class VersionsV1(_Event):

@@ -34,10 +34,12 @@ from imgdup_core import (
     geometry,
     gray,
     hashing,
+    parallax,
     rule_config,
     sift,
     similarity,
     slot,
+    ssim,
     verifier_config,
     verify,
 )
@@ -66,10 +68,12 @@ MEASURING_MODULES = (
     geometry,
     gray,
     hashing,
+    parallax,
     rule_config,
     sift,
     similarity,
     slot,
+    ssim,
     verifier_config,
     verify,
 )
@@ -136,6 +140,8 @@ FEATURES_V21 = FEATURES_V20
 FEATURES_V22 = FEATURES_V21
 # fused-v23 (issue 11): fused-v22's, with the frame finder's box's band as a page's slot too.
 FEATURES_V23 = FEATURES_V22
+# fused-v24 (issue 11): fused-v23's, with the parallax rule (imgdup_core.rule_config.ParallaxRule) deciding.
+FEATURES_V24 = FEATURES_V23
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -158,6 +164,7 @@ MODELS = {
     "fused-v21": (FEATURES_V21, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v21.py")),
     "fused-v22": (FEATURES_V22, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v22.py")),
     "fused-v23": (FEATURES_V23, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v23.py")),
+    "fused-v24": (FEATURES_V24, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v24.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);

@@ -208,6 +208,7 @@ def _read_back(
         "compared",
         "mismatch_evenness",
         "coverage",
+        "moved",
     )
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     query = f"SELECT image_a::text, image_b::text, {', '.join(columns)} FROM duplicates"
