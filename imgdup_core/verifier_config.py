@@ -299,13 +299,15 @@ FUSED_V22 = dataclasses.replace(
     FUSED_V21, version="fused-v22", flat_retry_keypoints=50, flat_retry_min_cosine=0.5, flat_retry_scale=0.5
 )
 
-# fused-v22 with the box's band as a slot too (issue 11: one template's pages, one boxed). sscd's default.
+# fused-v22 with the box's band as a slot too (issue 11: one template's pages, one boxed). Default before
+# fused-v24.
 FUSED_V23 = dataclasses.replace(FUSED_V22, version="fused-v23", box_band_check=True)
 
 # fused-v23 with the parallax rule (issue 11, ParallaxRule): two views of one scene (a stereo pair, two
 # frames of one video) align on one plane with a close pHash and disagree like a copy under a heavy overlay,
 # and models fitted without their domain accepted them. Same stored features, candidates and model; the
 # evidence gains the disagreement a local displacement explains (Evidence.moved, imgdup_core.parallax).
+# sscd's default (bench/results/*fused-v24*.md).
 FUSED_V24 = dataclasses.replace(FUSED_V23, version="fused-v24", parallax_rule=ParallaxRule())
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
@@ -343,7 +345,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V23.version,
+    "sscd": FUSED_V24.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 

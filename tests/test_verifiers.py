@@ -44,9 +44,11 @@ from imgdup_core.verifier_config import (
     FUSED_V21,
     FUSED_V22,
     FUSED_V23,
+    FUSED_V24,
     VERIFIERS,
     CopyRule,
     OverlayRule,
+    ParallaxRule,
     UnalignedRule,
 )
 
@@ -68,15 +70,15 @@ def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> N
 
 def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     chosen = resolve_verifier(Settings())
-    # fused-v23 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
-    # slots beside and holding the boxes, the flat pictures' second alignment, the box's band), on fused-v3's
-    # calibrated model and ANN cut-off.
-    assert chosen.config == FUSED_V23 and chosen.config.version == "fused-v23"
+    # fused-v24 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
+    # slots beside and holding the boxes, the flat pictures' second alignment, the box's band, the parallax
+    # rule), on fused-v3's calibrated model and ANN cut-off.
+    assert chosen.config == FUSED_V24 and chosen.config.version == "fused-v24"
     assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
     # The settings field's default names the same model as the mapping, and the pHash channel
-    # follows it (off: fused-v3's model, which fused-v23 runs, was calibrated on ANN candidates only).
+    # follows it (off: fused-v3's model, which fused-v24 runs, was calibrated on ANN candidates only).
     assert Settings().verifier_version == DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
-    assert Settings().phash_candidate_distance == -1 and not FUSED_V23.phash_candidates
+    assert Settings().phash_candidate_distance == -1 and not FUSED_V24.phash_candidates
     v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
@@ -206,6 +208,16 @@ def test_fused_v22_is_fused_v21_with_fused_v18s_second_alignment() -> None:
     assert sift_to_bytes(features, FUSED_V22) == sift_to_bytes(features, FUSED_V21)
 
 
+def test_fused_v24_is_fused_v23_with_the_parallax_rule() -> None:
+    assert VERIFIERS["fused-v24"] is FUSED_V24
+    assert FUSED_V24.parallax_rule == ParallaxRule() and FUSED_V23.parallax_rule is None
+    assert dataclasses.replace(FUSED_V24, version="fused-v23", parallax_rule=None) == FUSED_V23
+    # The same stored features and model: an upgrade re-extracts nothing, and the cut-off stays.
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V24) == sift_to_bytes(features, FUSED_V23)
+    assert FUSED_V24.fusion == FUSED_V23.fusion
+
+
 def test_fused_v23_is_fused_v22_with_the_boxs_band_as_a_slot() -> None:
     assert VERIFIERS["fused-v23"] is FUSED_V23
     assert FUSED_V23.box_band_check and not FUSED_V22.box_band_check
@@ -252,7 +264,7 @@ def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
         resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v23" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v24" in message and "sscd" in message
 
 
 def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
@@ -276,7 +288,7 @@ def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_overr
 
 
 def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v23", "sscd_distilled": "fused-v3-distilled"}
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v24", "sscd_distilled": "fused-v3-distilled"}
     for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
         assert VERIFIERS[version].fusion.embedder == embedder
     # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
@@ -301,7 +313,7 @@ def test_the_verifier_version_from_the_environment_wins_over_the_embedders_defau
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
     for settings, config in (
         # clip has no default of its own: the full SSCD's runs, uncalibrated.
-        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V23),
+        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V24),
         (
             Settings(
                 embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True
