@@ -152,7 +152,9 @@ def aligned_ssim(
             slot, judged_by = about_the_boxes
             return Aligned(ssim, mismatch, slot.share, judged_by, evenness, moved)
     if inferred is not None:
-        holds_photo = config.shared_page_decides and holds_the_boxes(inferred.box, in_a)
+        holds_photo = config.shared_page_decides and holds_the_boxes(
+            inferred.box, in_a, config.slot_holds_min_share
+        )
         judged = SLOT_HOLDS_PHOTO if holds_photo else SLOT_INFERRED
         return Aligned(ssim, mismatch, inferred.share, judged, evenness, moved)
     if config.box_page_check and in_a:

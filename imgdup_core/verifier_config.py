@@ -109,6 +109,10 @@ class VerifierConfig:
     # (imgdup_core.slot.SlotConfig.min_textured_fill): letterbox bars and the white around a product,
     # flat in both pictures, no longer hold a page of different photos under the fill; off before fused-v12.
     slot_textured_fill: bool = False
+    # An inferred slot holds the framed photos (SLOT_HOLDS_PHOTO: the photos' own comparison decides) when at
+    # least this share of each box lies in it (imgdup_core.slot.holds_the_boxes); 0.75 in fused-v25, where a
+    # box that takes in much of the page around the slot (a phone page's price panel) is no photo's.
+    slot_holds_min_share: float = 0.5
     # A comparison judged by the page's slot (imgdup_core.verify.SHARED_PAGE) is a verdict of different
     # photos outright, whatever the fusion scores (fused-v12). Before, the slot only raised the mismatch,
     # which fused-v3's model (reused by fused-v9) outweighs with a cosine of 1.0 when the stored
@@ -310,6 +314,11 @@ FUSED_V23 = dataclasses.replace(FUSED_V22, version="fused-v23", box_band_check=T
 # sscd's default (bench/results/*fused-v24*.md).
 FUSED_V24 = dataclasses.replace(FUSED_V23, version="fused-v24", parallax_rule=ParallaxRule())
 
+# fused-v24 with a slot holding the framed photos only when each box lies three-quarters in it (issue 11: two
+# phone pages of one template around a Grand Canyon photo and a flamingo, whose boxes take in the price panel
+# under the photo, were compared photo to photo, aligned on that panel, and one held-out fold accepted them).
+FUSED_V25 = dataclasses.replace(FUSED_V24, version="fused-v25", slot_holds_min_share=0.75)
+
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
 # (imgdup_core/fusion_weights_v3_distilled.py, `python -m bench.quality calibrate --embedder
 # sscd_distilled`, train split only): what IMGDUP_EMBEDDER=sscd_distilled runs by default.
@@ -338,6 +347,7 @@ VERIFIERS = {
         FUSED_V22,
         FUSED_V23,
         FUSED_V24,
+        FUSED_V25,
         FUSED_V3_DISTILLED,
     )
 }

@@ -45,6 +45,7 @@ from imgdup_core.verifier_config import (
     FUSED_V22,
     FUSED_V23,
     FUSED_V24,
+    FUSED_V25,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -216,6 +217,15 @@ def test_fused_v24_is_fused_v23_with_the_parallax_rule() -> None:
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     assert sift_to_bytes(features, FUSED_V24) == sift_to_bytes(features, FUSED_V23)
     assert FUSED_V24.fusion == FUSED_V23.fusion
+
+
+def test_fused_v25_is_fused_v24_with_a_stricter_slot_holding_the_boxes() -> None:
+    assert VERIFIERS["fused-v25"] is FUSED_V25
+    assert FUSED_V25.slot_holds_min_share == 0.75 and FUSED_V24.slot_holds_min_share == 0.5
+    assert dataclasses.replace(FUSED_V25, version="fused-v24", slot_holds_min_share=0.5) == FUSED_V24
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V25) == sift_to_bytes(features, FUSED_V24)
+    assert FUSED_V25.fusion == FUSED_V24.fusion
 
 
 def test_fused_v23_is_fused_v22_with_the_boxs_band_as_a_slot() -> None:

@@ -142,6 +142,8 @@ FEATURES_V22 = FEATURES_V21
 FEATURES_V23 = FEATURES_V22
 # fused-v24 (issue 11): fused-v23's, with the parallax rule (imgdup_core.rule_config.ParallaxRule) deciding.
 FEATURES_V24 = FEATURES_V23
+# fused-v25 (issue 11): fused-v24's, a slot holding the framed photos only when each box lies 3/4 in it.
+FEATURES_V25 = FEATURES_V24
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -165,6 +167,7 @@ MODELS = {
     "fused-v22": (FEATURES_V22, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v22.py")),
     "fused-v23": (FEATURES_V23, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v23.py")),
     "fused-v24": (FEATURES_V24, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v24.py")),
+    "fused-v25": (FEATURES_V25, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v25.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
