@@ -311,12 +311,13 @@ FUSED_V23 = dataclasses.replace(FUSED_V22, version="fused-v23", box_band_check=T
 # frames of one video) align on one plane with a close pHash and disagree like a copy under a heavy overlay,
 # and models fitted without their domain accepted them. Same stored features, candidates and model; the
 # evidence gains the disagreement a local displacement explains (Evidence.moved, imgdup_core.parallax).
-# sscd's default (bench/results/*fused-v24*.md).
+# Default before fused-v25 (bench/results/*fused-v24*.md).
 FUSED_V24 = dataclasses.replace(FUSED_V23, version="fused-v24", parallax_rule=ParallaxRule())
 
 # fused-v24 with a slot holding the framed photos only when each box lies three-quarters in it (issue 11: two
 # phone pages of one template around a Grand Canyon photo and a flamingo, whose boxes take in the price panel
 # under the photo, were compared photo to photo, aligned on that panel, and one held-out fold accepted them).
+# sscd's default (bench/results/*fused-v25*.md).
 FUSED_V25 = dataclasses.replace(FUSED_V24, version="fused-v25", slot_holds_min_share=0.75)
 
 # Issue 14: fused-v3's settings and features with a model fitted on the distilled SSCD's cosines
@@ -355,7 +356,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V24.version,
+    "sscd": FUSED_V25.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 
