@@ -36,7 +36,7 @@ class Evidence:
     coverage: float | None = None
     # Added in fused-v24: the share of the aligned textured overlap that disagrees in place but agrees once
     # displaced locally by more than a pixel (imgdup_core.parallax.moved_share): ~0 for a copy, however
-    # edited; 0.13-0.38 for two views of one scene (stereo, frames of one video). None where not measured
+    # edited; up to 0.44 for two views of one scene (stereo, frames of one video). None where not measured
     # (nothing aligned, the mismatch under the ParallaxRule's min_mismatch, or an earlier verifier).
     moved: float | None = None
 
