@@ -12,8 +12,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
+from imgdup_core.evidence import Verdict
 from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
+from imgdup_core.verifier_config import VerifierConfig
+from imgdup_core.verify import verify_images
 from imgdup_core.views import ImageView
 
 Edit = Callable[[np.ndarray], np.ndarray]
@@ -33,6 +36,20 @@ def uploaded(image: Image.Image) -> tuple[ImageView, np.ndarray, tuple[float, fl
     photo = load_rgb(storage_jpeg(crop_region(rgb, region)))
     box = region.shares(rgb.shape[1], rgb.shape[0])
     return ImageView(stored, phash_pair(rgb), photo, box=box), stored, box
+
+
+def verify_uploads(
+    a: Image.Image, b: Image.Image, cosine: Callable[[np.ndarray, np.ndarray], float], config: VerifierConfig
+) -> Verdict:
+    """The verifier's verdict on two uploads as the images agent keeps them (uploaded), the embedding cosine
+    of their stored copies from `cosine` (the tests' SSCD fixture)."""
+    (view_a, stored_a, _), (view_b, stored_b, _) = uploaded(a), uploaded(b)
+    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
+
+
+def view_of(rgb: np.ndarray) -> ImageView:
+    """A stored copy as the verifier sees an unframed picture: its pixels and pHashes."""
+    return ImageView(rgb, phash_pair(rgb))
 
 
 def encode(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", **options: Any) -> bytes:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from core_images import uploaded
+from core_images import uploaded, verify_uploads
 from helpers.augly_pages import on_white
 from PIL import Image
 from skimage import data
 
 from bench.quality.templates import render
 from imgdup_core.verifier_config import FUSED_V22, FUSED_V23
-from imgdup_core.verify import PAGE_BOX, WHOLE, Verdict, VerifierConfig, verify_images
+from imgdup_core.verify import PAGE_BOX, WHOLE
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 TEMPLATE = "listing-0"  # its photo slot is light grey
@@ -35,11 +35,6 @@ def _wide(name: str) -> Image.Image:
     return on_white(photo.crop((0, int(height * 0.2), width, int(height * 0.75))), 1.1)
 
 
-def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig) -> Verdict:
-    (view_a, stored_a, _), (view_b, stored_b, _) = uploaded(a), uploaded(b)
-    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
-
-
 def test_one_product_is_boxed_and_the_other_is_not() -> None:
     # The premise: if both or neither were boxed one day, the tests below would test nothing.
     assert uploaded(render(TEMPLATE, _narrow("astronaut")))[2] is None
@@ -48,12 +43,12 @@ def test_one_product_is_boxed_and_the_other_is_not() -> None:
 
 def test_different_products_one_boxed_are_judged_by_the_boxes_band(cosine: Cosine) -> None:
     page_a, page_b = render(TEMPLATE, _narrow("astronaut")), render(TEMPLATE, _wide("coffee"))
-    before = _verdict(page_a, page_b, cosine, FUSED_V22)
+    before = verify_uploads(page_a, page_b, cosine, FUSED_V22)
     # fused-v22: the pages align whole; the box alone is no slot (the narrow product's page disagrees
     # outside it, above and below), so only the whole picture's mismatch speaks, and the score nears the cut.
     assert before.evidence.compared == WHOLE and before.score > 0.85, before
 
-    after = _verdict(page_a, page_b, cosine, FUSED_V23)
+    after = verify_uploads(page_a, page_b, cosine, FUSED_V23)
 
     assert after.evidence.compared == PAGE_BOX, after
     assert after.evidence.mismatch is not None and after.evidence.mismatch > 0.4, after
@@ -64,6 +59,6 @@ def test_a_product_and_its_brighter_copy_in_one_template_stay_duplicates(cosine:
     product = _narrow("rocket")
     brighter = product.point(lambda v: min(255, int(v * 1.1)))
 
-    verdict = _verdict(render(TEMPLATE, product), render(TEMPLATE, brighter), cosine, FUSED_V23)
+    verdict = verify_uploads(render(TEMPLATE, product), render(TEMPLATE, brighter), cosine, FUSED_V23)
 
     assert verdict.is_duplicate, verdict

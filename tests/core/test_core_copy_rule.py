@@ -8,19 +8,14 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from core_images import brightness, contrast, crop, jpeg, mirror, watermark
+from core_images import brightness, contrast, crop, jpeg, mirror, view_of, watermark
 from skimage import data
 
 from imgdup_core.evidence import Evidence
-from imgdup_core.hashing import phash_pair
 from imgdup_core.verifier_config import FUSED_V14, FUSED_V15, CopyRule
-from imgdup_core.verify import PAGE_BOX, SHARED_PAGE, ImageView, decide, is_aligned_copy, verify_images
+from imgdup_core.verify import PAGE_BOX, SHARED_PAGE, decide, is_aligned_copy, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
-
-
-def _view(rgb: np.ndarray) -> ImageView:
-    return ImageView(rgb, phash_pair(rgb))
 
 
 def _combo(photo: np.ndarray) -> np.ndarray:
@@ -45,7 +40,7 @@ def test_the_rule_takes_a_copy_the_fusion_rejects(
     photo = stored[name]
     first = photo if pair == "original-vs-combo" else _other_edit(photo)
     second = _combo(photo)
-    views = _view(first), _view(second)
+    views = view_of(first), view_of(second)
     before = verify_images(*views, cosine=cosine(first, second), config=FUSED_V14)
     after = verify_images(*views, cosine=cosine(first, second), config=FUSED_V15)
     assert not before.is_duplicate and after.is_duplicate, (before, after)
@@ -61,7 +56,7 @@ def test_the_rule_takes_a_copy_the_fusion_rejects(
 def test_a_smooth_photos_combo_copy_known_miss(stored: dict[str, np.ndarray], cosine: Cosine) -> None:
     photo = stored["rocket"]
     first, second = _other_edit(photo), _combo(photo)
-    verdict = verify_images(_view(first), _view(second), cosine=cosine(first, second), config=FUSED_V15)
+    verdict = verify_images(view_of(first), view_of(second), cosine=cosine(first, second), config=FUSED_V15)
     assert verdict.is_duplicate, verdict
 
 
@@ -69,7 +64,7 @@ def test_two_views_of_one_scene_stay_different(cosine: Cosine) -> None:
     # The stereo motorcycle: two photos of one scene that align, but disagree far more than the rule
     # allows (parallax), so neither the fusion nor the rule takes them.
     left, right, _ = data.stereo_motorcycle()
-    verdict = verify_images(_view(left), _view(right), cosine=cosine(left, right), config=FUSED_V15)
+    verdict = verify_images(view_of(left), view_of(right), cosine=cosine(left, right), config=FUSED_V15)
     assert not verdict.is_duplicate, verdict
     assert verdict.evidence.mismatch is None or verdict.evidence.mismatch > CopyRule().max_mismatch, verdict
 

@@ -10,20 +10,15 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
-from core_images import crop, pipeline_copy, thumbnail
+from core_images import crop, pipeline_copy, thumbnail, view_of
 
 from imgdup_core.geometry import Geometry, align_flat_again, best_geometry
 from imgdup_core.gray import working_gray
-from imgdup_core.hashing import phash_pair
 from imgdup_core.sift import FeatureCache, SiftFeatures, extract_features, extract_flat_features
 from imgdup_core.verifier_config import FUSED_V16, FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22, VerifierConfig
-from imgdup_core.verify import ImageView, verify_images
+from imgdup_core.verify import verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
-
-
-def _view(rgb: np.ndarray) -> ImageView:
-    return ImageView(rgb, phash_pair(rgb))
 
 
 def _features(rgb: np.ndarray) -> SiftFeatures:
@@ -61,7 +56,7 @@ def test_a_cropped_copy_of_a_flat_photo_aligns_the_second_time(
     original = pipeline_copy(photo(photos))
     copy = pipeline_copy(crop(photo(photos), 0.15))
     assert len(_features(original).points) < FUSED_V17.flat_retry_keypoints
-    views, similarity = (_view(original), _view(copy)), cosine(original, copy)
+    views, similarity = (view_of(original), view_of(copy)), cosine(original, copy)
     before = verify_images(*views, cosine=similarity, config=FUSED_V16)
     assert before.evidence.sift_inliers == 0 and not before.is_duplicate, before
     assert similarity >= config.flat_retry_min_cosine
@@ -82,7 +77,7 @@ def test_two_different_flat_photos_stay_different(
 ) -> None:
     a, b = pipeline_copy(FLAT_PHOTOS[one](photos)), pipeline_copy(FLAT_PHOTOS[other](photos))
     for config in (FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22):
-        verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
+        verdict = verify_images(view_of(a), view_of(b), cosine=cosine(a, b), config=config)
         assert not verdict.is_duplicate, verdict
 
 
@@ -94,7 +89,7 @@ def test_flat_regions_of_different_photos_stay_different(
     a = pipeline_copy(photos[one][:200, :300])
     b = pipeline_copy(photos[other][:200, :300])
     for config in (FUSED_V17, FUSED_V18, FUSED_V19, FUSED_V22):
-        verdict = verify_images(_view(a), _view(b), cosine=cosine(a, b), config=config)
+        verdict = verify_images(view_of(a), view_of(b), cosine=cosine(a, b), config=config)
         assert not verdict.is_duplicate, verdict
 
 

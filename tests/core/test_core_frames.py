@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from core_images import uploaded
+from core_images import uploaded, verify_uploads
 from helpers.augly_pages import on_white, screenshot, slot_aspect, slot_shaped
 from PIL import Image
 from skimage import data
@@ -57,8 +57,7 @@ def _upload(image: Image.Image) -> tuple[ImageView, np.ndarray]:
 
 
 def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig = FUSED_V5) -> Verdict:
-    (view_a, stored_a), (view_b, stored_b) = _upload(a), _upload(b)
-    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
+    return verify_uploads(a, b, cosine, config)
 
 
 def _photo(name: str) -> Image.Image:

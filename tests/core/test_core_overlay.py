@@ -9,14 +9,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from core_images import EDITED_BASES, heavy_watermark
+from core_images import EDITED_BASES, heavy_watermark, view_of
 from skimage import data
 
-from imgdup_core.hashing import phash_pair
 from imgdup_core.similarity import disagreement_evenness
 from imgdup_core.slot import AlignedMaps
 from imgdup_core.verifier_config import FUSED_V12, FUSED_V14, OverlayRule
-from imgdup_core.verify import ImageView, decide, is_spread_overlay, verify_images
+from imgdup_core.verify import decide, is_spread_overlay, verify_images
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -41,17 +40,13 @@ def test_an_overlay_spread_over_the_picture_is_even_and_a_slot_is_not() -> None:
     assert disagreement_evenness(_maps(np.zeros((128, 128), bool))) is None
 
 
-def _view(rgb: np.ndarray) -> ImageView:
-    return ImageView(rgb, phash_pair(rgb))
-
-
 @pytest.mark.parametrize("name", EDITED_BASES)
 def test_a_photo_under_a_tiled_watermark_is_a_duplicate(
     name: str, stored: dict[str, np.ndarray], cosine: Cosine
 ) -> None:
     original = stored[name]
     copy = heavy_watermark(original, "SPRZEDAM  +48 600 100 200")
-    verdict = verify_images(_view(original), _view(copy), cosine=cosine(original, copy), config=FUSED_V14)
+    verdict = verify_images(view_of(original), view_of(copy), cosine=cosine(original, copy), config=FUSED_V14)
     assert verdict.is_duplicate, verdict
     evidence = verdict.evidence
     assert evidence.mismatch_evenness is not None
@@ -67,7 +62,7 @@ def test_the_rule_takes_a_copy_the_fusion_rejects(stored: dict[str, np.ndarray],
     # (tests/core/test_core_verify.py KNOWN_MISSES); the disagreement is spread over the whole photo.
     original = stored["rocket"]
     copy = heavy_watermark(original)
-    views = _view(original), _view(copy)
+    views = view_of(original), view_of(copy)
     before = verify_images(*views, cosine=cosine(original, copy), config=FUSED_V12)
     after = verify_images(*views, cosine=cosine(original, copy), config=FUSED_V14)
     assert not before.is_duplicate and after.is_duplicate, (before, after)
@@ -82,7 +77,7 @@ def test_different_photos_stay_different(a: str, b: str, cosine: Cosine) -> None
         return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels[:, :, :3]
 
     first, second = rgb(a), heavy_watermark(rgb(b))
-    verdict = verify_images(_view(first), _view(second), cosine=cosine(first, second), config=FUSED_V14)
+    verdict = verify_images(view_of(first), view_of(second), cosine=cosine(first, second), config=FUSED_V14)
     assert not verdict.is_duplicate, verdict
 
 

@@ -5,22 +5,18 @@ of one scene scored like a copy under a heavy overlay in held-out folds)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import pytest
-from core_images import EDITED_BASES, brightness, heavy_watermark, pipeline_copy, rotate
+from core_images import EDITED_BASES, brightness, heavy_watermark, pipeline_copy, rotate, view_of
 from skimage import data
 
 from imgdup_core.evidence import Evidence
-from imgdup_core.hashing import phash_pair
 from imgdup_core.parallax import moved_share
 from imgdup_core.slot import AlignedMaps
 from imgdup_core.ssim import ssim_map
 from imgdup_core.verifier_config import FUSED_V23, FUSED_V24, OverlayRule, ParallaxRule
-from imgdup_core.verify import ImageView, decide, is_spread_overlay, is_two_views, measure_images
-
-Cosine = Callable[[np.ndarray, np.ndarray], float]
+from imgdup_core.verify import decide, is_spread_overlay, is_two_views, measure_images
 
 
 def _maps(a: np.ndarray, b: np.ndarray) -> AlignedMaps:
@@ -58,21 +54,17 @@ def test_a_patch_that_is_not_there_is_not_explained_by_any_displacement() -> Non
     assert moved_share(maps) < 0.02  # ...and no shift of b makes it agree
 
 
-def _view(rgb: np.ndarray) -> ImageView:
-    return ImageView(rgb, phash_pair(rgb))
-
-
 def test_two_views_of_one_scene_disagree_where_depth_moves_them() -> None:
     left, right, _ = data.stereo_motorcycle()
     a, b = pipeline_copy(left), pipeline_copy(right)
-    evidence = measure_images(_view(a), _view(b), cosine=0.88, config=FUSED_V24)
+    evidence = measure_images(view_of(a), view_of(b), cosine=0.88, config=FUSED_V24)
     # They align on one plane (hundreds of inliers, a close pHash) and disagree in a third of the picture,
     # as a copy under a heavy overlay does; most of that agrees once moved by the local displacement.
     assert evidence.sift_inliers > 100 and evidence.phash_distance <= 8
     assert evidence.mismatch is not None and evidence.mismatch > 0.3
     assert evidence.moved is not None and evidence.moved > 0.18, evidence
     # Earlier verifiers do not measure it.
-    assert measure_images(_view(a), _view(b), cosine=0.88, config=FUSED_V23).moved is None
+    assert measure_images(view_of(a), view_of(b), cosine=0.88, config=FUSED_V23).moved is None
 
 
 @pytest.mark.parametrize("name", EDITED_BASES)
@@ -82,7 +74,7 @@ def test_an_edited_copy_has_nothing_a_displacement_explains(
     original = stored[name]
     for edit in (heavy_watermark, lambda rgb: rotate(rgb, 7), lambda rgb: brightness(rgb, 1.3)):
         copy = pipeline_copy(edit(photos[name]))
-        evidence = measure_images(_view(original), _view(copy), cosine=0.9, config=FUSED_V24)
+        evidence = measure_images(view_of(original), view_of(copy), cosine=0.9, config=FUSED_V24)
         assert evidence.ssim is not None, (name, evidence)
         # Measured only where the mismatch reaches the gate; where it is, under a tenth.
         if evidence.mismatch is not None and evidence.mismatch >= 0.15:

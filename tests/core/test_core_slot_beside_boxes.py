@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from core_images import uploaded
+from core_images import uploaded, verify_uploads
 from helpers.augly_pages import on_white
 from PIL import Image, ImageEnhance
 from skimage import data
 
 from bench.quality.templates import render
 from imgdup_core.verifier_config import FUSED_V16, FUSED_V20, FUSED_V21
-from imgdup_core.verify import SHARED_PAGE, Verdict, VerifierConfig, verify_images
+from imgdup_core.verify import SHARED_PAGE
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 
@@ -35,11 +35,6 @@ def _photo(name: str) -> Image.Image:
     return Image.fromarray(pixels).convert("RGB")
 
 
-def _verdict(a: Image.Image, b: Image.Image, cosine: Cosine, config: VerifierConfig) -> Verdict:
-    (view_a, stored_a, _), (view_b, stored_b, _) = uploaded(a), uploaded(b)
-    return verify_images(view_a, view_b, cosine=cosine(stored_a, stored_b), config=config)
-
-
 @pytest.mark.parametrize("name", ["clock", "rocket", "binary_blobs"])
 def test_the_frame_finder_boxes_the_same_panel_in_these_pages(name: str) -> None:
     # The premise of the tests below: if the frame finder finds these photos one day, they test nothing.
@@ -54,10 +49,10 @@ def test_different_photos_in_one_template_with_the_same_panel_boxed_are_not_dupl
     a: str, b: str, cosine: Cosine
 ) -> None:
     page_a, page_b = render(PANEL_TEMPLATE, _photo(a)), render(PANEL_TEMPLATE, _photo(b))
-    before = _verdict(page_a, page_b, cosine, FUSED_V16)
+    before = verify_uploads(page_a, page_b, cosine, FUSED_V16)
     # fused-v16: the two panels compare as one picture (an exact copy where their boxes end alike).
     assert before.is_duplicate and before.evidence.compared == "photo/photo", before
-    after = _verdict(page_a, page_b, cosine, FUSED_V20)
+    after = verify_uploads(page_a, page_b, cosine, FUSED_V20)
     assert not after.is_duplicate, after
     assert after.evidence.compared == SHARED_PAGE, after
 
@@ -68,7 +63,9 @@ def test_one_photo_in_two_such_pages_is_still_a_duplicate(name: str, cosine: Cos
     # are, so there is no slot beside the panels to decide.
     photo = _photo(name)
     brighter = ImageEnhance.Brightness(photo).enhance(1.25)
-    verdict = _verdict(render(PANEL_TEMPLATE, photo), render(PANEL_TEMPLATE, brighter), cosine, FUSED_V20)
+    verdict = verify_uploads(
+        render(PANEL_TEMPLATE, photo), render(PANEL_TEMPLATE, brighter), cosine, FUSED_V20
+    )
     assert verdict.is_duplicate, verdict
 
 
@@ -77,7 +74,7 @@ def test_the_photo_and_its_page_are_still_duplicates(name: str, cosine: Cosine) 
     # One side frames nothing: the rule never applies.
     photo = _photo(name)
     for config in (FUSED_V16, FUSED_V20):
-        verdict = _verdict(photo, render(PANEL_TEMPLATE, photo), cosine, config)
+        verdict = verify_uploads(photo, render(PANEL_TEMPLATE, photo), cosine, config)
         assert verdict.is_duplicate, (config.version, verdict)
 
 
@@ -90,8 +87,8 @@ def test_two_products_on_white_in_one_template_are_told_apart_by_fused_v21(
     # widths): fused-v20's slot (the largest group of disagreeing blocks) is too small and its page disagrees.
     page_a = render(PANEL_TEMPLATE, on_white(_photo(a), 2.0))
     page_b = render(PANEL_TEMPLATE, on_white(_photo(b), 2.0))
-    assert _verdict(page_a, page_b, cosine, FUSED_V20).is_duplicate
-    verdict = _verdict(page_a, page_b, cosine, FUSED_V21)
+    assert verify_uploads(page_a, page_b, cosine, FUSED_V20).is_duplicate
+    verdict = verify_uploads(page_a, page_b, cosine, FUSED_V21)
     assert not verdict.is_duplicate, verdict
     assert verdict.evidence.compared == SHARED_PAGE, verdict
 
@@ -100,7 +97,9 @@ def test_two_products_on_white_in_one_template_are_told_apart_by_fused_v21(
 def test_one_product_on_white_in_two_such_pages_is_still_a_duplicate(name: str, cosine: Cosine) -> None:
     product = on_white(_photo(name), 2.0)
     brighter = ImageEnhance.Brightness(product).enhance(1.2)
-    verdict = _verdict(render(PANEL_TEMPLATE, product), render(PANEL_TEMPLATE, brighter), cosine, FUSED_V21)
+    verdict = verify_uploads(
+        render(PANEL_TEMPLATE, product), render(PANEL_TEMPLATE, brighter), cosine, FUSED_V21
+    )
     assert verdict.is_duplicate, verdict
 
 
@@ -123,4 +122,4 @@ def test_two_products_on_white_in_one_template_are_not_duplicates_known_defect(
 ) -> None:
     page_a = render(template, on_white(_photo(a), 2.0))
     page_b = render(template, on_white(_photo(b), 2.0))
-    assert not _verdict(page_a, page_b, cosine, FUSED_V21).is_duplicate
+    assert not verify_uploads(page_a, page_b, cosine, FUSED_V21).is_duplicate
