@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.quality.dataset import BenchSet, SetImage
-from imgdup_core import framing
+from imgdup_core import framing, framing_config, letterbox
 from imgdup_core.decode import decode_image, load_rgb, storage_jpeg
 from imgdup_core.embedding import Embedder
 from imgdup_core.framing import crop_region, find_photo_region
@@ -60,7 +60,8 @@ def analyse(
         raise ValueError("analyse needs an embedder or the vectors")
     version = embedder.version if embedder is not None else model_version
     key = hashlib.sha256(version.encode())
-    key.update(Path(framing.__file__).read_bytes())
+    for module in (framing, framing_config, letterbox):  # the frame finder's code: its boxes
+        key.update(Path(module.__file__ or "").read_bytes())
     for image in images:
         key.update(image.sha256.encode())
     cache = bench.root / f"analysis-{key.hexdigest()[:12]}.npz"

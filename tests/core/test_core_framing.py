@@ -206,7 +206,7 @@ def test_screenshots_of_different_photos_are_not_duplicates(photos: dict[str, np
 
 def test_a_level_without_a_long_enough_row_or_column_is_not_labelled() -> None:
     # _may_hold_a_bar skips labelling a flat level's mask: it must never skip one that holds a bar.
-    from imgdup_core.framing import _between_bars, _may_hold_a_bar
+    from imgdup_core.letterbox import _between_bars, _may_hold_a_bar
 
     config = DEFAULT_FRAMING
     height, width = 200, 300
