@@ -46,7 +46,13 @@ def flat_bar_bounded_box(
         mask = flat & (np.abs(gray - level) <= band)
         if not _may_hold_a_bar(mask, config):
             continue
-        picture = _between_bars(mask.astype(np.uint8), textured, config, trim=True)
+        picture = _between_bars(
+            mask.astype(np.uint8),
+            textured,
+            config,
+            trim=True,
+            max_frame_texture=config.max_flat_slot_page_texture,
+        )
         if picture is not None:
             return picture
     return None
@@ -67,11 +73,18 @@ def _may_hold_a_bar(mask: np.ndarray, config: FramingConfig) -> bool:
 
 
 def _between_bars(
-    bar_mask: np.ndarray, textured: np.ndarray, config: FramingConfig, *, trim: bool = False
+    bar_mask: np.ndarray,
+    textured: np.ndarray,
+    config: FramingConfig,
+    *,
+    trim: bool = False,
+    max_frame_texture: float | None = None,
 ) -> tuple[int, int, int, int] | None:
     """The picture between the largest-slot pair of bars among bar_mask's filled rectangles. With
     `trim`, each rectangle first loses the rows and columns at its ends that it half fills or less
-    (a product's soft shadow of the bar's grey, touching the bar from inside the picture)."""
+    (a product's soft shadow of the bar's grey, touching the bar from inside the picture). The page
+    around the slot may be textured up to `max_frame_texture` (config.max_frame_texture if None)."""
+    page_texture = config.max_frame_texture if max_frame_texture is None else max_frame_texture
     height, width = bar_mask.shape
 
     def long_enough(w: Any, h: Any) -> Any:
@@ -125,7 +138,7 @@ def _between_bars(
             if not between.size or float(between.mean()) < config.min_slot_texture:
                 continue
             inside = float(textured[y0:y1, x0:x1].sum())
-            if (texture_total - inside) / max(1.0, height * width - area) > config.max_frame_texture:
+            if (texture_total - inside) / max(1.0, height * width - area) > page_texture:
                 continue
             if best is None or area > best[0]:
                 best = (float(area), picture)
