@@ -46,6 +46,7 @@ from imgdup_core.verifier_config import (
     FUSED_V23,
     FUSED_V24,
     FUSED_V25,
+    FUSED_V26,
     VERIFIERS,
     CopyRule,
     OverlayRule,
@@ -226,6 +227,16 @@ def test_fused_v25_is_fused_v24_with_a_stricter_slot_holding_the_boxes() -> None
     features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
     assert sift_to_bytes(features, FUSED_V25) == sift_to_bytes(features, FUSED_V24)
     assert FUSED_V25.fusion == FUSED_V24.fusion
+
+
+def test_fused_v26_is_fused_v25_with_a_wider_aligned_copy_rule() -> None:
+    assert VERIFIERS["fused-v26"] is FUSED_V26
+    assert FUSED_V26.copy_rule == CopyRule(min_inliers=30, min_overlap=0.9)
+    assert FUSED_V25.copy_rule == CopyRule() and CopyRule().min_inliers == 50
+    assert dataclasses.replace(FUSED_V26, version="fused-v25", copy_rule=CopyRule()) == FUSED_V25
+    features = SiftFeatures(np.zeros((1, 2), np.float32), np.ones((1, 128), np.float32), 384, 288)
+    assert sift_to_bytes(features, FUSED_V26) == sift_to_bytes(features, FUSED_V25)
+    assert FUSED_V26.fusion == FUSED_V25.fusion
 
 
 def test_fused_v23_is_fused_v22_with_the_boxs_band_as_a_slot() -> None:

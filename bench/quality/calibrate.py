@@ -148,6 +148,8 @@ FEATURES_V23 = FEATURES_V22
 FEATURES_V24 = FEATURES_V23
 # fused-v25 (issue 11): fused-v24's, a slot holding the framed photos only when each box lies 3/4 in it.
 FEATURES_V25 = FEATURES_V24
+# fused-v26 (issue 11): fused-v25's, the aligned-copy rule from 30 inliers over 0.9 of the smaller picture.
+FEATURES_V26 = FEATURES_V25
 # What `calibrate --verifier V` fits, and where it writes the model; also the versions whose evidence
 # `export-evidence` and `lodo` measure (their --verifier choices).
 MODELS = {
@@ -172,6 +174,7 @@ MODELS = {
     "fused-v23": (FEATURES_V23, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v23.py")),
     "fused-v24": (FEATURES_V24, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v24.py")),
     "fused-v25": (FEATURES_V25, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v25.py")),
+    "fused-v26": (FEATURES_V26, FUSION_WEIGHTS_PATH.with_name("fusion_weights_v26.py")),
 }
 # How each model's threshold is chosen: "precision", the lowest cut whose weighted training
 # precision reaches TRAIN_PRECISION (0.5 where none does: imgdup_core.fitting.choose_threshold);
