@@ -63,7 +63,7 @@ def known_verifiers(models_dir: Path) -> dict[str, VerifierConfig]:
 
 def chosen_version(settings: Settings) -> str:
     """IMGDUP_VERIFIER_VERSION when it is set; else the embedder's own default model
-    (DEFAULT_VERIFIER_FOR_EMBEDDER: fused-v25 for sscd, fused-v3-distilled for sscd_distilled), else
+    (DEFAULT_VERIFIER_FOR_EMBEDDER: fused-v26 for sscd, fused-v3-distilled for sscd_distilled), else
     the field's default (the full SSCD's)."""
     if "verifier_version" in settings.model_fields_set:
         return settings.verifier_version
@@ -72,7 +72,7 @@ def chosen_version(settings: Settings) -> str:
 
 def base_verifier(settings: Settings) -> VerifierConfig:
     """The built-in verifier the configured one measures as: itself when built in, else the base its
-    model file records (a retrained model's lineage: fused-v25 -> fused-v25-r1 -> fused-v25-r2)."""
+    model file records (a retrained model's lineage: fused-v26 -> fused-v26-r1 -> fused-v26-r2)."""
     version = chosen_version(settings)
     if version in VERIFIERS:
         return VERIFIERS[version]

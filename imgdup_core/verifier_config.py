@@ -317,12 +317,13 @@ FUSED_V24 = dataclasses.replace(FUSED_V23, version="fused-v24", parallax_rule=Pa
 # fused-v24 with a slot holding the framed photos only when each box lies three-quarters in it (issue 11: two
 # phone pages of one template around a Grand Canyon photo and a flamingo, whose boxes take in the price panel
 # under the photo, were compared photo to photo, aligned on that panel, and one held-out fold accepted them).
-# sscd's default (bench/results/*fused-v25*.md).
+# Default before fused-v26 (bench/results/*fused-v25*.md).
 FUSED_V25 = dataclasses.replace(FUSED_V24, version="fused-v25", slot_holds_min_share=0.75)
 
 # fused-v25 with the aligned-copy rule reaching 30 inliers over 0.9 of the smaller picture (issue 11: a combo
 # copy of a yak on white, crop and caption, 40 inliers over 0.93, mismatch 0.05, missed held out; CopyRule's
 # docstring has the training pairs that place the bounds). Same stored features, evidence and model.
+# sscd's default (bench/results/*fused-v26*.md).
 FUSED_V26 = dataclasses.replace(
     FUSED_V25, version="fused-v26", copy_rule=CopyRule(min_inliers=30, min_overlap=0.9)
 )
@@ -364,7 +365,7 @@ VERIFIERS = {
 # The verifier each embedder runs when IMGDUP_VERIFIER_VERSION is not set (imgdup.verifiers): a
 # model is only meaningful on the cosines it was fitted on. An embedder not listed (clip) has none.
 DEFAULT_VERIFIER_FOR_EMBEDDER = {
-    "sscd": FUSED_V25.version,
+    "sscd": FUSED_V26.version,
     "sscd_distilled": FUSED_V3_DISTILLED.version,
 }
 

@@ -72,15 +72,15 @@ def test_the_committed_models_know_the_embedder_they_were_calibrated_with() -> N
 
 def test_the_default_embedder_runs_the_default_model_and_its_cut_off() -> None:
     chosen = resolve_verifier(Settings())
-    # fused-v25 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
+    # fused-v26 (issue 11: fused-v12's frame rules, the overlay, aligned-copy and unaligned rules, the page
     # slots beside and holding the boxes, the flat pictures' second alignment, the box's band, the parallax
-    # rule, the stricter slot holding), on fused-v3's calibrated model and ANN cut-off.
-    assert chosen.config == FUSED_V25 and chosen.config.version == "fused-v25"
+    # rule, the stricter slot holding, the wider aligned-copy rule), on fused-v3's model and ANN cut-off.
+    assert chosen.config == FUSED_V26 and chosen.config.version == "fused-v26"
     assert chosen.ann_min_score == fusion_weights.CANDIDATE_MIN_COSINE
     # The settings field's default names the same model as the mapping, and the pHash channel
-    # follows it (off: fused-v3's model, which fused-v25 runs, was calibrated on ANN candidates only).
+    # follows it (off: fused-v3's model, which fused-v26 runs, was calibrated on ANN candidates only).
     assert Settings().verifier_version == DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
-    assert Settings().phash_candidate_distance == -1 and not FUSED_V25.phash_candidates
+    assert Settings().phash_candidate_distance == -1 and not FUSED_V26.phash_candidates
     v4 = resolve_verifier(Settings(verifier_version="fused-v4"))
     assert v4.config == FUSED_V4
     # An operator's explicit cut-off wins over the model's.
@@ -285,7 +285,7 @@ def test_an_embedder_without_a_model_of_its_own_is_refused() -> None:
         resolve_verifier(Settings(embedder="clip"))
     message = str(refused.value)
     assert "\n" not in message
-    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v25" in message and "sscd" in message
+    assert "IMGDUP_EMBEDDER=clip" in message and "fused-v26" in message and "sscd" in message
 
 
 def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_override() -> None:
@@ -309,7 +309,7 @@ def test_the_distilled_embedder_runs_its_own_model_and_cut_off_without_the_overr
 
 
 def test_each_embedder_has_its_default_verifier_and_an_explicit_version_still_wins() -> None:
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v25", "sscd_distilled": "fused-v3-distilled"}
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER == {"sscd": "fused-v26", "sscd_distilled": "fused-v3-distilled"}
     for embedder, version in DEFAULT_VERIFIER_FOR_EMBEDDER.items():
         assert VERIFIERS[version].fusion.embedder == embedder
     # IMGDUP_VERIFIER_VERSION names the model, whatever the embedder's default.
@@ -334,7 +334,7 @@ def test_the_verifier_version_from_the_environment_wins_over_the_embedders_defau
 def test_an_uncalibrated_embedder_runs_only_when_allowed_and_says_so() -> None:
     for settings, config in (
         # clip has no default of its own: the full SSCD's runs, uncalibrated.
-        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V25),
+        (Settings(embedder="clip", allow_uncalibrated_embedder=True), FUSED_V26),
         (
             Settings(
                 embedder="sscd_distilled", verifier_version="fused-v3", allow_uncalibrated_embedder=True

@@ -23,7 +23,7 @@ from bench.quality.calibrate import (
 )
 from bench.quality.stack_run import stack_env
 from imgdup_core.fusion import model_from
-from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V3_DISTILLED, FUSED_V5, FUSED_V25
+from imgdup_core.verifier_config import DEFAULT_VERIFIER, FUSED_V3_DISTILLED, FUSED_V5, FUSED_V26
 
 
 def test_calibrating_on_the_distilled_embedder_writes_its_own_model() -> None:
@@ -116,7 +116,7 @@ def test_the_command_line_knows_only_the_embedders_it_can_measure() -> None:
 
 def test_the_run_reports_the_verifier_the_stack_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("IMGDUP_VERIFIER_VERSION", raising=False)
-    assert stack_verifier("sscd") == FUSED_V25.version  # the full SSCD's default since issue 11
+    assert stack_verifier("sscd") == FUSED_V26.version  # the full SSCD's default since issue 11
     assert stack_verifier("sscd_distilled") == FUSED_V3_DISTILLED.version
     # The stack inherits the environment: a run with a verifier chosen there is labelled with it.
     monkeypatch.setenv("IMGDUP_VERIFIER_VERSION", FUSED_V5.version)

@@ -30,14 +30,14 @@ def test_fused_v9_can_be_calibrated_into_its_own_weights_file() -> None:
     assert calibrate.shipped_cut_off(FUSED_V9) == DEFAULT_VERIFIER.fusion.candidate_min_cosine
 
 
-def test_fused_v25_the_default_can_be_calibrated_into_its_own_weights_file() -> None:
+def test_fused_v26_the_default_can_be_calibrated_into_its_own_weights_file() -> None:
     # `imgdup retrain` refits the running version's own lineage: sscd's default must be in MODELS.
-    assert DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"] == "fused-v25"
-    features, path = MODELS["fused-v25"]
-    assert tuple(features) == FEATURES == VERIFIERS["fused-v25"].fusion.features
-    assert path == FUSION_WEIGHTS_PATH.with_name("fusion_weights_v25.py") and not path.exists()
-    assert model_target("fused-v25", "sscd") == ("fused-v25", FEATURES, path)
-    assert calibrate.default_measuring("sscd") == "fused-v25"
+    assert DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"] == "fused-v26"
+    features, path = MODELS["fused-v26"]
+    assert tuple(features) == FEATURES == VERIFIERS["fused-v26"].fusion.features
+    assert path == FUSION_WEIGHTS_PATH.with_name("fusion_weights_v26.py") and not path.exists()
+    assert model_target("fused-v26", "sscd") == ("fused-v26", FEATURES, path)
+    assert calibrate.default_measuring("sscd") == "fused-v26"
 
 
 def _captured(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -83,7 +83,7 @@ def test_export_evidence_measures_what_each_embedder_runs_by_default(
 
     quality_main.main(["export-evidence"])
     sscd = exported.pop()
-    assert sscd["config"] == VERIFIERS["fused-v25"] and sscd["embedder"] == "sscd"
+    assert sscd["config"] == VERIFIERS["fused-v26"] and sscd["embedder"] == "sscd"
     # imgdup retrain's default file for the running model (imgdup.ops.retrain.default_benchmark_evidence).
     assert sscd["path"] == tmp_path / f"training-evidence-{DEFAULT_VERIFIER_FOR_EMBEDDER['sscd']}.jsonl"
 

@@ -200,7 +200,7 @@ def test_retrain_cron_job_writes_models_the_workers_read(helm: Any, monkeypatch:
     assert container["args"] == [
         "retrain",
         "--benchmark-evidence",
-        "/var/lib/imgdup-models/training-evidence-fused-v25.jsonl",  # values.yaml's default
+        "/var/lib/imgdup-models/training-evidence-fused-v26.jsonl",  # values.yaml's default
     ]
     names = {e["name"] for e in container["env"]}
     assert "DATABASE_URL" in names and "IMGDUP_API_TOKEN" not in names

@@ -56,7 +56,7 @@ def _start(make_stack: Callable[..., Stack], dsn: str, data_dir: Path) -> Run:
             "IMGDUP_EMBEDDER": "sscd_distilled",
             # Pinned, not a default: fused-v3 on the distilled vectors (the cheaper embedder), the verdicts
             # this test was written against (sscd_distilled's default is fused-v3-distilled,
-            # sscd's fused-v25).
+            # sscd's fused-v26).
             "IMGDUP_VERIFIER_VERSION": "fused-v3",
             "IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER": "true",
             # Candidates are every neighbour above the cut-off, never a top-K cut: the pair set is

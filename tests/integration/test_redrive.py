@@ -30,7 +30,7 @@ def stack_env() -> dict[str, str]:
     return {
         "IMGDUP_EMBEDDER": "sscd_distilled",
         # Pinned, not a default: fused-v3 on the distilled vectors (the cheaper embedder), the verdicts
-        # this test was written against (sscd_distilled's default is fused-v3-distilled, sscd's fused-v25).
+        # this test was written against (sscd_distilled's default is fused-v3-distilled, sscd's fused-v26).
         "IMGDUP_VERIFIER_VERSION": "fused-v3",
         "IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER": "true",
         "IMGDUP_REDRIVE_AFTER_S": str(REDRIVE_AFTER_S),

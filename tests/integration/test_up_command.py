@@ -45,7 +45,7 @@ def _up(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env.update({"IMGDUP_API_PORT": str(port), "IMGDUP_EMBEDDER": "sscd_distilled"})
     # Pinned, not a default: fused-v3 on the distilled vectors (the cheaper embedder), the verdicts
-    # this test was written against (sscd_distilled's default is fused-v3-distilled, sscd's fused-v25).
+    # this test was written against (sscd_distilled's default is fused-v3-distilled, sscd's fused-v26).
     env["IMGDUP_VERIFIER_VERSION"] = "fused-v3"
     env["IMGDUP_ALLOW_UNCALIBRATED_EMBEDDER"] = "true"
     log = (data_dir / "up.log").open("ab")

@@ -27,7 +27,7 @@ from imgdup.verifiers import resolve_verifier
 from imgdup_core.verifier_config import DEFAULT_VERIFIER_FOR_EMBEDDER, VERIFIERS
 from schemas import AdImagesCreatedV1, EvidenceV1, VersionsV1
 
-# What the worker runs when IMGDUP_VERIFIER_VERSION is not set (fused-v25 since issue 11).
+# What the worker runs when IMGDUP_VERIFIER_VERSION is not set (fused-v26 since issue 11).
 RUNNING = DEFAULT_VERIFIER_FOR_EMBEDDER["sscd"]
 
 
@@ -146,7 +146,7 @@ async def _stored_verdicts(
     ("pinned", "base"),
     # The default (IMGDUP_VERIFIER_VERSION unset) and versions set explicitly: each refits itself,
     # fused-v7 too, though fused-v6 measures as it does.
-    [(None, "fused-v25"), ("fused-v9", "fused-v9"), ("fused-v3", "fused-v3"), ("fused-v7", "fused-v7")],
+    [(None, "fused-v26"), ("fused-v9", "fused-v9"), ("fused-v3", "fused-v3"), ("fused-v7", "fused-v7")],
     ids=["default", "pinned-fused-v9", "pinned-fused-v3", "pinned-fused-v7"],
 )
 async def test_a_refit_that_is_not_worse_is_written_and_the_worker_runs_it_by_version(
