@@ -69,7 +69,7 @@ class FramingConfig:
     # The page around two flat bars may be more textured than max_frame_texture (issue 11): a listing's
     # title, price panel, button and lines of text beside a grey slot leave 0.36-0.40 of the page textured,
     # which hid the slot of 12 page-template screenshots in the broad pool (flower10, flower3 and the 747 in
-    # the phone layout among them: pages of one template around different products on white, compared
+    # listing-0 among them: pages of one template around different products on white, compared
     # whole). Census on both pools' 6,500 images (frame_census --field): 0.4 boxes those 12 and no other
     # picture; 0.45 adds 5 plain pictures' false boxes. Dark bars and edge-framed boxes keep 0.35.
     max_flat_slot_page_texture: float = 0.4

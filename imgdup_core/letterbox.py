@@ -29,7 +29,9 @@ def flat_bar_bounded_box(
 ) -> tuple[int, int, int, int] | None:
     """The picture between two flat letterbox bars of one light grey level (a page's grey photo slot
     around a product on white: the slot's grey meets the photo's white with a step under edge_step),
-    as _bar_bounded_box; the levels tried are the flat pixels' most common ones above bar_dark."""
+    as bar_bounded_box, the page around the slot textured up to config.max_flat_slot_page_texture (a
+    listing's text beside its grey slot); the levels tried are the flat pixels' most common ones above
+    bar_dark."""
     flat = ~textured  # below: gray holds whole grey levels, so bin v counts level v (bincount's count)
     counts = cv2.calcHist([gray], [0], flat.view(np.uint8), [256], [0, 256]).ravel().astype(np.float64)
     counts[: int(config.bar_dark)] = 0.0

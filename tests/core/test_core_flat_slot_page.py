@@ -17,7 +17,7 @@ from skimage import data
 
 from bench.quality.templates import TEMPLATE_BY_NAME, render
 from imgdup_core.framing import DEFAULT_FRAMING, find_photo_region
-from imgdup_core.verifier_config import FUSED_V21, FUSED_V25, VerifierConfig
+from imgdup_core.verifier_config import FUSED_V21, FUSED_V25, FUSED_V26, VerifierConfig
 
 Cosine = Callable[[np.ndarray, np.ndarray], float]
 TEMPLATE = "listing-0"  # title, price panel, button and text lines beside a light grey photo slot
@@ -56,8 +56,10 @@ def test_a_product_in_the_grey_slot_beside_a_textured_page_is_boxed(name: str) -
     assert x1 - x0 >= 0.95 * (right - left) or y1 - y0 >= 0.95 * (bottom - top), box
 
 
-@pytest.mark.parametrize("config", [FUSED_V21, FUSED_V25], ids=lambda c: c.version)
-@pytest.mark.parametrize(("a", "b"), [("astronaut", "camera"), ("rocket", "camera")])
+@pytest.mark.parametrize("config", [FUSED_V21, FUSED_V25, FUSED_V26], ids=lambda c: c.version)
+# The clock on white stays unboxed in this page (no box found): against the camera, boxed now, it was a known
+# defect of fused-v21 (tests/core/test_core_slot_beside_boxes.py) while neither page was boxed.
+@pytest.mark.parametrize(("a", "b"), [("astronaut", "camera"), ("rocket", "camera"), ("clock", "camera")])
 def test_two_products_on_white_in_the_template_are_not_duplicates(
     a: str, b: str, config: VerifierConfig, cosine: Cosine
 ) -> None:
@@ -74,7 +76,7 @@ def test_one_product_in_two_such_pages_once_brightened_is_a_duplicate(name: str,
     product = _product(name)
     brighter = ImageEnhance.Brightness(product).enhance(1.15)
 
-    verdict = verify_uploads(render(TEMPLATE, product), render(TEMPLATE, brighter), cosine, FUSED_V25)
+    verdict = verify_uploads(render(TEMPLATE, product), render(TEMPLATE, brighter), cosine, FUSED_V26)
 
     assert verdict.is_duplicate, verdict
 
