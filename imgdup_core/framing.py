@@ -126,17 +126,31 @@ def _largest_framed_box(
     # Every (top, bottom) pair of lines at once, in the order a loop over them would take:
     # [pair, left, right] arrays instead of hundreds of small numpy calls holding the GIL.
     x = np.array(xs)
-    left, right = x[:, None], x[None, :]
-    span = np.maximum(right - left, 1)
-    margin = max(2, round(0.02 * longer))
-    inner_x = (left > margin).astype(int) + (right < width - margin).astype(int)
     y = np.array(ys)
     upper, lower = np.triu_indices(len(y), k=1)
     top, bottom = y[upper], y[lower]
     tall_enough = bottom - top >= config.min_side
     top, bottom = top[tall_enough], bottom[tall_enough]
+    # Each half of each side must step: a box may not run on past the photo's corner. Both sides' columns
+    # first: a (top, bottom) pair with fewer than two columns stepping over both halves bounds no box, and
+    # is dropped before the [pair, left, right] arrays are built, and so is a column that steps for no
+    # pair (the same boxes, fewer of them to score: 3.3 against 4.2 ms per benchmark image).
+    cover = config.edge_coverage
+    half = (top + bottom) // 2
+    sides = col_sums[x]  # [x, height + 1]
+    side_ok = ((sides[:, half] - sides[:, top]).T / np.maximum(half - top, 1)[:, None] >= cover) & (
+        (sides[:, bottom] - sides[:, half]).T / np.maximum(bottom - half, 1)[:, None] >= cover
+    )
+    bounded = side_ok.sum(axis=1) >= 2
+    top, bottom, side_ok = top[bounded], bottom[bounded], side_ok[bounded]
     if top.size == 0:
         return None
+    stepping = side_ok.any(axis=0)
+    x, side_ok = x[stepping], side_ok[:, stepping]
+    left, right = x[:, None], x[None, :]
+    span = np.maximum(right - left, 1)
+    margin = max(2, round(0.02 * longer))
+    inner_x = (left > margin).astype(int) + (right < width - margin).astype(int)
     tall = (bottom - top)[:, None, None]
     area = (span * tall) / area_total
     inner = (
@@ -146,19 +160,12 @@ def _largest_framed_box(
     )
     ok = (right - left >= config.min_side) & (area >= config.min_area) & (area <= config.max_area)
     ok &= inner >= config.min_inner_sides
-    # Each half of each side must step: a box may not run on past the photo's corner.
     middle = (left + right) // 2
-    cover = config.edge_coverage
     for line in (top, bottom):
         sums = row_sums[line]  # [pair, width + 1]
         first = (sums[:, middle] - sums[:, left]) / np.maximum(middle - left, 1)
         second = (sums[:, right] - sums[:, middle]) / np.maximum(right - middle, 1)
         ok &= (first >= cover) & (second >= cover)
-    half = (top + bottom) // 2
-    sides = col_sums[x]  # [x, height + 1]
-    side_ok = ((sides[:, half] - sides[:, top]).T / np.maximum(half - top, 1)[:, None] >= cover) & (
-        (sides[:, bottom] - sides[:, half]).T / np.maximum(bottom - half, 1)[:, None] >= cover
-    )
     ok &= side_ok[:, :, None] & side_ok[:, None, :]
     below, above = texture_sums[bottom], texture_sums[top]  # [pair, width + 1]
     inside = below[:, right] - above[:, right] - below[:, left] + above[:, left]
@@ -171,7 +178,7 @@ def _largest_framed_box(
     # in page around the photo); then the larger box; the first such box in line order.
     scored = np.where(ok, inner + area, -np.inf)
     pair, i, j = np.unravel_index(int(np.argmax(scored)), scored.shape)
-    return xs[i], int(top[pair]), xs[j], int(bottom[pair])
+    return int(x[i]), int(top[pair]), int(x[j]), int(bottom[pair])
 
 
 def _trim_bars(
