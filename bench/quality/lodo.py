@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class Scored:
     weights: dict[tuple[str, str], float]
     labels: dict[tuple[str, str], tuple[int, str]]
     confidence: dict[tuple[str, str], float]  # the verdict's (what the clusterer's bridge rule reads)
+    # The candidate's cosine: the verifier takes an image's candidates most similar first (steps.index).
+    cosine: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def _family(x: SetImage, y: SetImage) -> str:
@@ -120,7 +122,7 @@ def measuring(verifier: str | None) -> tuple[VerifierConfig, tuple[str, ...]]:
 def score(measured: Sequence[Measured], config: VerifierConfig, cut_off: float) -> Scored:
     """The product's decision (imgdup_core.verify.decide) with this model; a candidate the ANN
     search proposed under the cut-off is never verified (the pHash channel's are, whatever the cosine)."""
-    predicted, weights, labels, confidence = {}, {}, {}, {}
+    predicted, weights, labels, confidence, cosine = {}, {}, {}, {}, {}
     for candidate, evidence, _ in measured:
         key = (candidate.a, candidate.b)
         proposed = candidate.channel != "ann" or candidate.cosine >= cut_off
@@ -129,7 +131,8 @@ def score(measured: Sequence[Measured], config: VerifierConfig, cut_off: float) 
         weights[key] = candidate.weight
         labels[key] = (candidate.label, candidate.kind)
         confidence[key] = verdict.confidence
-    return Scored(predicted, weights, labels, confidence)
+        cosine[key] = candidate.cosine
+    return Scored(predicted, weights, labels, confidence, cosine)
 
 
 def restrict(scored: Scored, involves: Callable[[str], bool]) -> Scored:
@@ -140,6 +143,7 @@ def restrict(scored: Scored, involves: Callable[[str], bool]) -> Scored:
         {k: scored.weights[k] for k in keys},
         {k: scored.labels[k] for k in keys},
         {k: scored.confidence[k] for k in keys},
+        {k: scored.cosine[k] for k in keys if k in scored.cosine},
     )
 
 
@@ -218,7 +222,7 @@ def listed(
     verified = {key: scored.confidence[key] for key, is_dup in scored.predicted.items() if is_dup}
     kinds = {"benign": BENIGN, "hard": HARD, "edit_pair": (EDIT_PAIR,)}
     kinds["edits"] = tuple(f for f in set(positives.values()) if f != EDIT_PAIR)
-    return listed_summary(verified, position, positives, group_of, kinds, neutral)
+    return listed_summary(verified, position, positives, group_of, kinds, neutral, cosine=scored.cosine)
 
 
 def _fold(

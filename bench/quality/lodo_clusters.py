@@ -70,12 +70,19 @@ def replay(links: Sequence[Link], rule: BridgeRule = PRODUCT_RULE) -> dict[str, 
     return dict(cluster_of)
 
 
-def arrival_order(pairs: Sequence[tuple[str, str]], position: Mapping[str, int]) -> list[tuple[str, str]]:
-    """The order the stream verifies pairs in: each image's pairs with those before it, as it arrives."""
+def arrival_order(
+    pairs: Sequence[tuple[str, str]],
+    position: Mapping[str, int],
+    cosine: Mapping[tuple[str, str], float] | None = None,
+) -> list[tuple[str, str]]:
+    """The order the stream verifies pairs in: each image's pairs with those before it, as it arrives;
+    with `cosine` (pair -> the candidate's cosine), an image's pairs most similar first, as the product's
+    verifier takes an ad's candidates (imgdup.steps.index), else in the order the other images arrived."""
 
-    def arrival(pair: tuple[str, str]) -> tuple[int, int]:
+    def arrival(pair: tuple[str, str]) -> tuple[int, float, int]:
         first, second = sorted((position[pair[0]], position[pair[1]]))
-        return second, first
+        similar = cosine.get(pair, 0.0) if cosine is not None else 0.0
+        return second, -similar, first
 
     return sorted(pairs, key=arrival)
 
@@ -87,10 +94,12 @@ def listed_summary(
     group_of: Mapping[str, str],
     families: Mapping[str, Sequence[str]],
     neutral: Collection[frozenset[str]] = (),
+    *,
+    cosine: Mapping[tuple[str, str], float] | None = None,
 ) -> dict[str, Any]:
     """Recall per family group of what the API would list (pairs or clusters) and the clusters'
     precision, for a fold's verified pairs (pair -> the verdict's confidence)."""
-    links = [Link(a, b, verified[(a, b)]) for a, b in arrival_order(list(verified), position)]
+    links = [Link(a, b, verified[(a, b)]) for a, b in arrival_order(list(verified), position, cosine)]
     clusters = replay(links)
     hits: Counter[str] = Counter()
     totals: Counter[str] = Counter(positives.values())

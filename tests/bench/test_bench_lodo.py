@@ -393,3 +393,20 @@ def test_what_the_api_lists_counts_two_edits_of_one_photo_through_their_cluster(
     verified[("p-r", "q-o")] = 0.99
     summary = listed_summary(verified, position, positives, group_of, kinds)
     assert summary["clusters_joining_photos"] == 1 and summary["cluster_precision"] == 2 / 6
+
+
+def test_an_arriving_images_pairs_are_replayed_most_similar_first() -> None:
+    # Two established groups (l, r); r3 arrives with a marginal false pair to l1 and a strong one to r1. The
+    # product's verifier takes an ad's candidates most similar first (imgdup.steps.index): r3 joins r's group,
+    # and then the marginal pair would join two established groups through one edge, so it is held.
+    position = {name: k for k, name in enumerate(["l1", "l2", "r1", "r2", "r3"])}
+    group_of = {"l1": "l", "l2": "l", "r1": "r", "r2": "r", "r3": "r"}
+    positives = {("l1", "l2"): "resize", ("r1", "r2"): "resize", ("r1", "r3"): "contrast"}
+    kinds = {"benign": ("resize", "contrast"), "hard": (), "edit_pair": (EDIT_PAIR,)}
+    verified = {("l1", "l2"): 0.99, ("r1", "r2"): 0.99, ("l1", "r3"): 0.6, ("r1", "r3"): 0.99}
+    cosine = {("l1", "l2"): 0.9, ("r1", "r2"): 0.9, ("l1", "r3"): 0.37, ("r1", "r3"): 0.9}
+    by_similarity = listed_summary(verified, position, positives, group_of, kinds, cosine=cosine)
+    assert by_similarity["cluster_precision"] == 1.0 and by_similarity["clusters_joining_photos"] == 0
+    # In the other images' arrival order (l1 before r1) the false pair comes first and joins r3 to l's group.
+    by_arrival = listed_summary(verified, position, positives, group_of, kinds)
+    assert by_arrival["clusters_joining_photos"] == 1
