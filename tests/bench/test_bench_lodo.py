@@ -180,6 +180,9 @@ def test_report_names_the_emulation_and_the_worst_domain() -> None:
     text = markdown({"setup": setup, "folds": folds, "random_split_fit": fit, "elapsed_s": 1.0})
     assert "**Worst domain, as listed**: objects (70.0 %); hard edits: objects (70.0 %)" in text
     assert "| objects | 70.0 | 70.0 | 70.0 | n/a | 99.50 | 1 |" in text
+    # Each family as the API would list it, beside the verdicts as pairs (80.0 and 60.0 above).
+    listed_table = text.split("as the API would list them")[1]
+    assert "| crop25 | hard | 90.0 (10) | 70.0 (10) |" in listed_table
 
 
 def test_hard_negatives_count_only_pairs_among_the_chosen_photos(tmp_path: Path) -> None:
