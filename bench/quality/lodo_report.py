@@ -108,23 +108,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines += _listed_section(folds, domains)
     lines += _false_pairs_section(folds, domains)
     lines += _missed_section(folds, domains)
-    lines += [
-        "",
-        "## Per edit family, held out (recall %, pairs in brackets)",
-        "",
-        "| family | kind | " + " | ".join(domains) + " |",
-        "|---|---|" + "---|" * len(domains),
-    ]
-    lines += _family_rows(folds, domains, "held_out")
+    lines += _family_table(folds, domains, "held_out", "held out (recall %, pairs in brackets)")
     if any("held_out_listed" in folds[d] for d in domains):
-        lines += [
-            "",
-            "## Per edit family, held out, as the API would list them (pairs, or one cluster; recall %)",
-            "",
-            "| family | kind | " + " | ".join(domains) + " |",
-            "|---|---|" + "---|" * len(domains),
-        ]
-        lines += _family_rows(folds, domains, "held_out_listed")
+        title = "held out, as the API would list them (pairs, or one cluster; recall %)"
+        lines += _family_table(folds, domains, "held_out_listed", title)
     lines += [
         "",
         "## Fitted per fold (the models were written to a temporary folder, not to imgdup_core)",
@@ -226,10 +213,16 @@ def _listed_section(folds: dict[str, Any], domains: list[str]) -> list[str]:
     return lines
 
 
-def _family_rows(folds: dict[str, Any], domains: list[str], key: str) -> list[str]:
-    """One table row per edit family: each held-out domain's recall of it (`key`: the verdicts as pairs,
-    "held_out", or what the API would list, "held_out_listed")."""
-    rows = []
+def _family_table(folds: dict[str, Any], domains: list[str], key: str, title: str) -> list[str]:
+    """A table of each edit family's recall per held-out domain (`key`: the verdicts as pairs, "held_out",
+    or what the API would list, "held_out_listed")."""
+    lines = [
+        "",
+        f"## Per edit family, {title}",
+        "",
+        "| family | kind | " + " | ".join(domains) + " |",
+        "|---|---|" + "---|" * len(domains),
+    ]
     for family in [*BENIGN, *HARD, EDIT_PAIR]:
         kind = "benign" if family in BENIGN else "hard" if family in HARD else "two edits"
         cells = []
@@ -237,5 +230,5 @@ def _family_rows(folds: dict[str, Any], domains: list[str], key: str) -> list[st
             stats = folds[domain].get(key, {}).get("families", {}).get(family)
             cells.append(f"{_pct(stats['recall'])} ({stats['pairs']})" if stats else "")
         if any(cells):
-            rows.append(f"| {family} | {kind} | " + " | ".join(cells) + " |")
-    return rows
+            lines.append(f"| {family} | {kind} | " + " | ".join(cells) + " |")
+    return lines
