@@ -21,6 +21,9 @@ from imgdup_core.framing import crop_region, find_photo_region
 from imgdup_core.hashing import phash_pair
 from imgdup_core.verify import ImageView
 
+# The frame finder's code: its boxes, and so the analysis (framed photos' vectors) and every measurement.
+FRAME_FINDER_MODULES = (framing, framing_config, letterbox)
+
 
 @dataclass(frozen=True)
 class Analysed:
@@ -60,7 +63,7 @@ def analyse(
         raise ValueError("analyse needs an embedder or the vectors")
     version = embedder.version if embedder is not None else model_version
     key = hashlib.sha256(version.encode())
-    for module in (framing, framing_config, letterbox):  # the frame finder's code: its boxes
+    for module in FRAME_FINDER_MODULES:
         key.update(Path(module.__file__ or "").read_bytes())
     for image in images:
         key.update(image.sha256.encode())

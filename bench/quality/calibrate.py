@@ -24,18 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.quality.analysis import Analysed, signed_phash, stored_view
+from bench.quality.analysis import FRAME_FINDER_MODULES, Analysed, signed_phash, stored_view
 from bench.quality.dataset import BenchSet, SetImage
 from imgdup_core import (
     decode,
     evidence,
-    framing,
-    framing_config,
     fusion,
     geometry,
     gray,
     hashing,
-    letterbox,
     parallax,
     rule_config,
     sift,
@@ -62,24 +59,27 @@ FUSION_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "imgdup_core" / "fus
 # decoding and hashing of the stored copies): cached evidence is stale when any of them changes.
 # The committed weights (fusion_weights.py) are not: a calibration must not discard the
 # evidence it is fitted on.
-MEASURING_MODULES = (
-    decode,
-    evidence,
-    framing,
-    framing_config,
-    fusion,
-    geometry,
-    gray,
-    hashing,
-    letterbox,
-    parallax,
-    rule_config,
-    sift,
-    similarity,
-    slot,
-    ssim,
-    verifier_config,
-    verify,
+MEASURING_MODULES = tuple(
+    sorted(
+        (
+            decode,
+            evidence,
+            *FRAME_FINDER_MODULES,
+            fusion,
+            geometry,
+            gray,
+            hashing,
+            parallax,
+            rule_config,
+            sift,
+            similarity,
+            slot,
+            ssim,
+            verifier_config,
+            verify,
+        ),
+        key=lambda module: module.__name__,  # the cache key reads them in this order
+    )
 )
 # The precision the threshold is chosen for on the training candidates.
 TRAIN_PRECISION = 0.995
